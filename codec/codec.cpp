@@ -1,0 +1,104 @@
+#include "rill/codec.hpp"
+
+#include <ctime>
+
+#include "rill/message.hpp"
+#include "rill/message_builder.hpp"
+
+namespace rill {
+
+Result<const wire::Envelope*> verify_envelope(std::span<const std::byte> bytes, const VerifyLimits& limits) {
+  if (bytes.size() > limits.max_bytes) return fail(Errc::too_large, "envelope exceeds max_bytes");
+  // The smallest valid envelope holds a root offset, the identifier, a vtable and a topic.
+  if (bytes.size() < 16) return fail(Errc::malformed, "envelope shorter than 16 bytes");
+  if (reinterpret_cast<std::uintptr_t>(bytes.data()) % envelope_alignment != 0) {
+    return fail(Errc::malformed, "envelope not 8-byte aligned in memory");
+  }
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  if (!flatbuffers::BufferHasIdentifier(data, wire::EnvelopeIdentifier())) {
+    return fail(Errc::malformed, "missing RILL file identifier");
+  }
+  flatbuffers::Verifier::Options opts;
+  opts.max_depth = limits.max_depth;
+  opts.max_tables = limits.max_tables;
+  opts.check_nested_flatbuffers = false;  // the payload is verified by its reader's type
+  flatbuffers::Verifier verifier(data, bytes.size(), opts);
+  if (!wire::VerifyEnvelopeBuffer(verifier)) return fail(Errc::malformed, "envelope failed verification");
+  return wire::GetEnvelope(data);
+}
+
+std::int64_t wall_clock_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::optional<std::string_view> MessageView::header(std::string_view key) const noexcept {
+  const auto* hs = m_env->headers();
+  if (hs == nullptr) return std::nullopt;
+  for (const auto* h : *hs) {
+    if (h->key()->string_view() == key) {
+      return h->value() == nullptr ? std::string_view{} : h->value()->string_view();
+    }
+  }
+  return std::nullopt;
+}
+
+HeaderKV MessageView::header_at(std::size_t i) const noexcept {
+  const auto* h = m_env->headers()->Get(static_cast<flatbuffers::uoffset_t>(i));
+  return {h->key()->string_view(), h->value() == nullptr ? std::string_view{} : h->value()->string_view()};
+}
+
+std::span<const std::byte> MessageBuilder::bytes() const noexcept {
+  auto s = m_fbb.GetBufferSpan();
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+std::span<const std::byte> MessageBuilder::finish_nested(flatbuffers::uoffset_t root, const EnvelopeFields& fields) {
+  // Do what FlatBufferBuilder::Finish does, minus marking the builder finished: the
+  // bytes built so far become a complete FlatBuffer whose size is a multiple of its
+  // alignment. Prefixing them with a length makes them a [ubyte] vector, in place.
+  const std::size_t align = std::max<std::size_t>(m_fbb.min_alignment(), envelope_alignment);
+  m_fbb.PreAlign(sizeof(flatbuffers::uoffset_t), align);
+  m_fbb.PushElement<flatbuffers::uoffset_t>(m_fbb.ReferTo(root));
+  const auto nested_size = m_fbb.GetSize();
+  m_fbb.PushElement<flatbuffers::uoffset_t>(nested_size);
+  return finish_envelope(flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(m_fbb.GetSize()), fields);
+}
+
+std::span<const std::byte> MessageBuilder::finish_raw(std::span<const std::byte> payload,
+                                                      const EnvelopeFields& fields) {
+  // Aligning raw payloads to 8 lets a reader cast aligned structs in place.
+  m_fbb.ForceVectorAlignment(payload.size(), 1, envelope_alignment);
+  auto vec = m_fbb.CreateVector(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size());
+  return finish_envelope(vec, fields);
+}
+
+std::span<const std::byte> MessageBuilder::finish_envelope(
+    flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload, const EnvelopeFields& fields) {
+  auto topic = m_fbb.CreateString(fields.topic.data(), fields.topic.size());
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>> headers;
+  if (!fields.headers.empty()) {
+    // Headers are rare and small; a fixed stack array keeps the hot path allocation-free.
+    constexpr std::size_t max_headers = 256;
+    flatbuffers::Offset<wire::Header> hs[max_headers];
+    const std::size_t n = std::min(fields.headers.size(), max_headers);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto k = m_fbb.CreateString(fields.headers[i].key.data(), fields.headers[i].key.size());
+      auto v = m_fbb.CreateString(fields.headers[i].value.data(), fields.headers[i].value.size());
+      hs[i] = wire::CreateHeader(m_fbb, k, v);
+    }
+    headers = m_fbb.CreateVector(hs, n);
+  }
+  wire::EnvelopeBuilder env(m_fbb);
+  env.add_publisher_id(fields.publisher_id);
+  env.add_sequence(fields.sequence);
+  env.add_timestamp_ns(fields.timestamp_ns);
+  env.add_topic(topic);
+  if (!headers.IsNull()) env.add_headers(headers);
+  env.add_payload(payload);
+  m_fbb.Finish(env.Finish(), wire::EnvelopeIdentifier());
+  return bytes();
+}
+
+}  // namespace rill

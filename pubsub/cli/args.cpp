@@ -1,0 +1,85 @@
+#include "args.hpp"
+
+#include <atomic>
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+
+namespace rill::cli {
+
+Result<Args> Args::parse(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& flags) {
+  Args args;
+  for (int i = 0; i < argc; ++i) {
+    std::string word = argv[i];
+    if (!word.starts_with("--")) {
+      args.m_positional.push_back(std::move(word));
+      continue;
+    }
+    auto name = word.substr(2);
+    std::string value;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else if (valued.contains(name)) {
+      if (i + 1 >= argc) return fail(Errc::invalid_argument, "--" + name + " needs a value");
+      value = argv[++i];
+    }
+    if (!valued.contains(name) && !flags.contains(name)) return fail(Errc::invalid_argument, "unknown option --" + name);
+    args.m_values[name] = value;
+  }
+  return args;
+}
+
+std::optional<std::string> Args::text(const std::string& name) const {
+  const auto it = m_values.find(name);
+  if (it == m_values.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<std::uint64_t> Args::number(const std::string& name, std::uint64_t fallback) const {
+  const auto it = m_values.find(name);
+  if (it == m_values.end()) return fallback;
+  std::uint64_t value = 0;
+  const auto& s = it->second;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc{} || end != s.data() + s.size()) {
+    return fail(Errc::invalid_argument, "--" + name + " needs a whole number, got '" + s + "'");
+  }
+  return value;
+}
+
+Result<double> Args::real(const std::string& name, double fallback) const {
+  const auto it = m_values.find(name);
+  if (it == m_values.end()) return fallback;
+  double value = 0;
+  const auto& s = it->second;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc{} || end != s.data() + s.size() || value < 0) {
+    return fail(Errc::invalid_argument, "--" + name + " needs a non-negative number, got '" + s + "'");
+  }
+  return value;
+}
+
+int usage_error(std::string_view message, std::string_view usage) {
+  std::fprintf(stderr, "rill: %.*s\nusage: %.*s\n", static_cast<int>(message.size()), message.data(),
+               static_cast<int>(usage.size()), usage.data());
+  return exit_usage;
+}
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
+}  // namespace
+
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+bool stopping() noexcept { return g_stop.load(std::memory_order_relaxed); }
+
+}  // namespace rill::cli

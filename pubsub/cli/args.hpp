@@ -1,0 +1,51 @@
+// A tiny command-line reader: positional words and --name VALUE options.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rill/error.hpp"
+
+namespace rill::cli {
+
+/// Exit codes of every rill command.
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_runtime = 1;
+inline constexpr int exit_usage = 2;
+
+/// Parsed arguments of one subcommand.
+class Args {
+ public:
+  /// Splits argv into positionals and options; `flags` take no value, `valued` take one.
+  static Result<Args> parse(int argc, char** argv, const std::set<std::string>& valued,
+                            const std::set<std::string>& flags);
+
+  [[nodiscard]] const std::vector<std::string>& positional() const noexcept { return m_positional; }
+  [[nodiscard]] bool has(const std::string& name) const { return m_values.contains(name); }
+  [[nodiscard]] std::optional<std::string> text(const std::string& name) const;
+  /// A non-negative integer option, or `fallback` when absent.
+  [[nodiscard]] Result<std::uint64_t> number(const std::string& name, std::uint64_t fallback) const;
+  [[nodiscard]] Result<double> real(const std::string& name, double fallback) const;
+
+ private:
+  std::vector<std::string> m_positional;
+  std::map<std::string, std::string> m_values;
+};
+
+/// Prints "rill: <message>" and a usage line on stderr; returns exit_usage.
+int usage_error(std::string_view message, std::string_view usage);
+
+/// Installs SIGINT/SIGTERM handlers that set a flag polled by stopping() (no work in the handler).
+void install_stop_signals();
+[[nodiscard]] bool stopping() noexcept;
+
+int cmd_pub(int argc, char** argv);
+int cmd_sub(int argc, char** argv);
+int cmd_perf(int argc, char** argv);
+
+}  // namespace rill::cli

@@ -1,0 +1,104 @@
+// rill perf TRANSPORT: latency and throughput of rill beside the raw transport, one run.
+#include <cstdio>
+
+#include "args.hpp"
+#include "perf_kit.hpp"
+#include "perf_rill.hpp"
+
+namespace rill::cli {
+
+namespace {
+
+constexpr std::string_view perf_usage =
+    "rill perf tcp [--size BYTES] [--count N] [--throughput-count N] [--warmup N] [--rate MSGS_PER_S] "
+    "[--placement cross|same|none] [--idle spin|block] [--base-port PORT] [--json FILE] [--plot FILE.svg] "
+    "[--skip-throughput]";
+
+}  // namespace
+
+int cmd_perf(int argc, char** argv) {
+  auto args = Args::parse(argc, argv,
+                          {"size", "count", "throughput-count", "warmup", "rate", "placement", "idle", "base-port",
+                           "json", "plot"},
+                          {"help", "skip-throughput"});
+  if (!args) return usage_error(args.error().detail, perf_usage);
+  if (args->has("help")) {
+    std::printf("usage: %.*s\n", static_cast<int>(perf_usage.size()), perf_usage.data());
+    return exit_ok;
+  }
+  if (args->positional().size() != 1) return usage_error("perf needs a TRANSPORT", perf_usage);
+  perf::PerfOptions o;
+  o.transport = args->positional()[0];
+  if (o.transport != "tcp") return usage_error("perf supports tcp today (shm, udp and http come with their transports)", perf_usage);
+  auto size = args->number("size", o.size);
+  auto count = args->number("count", 20000);
+  auto tcount = args->number("throughput-count", 1000000);
+  auto warmup = args->number("warmup", 2000);
+  auto port = args->number("base-port", o.base_port);
+  auto rate = args->real("rate", 0);
+  for (const auto* r : {&size, &count, &tcount, &warmup, &port}) {
+    if (!*r) return usage_error(r->error().detail, perf_usage);
+  }
+  if (!rate) return usage_error(rate.error().detail, perf_usage);
+  if (*port == 0 || *port > 65000) return usage_error("--base-port must be between 1 and 65000", perf_usage);
+  o.size = *size;
+  o.count = *count;
+  o.throughput_count = *tcount;
+  o.warmup = *warmup;
+  o.rate = *rate;
+  o.base_port = static_cast<std::uint16_t>(*port);
+  const auto placement = args->text("placement").value_or("cross");
+  if (placement == "cross") {
+    o.placement = perf::Placement::cross;
+  } else if (placement == "same") {
+    o.placement = perf::Placement::same;
+  } else if (placement == "none") {
+    o.placement = perf::Placement::none;
+  } else {
+    return usage_error("--placement must be cross, same or none", perf_usage);
+  }
+  const auto idle = args->text("idle").value_or("spin");
+  if (idle != "spin" && idle != "block") return usage_error("--idle must be spin or block", perf_usage);
+  o.idle = idle == "spin" ? perf::Idle::spin : perf::Idle::block;
+  o.json_path = args->text("json").value_or("");
+  o.plot_path = args->text("plot").value_or("");
+
+  perf::Report report;
+  report.opts = o;
+  report.baseline_name = "raw-zmq";
+  // Baseline and rill alternate on the same placement, so drift hits both alike.
+  auto base_pp = perf::run_pingpong(perf::raw_zmq_pingpong(), o);
+  auto rill_pp = perf::run_pingpong(rill_tcp_pingpong(), o);
+  if (!base_pp || !rill_pp) {
+    std::fprintf(stderr, "rill: perf ping-pong failed: %s\n", (!base_pp ? base_pp.error() : rill_pp.error()).c_str());
+    return exit_runtime;
+  }
+  report.base_pp = std::move(*base_pp);
+  report.rill_pp = std::move(*rill_pp);
+  if (!args->has("skip-throughput")) {
+    auto base_tp = perf::run_throughput(perf::raw_zmq_throughput(), o);
+    auto rill_tp = perf::run_throughput(rill_tcp_throughput(), o);
+    if (!base_tp || !rill_tp) {
+      std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
+      return exit_runtime;
+    }
+    report.base_tp = *base_tp;
+    report.rill_tp = *rill_tp;
+  }
+  std::fputs(perf::summary_text(report).c_str(), stdout);
+  if (!o.json_path.empty()) {
+    if (auto w = perf::write_json(report, o.json_path); !w) {
+      std::fprintf(stderr, "rill: %s\n", w.error().c_str());
+      return exit_runtime;
+    }
+  }
+  if (!o.plot_path.empty()) {
+    if (auto w = perf::write_svg(report, o.plot_path); !w) {
+      std::fprintf(stderr, "rill: %s\n", w.error().c_str());
+      return exit_runtime;
+    }
+  }
+  return exit_ok;
+}
+
+}  // namespace rill::cli

@@ -1,0 +1,150 @@
+// The rill side of `rill perf tcp`: the same ping-pong and stream as the raw
+// baselines, through Publisher and Subscriber on the caller's thread.
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "perf_kit.hpp"
+#include "perf_rill.hpp"
+#include "rill/rill.hpp"
+
+namespace rill::cli {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using perf::Link;
+using perf::PerfOptions;
+
+// Rill runs on its own ports, apart from the raw baseline's base_port .. base_port + 9.
+std::string endpoint(const PerfOptions& o, int offset) {
+  return "tcp://127.0.0.1:" + std::to_string(o.base_port + 20 + offset);
+}
+
+IdleStrategy idle_of(const PerfOptions& o) { return o.idle == perf::Idle::spin ? IdleStrategy::spin : IdleStrategy::block; }
+
+// Byte 0 of every payload says what it is.
+constexpr std::byte tag_ping{'P'}, tag_quit{'Q'}, tag_probe{'H'}, tag_data{'D'};
+
+std::byte tag_of(const MessageView& m) { return m.payload().empty() ? std::byte{0} : m.payload()[0]; }
+
+
+int echo(const PerfOptions& o, const Link& link) {
+  Node node;
+  auto pub = node.publisher({.endpoint = endpoint(o, 1), .topic = "perf/pong"});
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 0)}, .prefix = "perf/ping", .idle = idle_of(o)});
+  if (!pub || !sub) return 1;
+  link.ready();
+  bool quit = false;
+  auto last = clock::now();
+  while (!quit) {
+    const auto n = sub->wait_poll(
+        [&](const MessageView& m) {
+          if (tag_of(m) == tag_quit) {
+            quit = true;
+            return;
+          }
+          (void)pub->publish_bytes(m.payload());
+        },
+        1, std::chrono::milliseconds(100));
+    if (n > 0) {
+      last = clock::now();
+    } else if (clock::now() - last > std::chrono::milliseconds(o.step_timeout_ms * 4)) {
+      return 1;  // the pinger is gone
+    }
+  }
+  return 0;
+}
+
+std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o, const Link& link) {
+  Node node;
+  auto pub = node.publisher({.endpoint = endpoint(o, 0), .topic = "perf/ping"});
+  if (!pub) return std::unexpected("rill ping: " + pub.error().message());
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 1)}, .prefix = "perf/pong", .idle = idle_of(o)});
+  if (!sub) return std::unexpected("rill ping: " + sub.error().message());
+  const auto step = std::chrono::milliseconds(o.step_timeout_ms);
+  while (link.peer() == perf::Peer::starting) pub->service();
+  if (auto w = pub->wait_for_subscribers(1, step); !w) return std::unexpected("rill ping: " + w.error().message());
+  std::vector<std::byte> payload(std::max<std::size_t>(o.size, 1), std::byte{'x'});
+  payload[0] = tag_ping;
+  bool got = false;
+  const auto on_pong = [&](const MessageView&) { got = true; };
+  // The echo's publisher learns about us asynchronously: ping until the first pong.
+  const auto hello_deadline = clock::now() + step;
+  while (!got) {
+    if (clock::now() > hello_deadline) return std::unexpected("rill ping: no pong within the step timeout");
+    (void)pub->publish_bytes(payload);
+    sub->wait_poll(on_pong, 1, std::chrono::milliseconds(10));
+  }
+  while (sub->poll(on_pong, 64) > 0) {
+  }
+  std::vector<std::uint64_t> samples;
+  samples.reserve(o.count);
+  for (std::size_t i = 0; i < o.warmup + o.count; ++i) {
+    got = false;
+    const auto t0 = clock::now();
+    if (auto r = pub->publish_bytes(payload); !r) return std::unexpected("rill ping: " + r.error().message());
+    while (!got) {
+      if (sub->wait_poll(on_pong, 1, step) == 0 && !got) return std::unexpected("rill ping: pong lost");
+    }
+    if (i >= o.warmup) samples.push_back(static_cast<std::uint64_t>((clock::now() - t0).count()));
+  }
+  payload[0] = tag_quit;
+  (void)pub->publish_bytes(payload);
+  return samples;
+}
+
+std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
+  Node node;
+  auto pub = node.publisher({.endpoint = endpoint(o, 2), .topic = "perf/stream", .publish_timeout = std::chrono::milliseconds(o.step_timeout_ms)});
+  if (!pub) return std::unexpected("rill send: " + pub.error().message());
+  std::vector<std::byte> payload(std::max<std::size_t>(o.size, 1), std::byte{'x'});
+  payload[0] = tag_probe;
+  const auto deadline = clock::now() + std::chrono::milliseconds(o.step_timeout_ms);
+  // Probes until the receiver has seen one: its subscription is live end to end.
+  while (link.peer() != perf::Peer::ready) {
+    if (link.peer() == perf::Peer::gone || clock::now() > deadline) return std::unexpected("rill send: receiver never ready");
+    if (pub->wait_for_subscribers(1, std::chrono::milliseconds(5))) (void)pub->publish_bytes(payload);
+  }
+  payload[0] = tag_data;
+  for (std::size_t i = 0; i < o.throughput_count; ++i) {
+    if (auto r = pub->publish_bytes(payload); !r) return std::unexpected("rill send: " + r.error().message());
+  }
+  while (link.peer() == perf::Peer::ready) pub->service();  // keep answering credits until it is done
+  return {};
+}
+
+std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfOptions& o, const Link& link) {
+  Node node;
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 2)},
+                              .prefix = "perf/stream",
+                              .policy = Policy::backpressure(8192),
+                              .idle = idle_of(o)});
+  if (!sub) return std::unexpected("rill receive: " + sub.error().message());
+  std::uint64_t got = 0;
+  clock::time_point first{}, last{};
+  bool announced = false;
+  const auto handler = [&](const MessageView& m) {
+    if (tag_of(m) != tag_data) return;
+    last = clock::now();
+    if (got++ == 0) first = last;
+  };
+  while (got < o.throughput_count) {
+    const auto n = sub->wait_poll(handler, 1024, std::chrono::milliseconds(o.step_timeout_ms));
+    if (!announced && sub->stats().received > 0) {
+      link.ready();
+      announced = true;
+    }
+    if (n == 0) break;
+  }
+  if (got < 2) return std::unexpected("rill receive: stream did not arrive");
+  const double secs = std::chrono::duration<double>(last - first).count();
+  return std::pair{static_cast<double>(got - 1) / secs, static_cast<std::uint64_t>(o.throughput_count - got)};
+}
+
+}  // namespace
+
+perf::PingPongRunner rill_tcp_pingpong() { return {.name = "rill", .echo = echo, .ping = ping}; }
+perf::ThroughputRunner rill_tcp_throughput() { return {.name = "rill", .send = send, .receive = receive}; }
+
+}  // namespace rill::cli

@@ -1,0 +1,13 @@
+// rill's runners for the perf kit (the raw baselines live in perf/).
+#pragma once
+
+#include "perf_kit.hpp"
+
+namespace rill::cli {
+
+/// Ping-pong through rill over tcp, same shape as perf::raw_zmq_pingpong().
+perf::PingPongRunner rill_tcp_pingpong();
+/// A backpressured stream through rill over tcp (nothing lost), beside perf::raw_zmq_throughput().
+perf::ThroughputRunner rill_tcp_throughput();
+
+}  // namespace rill::cli

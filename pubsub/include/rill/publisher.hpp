@@ -1,0 +1,87 @@
+// Publisher: stamps envelopes and sends them to every matching subscription.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "rill/message_builder.hpp"
+#include "rill/stats.hpp"
+
+namespace rill {
+
+namespace detail {
+class PublisherTransport;
+class NodeCore;
+}  // namespace detail
+
+/// How a publisher behaves; fill with designated initializers.
+struct PublisherOptions {
+  std::string endpoint;                                   ///< e.g. "tcp://127.0.0.1:5555" (bound)
+  std::string topic;                                      ///< the one topic this publisher sends on
+  std::chrono::milliseconds publish_timeout{1000};        ///< longest publish() waits for backpressure credit
+  std::size_t max_message_bytes = 64u << 20;              ///< larger envelopes are refused with too_large
+};
+
+/// Sends on one topic from one thread. Move-only; not thread-safe (one publishing
+/// thread). Sequence numbers start at 1 and only advance when a message was sent.
+class Publisher {
+ public:
+  Publisher(Publisher&&) noexcept;
+  Publisher& operator=(Publisher&&) noexcept;
+  /// Tells subscribers the last sequence sent (so they can count a lost tail), then closes.
+  ~Publisher();
+
+  /// Starts a message: returns the FlatBufferBuilder to build the payload table in.
+  [[nodiscard]] flatbuffers::FlatBufferBuilder& start() noexcept {
+    m_builder.reset();
+    return m_builder.fbb();
+  }
+
+  /// Publishes the payload table `root` built in start()'s builder, in place.
+  /// Returns timed_out (and sends nothing) if backpressure held it past the deadline.
+  template <class T>
+  [[nodiscard]] Result<void> publish(flatbuffers::Offset<T> root, std::span<const HeaderKV> headers = {}) {
+    return send_built(m_builder.finish(root, stamp(headers)));
+  }
+
+  /// Publishes raw payload bytes.
+  [[nodiscard]] Result<void> publish_bytes(std::span<const std::byte> payload, std::span<const HeaderKV> headers = {});
+  /// Publishes text as raw payload bytes.
+  [[nodiscard]] Result<void> publish_text(std::string_view text, std::span<const HeaderKV> headers = {}) {
+    return publish_bytes(std::as_bytes(std::span(text.data(), text.size())), headers);
+  }
+
+  /// Processes joins, credits and departures now (call it when not publishing for a while).
+  std::size_t service();
+  /// Waits until `n` matching subscriptions are attached, up to `timeout`.
+  [[nodiscard]] Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout);
+
+  [[nodiscard]] const PublisherStats& stats() const noexcept;
+  [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
+  [[nodiscard]] const std::string& topic() const noexcept { return m_topic; }
+  /// The sequence the next published message will carry.
+  [[nodiscard]] std::uint64_t next_sequence() const noexcept { return m_next_seq; }
+
+ private:
+  friend class Node;
+  Publisher(std::shared_ptr<detail::NodeCore> node, std::unique_ptr<detail::PublisherTransport> transport,
+            const PublisherOptions& options, std::uint64_t id);
+
+  EnvelopeFields stamp(std::span<const HeaderKV> headers) const noexcept;
+  Result<void> send_built(std::span<const std::byte> envelope);
+
+  std::shared_ptr<detail::NodeCore> m_node;
+  std::unique_ptr<detail::PublisherTransport> m_transport;
+  MessageBuilder m_builder;
+  std::string m_topic;
+  std::uint64_t m_id = 0;
+  std::uint64_t m_next_seq = 1;
+  std::chrono::milliseconds m_timeout{1000};
+  std::size_t m_max_bytes = 0;
+};
+
+}  // namespace rill

@@ -1,0 +1,38 @@
+// Counters a publisher and a subscriber keep; read them at any time on their thread.
+#pragma once
+
+#include <cstdint>
+
+namespace rill {
+
+/// What a publisher did. Updated on the publishing thread only.
+struct PublisherStats {
+  std::uint64_t sent = 0;           ///< messages published (each counted once, whatever the fan-out)
+  std::uint64_t timeouts = 0;       ///< publish() calls that hit their deadline under backpressure
+  std::uint64_t blocked_ns = 0;     ///< total time publish() waited for backpressure credit
+  std::uint64_t last_blocker = 0;   ///< subscription id that last held publish() back (0: none)
+  std::uint64_t peer_drops = 0;     ///< sends skipped because a drop-policy peer's pipe was full
+  std::uint64_t bad_control = 0;    ///< malformed or unknown control frames received
+  std::uint64_t subscribers = 0;    ///< subscriptions attached now
+  std::uint64_t joined = 0;         ///< subscriptions that ever attached
+  std::uint64_t left = 0;           ///< subscriptions that detached or died
+};
+
+/// What a subscription saw. Updated on the polling thread only.
+struct SubscriberStats {
+  std::uint64_t received = 0;        ///< messages handed to the handler
+  std::uint64_t gaps = 0;            ///< messages of a publisher's sequence the handler never saw
+  std::uint64_t dropped = 0;         ///< of those, the ones this subscription's policy discarded
+  std::uint64_t duplicates = 0;      ///< old or repeated sequence numbers not delivered
+  std::uint64_t malformed = 0;       ///< frames that failed verification (counted, discarded)
+  std::uint64_t oversize = 0;        ///< frames larger than the size limit (counted, discarded)
+  std::uint64_t realigned = 0;       ///< frames copied once to reach 8-byte alignment
+  std::uint64_t overflow_events = 0; ///< times a buffer policy went past its byte limit (at most 1)
+  std::uint64_t queue_depth = 0;     ///< messages waiting in the policy queue now
+  std::uint64_t queue_bytes = 0;     ///< bytes waiting in the policy queue now
+  std::uint64_t queue_high_water_bytes = 0;  ///< most bytes ever waiting
+  std::uint64_t publishers = 0;      ///< publisher instances seen
+  std::uint64_t publisher_restarts = 0;      ///< an endpoint came back with a new publisher id
+};
+
+}  // namespace rill

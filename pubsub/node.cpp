@@ -1,0 +1,140 @@
+#include "rill/node.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <sys/random.h>
+
+#include "../transport/transport.hpp"
+#include "logging.hpp"
+#include "node_core.hpp"
+#include "subscriber_core.hpp"
+
+namespace rill {
+
+namespace {
+
+// Publisher and subscription ids: random, never 0 (0 means "none" on the wire).
+std::uint64_t random_id() {
+  std::uint64_t id = 0;
+  while (id == 0) {
+    if (getrandom(&id, sizeof id, 0) != sizeof id) id = static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}();
+  }
+  return id;
+}
+
+}  // namespace
+
+Node::Node(NodeOptions options) : m_core(std::make_shared<detail::NodeCore>(options.io_threads)) {}
+
+Node::~Node() = default;
+
+Result<Publisher> Node::publisher(const PublisherOptions& options) {
+  auto ep = Endpoint::parse(options.endpoint);
+  if (!ep) return std::unexpected(ep.error());
+  if (options.topic.empty()) return fail(Errc::invalid_argument, "a publisher needs a topic");
+  const auto id = random_id();
+  auto transport = detail::make_publisher_transport(
+      *m_core, *ep, {.topic = options.topic, .publisher_id = id, .max_message_bytes = options.max_message_bytes});
+  if (!transport) return std::unexpected(transport.error());
+  return Publisher(m_core, std::move(*transport), options, id);
+}
+
+namespace {
+
+Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<detail::NodeCore>& node,
+                                                          const SubscriberOptions& options) {
+  if (options.policy.capacity == 0) return fail(Errc::invalid_argument, "policy capacity must be positive");
+  if (options.policy.kind != PolicyKind::buffer && options.policy.capacity > max_policy_messages) {
+    return fail(Errc::invalid_argument, "policy capacity above " + std::to_string(max_policy_messages));
+  }
+  std::vector<Endpoint> eps;
+  for (const auto& text : options.endpoints) {
+    auto ep = Endpoint::parse(text);
+    if (!ep) return std::unexpected(ep.error());
+    eps.push_back(std::move(*ep));
+  }
+  const auto id = random_id();
+  auto transport = detail::make_subscriber_transport(*node, eps,
+                                                     {.prefix = options.prefix,
+                                                      .policy = options.policy,
+                                                      .subscription_id = id,
+                                                      .max_message_bytes = options.max_message_bytes});
+  if (!transport) return std::unexpected(transport.error());
+  return std::make_unique<detail::SubscriberCore>(node, std::move(*transport), options, id);
+}
+
+}  // namespace
+
+Result<Subscriber> Node::subscriber(const SubscriberOptions& options) {
+  auto core = make_core(m_core, options);
+  if (!core) return std::unexpected(core.error());
+  return Subscriber(std::move(*core));
+}
+
+struct Subscription::State {
+  std::unique_ptr<detail::SubscriberCore> core;
+  std::function<void(const MessageView&)> handler;
+  std::atomic<bool> stop{false};
+  mutable std::mutex stats_mutex;
+  SubscriberStats stats;
+  std::thread thread;
+};
+
+Result<Subscription> Node::subscribe(const SubscriberOptions& options, std::function<void(const MessageView&)> handler) {
+  if (!handler) return fail(Errc::invalid_argument, "subscribe() needs a handler");
+  auto core = make_core(m_core, options);
+  if (!core) return std::unexpected(core.error());
+  auto state = std::make_unique<Subscription::State>();
+  state->core = std::move(*core);
+  state->handler = std::move(handler);
+  state->thread = std::thread([s = state.get()] {
+    auto call = [s](const MessageView& m) { s->handler(m); };
+    while (!s->stop.load(std::memory_order_relaxed)) {
+      s->core->wait_poll(call, 256, std::chrono::milliseconds(50));
+      // The lock guards only the stats copy, never the user's handler.
+      std::lock_guard lock(s->stats_mutex);
+      s->stats = s->core->stats();
+    }
+  });
+  return Subscription(std::move(state));
+}
+
+Subscription::Subscription(std::unique_ptr<State> state) : m_state(std::move(state)) {}
+Subscription::Subscription(Subscription&&) noexcept = default;
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    stop();
+    m_state = std::move(other.m_state);
+  }
+  return *this;
+}
+Subscription::~Subscription() { stop(); }
+
+void Subscription::stop() {
+  if (m_state && m_state->thread.joinable()) {
+    m_state->stop.store(true);
+    m_state->thread.join();
+  }
+}
+
+SubscriberStats Subscription::stats() const {
+  std::lock_guard lock(m_state->stats_mutex);
+  return m_state->stats;
+}
+
+// Subscriber is a thin owner of its core.
+Subscriber::Subscriber(std::unique_ptr<detail::SubscriberCore> core) : m_core(std::move(core)) {}
+Subscriber::Subscriber(Subscriber&&) noexcept = default;
+Subscriber& Subscriber::operator=(Subscriber&&) noexcept = default;
+Subscriber::~Subscriber() = default;
+std::size_t Subscriber::poll(Handler handler, std::size_t limit) { return m_core->poll(handler, limit); }
+std::size_t Subscriber::wait_poll(Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
+  return m_core->wait_poll(handler, limit, timeout);
+}
+const SubscriberStats& Subscriber::stats() const noexcept { return m_core->stats(); }
+std::uint64_t Subscriber::id() const noexcept { return m_core->id(); }
+
+}  // namespace rill

@@ -1,0 +1,231 @@
+#include "subscriber_core.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "logging.hpp"
+
+namespace rill::detail {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Housekeeping (keepalive) is looked at every this many poll calls, or when idle.
+constexpr unsigned service_every = 256;
+
+}  // namespace
+
+SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<SubscriberTransport> transport,
+                               SubscriberOptions options, std::uint64_t id)
+    : m_node(std::move(node)),
+      m_transport(std::move(transport)),
+      m_options(std::move(options)),
+      m_id(id),
+      m_queue(m_options.policy),
+      m_sources(m_options.endpoints.size()) {
+  // Returning credit in quarters of the window keeps the publisher streaming without
+  // a control frame per message.
+  if (m_options.policy.kind == PolicyKind::backpressure) {
+    m_credit_batch = static_cast<std::uint32_t>(std::max<std::size_t>(1, m_options.policy.capacity / 4));
+  }
+  m_publishers.reserve(8);
+}
+
+SubscriberCore::~SubscriberCore() = default;
+
+const SubscriberStats& SubscriberCore::stats() noexcept {
+  m_stats.queue_depth = m_queue.size();
+  m_stats.queue_bytes = m_queue.bytes();
+  m_stats.queue_high_water_bytes = m_queue.high_water_bytes();
+  return m_stats;
+}
+
+SubscriberCore::PublisherState& SubscriberCore::publisher(std::uint64_t id, std::uint64_t first_seq) {
+  if (m_last_publisher < m_publishers.size() && m_publishers[m_last_publisher].id == id) {
+    return m_publishers[m_last_publisher];
+  }
+  for (std::size_t i = 0; i < m_publishers.size(); ++i) {
+    if (m_publishers[i].id == id) {
+      m_last_publisher = i;
+      return m_publishers[i];
+    }
+  }
+  // Not greeted (a foreign publisher that skips WELCOME): start counting from here.
+  m_publishers.push_back({.id = id, .expected = first_seq});
+  ++m_stats.publishers;
+  m_last_publisher = m_publishers.size() - 1;
+  return m_publishers.back();
+}
+
+void SubscriberCore::report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last) {
+  m_stats.gaps += last - first + 1;
+  if (m_options.on_loss) m_options.on_loss(LossEvent{p.id, first, last});
+}
+
+void SubscriberCore::on_data(Frame&& frame) {
+  const auto outcome = m_queue.push(std::move(frame));
+  if (outcome != PushOutcome::queued) m_stats.dropped = m_queue.discarded();
+  if (m_queue.overflowed() && !m_overflow_reported) {
+    m_overflow_reported = true;
+    m_stats.overflow_events = 1;
+    log().warn("subscription {:016x}: buffer policy passed its {} byte limit; now dropping oldest", m_id,
+               m_options.policy.capacity);
+    if (m_options.on_overflow) m_options.on_overflow(stats());
+  }
+}
+
+void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) {
+  auto& src = m_sources[source];
+  const bool known = std::any_of(m_publishers.begin(), m_publishers.end(),
+                                 [&](const PublisherState& p) { return p.id == publisher_id; });
+  if (!known) {
+    m_publishers.push_back({.id = publisher_id, .expected = next_seq});
+    ++m_stats.publishers;
+    if (src.publisher_id != 0 && src.publisher_id != publisher_id) {
+      // Same endpoint, new publisher instance: it published 1..next_seq-1 before it
+      // learned about us. We were subscribed all along, so that is a gap.
+      ++m_stats.publisher_restarts;
+      log().info("subscription {:016x}: publisher on {} restarted ({:016x} -> {:016x}), resuming at seq {}", m_id,
+                 m_options.endpoints[source], src.publisher_id, publisher_id, next_seq);
+      if (next_seq > 1) report_gap(m_publishers.back(), 1, next_seq - 1);
+    }
+  }
+  if (src.publisher_id != publisher_id) src.pending_credit = 0;  // credit belongs to the old instance
+  src.publisher_id = publisher_id;
+}
+
+void SubscriberCore::on_bye(std::uint32_t, std::uint64_t publisher_id, std::uint64_t last_seq) {
+  for (auto& p : m_publishers) {
+    if (p.id == publisher_id) {
+      p.left = true;
+      p.last_seq = last_seq;
+      m_any_left = true;
+    }
+  }
+}
+
+void SubscriberCore::on_bad_frame(std::uint32_t source, Errc code, std::size_t size) {
+  if (code == Errc::too_large) {
+    ++m_stats.oversize;
+  } else {
+    ++m_stats.malformed;
+  }
+  if (!m_malformed_logged) {
+    m_malformed_logged = true;
+    log().warn("subscription {:016x}: discarded a {} frame of {} bytes from {}; counting further ones silently", m_id,
+               to_string(code), size, m_options.endpoints[source]);
+  }
+}
+
+std::span<const std::byte> SubscriberCore::aligned(std::span<const std::byte> bytes) {
+  // ZeroMQ hands small messages out of its shared receive buffer at any address.
+  // FlatBuffers must be read at an aligned address, so those get one copy.
+  if (bytes.size() > m_scratch_size) {
+    m_scratch_size = std::max<std::size_t>(bytes.size(), 4096);
+    m_scratch.reset(new std::byte[m_scratch_size]);
+  }
+  std::memcpy(m_scratch.get(), bytes.data(), bytes.size());
+  ++m_stats.realigned;
+  return {m_scratch.get(), bytes.size()};
+}
+
+void SubscriberCore::credit(std::uint32_t source) {
+  auto& src = m_sources[source];
+  if (src.pending_credit > 0) {
+    m_transport->consumed(source, src.publisher_id, src.pending_credit);
+    src.pending_credit = 0;
+  }
+}
+
+void SubscriberCore::deliver(Frame& frame, Subscriber::Handler handler) {
+  const auto source = frame.source();
+  if (m_options.policy.kind == PolicyKind::backpressure) {
+    // Every frame the publisher sent took a window slot, delivered or not.
+    if (++m_sources[source].pending_credit >= m_credit_batch) credit(source);
+  }
+  auto bytes = frame.bytes();
+  if (reinterpret_cast<std::uintptr_t>(bytes.data()) % envelope_alignment != 0) bytes = aligned(bytes);
+  auto env = verify_envelope(bytes, m_options.verify);
+  if (!env) {
+    on_bad_frame(source, env.error().code, bytes.size());
+    return;
+  }
+  const MessageView view(*env, bytes);
+  if (!view.topic().starts_with(m_options.prefix)) return;  // a publisher that ignored our prefix
+  auto& p = publisher(view.publisher_id(), view.sequence());
+  const auto seq = view.sequence();
+  if (seq < p.expected) {
+    ++m_stats.duplicates;
+    return;
+  }
+  if (seq > p.expected) report_gap(p, p.expected, seq - 1);
+  p.expected = seq + 1;
+  ++m_stats.received;
+  handler(view);
+}
+
+void SubscriberCore::settle_idle() {
+  for (std::uint32_t s = 0; s < m_sources.size(); ++s) credit(s);
+  if (!m_any_left) return;
+  m_any_left = false;
+  // Everything a departed publisher sent before its BYE has been handled or dropped
+  // by now, so whatever is still missing up to its last sequence is a tail gap.
+  std::erase_if(m_publishers, [&](PublisherState& p) {
+    if (!p.left) return false;
+    if (p.expected <= p.last_seq) report_gap(p, p.expected, p.last_seq);
+    return true;
+  });
+  m_last_publisher = 0;
+}
+
+std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit) {
+  std::size_t handled = 0;
+  while (handled < limit) {
+    // Drain first so the policy sees everything that has arrived: a slow handler
+    // makes the queue, not the socket, absorb the backlog.
+    m_transport->drain(*this, std::max<std::size_t>(m_queue.policy().capacity, 64));
+    if (m_queue.empty()) break;
+    Frame frame = m_queue.pop();
+    const auto before = m_stats.received;
+    deliver(frame, handler);
+    handled += m_stats.received - before;
+  }
+  if (m_queue.empty()) settle_idle();
+  // Keepalives are due every few hundred ms: look at the clock when idle, or now and then.
+  if (handled == 0 || m_service_countdown-- == 0) {
+    m_service_countdown = service_every;
+    m_transport->service(clock::now());
+  }
+  return handled;
+}
+
+std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
+  const auto deadline = clock::now() + timeout;
+  unsigned idle_rounds = 0;
+  for (;;) {
+    if (const auto n = poll(handler, limit); n > 0) return n;
+    const auto now = clock::now();
+    if (now >= deadline) return 0;
+    m_transport->service(now);
+    switch (m_options.idle) {
+      case IdleStrategy::spin:
+        break;
+      case IdleStrategy::backoff:
+        if (++idle_rounds < 100) break;
+        if (idle_rounds < 200) {
+          std::this_thread::yield();
+        } else {
+          const auto nap = std::chrono::microseconds(std::min(1000u, 1u << std::min(10u, (idle_rounds - 200) / 8)));
+          std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(nap, deadline - now));
+        }
+        break;
+      case IdleStrategy::block:
+        m_transport->wait(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(100)));
+        break;
+    }
+  }
+}
+
+}  // namespace rill::detail

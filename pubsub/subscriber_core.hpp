@@ -1,0 +1,69 @@
+// SubscriberCore: policy queue, verification, gap detection and credit for one subscription.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "../policies/inbound_queue.hpp"
+#include "../transport/transport.hpp"
+#include "rill/subscriber.hpp"
+
+namespace rill::detail {
+
+/// Single-threaded: everything runs on the thread that polls.
+class SubscriberCore final : public FrameSink {
+ public:
+  SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<SubscriberTransport> transport,
+                 SubscriberOptions options, std::uint64_t id);
+  ~SubscriberCore();
+
+  std::size_t poll(Subscriber::Handler handler, std::size_t limit);
+  std::size_t wait_poll(Subscriber::Handler handler, std::size_t limit, std::chrono::nanoseconds timeout);
+  [[nodiscard]] const SubscriberStats& stats() noexcept;
+  [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
+
+  // FrameSink: called from inside m_transport->drain().
+  void on_data(Frame&& frame) override;
+  void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) override;
+  void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
+  void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) override;
+
+ private:
+  struct PublisherState {
+    std::uint64_t id = 0;
+    std::uint64_t expected = 1;  // next sequence the handler should see
+    std::uint64_t last_seq = 0;  // from BYE, once it left
+    bool left = false;
+  };
+  struct SourceState {
+    std::uint64_t publisher_id = 0;  // current publisher on this connection
+    std::uint32_t pending_credit = 0;
+  };
+
+  void deliver(Frame& frame, Subscriber::Handler handler);
+  PublisherState& publisher(std::uint64_t id, std::uint64_t first_seq);
+  void report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last);
+  void credit(std::uint32_t source);
+  void settle_idle();  // queue empty: return credit, count tails of departed publishers
+  std::span<const std::byte> aligned(std::span<const std::byte> bytes);
+
+  std::shared_ptr<NodeCore> m_node;
+  std::unique_ptr<SubscriberTransport> m_transport;
+  SubscriberOptions m_options;
+  std::uint64_t m_id;
+  InboundQueue m_queue;
+  SubscriberStats m_stats;
+  std::vector<PublisherState> m_publishers;
+  std::size_t m_last_publisher = 0;  // index cache: most messages come from the same one
+  std::vector<SourceState> m_sources;
+  std::uint32_t m_credit_batch = 1;
+  std::unique_ptr<std::byte[]> m_scratch;  // realignment buffer, 8-byte aligned (operator new[])
+  std::size_t m_scratch_size = 0;
+  unsigned m_service_countdown = 0;
+  bool m_overflow_reported = false;
+  bool m_malformed_logged = false;
+  bool m_any_left = false;
+};
+
+}  // namespace rill::detail

@@ -1,0 +1,41 @@
+#include <charconv>
+
+#include "rill/endpoint.hpp"
+
+namespace rill {
+
+Result<Endpoint> Endpoint::parse(std::string_view text) {
+  Endpoint ep;
+  ep.uri = std::string(text);
+  const auto sep = text.find("://");
+  if (sep == std::string_view::npos || sep == 0) {
+    return fail(Errc::invalid_argument, "endpoint '" + ep.uri + "' is not a URI like tcp://127.0.0.1:5555");
+  }
+  ep.scheme = std::string(text.substr(0, sep));
+  auto rest = text.substr(sep + 3);
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    ep.query = std::string(rest.substr(q + 1));
+    rest = rest.substr(0, q);
+  }
+  if (ep.scheme == "tcp") {
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return fail(Errc::invalid_argument, "tcp endpoint '" + ep.uri + "' needs host:port");
+    }
+    ep.host = std::string(rest.substr(0, colon));
+    const auto port_text = rest.substr(colon + 1);
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 || value > 65535) {
+      return fail(Errc::invalid_argument, "tcp endpoint '" + ep.uri + "' has a bad port");
+    }
+    ep.port = static_cast<std::uint16_t>(value);
+    return ep;
+  }
+  if (ep.scheme == "udp" || ep.scheme == "shm" || ep.scheme == "http" || ep.scheme == "https") {
+    return fail(Errc::unsupported, "the " + ep.scheme + " transport is not built yet (endpoint '" + ep.uri + "')");
+  }
+  return fail(Errc::unsupported, "unknown endpoint scheme '" + ep.scheme + "' in '" + ep.uri + "'");
+}
+
+}  // namespace rill

@@ -1,0 +1,278 @@
+#include "tcp_publisher.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include <zmq.h>
+
+#include "../../pubsub/logging.hpp"
+#include "../../pubsub/node_core.hpp"
+#include "tcp_options.hpp"
+#include "tcp_wire.hpp"
+
+namespace rill::detail::tcp {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Control traffic is read every this many publishes, and whenever credit is short.
+constexpr unsigned service_every = 32;
+
+std::string_view as_view(const zmq_msg_t& m) {
+  return {static_cast<const char*>(zmq_msg_data(const_cast<zmq_msg_t*>(&m))), zmq_msg_size(const_cast<zmq_msg_t*>(&m))};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PublisherTransport>> TcpPublisher::create(NodeCore& node, const Endpoint& ep,
+                                                                 const PublisherConfig& config) {
+  try {
+    zmq::socket_t sock(node.zmq(), zmq::socket_type::router);
+    sock.set(zmq::sockopt::router_mandatory, 1);  // a full or gone peer is an error we count, not a silent drop
+    sock.set(zmq::sockopt::sndhwm, pipe_high_water);
+    sock.set(zmq::sockopt::rcvhwm, pipe_high_water);
+    sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(1) << 20);  // control frames are tiny
+    sock.set(zmq::sockopt::linger, linger_ms);
+    sock.set(zmq::sockopt::heartbeat_ivl, 1000);
+    sock.set(zmq::sockopt::heartbeat_timeout, 5000);
+    const std::string addr = "tcp://" + ep.host + ":" + std::to_string(ep.port);
+    sock.bind(addr);
+    log().info("publisher {:016x} bound {} topic '{}'", config.publisher_id, addr, config.topic);
+    return std::unique_ptr<PublisherTransport>(new TcpPublisher(std::move(sock), config));
+  } catch (const zmq::error_t& e) {
+    const auto code = e.num() == EADDRINUSE ? Errc::address_in_use : Errc::io_error;
+    return fail(code, "cannot bind " + ep.uri, e.num());
+  }
+}
+
+TcpPublisher::TcpPublisher(zmq::socket_t sock, const PublisherConfig& config)
+    : m_sock(std::move(sock)), m_config(config) {}
+
+TcpPublisher::~TcpPublisher() = default;
+
+bool TcpPublisher::send_control(const std::string& routing_id, std::span<const std::byte> frame) {
+  if (zmq_send(m_sock.handle(), routing_id.data(), routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    return false;
+  }
+  return zmq_send(m_sock.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) >= 0;
+}
+
+void TcpPublisher::handle_control(std::string_view routing_id, std::span<const std::byte> frame) {
+  const auto control = decode_control(frame);
+  auto peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.routing_id == routing_id; });
+  if (!control) {
+    ++m_stats.bad_control;
+    if (!m_bad_control_logged) {
+      m_bad_control_logged = true;
+      log().warn("publisher {:016x}: malformed control frame ({} bytes) from a peer; counting further ones silently",
+                 m_config.publisher_id, frame.size());
+    }
+    return;
+  }
+  const auto now = clock::now();
+  switch (control->type) {
+    case ControlType::subscribe: {
+      const auto& s = control->subscribe;
+      if (peer != m_peers.end() && peer->subscription_id == s.subscription_id) {
+        peer->last_seen = now;  // keepalive
+        return;
+      }
+      if (peer == m_peers.end()) {
+        peer = m_peers.insert(m_peers.end(), Peer{});
+        peer->routing_id = std::string(routing_id);
+      }
+      peer->subscription_id = s.subscription_id;
+      peer->policy = static_cast<PolicyKind>(s.policy);
+      peer->window = std::min<std::uint32_t>(s.window, pipe_high_water / 2);
+      peer->credit = peer->window;
+      peer->matches = std::string_view(m_config.topic).starts_with(s.prefix);
+      peer->dead = false;
+      peer->last_seen = now;
+      ++m_stats.joined;
+      log().info("publisher {:016x}: subscription {:016x} joined (prefix '{}', {}, matches={})",
+                 m_config.publisher_id, s.subscription_id, s.prefix,
+                 to_string(Policy{peer->policy, peer->window}), peer->matches);
+      if (peer->matches) {
+        std::array<std::byte, max_control_bytes> buf;
+        const auto n = encode_welcome(buf, {m_config.publisher_id, m_next_seq, s.subscription_id});
+        if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
+      }
+      break;
+    }
+    case ControlType::credit:
+      if (peer != m_peers.end() && peer->subscription_id == control->credit.subscription_id &&
+          control->credit.publisher_id == m_config.publisher_id) {
+        peer->credit = std::min<std::int64_t>(peer->credit + control->credit.credits, peer->window);
+        peer->last_seen = now;
+      }
+      break;
+    case ControlType::unsubscribe:
+      if (peer != m_peers.end()) peer->dead = true;
+      break;
+    default:
+      ++m_stats.bad_control;  // publisher-bound frames only; a welcome sent to us is garbage
+      break;
+  }
+}
+
+void TcpPublisher::drain_control() {
+  zmq_msg_t rid;
+  zmq_msg_t body;
+  zmq_msg_init(&rid);
+  zmq_msg_init(&body);
+  while (zmq_msg_recv(&rid, m_sock.handle(), ZMQ_DONTWAIT) >= 0) {
+    // A ROUTER always yields the routing id first; the control frame follows.
+    if (!zmq_msg_more(&rid) || zmq_msg_recv(&body, m_sock.handle(), ZMQ_DONTWAIT) < 0) {
+      ++m_stats.bad_control;
+      continue;
+    }
+    if (zmq_msg_more(&body)) {  // multi-part garbage: swallow the rest
+      ++m_stats.bad_control;
+      while (zmq_msg_more(&body) && zmq_msg_recv(&body, m_sock.handle(), ZMQ_DONTWAIT) >= 0) {
+      }
+      continue;
+    }
+    handle_control(as_view(rid), {static_cast<const std::byte*>(zmq_msg_data(&body)), zmq_msg_size(&body)});
+  }
+  zmq_msg_close(&rid);
+  zmq_msg_close(&body);
+  expire_peers(clock::now());
+  remove_dead_peers();
+}
+
+void TcpPublisher::expire_peers(clock::time_point now) {
+  for (auto& p : m_peers) {
+    if (now - p.last_seen > std::chrono::milliseconds(peer_timeout_ms)) p.dead = true;
+  }
+}
+
+void TcpPublisher::remove_dead_peers() {
+  const auto before = m_peers.size();
+  std::erase_if(m_peers, [&](const Peer& p) {
+    if (p.dead) {
+      log().info("publisher {:016x}: subscription {:016x} left", m_config.publisher_id, p.subscription_id);
+    }
+    return p.dead;
+  });
+  m_stats.left += before - m_peers.size();
+  m_stats.subscribers = m_peers.size();
+  m_has_backpressure = std::any_of(m_peers.begin(), m_peers.end(),
+                                   [](const Peer& p) { return p.matches && p.policy == PolicyKind::backpressure; });
+}
+
+const TcpPublisher::Peer* TcpPublisher::blocking_peer() const noexcept {
+  for (const auto& p : m_peers) {
+    if (p.matches && p.policy == PolicyKind::backpressure && p.credit <= 0 && !p.dead) return &p;
+  }
+  return nullptr;
+}
+
+Result<void> TcpPublisher::wait_for_credit(clock::time_point deadline) {
+  const auto start = clock::now();
+  auto next_probe = start;
+  const Peer* blocker = blocking_peer();
+  while (blocker != nullptr) {
+    m_stats.last_blocker = blocker->subscription_id;
+    auto now = clock::now();
+    if (now >= deadline) {
+      ++m_stats.timeouts;
+      m_stats.blocked_ns += static_cast<std::uint64_t>((now - start).count());
+      return fail(Errc::timed_out, "backpressure: a subscriber's window stayed full until the deadline");
+    }
+    if (now >= next_probe) {
+      // A probe to a peer that is gone fails at once (router_mandatory): that releases us.
+      std::array<std::byte, 16> buf;
+      const auto n = encode_ping(buf);
+      for (auto& p : m_peers) {
+        if (p.policy == PolicyKind::backpressure && p.credit <= 0 && !send_control(p.routing_id, std::span(buf).first(n)) &&
+            zmq_errno() == EHOSTUNREACH) {
+          p.dead = true;
+        }
+      }
+      next_probe = now + std::chrono::milliseconds(50);
+    }
+    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
+    const auto wait = std::min(deadline, next_probe) - now;
+    zmq_poll(&item, 1, std::max<long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()));
+    drain_control();
+    blocker = blocking_peer();
+  }
+  m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
+  return {};
+}
+
+Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64_t seq, clock::time_point deadline) {
+  if (m_closed) return fail(Errc::closed, "publisher closed");
+  if (m_service_countdown-- == 0) {
+    m_service_countdown = service_every;
+    drain_control();
+  }
+  if (m_has_backpressure && blocking_peer() != nullptr) {
+    drain_control();
+    if (auto waited = wait_for_credit(deadline); !waited) return waited;
+  }
+  zmq_msg_t msg;
+  if (zmq_msg_init_size(&msg, envelope.size()) != 0) return fail(Errc::io_error, "zmq_msg_init_size", zmq_errno());
+  std::memcpy(zmq_msg_data(&msg), envelope.data(), envelope.size());
+  bool any_dead = false;
+  for (auto& p : m_peers) {
+    if (!p.matches || p.dead) continue;
+    if (zmq_send(m_sock.handle(), p.routing_id.data(), p.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+      if (zmq_errno() == EAGAIN) {
+        ++m_stats.peer_drops;  // its pipe is full: the subscriber sees a gap, we never block
+      } else {
+        p.dead = any_dead = true;
+      }
+      continue;
+    }
+    // Fan-out shares one reference-counted buffer: zmq_msg_copy does not copy bytes.
+    zmq_msg_t share;
+    zmq_msg_init(&share);
+    zmq_msg_copy(&share, &msg);
+    if (zmq_msg_send(&share, m_sock.handle(), ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&share);
+      p.dead = any_dead = true;
+      continue;
+    }
+    if (p.policy == PolicyKind::backpressure) --p.credit;
+  }
+  zmq_msg_close(&msg);
+  if (any_dead) remove_dead_peers();
+  ++m_stats.sent;
+  m_next_seq = seq + 1;
+  return {};
+}
+
+std::size_t TcpPublisher::service() {
+  drain_control();
+  return m_peers.size();
+}
+
+Result<std::size_t> TcpPublisher::wait_for_subscribers(std::size_t n, clock::time_point deadline) {
+  for (;;) {
+    drain_control();
+    const auto attached = static_cast<std::size_t>(
+        std::count_if(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.matches; }));
+    if (attached >= n) return attached;
+    const auto now = clock::now();
+    if (now >= deadline) {
+      return fail(Errc::timed_out, std::to_string(attached) + " of " + std::to_string(n) + " subscribers attached");
+    }
+    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
+    zmq_poll(&item, 1, std::clamp<long>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count(), 1, 20));
+  }
+}
+
+void TcpPublisher::close(std::uint64_t last_seq) {
+  if (m_closed) return;
+  m_closed = true;
+  drain_control();
+  std::array<std::byte, 32> buf;
+  const auto n = encode_bye(buf, {m_config.publisher_id, last_seq});
+  for (const auto& p : m_peers) {
+    if (p.matches) send_control(p.routing_id, std::span(buf).first(n));
+  }
+}
+
+}  // namespace rill::detail::tcp

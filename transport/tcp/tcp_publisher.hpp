@@ -1,0 +1,61 @@
+// The tcp sending side: a ZeroMQ ROUTER that keeps one policy state per subscriber.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "../transport.hpp"
+
+namespace rill::detail::tcp {
+
+/// See PublisherTransport for the threading rule: one publishing thread.
+class TcpPublisher final : public PublisherTransport {
+ public:
+  static Result<std::unique_ptr<PublisherTransport>> create(NodeCore& node, const Endpoint& ep,
+                                                            const PublisherConfig& config);
+  ~TcpPublisher() override;
+
+  Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
+                    std::chrono::steady_clock::time_point deadline) override;
+  std::size_t service() override;
+  Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
+  void close(std::uint64_t last_seq) override;
+  [[nodiscard]] const PublisherStats& stats() const override { return m_stats; }
+
+ private:
+  struct Peer {
+    std::string routing_id;
+    std::uint64_t subscription_id = 0;
+    PolicyKind policy = PolicyKind::drop_oldest;
+    std::uint32_t window = 0;
+    std::int64_t credit = 0;  // backpressure only: messages it may still be sent
+    bool matches = false;     // its prefix matches our topic
+    bool dead = false;
+    std::chrono::steady_clock::time_point last_seen;
+  };
+
+  TcpPublisher(zmq::socket_t sock, const PublisherConfig& config);
+
+  void drain_control();
+  void handle_control(std::string_view routing_id, std::span<const std::byte> frame);
+  bool send_control(const std::string& routing_id, std::span<const std::byte> frame);
+  Result<void> wait_for_credit(std::chrono::steady_clock::time_point deadline);
+  [[nodiscard]] const Peer* blocking_peer() const noexcept;
+  void expire_peers(std::chrono::steady_clock::time_point now);
+  void remove_dead_peers();
+
+  zmq::socket_t m_sock;
+  PublisherConfig m_config;
+  PublisherStats m_stats;
+  std::vector<Peer> m_peers;
+  std::uint64_t m_next_seq = 1;
+  unsigned m_service_countdown = 0;
+  bool m_has_backpressure = false;  // any matching peer uses backpressure
+  bool m_bad_control_logged = false;
+  bool m_closed = false;
+};
+
+}  // namespace rill::detail::tcp

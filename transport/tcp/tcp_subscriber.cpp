@@ -1,0 +1,171 @@
+#include "tcp_subscriber.hpp"
+
+#include <array>
+#include <new>
+
+#include <zmq.h>
+
+#include "../../pubsub/logging.hpp"
+#include "../../pubsub/node_core.hpp"
+#include "tcp_options.hpp"
+#include "tcp_wire.hpp"
+
+namespace rill::detail::tcp {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+zmq_msg_t* msg_of(void* storage) noexcept { return static_cast<zmq_msg_t*>(storage); }
+
+// A Frame holding a zmq_msg_t: moving it is zmq_msg_move, no byte is copied.
+const FrameOps zmq_frame_ops{
+    .release = [](void* s) noexcept { zmq_msg_close(msg_of(s)); },
+    .move =
+        [](void* dst, void* src) noexcept {
+          zmq_msg_init(msg_of(dst));
+          zmq_msg_move(msg_of(dst), msg_of(src));
+          zmq_msg_close(msg_of(src));
+        },
+    .bytes =
+        [](const void* s) noexcept {
+          auto* m = msg_of(const_cast<void*>(s));
+          return std::span<const std::byte>(static_cast<const std::byte*>(zmq_msg_data(m)), zmq_msg_size(m));
+        },
+};
+
+static_assert(sizeof(zmq_msg_t) <= Frame::storage_size);
+
+}  // namespace
+
+Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& node, std::span<const Endpoint> eps,
+                                                                   const SubscriberConfig& config) {
+  if (config.prefix.size() > max_prefix_bytes) return fail(Errc::invalid_argument, "topic prefix longer than 1024 bytes");
+  std::unique_ptr<TcpSubscriber> sub(new TcpSubscriber(config));
+  try {
+    for (const auto& ep : eps) {
+      zmq::socket_t sock(node.zmq(), zmq::socket_type::dealer);
+      sock.set(zmq::sockopt::rcvhwm, pipe_high_water);
+      sock.set(zmq::sockopt::sndhwm, 64);
+      // ZMQ_IMMEDIATE=1 intermittently left the first pipe unread here (libzmq 4.3.4), so
+      // keepalives may queue while the publisher is away; they are idempotent and few.  // no stale subscriptions queued while the publisher is away
+      sock.set(zmq::sockopt::linger, 200);   // lets the unsubscribe out on close
+      sock.set(zmq::sockopt::reconnect_ivl, 50);
+      sock.set(zmq::sockopt::reconnect_ivl_max, 500);
+      sock.set(zmq::sockopt::heartbeat_ivl, 1000);
+      sock.set(zmq::sockopt::heartbeat_timeout, 5000);
+      // Frames up to twice the limit reach us and are counted as oversize; beyond that
+      // ZeroMQ drops the connection before buffering them.
+      sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes) * 2 + 4096);
+      sock.connect("tcp://" + ep.host + ":" + std::to_string(ep.port));
+      sub->m_conns.push_back(Connection{.sock = std::move(sock), .uri = ep.uri});
+    }
+  } catch (const zmq::error_t& e) {
+    return fail(Errc::io_error, "cannot connect", e.num());
+  }
+  for (auto& c : sub->m_conns) sub->m_items.push_back({c.sock.handle(), 0, ZMQ_POLLIN, 0});
+  sub->service(clock::now());
+  return std::unique_ptr<SubscriberTransport>(std::move(sub));
+}
+
+TcpSubscriber::~TcpSubscriber() {
+  std::array<std::byte, 32> buf;
+  const auto n = encode_unsubscribe(buf, m_config.subscription_id);
+  for (auto& c : m_conns) zmq_send(c.sock.handle(), buf.data(), n, ZMQ_DONTWAIT);
+}
+
+void TcpSubscriber::handle_control(std::uint32_t index, std::span<const std::byte> frame, FrameSink& sink) {
+  const auto control = decode_control(frame);
+  if (!control) {
+    sink.on_bad_frame(index, Errc::malformed, frame.size());
+    return;
+  }
+  switch (control->type) {
+    case ControlType::welcome:
+      if (control->welcome.subscription_id != m_config.subscription_id) return;  // meant for an earlier us
+      m_conns[index].welcomed = true;
+      sink.on_welcome(index, control->welcome.publisher_id, control->welcome.next_seq);
+      break;
+    case ControlType::bye:
+      sink.on_bye(index, control->bye.publisher_id, control->bye.last_seq);
+      break;
+    case ControlType::ping:
+      break;
+    default:
+      sink.on_bad_frame(index, Errc::malformed, frame.size());
+      break;
+  }
+}
+
+std::size_t TcpSubscriber::drain_one(std::uint32_t index, FrameSink& sink, std::size_t max) {
+  void* sock = m_conns[index].sock.handle();
+  std::size_t delivered = 0;
+  while (delivered < max) {
+    Frame frame(&zmq_frame_ops, index);
+    zmq_msg_init(msg_of(frame.storage()));
+    if (zmq_msg_recv(msg_of(frame.storage()), sock, ZMQ_DONTWAIT) < 0) break;  // EAGAIN: nothing more now
+    if (zmq_msg_more(msg_of(frame.storage()))) {
+      // rill frames are single-part: swallow the rest of a multi-part message.
+      const auto size = frame.bytes().size();
+      while (zmq_msg_more(msg_of(frame.storage())) && zmq_msg_recv(msg_of(frame.storage()), sock, ZMQ_DONTWAIT) >= 0) {
+      }
+      sink.on_bad_frame(index, Errc::malformed, size);
+      continue;
+    }
+    const auto bytes = frame.bytes();
+    if (is_control(bytes)) {
+      handle_control(index, bytes, sink);
+      continue;
+    }
+    if (bytes.size() > m_config.max_message_bytes) {
+      sink.on_bad_frame(index, Errc::too_large, bytes.size());
+      continue;
+    }
+    sink.on_data(std::move(frame));
+    ++delivered;
+  }
+  return delivered;
+}
+
+std::size_t TcpSubscriber::drain(FrameSink& sink, std::size_t max) {
+  std::size_t delivered = 0;
+  const auto n = static_cast<std::uint32_t>(m_conns.size());
+  for (std::uint32_t i = 0; i < n && delivered < max; ++i) {
+    delivered += drain_one((m_next_conn + i) % n, sink, max - delivered);
+  }
+  if (n > 1) m_next_conn = (m_next_conn + 1) % n;
+  return delivered;
+}
+
+void TcpSubscriber::wait(std::chrono::nanoseconds timeout) {
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+  zmq_poll(m_items.data(), static_cast<int>(m_items.size()), static_cast<long>(ms));
+}
+
+void TcpSubscriber::consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) {
+  std::array<std::byte, 32> buf;
+  const auto len = encode_credit(buf, {m_config.subscription_id, publisher_id, n});
+  // A credit that cannot be queued (publisher gone) is moot: a new instance starts with a full window.
+  zmq_send(m_conns[source].sock.handle(), buf.data(), len, ZMQ_DONTWAIT);
+}
+
+void TcpSubscriber::service(clock::time_point now) {
+  std::array<std::byte, max_control_bytes> buf;
+  const auto n = encode_subscribe(
+      buf, {.subscription_id = m_config.subscription_id,
+            .policy = static_cast<std::uint8_t>(m_config.policy.kind),
+            .durability = 0,
+            .window = m_config.policy.kind == PolicyKind::backpressure
+                          ? static_cast<std::uint32_t>(m_config.policy.capacity)
+                          : 0,
+            .prefix = m_config.prefix});
+  for (auto& c : m_conns) {
+    if (now < c.next_subscribe) continue;
+    // The subscription is idempotent: re-sending it is the keepalive, and it is how
+    // a restarted publisher learns about us again.
+    zmq_send(c.sock.handle(), buf.data(), n, ZMQ_DONTWAIT);
+    c.next_subscribe = now + std::chrono::milliseconds(c.welcomed ? keepalive_ms : subscribe_retry_ms);
+  }
+}
+
+}  // namespace rill::detail::tcp

@@ -1,0 +1,43 @@
+// The tcp receiving side: one ZeroMQ DEALER per publisher endpoint.
+#pragma once
+
+#include <chrono>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "../transport.hpp"
+
+namespace rill::detail::tcp {
+
+/// See SubscriberTransport for the threading rule: one polling thread.
+class TcpSubscriber final : public SubscriberTransport {
+ public:
+  static Result<std::unique_ptr<SubscriberTransport>> create(NodeCore& node, std::span<const Endpoint> eps,
+                                                             const SubscriberConfig& config);
+  ~TcpSubscriber() override;
+
+  std::size_t drain(FrameSink& sink, std::size_t max) override;
+  void wait(std::chrono::nanoseconds timeout) override;
+  void consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) override;
+  void service(std::chrono::steady_clock::time_point now) override;
+
+ private:
+  struct Connection {
+    zmq::socket_t sock;
+    std::string uri;
+    bool welcomed = false;
+    std::chrono::steady_clock::time_point next_subscribe{};
+  };
+
+  explicit TcpSubscriber(const SubscriberConfig& config) : m_config(config) {}
+  std::size_t drain_one(std::uint32_t index, FrameSink& sink, std::size_t max);
+  void handle_control(std::uint32_t index, std::span<const std::byte> frame, FrameSink& sink);
+
+  SubscriberConfig m_config;
+  std::vector<Connection> m_conns;
+  std::vector<zmq_pollitem_t> m_items;
+  std::uint32_t m_next_conn = 0;  // round-robin start, so one busy publisher cannot starve another
+};
+
+}  // namespace rill::detail::tcp

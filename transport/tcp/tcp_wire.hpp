@@ -1,0 +1,78 @@
+// The TCP control frames (see PROTOCOL.md). Data frames are bare envelopes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace rill::detail::tcp {
+
+/// Every control frame starts with these 4 bytes; an envelope cannot (its root
+/// offset is far smaller, and bytes 4..8 of an envelope are "RILL").
+inline constexpr std::byte control_magic[4] = {std::byte{'R'}, std::byte{'L'}, std::byte{'C'}, std::byte{1}};
+
+enum class ControlType : std::uint8_t {
+  subscribe = 0x01,    ///< subscriber -> publisher: here I am, this prefix, this policy
+  credit = 0x02,       ///< subscriber -> publisher: I consumed n of your messages
+  unsubscribe = 0x03,  ///< subscriber -> publisher: I am leaving
+  welcome = 0x81,      ///< publisher -> subscriber: registered; messages start at next_seq
+  bye = 0x82,          ///< publisher -> subscriber: leaving after last_seq
+  ping = 0x83,         ///< publisher -> subscriber: liveness probe, ignored
+};
+
+inline constexpr std::size_t max_prefix_bytes = 1024;
+inline constexpr std::size_t max_control_bytes = 64 + max_prefix_bytes;
+
+struct Subscribe {
+  std::uint64_t subscription_id = 0;
+  std::uint8_t policy = 0;      ///< PolicyKind
+  std::uint8_t durability = 0;  ///< DurabilityKind (only volatile is offered over tcp today)
+  std::uint32_t window = 0;     ///< initial credit for backpressure, 0 otherwise
+  std::string_view prefix;
+};
+
+struct Credit {
+  std::uint64_t subscription_id = 0;
+  std::uint64_t publisher_id = 0;
+  std::uint32_t credits = 0;
+};
+
+struct Welcome {
+  std::uint64_t publisher_id = 0;
+  std::uint64_t next_seq = 0;
+  std::uint64_t subscription_id = 0;
+};
+
+struct Bye {
+  std::uint64_t publisher_id = 0;
+  std::uint64_t last_seq = 0;
+};
+
+/// A decoded control frame; `type` says which member is meaningful.
+struct Control {
+  ControlType type{};
+  Subscribe subscribe;
+  Credit credit;
+  Welcome welcome;
+  Bye bye;
+};
+
+/// True when the frame starts with the control magic.
+[[nodiscard]] bool is_control(std::span<const std::byte> frame) noexcept;
+
+/// Decodes a control frame; nullopt for anything malformed (wrong size, type, lengths).
+/// `frame` may be unaligned: fields are read with memcpy. Views point into `frame`.
+[[nodiscard]] std::optional<Control> decode_control(std::span<const std::byte> frame) noexcept;
+
+/// Encoders write into `out` (at least max_control_bytes) and return the used length.
+std::size_t encode_subscribe(std::span<std::byte> out, const Subscribe& s) noexcept;
+std::size_t encode_credit(std::span<std::byte> out, const Credit& c) noexcept;
+std::size_t encode_unsubscribe(std::span<std::byte> out, std::uint64_t subscription_id) noexcept;
+std::size_t encode_welcome(std::span<std::byte> out, const Welcome& w) noexcept;
+std::size_t encode_bye(std::span<std::byte> out, const Bye& b) noexcept;
+std::size_t encode_ping(std::span<std::byte> out) noexcept;
+
+}  // namespace rill::detail::tcp

@@ -1,0 +1,27 @@
+#include "transport.hpp"
+
+#include "tcp/tcp_publisher.hpp"
+#include "tcp/tcp_subscriber.hpp"
+
+namespace rill::detail {
+
+// Transports register by URI scheme here; each lives in its own folder.
+Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
+                                                                     const PublisherConfig& config) {
+  if (ep.scheme == "tcp") return tcp::TcpPublisher::create(node, ep, config);
+  return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
+}
+
+Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore& node, std::span<const Endpoint> eps,
+                                                                       const SubscriberConfig& config) {
+  if (eps.empty()) return fail(Errc::invalid_argument, "a subscriber needs at least one endpoint");
+  for (const auto& ep : eps) {
+    if (ep.scheme != eps.front().scheme) {
+      return fail(Errc::invalid_argument, "one subscriber's endpoints must share a scheme");
+    }
+  }
+  if (eps.front().scheme == "tcp") return tcp::TcpSubscriber::create(node, eps, config);
+  return fail(Errc::unsupported, "no transport for scheme '" + eps.front().scheme + "'");
+}
+
+}  // namespace rill::detail

@@ -1,0 +1,108 @@
+// The small interface every transport implements (tcp now; udp, shm, http later).
+// Modelled on nng's sp/transport.h: each method states who may call it and when.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "frame.hpp"
+#include "rill/endpoint.hpp"
+#include "rill/error.hpp"
+#include "rill/policy.hpp"
+#include "rill/stats.hpp"
+
+namespace rill::detail {
+
+class NodeCore;
+
+/// What a publisher asks of its transport.
+struct PublisherConfig {
+  std::string topic;
+  std::uint64_t publisher_id = 0;
+  std::size_t max_message_bytes = 64u << 20;
+};
+
+/// What a subscriber asks of its transport.
+struct SubscriberConfig {
+  std::string prefix;
+  Policy policy;
+  std::uint64_t subscription_id = 0;
+  std::size_t max_message_bytes = 64u << 20;
+};
+
+/// Sending side. Owned by one Publisher; every method is called from the thread
+/// that publishes (not thread-safe), and none calls user code.
+class PublisherTransport {
+ public:
+  virtual ~PublisherTransport() = default;
+
+  /// Sends one finished envelope (sequence `seq`) to every matching subscriber. Waits
+  /// for backpressure credit until `deadline`; returns timed_out if it is still
+  /// missing then, and nothing was sent to anyone. The bytes are copied or not
+  /// retained past the call.
+  virtual Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
+                            std::chrono::steady_clock::time_point deadline) = 0;
+
+  /// Processes joins, credits and departures without sending; returns subscribers now attached.
+  virtual std::size_t service() = 0;
+
+  /// Waits until at least `n` subscriptions are attached, or `deadline`.
+  virtual Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) = 0;
+
+  /// Tells subscribers this publisher is leaving after sequence `last_seq`.
+  virtual void close(std::uint64_t last_seq) = 0;
+
+  [[nodiscard]] virtual const PublisherStats& stats() const = 0;
+};
+
+/// Receives what SubscriberTransport::drain finds.
+class FrameSink {
+ public:
+  /// One data frame (an unverified envelope) from connection `frame.source()`.
+  virtual void on_data(Frame&& frame) = 0;
+  /// A publisher greeted this subscription: its messages start at `next_seq`.
+  virtual void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) = 0;
+  /// A publisher left after `last_seq`.
+  virtual void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) = 0;
+  /// A frame that could not be used; `code` says why (malformed, too_large).
+  virtual void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) = 0;
+
+ protected:
+  ~FrameSink() = default;
+};
+
+/// Receiving side. Owned by one Subscriber; every method is called from the thread
+/// that polls (not thread-safe), and none calls user code except through the sink.
+class SubscriberTransport {
+ public:
+  virtual ~SubscriberTransport() = default;
+
+  /// Moves up to `max` available frames into `sink` without blocking; returns the
+  /// number of data frames delivered.
+  virtual std::size_t drain(FrameSink& sink, std::size_t max) = 0;
+
+  /// Blocks until input may be ready or `timeout` passes (the block idle strategy).
+  virtual void wait(std::chrono::nanoseconds timeout) = 0;
+
+  /// The handler finished `n` messages from `source` sent by `publisher_id`:
+  /// give that publisher the window back (backpressure).
+  virtual void consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) = 0;
+
+  /// Housekeeping (subscription keepalive, reconnect handling); cheap when nothing is due.
+  virtual void service(std::chrono::steady_clock::time_point now) = 0;
+};
+
+/// Creates the sending side for `ep` (dispatches on ep.scheme).
+Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
+                                                                     const PublisherConfig& config);
+/// Creates the receiving side connected to every endpoint in `eps` (same scheme).
+Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore& node,
+                                                                       std::span<const Endpoint> eps,
+                                                                       const SubscriberConfig& config);
+
+}  // namespace rill::detail
