@@ -17,19 +17,36 @@ constexpr unsigned service_every = 256;
 
 }  // namespace
 
+namespace {
+
+// A backpressure window is granted to each publisher, so the queue must hold one
+// full window per connection.
+Policy queue_policy(const SubscriberOptions& options) {
+  Policy p = options.policy;
+  if (p.kind == PolicyKind::backpressure) p.capacity *= std::max<std::size_t>(1, options.endpoints.size());
+  return p;
+}
+
+}  // namespace
+
 SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<SubscriberTransport> transport,
                                SubscriberOptions options, std::uint64_t id)
     : m_node(std::move(node)),
       m_transport(std::move(transport)),
       m_options(std::move(options)),
       m_id(id),
-      m_queue(m_options.policy),
+      m_queue(queue_policy(m_options)),
       m_sources(m_options.endpoints.size()) {
   // Returning credit in quarters of the window keeps the publisher streaming without
   // a control frame per message.
   if (m_options.policy.kind == PolicyKind::backpressure) {
     m_credit_batch = static_cast<std::uint32_t>(std::max<std::size_t>(1, m_options.policy.capacity / 4));
   }
+  // Drop and buffer policies take in everything that has arrived before each delivery,
+  // so the backlog sits in the policy queue (which drops the right end) and not in
+  // the transport's pipes. The bound only keeps one call from running forever when a
+  // publisher outpaces even the draining.
+  m_drain_budget = m_options.policy.kind == PolicyKind::backpressure ? m_queue.policy().capacity + 64 : 1u << 18;
   m_publishers.reserve(8);
 }
 
@@ -182,11 +199,12 @@ void SubscriberCore::settle_idle() {
 
 std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit) {
   std::size_t handled = 0;
-  while (handled < limit) {
-    // Drain first so the policy sees everything that has arrived: a slow handler
-    // makes the queue, not the socket, absorb the backlog.
-    m_transport->drain(*this, std::max<std::size_t>(m_queue.policy().capacity, 64));
-    if (m_queue.empty()) break;
+  for (;;) {
+    // Drain before every delivery so the policy sees everything that has arrived: a
+    // slow handler makes the queue, not the socket, absorb the backlog. (Also with
+    // limit 0, which only takes in control traffic and arrivals.)
+    m_transport->drain(*this, m_drain_budget);
+    if (handled >= limit || m_queue.empty()) break;
     Frame frame = m_queue.pop();
     const auto before = m_stats.received;
     deliver(frame, handler);

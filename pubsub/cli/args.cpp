@@ -61,8 +61,10 @@ Result<double> Args::real(const std::string& name, double fallback) const {
 }
 
 int usage_error(std::string_view message, std::string_view usage) {
-  std::fprintf(stderr, "rill: %.*s\nusage: %.*s\n", static_cast<int>(message.size()), message.data(),
-               static_cast<int>(usage.size()), usage.data());
+  // One line, so scripts can show it as is; the full usage is behind --help.
+  const auto command = usage.substr(0, usage.find(' ', usage.find(' ') + 1));
+  std::fprintf(stderr, "rill: %.*s (see '%.*s --help')\n", static_cast<int>(message.size()), message.data(),
+               static_cast<int>(command.size()), command.data());
   return exit_usage;
 }
 

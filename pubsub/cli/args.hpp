@@ -37,7 +37,7 @@ class Args {
   std::map<std::string, std::string> m_values;
 };
 
-/// Prints "rill: <message>" and a usage line on stderr; returns exit_usage.
+/// Prints one line "rill: <message> (see 'rill CMD --help')" on stderr; returns exit_usage.
 int usage_error(std::string_view message, std::string_view usage);
 
 /// Installs SIGINT/SIGTERM handlers that set a flag polled by stopping() (no work in the handler).

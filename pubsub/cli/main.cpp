@@ -7,14 +7,13 @@
 namespace {
 
 constexpr std::string_view usage_text =
-    "rill pub ENDPOINT TOPIC [options] | rill sub ENDPOINT... TOPIC_PREFIX [options] | rill perf TRANSPORT [options]\n"
-    "       run 'rill COMMAND --help' for a command's options";
+    "rill pub ENDPOINT TOPIC [options] | rill sub ENDPOINT... TOPIC_PREFIX [options] | rill perf TRANSPORT [options]";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace rill::cli;
-  if (argc < 2) return usage_error("missing command", usage_text);
+  if (argc < 2) return usage_error("missing command (pub, sub, perf)", "rill");
   const std::string_view cmd = argv[1];
   if (cmd == "pub") return cmd_pub(argc - 2, argv + 2);
   if (cmd == "sub") return cmd_sub(argc - 2, argv + 2);
@@ -27,5 +26,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rill: '%.*s' is not built yet\n", static_cast<int>(cmd.size()), cmd.data());
     return exit_usage;
   }
-  return usage_error("unknown command '" + std::string(cmd) + "'", usage_text);
+  return usage_error("unknown command '" + std::string(cmd) + "' (pub, sub, perf)", "rill");
 }

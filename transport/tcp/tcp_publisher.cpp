@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <thread>
 
 #include <zmq.h>
 
@@ -270,8 +271,19 @@ void TcpPublisher::close(std::uint64_t last_seq) {
   drain_control();
   std::array<std::byte, 32> buf;
   const auto n = encode_bye(buf, {m_config.publisher_id, last_seq});
+  // The BYE tells a subscriber how long the tail was; behind a full pipe it waits for
+  // room (the subscriber is draining) up to the linger time, then gives up.
+  std::vector<const Peer*> pending;
   for (const auto& p : m_peers) {
-    if (p.matches) send_control(p.routing_id, std::span(buf).first(n));
+    if (p.matches && !p.dead) pending.push_back(&p);
+  }
+  const auto deadline = clock::now() + std::chrono::milliseconds(linger_ms);
+  while (!pending.empty()) {
+    std::erase_if(pending, [&](const Peer* p) {
+      return send_control(p->routing_id, std::span(buf).first(n)) || zmq_errno() != EAGAIN;
+    });
+    if (pending.empty() || clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 

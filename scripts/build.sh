@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Configures and builds one variant into build/VARIANT: release (default), asan (ASan+UBSan), tsan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+variant=${1:-release}
+case "$variant" in
+  release) flags=(-DCMAKE_BUILD_TYPE=Release) ;;
+  asan) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DRILL_SANITIZE=address,undefined") ;;
+  tsan) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRILL_SANITIZE=thread) ;;
+  *) echo "build.sh: variant must be release, asan or tsan" >&2; exit 2 ;;
+esac
+cmake -S . -B "build/$variant" -G Ninja "${flags[@]}" >/dev/null
+cmake --build "build/$variant" -j "$(nproc)"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what rill needs to build and test, from Debian 12's archive. Idempotent:
+# packages already present are skipped, and apt-get update runs only if one is missing.
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build pkg-config
+  cppzmq-dev libzmq3-dev            # tcp transport
+  libflatbuffers-dev flatbuffers-compiler  # codec
+  liburing-dev libspdlog-dev libssl-dev
+  doctest-dev                       # tests
+  xxd                               # tests: hex envelopes back to bytes
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

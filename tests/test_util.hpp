@@ -1,0 +1,47 @@
+// Helpers shared by the in-process tests: fresh ports and attaching a pair.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "rill/rill.hpp"
+
+namespace rilltest {
+
+/// A TCP port the kernel just handed out on 127.0.0.1 (free at the time of asking).
+inline std::string fresh_endpoint() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+}
+
+/// Drives both sides on one thread until the publisher has the subscription and the
+/// subscriber has been welcomed (so nothing published afterwards is a start-up loss).
+inline bool attach(rill::Publisher& pub, rill::Subscriber& sub, std::size_t subscribers = 1) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    sub.poll([](const rill::MessageView&) {}, 0);
+    if (pub.wait_for_subscribers(subscribers, std::chrono::milliseconds(5))) {
+      // The welcome is on its way; once the subscriber has read it, it knows the publisher.
+      while (std::chrono::steady_clock::now() < deadline) {
+        sub.poll([](const rill::MessageView&) {}, 0);
+        if (sub.stats().publishers > 0) return true;
+        std::this_thread::yield();
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace rilltest
