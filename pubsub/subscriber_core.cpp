@@ -81,8 +81,18 @@ void SubscriberCore::report_gap(PublisherState& p, std::uint64_t first, std::uin
   if (m_options.on_loss) m_options.on_loss(LossEvent{p.id, first, last});
 }
 
+void SubscriberCore::return_window_slot(std::uint32_t source) {
+  // Every data frame a backpressure publisher sent took a window slot, whatever
+  // became of it here; not returning one would shrink its window for good.
+  if (m_options.policy.kind == PolicyKind::backpressure && ++m_sources[source].pending_credit >= m_credit_batch) {
+    credit(source);
+  }
+}
+
 void SubscriberCore::on_data(Frame&& frame) {
+  const auto source = frame.source();
   const auto outcome = m_queue.push(std::move(frame));
+  if (outcome == PushOutcome::rejected) return_window_slot(source);
   if (outcome != PushOutcome::queued) m_stats.dropped = m_queue.discarded();
   if (m_queue.overflowed() && !m_overflow_reported) {
     m_overflow_reported = true;
@@ -126,6 +136,7 @@ void SubscriberCore::on_bye(std::uint32_t, std::uint64_t publisher_id, std::uint
 void SubscriberCore::on_bad_frame(std::uint32_t source, Errc code, std::size_t size) {
   if (code == Errc::too_large) {
     ++m_stats.oversize;
+    return_window_slot(source);  // it was a data frame, counted against the window
   } else {
     ++m_stats.malformed;
   }
@@ -158,15 +169,13 @@ void SubscriberCore::credit(std::uint32_t source) {
 
 void SubscriberCore::deliver(Frame& frame, Subscriber::Handler handler) {
   const auto source = frame.source();
-  if (m_options.policy.kind == PolicyKind::backpressure) {
-    // Every frame the publisher sent took a window slot, delivered or not.
-    if (++m_sources[source].pending_credit >= m_credit_batch) credit(source);
-  }
+  return_window_slot(source);
   auto bytes = frame.bytes();
   if (reinterpret_cast<std::uintptr_t>(bytes.data()) % envelope_alignment != 0) bytes = aligned(bytes);
   auto env = verify_envelope(bytes, m_options.verify);
   if (!env) {
-    on_bad_frame(source, env.error().code, bytes.size());
+    // Its window slot was returned above; count it without crediting twice.
+    on_bad_frame(source, Errc::malformed, bytes.size());
     return;
   }
   const MessageView view(*env, bytes);

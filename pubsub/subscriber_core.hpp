@@ -45,6 +45,7 @@ class SubscriberCore final : public FrameSink {
   PublisherState& publisher(std::uint64_t id, std::uint64_t first_seq);
   void report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last);
   void credit(std::uint32_t source);
+  void return_window_slot(std::uint32_t source);
   void settle_idle();  // queue empty: return credit, count tails of departed publishers
   std::span<const std::byte> aligned(std::span<const std::byte> bytes);
 

@@ -2,6 +2,7 @@
 // baselines, through Publisher and Subscriber on the caller's thread.
 #include <chrono>
 #include <cstring>
+#include <sched.h>
 #include <string>
 
 #include "perf_kit.hpp"
@@ -28,6 +29,20 @@ constexpr std::byte tag_ping{'P'}, tag_quit{'Q'}, tag_probe{'H'}, tag_data{'D'};
 
 std::byte tag_of(const MessageView& m) { return m.payload().empty() ? std::byte{0} : m.payload()[0]; }
 
+// Waits for one message the way the raw baseline does: with --idle spin it polls and
+// yields between polls (each side's ZeroMQ I/O thread shares its pinned core, so a
+// pure spin would starve it); with --idle block it sleeps in zmq_poll.
+std::size_t wait_some(Subscriber& sub, const PerfOptions& o, Subscriber::Handler h, std::size_t limit,
+                      std::chrono::nanoseconds timeout) {
+  if (o.idle == perf::Idle::block) return sub.wait_poll(h, limit, timeout);
+  const auto deadline = clock::now() + timeout;
+  for (;;) {
+    if (const auto n = sub.poll(h, limit); n > 0) return n;
+    if (clock::now() >= deadline) return 0;
+    sched_yield();
+  }
+}
+
 
 int echo(const PerfOptions& o, const Link& link) {
   Node node;
@@ -38,7 +53,8 @@ int echo(const PerfOptions& o, const Link& link) {
   bool quit = false;
   auto last = clock::now();
   while (!quit) {
-    const auto n = sub->wait_poll(
+    const auto n = wait_some(
+        *sub, o,
         [&](const MessageView& m) {
           if (tag_of(m) == tag_quit) {
             quit = true;
@@ -85,7 +101,7 @@ std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o
     const auto t0 = clock::now();
     if (auto r = pub->publish_bytes(payload); !r) return std::unexpected("rill ping: " + r.error().message());
     while (!got) {
-      if (sub->wait_poll(on_pong, 1, step) == 0 && !got) return std::unexpected("rill ping: pong lost");
+      if (wait_some(*sub, o, on_pong, 1, step) == 0 && !got) return std::unexpected("rill ping: pong lost");
     }
     if (i >= o.warmup) samples.push_back(static_cast<std::uint64_t>((clock::now() - t0).count()));
   }
@@ -130,7 +146,7 @@ std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfO
     if (got++ == 0) first = last;
   };
   while (got < o.throughput_count) {
-    const auto n = sub->wait_poll(handler, 1024, std::chrono::milliseconds(o.step_timeout_ms));
+    const auto n = wait_some(*sub, o, handler, 1024, std::chrono::milliseconds(o.step_timeout_ms));
     if (!announced && sub->stats().received > 0) {
       link.ready();
       announced = true;

@@ -109,7 +109,7 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
       }
       break;
     case ControlType::unsubscribe:
-      if (peer != m_peers.end()) peer->dead = true;
+      if (peer != m_peers.end() && peer->subscription_id == control->subscribe.subscription_id) peer->dead = true;
       break;
     default:
       ++m_stats.bad_control;  // publisher-bound frames only; a welcome sent to us is garbage

@@ -30,7 +30,7 @@ struct Policy {
 };
 
 /// The largest window/queue a policy may ask for (bounds memory on both sides).
-inline constexpr std::size_t max_policy_messages = 1u << 20;
+inline constexpr std::size_t max_policy_messages = 1u << 16;
 
 /// Parses the CLI form: "drop-oldest:N", "drop-newest:N", "buffer:BYTES", "backpressure:N".
 [[nodiscard]] Result<Policy> parse_policy(std::string_view text);
