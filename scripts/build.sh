@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds one variant into build/VARIANT: release (default), asan (ASan+UBSan), tsan.
+# Configures and builds one variant into build/VARIANT: release (default), asan (ASan+UBSan),
+# tsan. Further arguments name targets to build (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variant=${1:-release}
@@ -10,4 +11,6 @@ case "$variant" in
   *) echo "build.sh: variant must be release, asan or tsan" >&2; exit 2 ;;
 esac
 cmake -S . -B "build/$variant" -G Ninja "${flags[@]}" >/dev/null
-cmake --build "build/$variant" -j "$(nproc)"
+targets=()
+for t in "${@:2}"; do targets+=(--target "$t"); done
+cmake --build "build/$variant" -j "$(nproc)" "${targets[@]}"
