@@ -28,7 +28,7 @@ EnvelopeFields Publisher::stamp(std::span<const HeaderKV> headers) const noexcep
 
 Result<void> Publisher::send_built(std::span<const std::byte> envelope) {
   if (envelope.size() > m_max_bytes) return fail(Errc::too_large, "envelope larger than max_message_bytes");
-  auto sent = m_transport->send(envelope, m_next_seq, std::chrono::steady_clock::now() + m_timeout);
+  auto sent = m_transport->send(envelope, m_next_seq, m_timeout);
   if (sent) ++m_next_seq;  // a timed-out message was not published: its number is reused
   return sent;
 }

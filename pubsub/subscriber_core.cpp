@@ -14,6 +14,8 @@ using clock = std::chrono::steady_clock;
 
 // Housekeeping (keepalive) is looked at every this many poll calls, or when idle.
 constexpr unsigned service_every = 256;
+// A queue being worked through is topped up from the transport at least this often.
+constexpr auto drain_interval = std::chrono::microseconds(50);
 
 }  // namespace
 
@@ -208,11 +210,20 @@ void SubscriberCore::settle_idle() {
 
 std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit) {
   std::size_t handled = 0;
+  bool drained = false;
   for (;;) {
-    // Drain before every delivery so the policy sees everything that has arrived: a
-    // slow handler makes the queue, not the socket, absorb the backlog. (Also with
-    // limit 0, which only takes in control traffic and arrivals.)
-    m_transport->drain(*this, m_drain_budget);
+    if (handled >= limit && drained) break;
+    // Take in what has arrived when the queue is empty, and otherwise whenever the
+    // last look is older than drain_interval: a slow handler then drains before every
+    // delivery, so its queue, not the socket, absorbs the backlog and the policy drops
+    // the right end. Each look that finds nothing costs libzmq two system calls, so a
+    // fast handler working through a full queue does not look every time.
+    const auto now = clock::now();
+    if (!drained || m_queue.empty() || now - m_last_drain >= drain_interval) {
+      m_transport->drain(*this, m_drain_budget);
+      m_last_drain = now;
+      drained = true;
+    }
     if (handled >= limit || m_queue.empty()) break;
     Frame frame = m_queue.pop();
     const auto before = m_stats.received;

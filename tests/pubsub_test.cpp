@@ -3,6 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -195,7 +196,15 @@ TEST_CASE("fan-out: every subscriber gets every message") {
   auto pub = node.publisher({.endpoint = ep, .topic = "f"});
   std::vector<rill::Subscriber> subs;
   for (int i = 0; i < 3; ++i) subs.push_back(std::move(*node.subscriber({.endpoints = {ep}, .prefix = "f", .policy = rill::Policy::drop_oldest(4096)})));
-  for (auto& s : subs) REQUIRE(attach(*pub, s, &s - subs.data() + 1));
+  // Keep every subscriber polled (their keepalives) until all three are attached.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  const auto attached = [&] {
+    return pub->service() == 3 && std::all_of(subs.begin(), subs.end(), [](rill::Subscriber& s) { return s.stats().publishers > 0; });
+  };
+  while (!attached() && std::chrono::steady_clock::now() < deadline) {
+    for (auto& s : subs) s.wait_poll([](const rill::MessageView&) {}, 0, 1ms);
+  }
+  REQUIRE(attached());
   for (int i = 0; i < 2000; ++i) REQUIRE(pub->publish_text("fan"));
   for (auto& s : subs) {
     int got = 0;

@@ -42,11 +42,11 @@ class PublisherTransport {
   virtual ~PublisherTransport() = default;
 
   /// Sends one finished envelope (sequence `seq`) to every matching subscriber. Waits
-  /// for backpressure credit until `deadline`; returns timed_out if it is still
+  /// up to `timeout` for backpressure credit; returns timed_out if it is still
   /// missing then, and nothing was sent to anyone. The bytes are copied or not
   /// retained past the call.
   virtual Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
-                            std::chrono::steady_clock::time_point deadline) = 0;
+                            std::chrono::nanoseconds timeout) = 0;
 
   /// Processes joins, credits and departures without sending; returns subscribers now attached.
   virtual std::size_t service() = 0;

@@ -19,7 +19,7 @@ class TcpPublisher final : public PublisherTransport {
   ~TcpPublisher() override;
 
   Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
-                    std::chrono::steady_clock::time_point deadline) override;
+                    std::chrono::nanoseconds timeout) override;
   std::size_t service() override;
   Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
   void close(std::uint64_t last_seq) override;
