@@ -59,6 +59,7 @@ std::expected<void, std::string> write_json(const Report& r, const std::string& 
   if (placement_word(used).size() != used.size()) j += fmt::format("\"placement_note\":{},", quoted(used));
   j += fmt::format("\"ratio_p50\":{},\"ratio_throughput\":{},", num(detail::ratio(s.p50, b.p50), 4),
                    num(detail::ratio(rill_rate, base_rate), 4));
+  j += fmt::format("\"batch\":{},", r.opts.batch);
   j += fmt::format("\"throughput_count\":{},\"lost\":{},\"baseline_lost\":{}", r.opts.throughput_count,
                    r.rill_tp.lost, r.base_tp.lost);
   j += "}\n";

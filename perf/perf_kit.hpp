@@ -41,6 +41,7 @@ struct PerfOptions {
   std::string json_path;                    // empty: no JSON
   std::string plot_path;                    // empty: no SVG
   int step_timeout_ms = 5000;               // longest wait for any single step (hello, reply, next message)
+  std::size_t batch = 1;                    // subject's messages per transport frame in the throughput run
 };
 
 /// What the near side sees of the far side (the forked child).

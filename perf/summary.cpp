@@ -38,6 +38,7 @@ std::string summary_text(const Report& r) {
                    times(detail::ratio(r.rill_pp.rtt.p50, r.base_pp.rtt.p50)),
                    times(detail::ratio(r.rill_pp.rtt.p99, r.base_pp.rtt.p99)),
                    times(detail::ratio(r.rill_pp.rtt.p999, r.base_pp.rtt.p999)));
+  if (o.batch > 1) s += fmt::format("  {} throughput run batches {} messages per frame (--batch)\n", r.subject_name, o.batch);
   s += fmt::format("  throughput ({} x {} B): {} {}, {} {}, ratio {}\n", o.throughput_count, o.size, r.subject_name,
                    rate(r.rill_tp), r.baseline_name, rate(r.base_tp),
                    times(detail::ratio(r.rill_tp.msgs_per_s, r.base_tp.msgs_per_s)));

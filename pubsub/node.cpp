@@ -36,8 +36,15 @@ Result<Publisher> Node::publisher(const PublisherOptions& options) {
   if (!ep) return std::unexpected(ep.error());
   if (options.topic.empty()) return fail(Errc::invalid_argument, "a publisher needs a topic");
   const auto id = random_id();
-  auto transport = detail::make_publisher_transport(
-      *m_core, *ep, {.topic = options.topic, .publisher_id = id, .max_message_bytes = options.max_message_bytes});
+  if (options.batch_messages == 0 || options.batch_bytes == 0) {
+    return fail(Errc::invalid_argument, "batch_messages and batch_bytes must be positive");
+  }
+  auto transport = detail::make_publisher_transport(*m_core, *ep,
+                                                    {.topic = options.topic,
+                                                     .publisher_id = id,
+                                                     .max_message_bytes = options.max_message_bytes,
+                                                     .batch_messages = options.batch_messages,
+                                                     .batch_bytes = options.batch_bytes});
   if (!transport) return std::unexpected(transport.error());
   return Publisher(m_core, std::move(*transport), options, id);
 }

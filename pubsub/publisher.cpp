@@ -38,6 +38,8 @@ Result<void> Publisher::publish_bytes(std::span<const std::byte> payload, std::s
   return send_built(m_builder.finish_raw(payload, stamp(headers)));
 }
 
+void Publisher::flush() { m_transport->flush(); }
+
 std::size_t Publisher::service() { return m_transport->service(); }
 
 Result<std::size_t> Publisher::wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout) {

@@ -208,28 +208,35 @@ void SubscriberCore::settle_idle() {
   m_last_publisher = 0;
 }
 
+void SubscriberCore::drain_all() {
+  m_transport->drain(*this, m_drain_budget);
+  m_last_drain = clock::now();
+}
+
 std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit) {
   std::size_t handled = 0;
-  bool drained = false;
   for (;;) {
-    if (handled >= limit && drained) break;
-    // Take in what has arrived when the queue is empty, and otherwise whenever the
-    // last look is older than drain_interval: a slow handler then drains before every
-    // delivery, so its queue, not the socket, absorbs the backlog and the policy drops
-    // the right end. Each look that finds nothing costs libzmq two system calls, so a
-    // fast handler working through a full queue does not look every time.
-    const auto now = clock::now();
-    if (!drained || m_queue.empty() || now - m_last_drain >= drain_interval) {
-      m_transport->drain(*this, m_drain_budget);
-      m_last_drain = now;
-      drained = true;
+    if (handled >= limit) break;
+    if (m_queue.empty()) {
+      // Nothing queued: take the next arrival alone and hand it over at once. Looking
+      // further first would find nothing and cost libzmq two system calls, on the
+      // latency path; the rest is taken in after the handler ran (below).
+      m_transport->drain(*this, 1);
+      if (m_queue.empty()) break;
+    } else if (clock::now() - m_last_drain >= drain_interval) {
+      // A queue being worked through is topped up at least every drain_interval: a
+      // slow handler thus looks before every delivery, so its queue, not the socket,
+      // absorbs the backlog and the policy drops the right end.
+      drain_all();
     }
-    if (handled >= limit || m_queue.empty()) break;
     Frame frame = m_queue.pop();
     const auto before = m_stats.received;
     deliver(frame, handler);
     handled += m_stats.received - before;
   }
+  // Take in what arrived meanwhile (and control traffic, also when limit is 0), so the
+  // next delivery's policy decision sees it.
+  if (handled > 0 || limit == 0 || !m_queue.empty()) drain_all();
   if (m_queue.empty()) settle_idle();
   // Keepalives are due every few hundred ms: look at the clock when idle, or now and then.
   if (handled == 0 || m_service_countdown-- == 0) {

@@ -46,7 +46,8 @@ class SubscriberCore final : public FrameSink {
   void report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last);
   void credit(std::uint32_t source);
   void return_window_slot(std::uint32_t source);
-  void settle_idle();  // queue empty: return credit, count tails of departed publishers
+  void settle_idle();
+  void drain_all();  // takes in everything that has arrived (up to the budget)  // queue empty: return credit, count tails of departed publishers
   std::span<const std::byte> aligned(std::span<const std::byte> bytes);
 
   std::shared_ptr<NodeCore> m_node;

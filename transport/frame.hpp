@@ -20,7 +20,7 @@ struct FrameOps {
 /// frames move them; nothing is copied per message. Not thread-safe.
 class Frame {
  public:
-  static constexpr std::size_t storage_size = 64;
+  static constexpr std::size_t storage_size = 80;
 
   Frame() noexcept = default;
   Frame(const FrameOps* ops, std::uint32_t source) noexcept : m_ops(ops), m_source(source) {}

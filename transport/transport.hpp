@@ -25,6 +25,8 @@ struct PublisherConfig {
   std::string topic;
   std::uint64_t publisher_id = 0;
   std::size_t max_message_bytes = 64u << 20;
+  std::size_t batch_messages = 1;       ///< >1: coalesce up to this many envelopes per frame
+  std::size_t batch_bytes = 64u << 10;  ///< ... or until a batch frame holds this many bytes
 };
 
 /// What a subscriber asks of its transport.
@@ -48,7 +50,11 @@ class PublisherTransport {
   virtual Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
                             std::chrono::nanoseconds timeout) = 0;
 
-  /// Processes joins, credits and departures without sending; returns subscribers now attached.
+  /// Sends what a batching publisher holds back (no-op without batching).
+  virtual void flush() = 0;
+
+  /// Sends any held-back batch and processes joins, credits and departures; returns
+  /// subscribers now attached.
   virtual std::size_t service() = 0;
 
   /// Waits until at least `n` subscriptions are attached, or `deadline`.

@@ -1,5 +1,7 @@
 // rill perf TRANSPORT: latency and throughput of rill beside the raw transport, one run.
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "args.hpp"
 #include "perf_kit.hpp"
@@ -12,14 +14,14 @@ namespace {
 constexpr std::string_view perf_usage =
     "rill perf tcp [--size BYTES] [--count N] [--throughput-count N] [--warmup N] [--rate MSGS_PER_S] "
     "[--placement cross|same|none] [--idle spin|block] [--base-port PORT] [--json FILE] [--plot FILE.svg] "
-    "[--skip-throughput]";
+    "[--batch N] [--repeat N] [--skip-throughput]";
 
 }  // namespace
 
 int cmd_perf(int argc, char** argv) {
   auto args = Args::parse(argc, argv,
                           {"size", "count", "throughput-count", "warmup", "rate", "placement", "idle", "base-port",
-                           "json", "plot"},
+                           "json", "plot", "batch", "repeat"},
                           {"help", "skip-throughput"});
   if (!args) return usage_error(args.error().detail, perf_usage);
   if (args->has("help")) {
@@ -36,7 +38,9 @@ int cmd_perf(int argc, char** argv) {
   auto warmup = args->number("warmup", 2000);
   auto port = args->number("base-port", o.base_port);
   auto rate = args->real("rate", 0);
-  for (const auto* r : {&size, &count, &tcount, &warmup, &port}) {
+  auto batch = args->number("batch", 1);
+  auto repeat = args->number("repeat", 3);
+  for (const auto* r : {&size, &count, &tcount, &warmup, &port, &batch, &repeat}) {
     if (!*r) return usage_error(r->error().detail, perf_usage);
   }
   if (!rate) return usage_error(rate.error().detail, perf_usage);
@@ -47,6 +51,8 @@ int cmd_perf(int argc, char** argv) {
   o.warmup = *warmup;
   o.rate = *rate;
   o.base_port = static_cast<std::uint16_t>(*port);
+  if (*batch == 0) return usage_error("--batch must be at least 1", perf_usage);
+  o.batch = *batch;
   const auto placement = args->text("placement").value_or("cross");
   if (placement == "cross") {
     o.placement = perf::Placement::cross;
@@ -66,24 +72,49 @@ int cmd_perf(int argc, char** argv) {
   perf::Report report;
   report.opts = o;
   report.baseline_name = "raw-zmq";
-  // Baseline and rill alternate on the same placement, so drift hits both alike.
-  auto base_pp = perf::run_pingpong(perf::raw_zmq_pingpong(), o);
-  auto rill_pp = perf::run_pingpong(rill_tcp_pingpong(), o);
-  if (!base_pp || !rill_pp) {
-    std::fprintf(stderr, "rill: perf ping-pong failed: %s\n", (!base_pp ? base_pp.error() : rill_pp.error()).c_str());
-    return exit_runtime;
-  }
-  report.base_pp = std::move(*base_pp);
-  report.rill_pp = std::move(*rill_pp);
-  if (!args->has("skip-throughput")) {
-    auto base_tp = perf::run_throughput(perf::raw_zmq_throughput(), o);
-    auto rill_tp = perf::run_throughput(rill_tcp_throughput(), o);
-    if (!base_tp || !rill_tp) {
-      std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
+  // Baseline and rill alternate in rounds on the same placement and their samples are
+  // pooled, so the machine's drift (large on a shared VM) hits both alike.
+  const auto rounds = std::max<std::uint64_t>(1, *repeat);
+  perf::PerfOptions round = o;
+  round.count = std::max<std::size_t>(1, o.count / rounds);
+  round.warmup = std::max<std::size_t>(1, o.warmup / rounds);
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    auto base_pp = perf::run_pingpong(perf::raw_zmq_pingpong(), round);
+    auto rill_pp = perf::run_pingpong(rill_tcp_pingpong(), round);
+    if (!base_pp || !rill_pp) {
+      std::fprintf(stderr, "rill: perf ping-pong failed: %s\n", (!base_pp ? base_pp.error() : rill_pp.error()).c_str());
       return exit_runtime;
     }
-    report.base_tp = *base_tp;
-    report.rill_tp = *rill_tp;
+    report.base_pp.placement_used = base_pp->placement_used;
+    report.rill_pp.placement_used = rill_pp->placement_used;
+    report.base_pp.samples_ns.insert(report.base_pp.samples_ns.end(), base_pp->samples_ns.begin(), base_pp->samples_ns.end());
+    report.rill_pp.samples_ns.insert(report.rill_pp.samples_ns.end(), rill_pp->samples_ns.begin(), rill_pp->samples_ns.end());
+  }
+  report.base_pp.rtt = perf::percentiles_us(report.base_pp.samples_ns);
+  report.rill_pp.rtt = perf::percentiles_us(report.rill_pp.samples_ns);
+  report.opts.count = report.rill_pp.samples_ns.size();
+  if (!args->has("skip-throughput")) {
+    // Throughput swings from run to run on a shared VM: alternate the two and keep
+    // each one's median, so a lucky or unlucky run does not decide the ratio.
+    std::vector<perf::ThroughputResult> base_runs, rill_runs;
+    for (std::uint64_t i = 0; i < std::max<std::uint64_t>(1, *repeat); ++i) {
+      auto base_tp = perf::run_throughput(perf::raw_zmq_throughput(), o);
+      auto rill_tp = perf::run_throughput(rill_tcp_throughput(), o);
+      if (!base_tp || !rill_tp) {
+        std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
+        return exit_runtime;
+      }
+      std::fprintf(stderr, "throughput run %llu: raw-zmq %.0f msgs/s, rill %.0f msgs/s\n",
+                   static_cast<unsigned long long>(i + 1), base_tp->msgs_per_s, rill_tp->msgs_per_s);
+      base_runs.push_back(*base_tp);
+      rill_runs.push_back(*rill_tp);
+    }
+    const auto median = [](std::vector<perf::ThroughputResult> runs) {
+      std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.msgs_per_s < b.msgs_per_s; });
+      return runs[runs.size() / 2];
+    };
+    report.base_tp = median(base_runs);
+    report.rill_tp = median(rill_runs);
   }
   std::fputs(perf::summary_text(report).c_str(), stdout);
   if (!o.json_path.empty()) {

@@ -112,7 +112,10 @@ std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o
 
 std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
   Node node;
-  auto pub = node.publisher({.endpoint = endpoint(o, 2), .topic = "perf/stream", .publish_timeout = std::chrono::milliseconds(o.step_timeout_ms)});
+  auto pub = node.publisher({.endpoint = endpoint(o, 2),
+                             .topic = "perf/stream",
+                             .publish_timeout = std::chrono::milliseconds(o.step_timeout_ms),
+                             .batch_messages = o.batch});
   if (!pub) return std::unexpected("rill send: " + pub.error().message());
   std::vector<std::byte> payload(std::max<std::size_t>(o.size, 1), std::byte{'x'});
   payload[0] = tag_probe;
@@ -120,12 +123,16 @@ std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
   // Probes until the receiver has seen one: its subscription is live end to end.
   while (link.peer() != perf::Peer::ready) {
     if (link.peer() == perf::Peer::gone || clock::now() > deadline) return std::unexpected("rill send: receiver never ready");
-    if (pub->wait_for_subscribers(1, std::chrono::milliseconds(5))) (void)pub->publish_bytes(payload);
+    if (pub->wait_for_subscribers(1, std::chrono::milliseconds(5))) {
+      (void)pub->publish_bytes(payload);
+      pub->flush();
+    }
   }
   payload[0] = tag_data;
   for (std::size_t i = 0; i < o.throughput_count; ++i) {
     if (auto r = pub->publish_bytes(payload); !r) return std::unexpected("rill send: " + r.error().message());
   }
+  pub->flush();
   while (link.peer() == perf::Peer::ready) pub->service();  // keep answering credits until it is done
   return {};
 }

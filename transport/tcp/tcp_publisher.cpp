@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <thread>
 
 #include <zmq.h>
@@ -97,7 +98,8 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
                  to_string(Policy{peer->policy, peer->window}), peer->matches);
       if (peer->matches) {
         std::array<std::byte, max_control_bytes> buf;
-        const auto n = encode_welcome(buf, {m_config.publisher_id, m_next_seq, s.subscription_id});
+        const auto next = m_batch_count > 0 ? m_batch_first_seq : m_next_seq;
+        const auto n = encode_welcome(buf, {m_config.publisher_id, next, s.subscription_id});
         if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
       }
       break;
@@ -163,17 +165,17 @@ void TcpPublisher::remove_dead_peers() {
                                    [](const Peer& p) { return p.matches && p.policy == PolicyKind::backpressure; });
 }
 
-const TcpPublisher::Peer* TcpPublisher::blocking_peer() const noexcept {
+const TcpPublisher::Peer* TcpPublisher::blocking_peer(std::int64_t needed) const noexcept {
   for (const auto& p : m_peers) {
-    if (p.matches && p.policy == PolicyKind::backpressure && p.credit <= 0 && !p.dead) return &p;
+    if (p.matches && p.policy == PolicyKind::backpressure && p.credit < needed && !p.dead) return &p;
   }
   return nullptr;
 }
 
-Result<void> TcpPublisher::wait_for_credit(clock::time_point deadline) {
+Result<void> TcpPublisher::wait_for_credit(std::int64_t needed, clock::time_point deadline) {
   const auto start = clock::now();
   auto next_probe = start;
-  const Peer* blocker = blocking_peer();
+  const Peer* blocker = blocking_peer(needed);
   while (blocker != nullptr) {
     m_stats.last_blocker = blocker->subscription_id;
     auto now = clock::now();
@@ -187,7 +189,7 @@ Result<void> TcpPublisher::wait_for_credit(clock::time_point deadline) {
       std::array<std::byte, 16> buf;
       const auto n = encode_ping(buf);
       for (auto& p : m_peers) {
-        if (p.policy == PolicyKind::backpressure && p.credit <= 0 && !send_control(p.routing_id, std::span(buf).first(n)) &&
+        if (p.policy == PolicyKind::backpressure && p.credit < needed && !send_control(p.routing_id, std::span(buf).first(n)) &&
             zmq_errno() == EHOSTUNREACH) {
           p.dead = true;
         }
@@ -198,7 +200,7 @@ Result<void> TcpPublisher::wait_for_credit(clock::time_point deadline) {
     const auto wait = std::min(deadline, next_probe) - now;
     zmq_poll(&item, 1, std::max<long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()));
     drain_control();
-    blocker = blocking_peer();
+    blocker = blocking_peer(needed);
   }
   m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
   return {};
@@ -210,19 +212,61 @@ Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64
     m_service_countdown = service_every;
     drain_control();
   }
-  if (m_has_backpressure && blocking_peer() != nullptr) {
+  // A held-back batch already owns a window slot per envelope at every backpressure
+  // peer; the new message needs one more. If that is missing, send the batch first
+  // (its slots exist), then wait for room for this one.
+  if (m_has_backpressure && blocking_peer(m_batch_count + 1) != nullptr) {
+    flush();
     drain_control();
-    if (auto waited = wait_for_credit(clock::now() + timeout); !waited) return waited;
+    if (blocking_peer(1) != nullptr) {
+      if (auto waited = wait_for_credit(1, clock::now() + timeout); !waited) return waited;
+    }
   }
+  if (m_config.batch_messages <= 1) {
+    send_frame(envelope, 1);
+  } else {
+    append_to_batch(envelope, seq);
+  }
+  ++m_stats.sent;
+  m_next_seq = seq + 1;
+  return {};
+}
+
+void TcpPublisher::append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq) {
+  const auto padded = (envelope.size() + 7) & ~std::size_t{7};
+  if (m_batch_count > 0 && m_batch.size() + batch_entry_header_bytes + padded > m_config.batch_bytes) flush();
+  if (m_batch_count == 0) {
+    m_batch.resize(batch_header_bytes);
+    std::memcpy(m_batch.data(), batch_magic, 4);
+    m_batch_first_seq = seq;
+  }
+  const auto at = m_batch.size();
+  m_batch.resize(at + batch_entry_header_bytes + padded);  // zero-fills the padding
+  const auto len = static_cast<std::uint32_t>(envelope.size());
+  std::memcpy(m_batch.data() + at, &len, 4);
+  std::memset(m_batch.data() + at + 4, 0, 4);
+  std::memcpy(m_batch.data() + at + batch_entry_header_bytes, envelope.data(), envelope.size());
+  if (++m_batch_count >= m_config.batch_messages || m_batch.size() >= m_config.batch_bytes) flush();
+}
+
+void TcpPublisher::flush() {
+  if (m_batch_count == 0) return;
+  std::memcpy(m_batch.data() + 4, &m_batch_count, 4);
+  send_frame(m_batch, m_batch_count);
+  m_batch_count = 0;
+  m_batch.clear();  // keeps its capacity: no allocation in steady state
+}
+
+void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t envelopes) {
   zmq_msg_t msg;
-  if (zmq_msg_init_size(&msg, envelope.size()) != 0) return fail(Errc::io_error, "zmq_msg_init_size", zmq_errno());
-  std::memcpy(zmq_msg_data(&msg), envelope.data(), envelope.size());
+  if (zmq_msg_init_size(&msg, frame.size()) != 0) return;  // out of memory: every peer sees the gap
+  std::memcpy(zmq_msg_data(&msg), frame.data(), frame.size());
   bool any_dead = false;
   for (auto& p : m_peers) {
     if (!p.matches || p.dead) continue;
     if (zmq_send(m_sock.handle(), p.routing_id.data(), p.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
       if (zmq_errno() == EAGAIN) {
-        ++m_stats.peer_drops;  // its pipe is full: the subscriber sees a gap, we never block
+        m_stats.peer_drops += envelopes;  // its pipe is full: the subscriber sees a gap, we never block
       } else {
         p.dead = any_dead = true;
       }
@@ -237,16 +281,14 @@ Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64
       p.dead = any_dead = true;
       continue;
     }
-    if (p.policy == PolicyKind::backpressure) --p.credit;
+    if (p.policy == PolicyKind::backpressure) p.credit -= envelopes;
   }
   zmq_msg_close(&msg);
   if (any_dead) remove_dead_peers();
-  ++m_stats.sent;
-  m_next_seq = seq + 1;
-  return {};
 }
 
 std::size_t TcpPublisher::service() {
+  flush();
   drain_control();
   return m_peers.size();
 }
@@ -268,6 +310,7 @@ Result<std::size_t> TcpPublisher::wait_for_subscribers(std::size_t n, clock::tim
 
 void TcpPublisher::close(std::uint64_t last_seq) {
   if (m_closed) return;
+  flush();
   m_closed = true;
   drain_control();
   std::array<std::byte, 32> buf;

@@ -20,6 +20,7 @@ class TcpPublisher final : public PublisherTransport {
 
   Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
                     std::chrono::nanoseconds timeout) override;
+  void flush() override;
   std::size_t service() override;
   Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
   void close(std::uint64_t last_seq) override;
@@ -42,8 +43,10 @@ class TcpPublisher final : public PublisherTransport {
   void drain_control();
   void handle_control(std::string_view routing_id, std::span<const std::byte> frame);
   bool send_control(const std::string& routing_id, std::span<const std::byte> frame);
-  Result<void> wait_for_credit(std::chrono::steady_clock::time_point deadline);
-  [[nodiscard]] const Peer* blocking_peer() const noexcept;
+  Result<void> wait_for_credit(std::int64_t needed, std::chrono::steady_clock::time_point deadline);
+  [[nodiscard]] const Peer* blocking_peer(std::int64_t needed) const noexcept;
+  void send_frame(std::span<const std::byte> frame, std::uint32_t envelopes);
+  void append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq);
   void expire_peers(std::chrono::steady_clock::time_point now);
   void remove_dead_peers();
 
@@ -52,6 +55,11 @@ class TcpPublisher final : public PublisherTransport {
   PublisherStats m_stats;
   std::vector<Peer> m_peers;
   std::uint64_t m_next_seq = 1;
+  // Batching: envelopes held back in one frame; the first one's sequence is what a
+  // subscriber joining now is told (it will get the whole batch).
+  std::vector<std::byte> m_batch;
+  std::uint32_t m_batch_count = 0;
+  std::uint64_t m_batch_first_seq = 0;
   unsigned m_service_countdown = 0;
   bool m_has_backpressure = false;  // any matching peer uses backpressure
   bool m_bad_control_logged = false;

@@ -16,9 +16,18 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-zmq_msg_t* msg_of(void* storage) noexcept { return static_cast<zmq_msg_t*>(storage); }
+// A Frame holding a zmq_msg_t and the span of it that is one envelope: a whole
+// single-envelope message, or one envelope of a batch (whose zmq_msg_t then shares
+// the batch's reference-counted body). Moving it is zmq_msg_move: no byte is copied.
+struct Held {
+  zmq_msg_t msg;
+  std::uint32_t offset;
+  std::uint32_t length;
+};
 
-// A Frame holding a zmq_msg_t: moving it is zmq_msg_move, no byte is copied.
+Held* held(void* storage) noexcept { return static_cast<Held*>(storage); }
+zmq_msg_t* msg_of(void* storage) noexcept { return &held(storage)->msg; }
+
 const FrameOps zmq_frame_ops{
     .release = [](void* s) noexcept { zmq_msg_close(msg_of(s)); },
     .move =
@@ -26,15 +35,17 @@ const FrameOps zmq_frame_ops{
           zmq_msg_init(msg_of(dst));
           zmq_msg_move(msg_of(dst), msg_of(src));
           zmq_msg_close(msg_of(src));
+          held(dst)->offset = held(src)->offset;
+          held(dst)->length = held(src)->length;
         },
     .bytes =
         [](const void* s) noexcept {
-          auto* m = msg_of(const_cast<void*>(s));
-          return std::span<const std::byte>(static_cast<const std::byte*>(zmq_msg_data(m)), zmq_msg_size(m));
+          auto* h = held(const_cast<void*>(s));
+          return std::span<const std::byte>(static_cast<const std::byte*>(zmq_msg_data(&h->msg)) + h->offset, h->length);
         },
 };
 
-static_assert(sizeof(zmq_msg_t) <= Frame::storage_size);
+static_assert(sizeof(Held) <= Frame::storage_size);
 
 }  // namespace
 
@@ -104,6 +115,8 @@ std::size_t TcpSubscriber::drain_one(std::uint32_t index, FrameSink& sink, std::
     Frame frame(&zmq_frame_ops, index);
     zmq_msg_init(msg_of(frame.storage()));
     if (zmq_msg_recv(msg_of(frame.storage()), sock, ZMQ_DONTWAIT) < 0) break;  // EAGAIN: nothing more now
+    held(frame.storage())->offset = 0;
+    held(frame.storage())->length = static_cast<std::uint32_t>(zmq_msg_size(msg_of(frame.storage())));
     if (zmq_msg_more(msg_of(frame.storage()))) {
       // rill frames are single-part: swallow the rest of a multi-part message.
       const auto size = frame.bytes().size();
@@ -117,6 +130,10 @@ std::size_t TcpSubscriber::drain_one(std::uint32_t index, FrameSink& sink, std::
       handle_control(index, bytes, sink);
       continue;
     }
+    if (is_batch(bytes)) {
+      delivered += split_batch(index, frame, sink);
+      continue;
+    }
     if (bytes.size() > m_config.max_message_bytes) {
       sink.on_bad_frame(index, Errc::too_large, bytes.size());
       continue;
@@ -124,6 +141,28 @@ std::size_t TcpSubscriber::drain_one(std::uint32_t index, FrameSink& sink, std::
     sink.on_data(std::move(frame));
     ++delivered;
   }
+  return delivered;
+}
+
+std::size_t TcpSubscriber::split_batch(std::uint32_t index, Frame& batch, FrameSink& sink) {
+  // Each envelope becomes a Frame of its own sharing the batch's body, so policies,
+  // credit and gaps stay per message.
+  std::size_t delivered = 0;
+  const auto bytes = batch.bytes();
+  const bool ok = for_each_in_batch(bytes, [&](std::size_t offset, std::size_t length) {
+    if (length > m_config.max_message_bytes) {
+      sink.on_bad_frame(index, Errc::too_large, length);
+      return;
+    }
+    Frame one(&zmq_frame_ops, index);
+    zmq_msg_init(msg_of(one.storage()));
+    zmq_msg_copy(msg_of(one.storage()), msg_of(batch.storage()));
+    held(one.storage())->offset = static_cast<std::uint32_t>(offset);
+    held(one.storage())->length = static_cast<std::uint32_t>(length);
+    sink.on_data(std::move(one));
+    ++delivered;
+  });
+  if (!ok) sink.on_bad_frame(index, Errc::malformed, bytes.size());
   return delivered;
 }
 

@@ -33,6 +33,7 @@ class TcpSubscriber final : public SubscriberTransport {
   explicit TcpSubscriber(const SubscriberConfig& config) : m_config(config) {}
   std::size_t drain_one(std::uint32_t index, FrameSink& sink, std::size_t max);
   void handle_control(std::uint32_t index, std::span<const std::byte> frame, FrameSink& sink);
+  std::size_t split_batch(std::uint32_t index, Frame& batch, FrameSink& sink);
 
   SubscriberConfig m_config;
   std::vector<Connection> m_conns;

@@ -32,6 +32,10 @@ std::size_t header(std::span<std::byte> out, ControlType type) noexcept {
 
 }  // namespace
 
+bool is_batch(std::span<const std::byte> frame) noexcept {
+  return frame.size() >= batch_header_bytes && std::memcmp(frame.data(), batch_magic, 4) == 0;
+}
+
 bool is_control(std::span<const std::byte> frame) noexcept {
   return frame.size() >= header_bytes && std::memcmp(frame.data(), control_magic, 4) == 0;
 }

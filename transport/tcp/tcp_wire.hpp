@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -59,6 +60,42 @@ struct Control {
   Welcome welcome;
   Bye bye;
 };
+
+/// A batch frame carries several envelopes from one publisher: this magic, a u32
+/// count, then per envelope a u32 length, 4 zero bytes, the envelope and zero padding
+/// to a multiple of 8 (so every envelope starts 8-aligned relative to the frame).
+inline constexpr std::byte batch_magic[4] = {std::byte{'R'}, std::byte{'L'}, std::byte{'B'}, std::byte{1}};
+inline constexpr std::size_t batch_header_bytes = 8;
+inline constexpr std::size_t batch_entry_header_bytes = 8;
+
+/// True when the frame starts with the batch magic.
+[[nodiscard]] bool is_batch(std::span<const std::byte> frame) noexcept;
+
+/// Walks a batch frame: calls `visit(offset, length)` for each envelope and returns
+/// true, or returns false (having visited nothing) when any length or the count lies.
+template <class Visit>
+bool for_each_in_batch(std::span<const std::byte> frame, Visit&& visit) {
+  if (frame.size() < batch_header_bytes) return false;
+  std::uint32_t count = 0;
+  std::memcpy(&count, frame.data() + 4, 4);
+  if (count == 0 || count > (frame.size() - batch_header_bytes) / batch_entry_header_bytes) return false;
+  // First pass checks every bound, so a lie anywhere delivers nothing.
+  for (int pass = 0; pass < 2; ++pass) {
+    std::size_t at = batch_header_bytes;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (frame.size() - at < batch_entry_header_bytes) return false;
+      std::uint32_t len = 0;
+      std::memcpy(&len, frame.data() + at, 4);
+      at += batch_entry_header_bytes;
+      if (len == 0 || len > frame.size() - at) return false;
+      if (pass == 1) visit(at, std::size_t{len});
+      at += (std::size_t{len} + 7) & ~std::size_t{7};
+      if (at > frame.size()) at = frame.size();
+    }
+    if (pass == 0 && at != frame.size()) return false;
+  }
+  return true;
+}
 
 /// True when the frame starts with the control magic.
 [[nodiscard]] bool is_control(std::span<const std::byte> frame) noexcept;

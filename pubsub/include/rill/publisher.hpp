@@ -24,6 +24,11 @@ struct PublisherOptions {
   std::string topic;                                      ///< the one topic this publisher sends on
   std::chrono::milliseconds publish_timeout{1000};        ///< longest publish() waits for backpressure credit
   std::size_t max_message_bytes = 64u << 20;              ///< larger envelopes are refused with too_large
+  /// Throughput mode: coalesce up to this many messages into one transport frame
+  /// (1 = every publish() is sent at once). Held-back messages go out when the batch is
+  /// full, at flush(), service() or destruction; call flush() when you pause.
+  std::size_t batch_messages = 1;
+  std::size_t batch_bytes = 64u << 10;  ///< a batch is also sent once it holds this many bytes
 };
 
 /// Sends on one topic from one thread. Move-only; not thread-safe (one publishing
@@ -55,7 +60,9 @@ class Publisher {
     return publish_bytes(std::as_bytes(std::span(text.data(), text.size())), headers);
   }
 
-  /// Processes joins, credits and departures now (call it when not publishing for a while).
+  /// Sends messages a batching publisher is holding back (no-op with batch_messages = 1).
+  void flush();
+  /// Flushes, then processes joins, credits and departures (call it when not publishing for a while).
   std::size_t service();
   /// Waits until `n` matching subscriptions are attached, up to `timeout`.
   [[nodiscard]] Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout);
