@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <cstring>
+#include <vector>
 
 #include "transport/tcp/tcp_wire.hpp"
 
@@ -62,4 +64,57 @@ TEST_CASE("unknown types, bad policies and lying prefix lengths are refused") {
   bad[18] = std::byte{0xff};  // prefix length says 255 bytes, frame holds 3
   CHECK_FALSE(decode_control(std::span(bad).first(n)));
   CHECK_FALSE(is_control(std::as_bytes(std::span("RILL....", 8))));
+}
+
+namespace {
+
+// Lays out a batch frame the way the publisher does.
+std::vector<std::byte> make_batch(const std::vector<std::size_t>& sizes) {
+  std::vector<std::byte> f(batch_header_bytes);
+  std::memcpy(f.data(), batch_magic, 4);
+  const auto count = static_cast<std::uint32_t>(sizes.size());
+  std::memcpy(f.data() + 4, &count, 4);
+  for (const auto n : sizes) {
+    const auto at = f.size();
+    f.resize(at + batch_entry_header_bytes + ((n + 7) & ~std::size_t{7}));
+    const auto len = static_cast<std::uint32_t>(n);
+    std::memcpy(f.data() + at, &len, 4);
+    for (std::size_t i = 0; i < n; ++i) f[at + batch_entry_header_bytes + i] = std::byte{0xab};
+  }
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("a batch frame yields each envelope's span, 8-aligned within the frame") {
+  const auto f = make_batch({20, 8, 33});
+  REQUIRE(is_batch(f));
+  std::vector<std::pair<std::size_t, std::size_t>> seen;
+  CHECK(for_each_in_batch(std::span<const std::byte>(f), [&](std::size_t at, std::size_t n) { seen.emplace_back(at, n); }));
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0] == std::pair<std::size_t, std::size_t>{16, 20});
+  CHECK(seen[1] == std::pair<std::size_t, std::size_t>{16 + 24 + 8, 8});
+  CHECK(seen[2].second == 33);
+  for (const auto& [at, n] : seen) CHECK(at % 8 == 0);
+}
+
+TEST_CASE("a lying batch delivers nothing") {
+  const auto good = make_batch({20, 8});
+  auto visits = 0;
+  const auto count_visits = [&](std::size_t, std::size_t) { ++visits; };
+  auto f = good;
+  std::uint32_t more = 3;  // claims a third envelope that is not there
+  std::memcpy(f.data() + 4, &more, 4);
+  CHECK_FALSE(for_each_in_batch(std::span<const std::byte>(f), count_visits));
+  f = good;
+  std::uint32_t huge = 1u << 30;  // first length runs past the end
+  std::memcpy(f.data() + 8, &huge, 4);
+  CHECK_FALSE(for_each_in_batch(std::span<const std::byte>(f), count_visits));
+  f = good;
+  f.resize(f.size() + 8);  // trailing bytes nobody accounts for
+  CHECK_FALSE(for_each_in_batch(std::span<const std::byte>(f), count_visits));
+  for (std::size_t len = 0; len < good.size(); ++len) {
+    CHECK_FALSE(for_each_in_batch(std::span<const std::byte>(good).first(len), count_visits));
+  }
+  CHECK(visits == 0);
 }
