@@ -37,6 +37,7 @@ head -n 2 "$out/slow.txt" | sed 's/^/    /'
 tail -n 3 "$out/slow.txt" | head -n 2 | sed 's/^/    /'
 
 echo
-echo "== rill perf tcp --size 64 (rill beside raw ZeroMQ, same run, pinned cross-core)"
-"$rill" perf tcp --size 64 --count 5000 --throughput-count 300000 --json "$out/perf.json" --plot "$out/perf.svg"
+echo "== rill perf tcp --size 64 (rill beside raw ZeroMQ, same run, pinned cross-core; throughput with --batch 256)"
+"$rill" perf tcp --size 64 --count 6000 --throughput-count 500000 --batch 256 --repeat 3 \
+  --json "$out/perf.json" --plot "$out/perf.svg" 2>/dev/null
 echo "(JSON: $out/perf.json, plot: $out/perf.svg)"
