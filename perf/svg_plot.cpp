@@ -65,13 +65,6 @@ std::string xml_escape(std::string_view s) {
   return out;
 }
 
-// 1, 2 or 5 times a power of ten, giving about `ticks` intervals over `range`.
-double nice_step(double range, int ticks) {
-  const double raw = range / ticks;
-  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  const double norm = raw / mag;
-  return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
-}
 
 std::string fmt_us(double v) {
   if (!std::isfinite(v)) return "-";
@@ -91,26 +84,38 @@ std::string nines_label(int k) {
   return fmt::format("99.{:9<{}}%", "", k - 2);  // k - 2 more nines after the point
 }
 
+// The y axis is logarithmic: the tail (p99.9, max) is often 10-100x the median, and on
+// a linear axis it would flatten the part of the curve where the two series differ.
 class Plot {
  public:
-  Plot(double x_max, double y_max) : m_x_max(x_max), m_y_max(y_max) {}
+  Plot(double x_max, double y_min, double y_max)
+      : m_x_max(x_max), m_log_min(std::log10(y_min)), m_log_span(std::log10(y_max) - std::log10(y_min)) {}
   double px(double x) const { return left + (right - left) * x / m_x_max; }
-  double py(double y) const { return bottom - (bottom - top) * y / m_y_max; }
+  double py(double y) const {
+    const double v = std::clamp((std::log10(std::max(y, 1e-9)) - m_log_min) / m_log_span, 0.0, 1.0);
+    return bottom - (bottom - top) * v;
+  }
 
  private:
   double m_x_max;
-  double m_y_max;
+  double m_log_min;
+  double m_log_span;
 };
 
-void axes(std::string& svg, const Plot& plot, double x_max, double y_max, double y_step) {
-  const int decimals = y_step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(y_step) - 1e-9));
-  for (double y = 0; y <= y_max + y_step / 2; y += y_step) {
-    svg += fmt::format(R"(<line x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="#ddd"/>)"
-                       "\n",
-                       left, plot.py(y), right, plot.py(y));
-    svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="end" dominant-baseline="middle">{:.{}f}</text>)"
-                       "\n",
-                       left - 8, plot.py(y), y, decimals);
+void axes(std::string& svg, const Plot& plot, double x_max, double y_min, double y_max) {
+  // Gridlines at 1, 2 and 5 times each power of ten.
+  for (double decade = y_min; decade < y_max * 1.001; decade *= 10) {
+    for (const double m : {1.0, 2.0, 5.0}) {
+      const double y = decade * m;
+      if (y > y_max * 1.001) break;
+      const int decimals = y >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(y) - 1e-9));
+      svg += fmt::format(R"(<line x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="{}"/>)"
+                         "\n",
+                         left, plot.py(y), right, plot.py(y), m == 1.0 ? "#ccc" : "#eee");
+      svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="end" dominant-baseline="middle">{:.{}f}</text>)"
+                         "\n",
+                         left - 8, plot.py(y), y, decimals);
+    }
   }
   // Percentile ticks: 0%, 50%, then one per "nine", and the max at the end of the axis.
   std::vector<std::pair<double, std::string>> ticks{{0.0, "0%"}, {std::log10(2.0), "50%"}};
@@ -130,7 +135,7 @@ void axes(std::string& svg, const Plot& plot, double x_max, double y_max, double
   svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle">percentile (log scale of 1/(1-p))</text>)"
                      "\n",
                      (left + right) / 2, bottom + 44);
-  svg += fmt::format(R"svg(<text x="20" y="{:.1f}" text-anchor="middle" transform="rotate(-90 20 {:.1f})">RTT (µs)</text>)svg"
+  svg += fmt::format(R"svg(<text x="20" y="{:.1f}" text-anchor="middle" transform="rotate(-90 20 {:.1f})">RTT (µs, log scale)</text>)svg"
                      "\n",
                      (top + bottom) / 2, (top + bottom) / 2);
 }
@@ -180,14 +185,17 @@ std::expected<void, std::string> write_svg(const Report& r, const std::string& p
   if (curves.empty()) return std::unexpected(std::string("no RTT samples to plot"));
 
   double x_max = 0.5;  // keeps the 50% tick inside the axis even for tiny runs
-  double y_data = 0;
+  double y_hi = 0;
+  double y_lo = std::numeric_limits<double>::infinity();
   for (const auto& c : curves) {
     x_max = std::max(x_max, c.x_end);
-    y_data = std::max(y_data, c.pct.max);
+    y_hi = std::max(y_hi, c.pct.max);
+    if (!c.points.empty()) y_lo = std::min(y_lo, c.points.front().second);
   }
-  const double y_step = nice_step(y_data > 0 ? y_data : 1.0, 6);
-  const double y_max = std::ceil(y_data / y_step) * y_step > 0 ? std::ceil(y_data / y_step) * y_step : y_step;
-  const Plot plot(x_max, y_max);
+  // Whole decades around the data, so the gridlines land on 1, 2, 5 x 10^k.
+  const double y_min = std::pow(10.0, std::floor(std::log10(std::max(y_lo, 1e-3))));
+  const double y_max = std::max(y_min * 10, std::pow(10.0, std::ceil(std::log10(std::max(y_hi, 1e-3)))));
+  const Plot plot(x_max, y_min, y_max);
 
   const auto& o = r.opts;
   const std::string& used = r.rill_pp.placement_used.empty() ? r.base_pp.placement_used : r.rill_pp.placement_used;
@@ -213,7 +221,7 @@ std::expected<void, std::string> write_svg(const Report& r, const std::string& p
                      xml_escape(fmt::format("throughput ({} msgs): {} {}, {} {}", o.throughput_count, r.subject_name,
                                             fmt_rate(r.rill_tp.msgs_per_s), r.baseline_name,
                                             fmt_rate(r.base_tp.msgs_per_s))));
-  axes(svg, plot, x_max, y_max, y_step);
+  axes(svg, plot, x_max, y_min, y_max);
   for (const auto& c : curves) series(svg, plot, c);
   legend(svg, curves);
   svg += "</svg>\n";
