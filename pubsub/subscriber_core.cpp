@@ -16,6 +16,8 @@ using clock = std::chrono::steady_clock;
 constexpr unsigned service_every = 256;
 // A queue being worked through is topped up from the transport at least this often.
 constexpr auto drain_interval = std::chrono::microseconds(50);
+// Publisher instances whose sequences are tracked at once.
+constexpr std::size_t max_tracked_publishers = 1024;
 
 }  // namespace
 
@@ -72,10 +74,19 @@ SubscriberCore::PublisherState& SubscriberCore::publisher(std::uint64_t id, std:
     }
   }
   // Not greeted (a foreign publisher that skips WELCOME): start counting from here.
+  forget_oldest_if_full();
   m_publishers.push_back({.id = id, .expected = first_seq});
   ++m_stats.publishers;
   m_last_publisher = m_publishers.size() - 1;
   return m_publishers.back();
+}
+
+void SubscriberCore::forget_oldest_if_full() {
+  // Publishers killed without a BYE, or a peer inventing ids, must not grow this table
+  // (and its linear search) without bound: the longest-known entry goes first.
+  if (m_publishers.size() < max_tracked_publishers) return;
+  m_publishers.erase(m_publishers.begin());
+  m_last_publisher = 0;
 }
 
 void SubscriberCore::report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last) {
@@ -110,6 +121,7 @@ void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id
   const bool known = std::any_of(m_publishers.begin(), m_publishers.end(),
                                  [&](const PublisherState& p) { return p.id == publisher_id; });
   if (!known) {
+    forget_oldest_if_full();
     m_publishers.push_back({.id = publisher_id, .expected = next_seq});
     ++m_stats.publishers;
     if (src.publisher_id != 0 && src.publisher_id != publisher_id) {

@@ -44,6 +44,7 @@ class SubscriberCore final : public FrameSink {
   void deliver(Frame& frame, Subscriber::Handler handler);
   PublisherState& publisher(std::uint64_t id, std::uint64_t first_seq);
   void report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last);
+  void forget_oldest_if_full();
   void credit(std::uint32_t source);
   void return_window_slot(std::uint32_t source);
   void settle_idle();
