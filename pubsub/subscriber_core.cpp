@@ -175,8 +175,9 @@ std::span<const std::byte> SubscriberCore::aligned(std::span<const std::byte> by
 
 void SubscriberCore::credit(std::uint32_t source) {
   auto& src = m_sources[source];
-  if (src.pending_credit > 0) {
-    m_transport->consumed(source, src.publisher_id, src.pending_credit);
+  // Credit that cannot be queued now stays pending and goes out, summed, next time:
+  // losing it would shrink the publisher's window for good.
+  if (src.pending_credit > 0 && m_transport->consumed(source, src.publisher_id, src.pending_credit)) {
     src.pending_credit = 0;
   }
 }

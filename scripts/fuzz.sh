@@ -74,11 +74,12 @@ build_target() {
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
 build_target envelope codec/codec.cpp codec/error.cpp
 build_target control transport/tcp/tcp_wire.cpp
+build_target batch transport/tcp/tcp_wire.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control; do
+for name in envelope control batch; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

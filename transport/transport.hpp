@@ -95,9 +95,10 @@ class SubscriberTransport {
   /// Blocks until input may be ready or `timeout` passes (the block idle strategy).
   virtual void wait(std::chrono::nanoseconds timeout) = 0;
 
-  /// The handler finished `n` messages from `source` sent by `publisher_id`:
-  /// give that publisher the window back (backpressure).
-  virtual void consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) = 0;
+  /// The handler finished `n` messages from `source` sent by `publisher_id`: give
+  /// that publisher the window back (backpressure). False when it could not be queued
+  /// now (the caller keeps the count and tries again later).
+  virtual bool consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) = 0;
 
   /// Housekeeping (subscription keepalive, reconnect handling); cheap when nothing is due.
   virtual void service(std::chrono::steady_clock::time_point now) = 0;

@@ -1,11 +1,13 @@
-// Writes the seed corpora for fuzz_envelope and fuzz_control (valid frames from the
-// real encoders, then cut and bit-flipped copies). Run by hand when a wire format
-// changes, then minimise: `rill_fuzz_make_corpus tests/fuzz/corpus && scripts/fuzz.sh --merge`.
-// The kept corpus is libFuzzer's merged set, so its files carry SHA-1 names.
+// Writes the seed corpora for fuzz_envelope, fuzz_control and fuzz_batch (valid frames
+// from the real encoders, then cut, bit-flipped and lying copies). Run by hand when a
+// wire format changes, then minimise: `rill_fuzz_make_corpus tests/fuzz/corpus && scripts/fuzz.sh --merge`.
+// The envelope and control corpora are libFuzzer's merged sets, so their files carry
+// SHA-1 names; the batch corpus is the seeds below as written (named by what they hold).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <span>
@@ -140,18 +142,101 @@ void make_controls(const fs::path& dir) {
   emit("ctl_magic_only", 4);
 }
 
+// A batch frame as tcp_publisher.cpp builds it: magic, u32 count, then per envelope a
+// u32 length, 4 zero bytes, the envelope and zero padding to a multiple of 8.
+Bytes batch(const std::vector<Bytes>& envelopes) {
+  Bytes out(tcp::batch_header_bytes);
+  std::memcpy(out.data(), tcp::batch_magic, 4);
+  const auto count = static_cast<std::uint32_t>(envelopes.size());
+  std::memcpy(out.data() + 4, &count, 4);
+  for (const auto& e : envelopes) {
+    const auto at = out.size();
+    out.resize(at + tcp::batch_entry_header_bytes + ((e.size() + 7) & ~std::size_t{7}));
+    const auto len = static_cast<std::uint32_t>(e.size());
+    std::memcpy(out.data() + at, &len, 4);
+    std::memcpy(out.data() + at + tcp::batch_entry_header_bytes, e.data(), e.size());
+  }
+  return out;
+}
+
+void put_u32(Bytes& b, std::size_t at, std::uint32_t v) {
+  std::memcpy(b.data() + at, &v, 4);
+}
+
+void make_batches(const fs::path& dir) {
+  // Envelopes of different lengths, so entries need different padding (none for some).
+  std::vector<Bytes> envs;
+  for (std::uint64_t seq = 1; seq <= 5; ++seq) {
+    const std::string payload(static_cast<std::size_t>(seq * 3), static_cast<char>('a' + seq));
+    envs.push_back(envelope(text(payload), {.topic = "md/x",
+                                            .publisher_id = 0x1234567890abcdef,
+                                            .sequence = seq,
+                                            .timestamp_ns = 1'700'000'000'000'000'000,
+                                            .headers = {}}));
+  }
+  const Bytes one = batch({envs[0]});
+  const Bytes two = batch({envs[0], envs[1]});
+  const Bytes five = batch(envs);
+  write(dir, "batch_1", one);
+  write(dir, "batch_2", two);
+  write(dir, "batch_5", five);
+  // An odd length whose padding the frame's end cuts off: still accepted.
+  Bytes odd = batch({text("xyz")});
+  write(dir, "batch_unpadded_tail", std::span{odd}.first(odd.size() - 5));
+
+  // Lies: each one must be refused whole, with nothing visited.
+  write(dir, "batch_header_only", std::span{two}.first(tcp::batch_header_bytes));
+  write(dir, "batch_magic_only", std::span{two}.first(4));
+  write(dir, "batch_cut_half", std::span{five}.first(five.size() / 2));
+  write(dir, "batch_cut_in_entry_header", std::span{two}.first(tcp::batch_header_bytes + 4));
+  Bytes b = five;
+  put_u32(b, 4, 0);
+  write(dir, "batch_count_zero", b);
+  b = five;
+  put_u32(b, 4, 6);
+  write(dir, "batch_count_high", b);
+  b = five;
+  put_u32(b, 4, 4);
+  write(dir, "batch_count_low", b);  // bytes left over after the 4th entry
+  b = five;
+  put_u32(b, 4, 0xffffffffu);
+  write(dir, "batch_count_huge", b);
+  b = two;
+  put_u32(b, tcp::batch_header_bytes, 0);
+  write(dir, "batch_len_zero", b);
+  b = two;
+  put_u32(b, tcp::batch_header_bytes, 0xfffffff8u);
+  write(dir, "batch_len_huge", b);
+  b = two;
+  put_u32(b, tcp::batch_header_bytes, static_cast<std::uint32_t>(two.size()));
+  write(dir, "batch_len_past_end", b);
+  b = five;  // the second entry's length one short: the walk lands off the entry grid
+  const auto second =
+      tcp::batch_header_bytes + tcp::batch_entry_header_bytes + ((envs[0].size() + 7) & ~std::size_t{7});
+  put_u32(b, second, static_cast<std::uint32_t>(envs[1].size() + 8));
+  write(dir, "batch_len_long_mid", b);
+  b = two;
+  b.insert(b.end(), 8, std::byte{0});
+  write(dir, "batch_trailing_bytes", b);
+  b = two;
+  b[3] = std::byte{2};
+  write(dir, "batch_wrong_magic_version", b);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s <corpus dir>  (writes <dir>/envelope and <dir>/control)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s <corpus dir>  (writes <dir>/envelope, <dir>/control and <dir>/batch)\n", argv[0]);
     return 2;
   }
   const fs::path root{argv[1]};
   fs::create_directories(root / "envelope");
   fs::create_directories(root / "control");
+  fs::create_directories(root / "batch");
   make_envelopes(root / "envelope");
   make_controls(root / "control");
+  make_batches(root / "batch");
   std::printf("wrote %d seed files under %s\n", g_written, root.c_str());
   return 0;
 }

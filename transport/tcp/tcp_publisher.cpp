@@ -81,6 +81,13 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
         peer->last_seen = now;  // keepalive
         return;
       }
+      if (m_batch_count > 0) {
+        // A held batch belongs to the subscriptions it was built for (their credit was
+        // checked); send it before this one joins, so it starts at the next message
+        // and never receives more than its window.
+        flush();
+        peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.routing_id == routing_id; });
+      }
       if (peer == m_peers.end()) {
         peer = m_peers.insert(m_peers.end(), Peer{});
         peer->routing_id = std::string(routing_id);
@@ -98,8 +105,7 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
                  to_string(Policy{peer->policy, peer->window}), peer->matches);
       if (peer->matches) {
         std::array<std::byte, max_control_bytes> buf;
-        const auto next = m_batch_count > 0 ? m_batch_first_seq : m_next_seq;
-        const auto n = encode_welcome(buf, {m_config.publisher_id, next, s.subscription_id});
+        const auto n = encode_welcome(buf, {m_config.publisher_id, m_next_seq, s.subscription_id});
         if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
       }
       break;
@@ -225,20 +231,19 @@ Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64
   if (m_config.batch_messages <= 1) {
     send_frame(envelope, 1);
   } else {
-    append_to_batch(envelope, seq);
+    append_to_batch(envelope);
   }
   ++m_stats.sent;
   m_next_seq = seq + 1;
   return {};
 }
 
-void TcpPublisher::append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq) {
+void TcpPublisher::append_to_batch(std::span<const std::byte> envelope) {
   const auto padded = (envelope.size() + 7) & ~std::size_t{7};
   if (m_batch_count > 0 && m_batch.size() + batch_entry_header_bytes + padded > m_config.batch_bytes) flush();
   if (m_batch_count == 0) {
     m_batch.resize(batch_header_bytes);
     std::memcpy(m_batch.data(), batch_magic, 4);
-    m_batch_first_seq = seq;
   }
   const auto at = m_batch.size();
   m_batch.resize(at + batch_entry_header_bytes + padded);  // zero-fills the padding

@@ -46,7 +46,7 @@ class TcpPublisher final : public PublisherTransport {
   Result<void> wait_for_credit(std::int64_t needed, std::chrono::steady_clock::time_point deadline);
   [[nodiscard]] const Peer* blocking_peer(std::int64_t needed) const noexcept;
   void send_frame(std::span<const std::byte> frame, std::uint32_t envelopes);
-  void append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq);
+  void append_to_batch(std::span<const std::byte> envelope);
   void expire_peers(std::chrono::steady_clock::time_point now);
   void remove_dead_peers();
 
@@ -55,11 +55,10 @@ class TcpPublisher final : public PublisherTransport {
   PublisherStats m_stats;
   std::vector<Peer> m_peers;
   std::uint64_t m_next_seq = 1;
-  // Batching: envelopes held back in one frame; the first one's sequence is what a
-  // subscriber joining now is told (it will get the whole batch).
+  // Batching: envelopes held back in one frame (sent before any new subscription is
+  // registered, so a batch only ever goes to the subscriptions it was built for).
   std::vector<std::byte> m_batch;
   std::uint32_t m_batch_count = 0;
-  std::uint64_t m_batch_first_seq = 0;
   unsigned m_service_countdown = 0;
   bool m_has_backpressure = false;  // any matching peer uses backpressure
   bool m_bad_control_logged = false;

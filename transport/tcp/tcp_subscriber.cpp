@@ -57,7 +57,7 @@ Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& nod
     for (const auto& ep : eps) {
       zmq::socket_t sock(node.zmq(), zmq::socket_type::dealer);
       sock.set(zmq::sockopt::rcvhwm, pipe_high_water);
-      sock.set(zmq::sockopt::sndhwm, 64);
+      sock.set(zmq::sockopt::sndhwm, 1024);
       // ZMQ_IMMEDIATE=1 intermittently left the first pipe unread here (libzmq 4.3.4), so
       // keepalives may queue while the publisher is away; they are idempotent and few.  // no stale subscriptions queued while the publisher is away
       sock.set(zmq::sockopt::linger, 200);   // lets the unsubscribe out on close
@@ -181,11 +181,10 @@ void TcpSubscriber::wait(std::chrono::nanoseconds timeout) {
   zmq_poll(m_items.data(), static_cast<int>(m_items.size()), static_cast<long>(ms));
 }
 
-void TcpSubscriber::consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) {
+bool TcpSubscriber::consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) {
   std::array<std::byte, 32> buf;
   const auto len = encode_credit(buf, {m_config.subscription_id, publisher_id, n});
-  // A credit that cannot be queued (publisher gone) is moot: a new instance starts with a full window.
-  zmq_send(m_conns[source].sock.handle(), buf.data(), len, ZMQ_DONTWAIT);
+  return zmq_send(m_conns[source].sock.handle(), buf.data(), len, ZMQ_DONTWAIT) >= 0;
 }
 
 void TcpSubscriber::service(clock::time_point now) {

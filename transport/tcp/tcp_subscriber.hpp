@@ -19,7 +19,7 @@ class TcpSubscriber final : public SubscriberTransport {
 
   std::size_t drain(FrameSink& sink, std::size_t max) override;
   void wait(std::chrono::nanoseconds timeout) override;
-  void consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) override;
+  bool consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) override;
   void service(std::chrono::steady_clock::time_point now) override;
 
  private:
