@@ -63,6 +63,7 @@ class SubscriberCore final : public FrameSink {
   std::uint32_t m_credit_batch = 1;
   std::size_t m_drain_budget = 64;
   std::chrono::steady_clock::time_point m_last_drain{};
+  unsigned m_since_look = 0;
   std::unique_ptr<std::byte[]> m_scratch;  // realignment buffer, 8-byte aligned (operator new[])
   std::size_t m_scratch_size = 0;
   unsigned m_service_countdown = 0;

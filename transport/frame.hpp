@@ -12,7 +12,9 @@ namespace rill::detail {
 /// How a transport releases and moves the storage behind a Frame.
 struct FrameOps {
   void (*release)(void* storage) noexcept;
-  void (*move)(void* dst, void* src) noexcept;  // dst is raw memory; src is left empty
+  /// dst is raw memory; src is left empty. nullptr: the handle is trivially
+  /// relocatable (no pointers into itself), so moving it is a memcpy.
+  void (*move)(void* dst, void* src) noexcept;
   std::span<const std::byte> (*bytes)(const void* storage) noexcept;
 };
 
@@ -54,7 +56,13 @@ class Frame {
   void take(Frame& other) noexcept {
     m_ops = other.m_ops;
     m_source = other.m_source;
-    if (m_ops != nullptr) m_ops->move(m_storage, other.m_storage);
+    if (m_ops != nullptr) {
+      if (m_ops->move != nullptr) {
+        m_ops->move(m_storage, other.m_storage);
+      } else {
+        std::memcpy(m_storage, other.m_storage, storage_size);
+      }
+    }
     other.m_ops = nullptr;
   }
 
