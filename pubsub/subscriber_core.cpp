@@ -14,6 +14,7 @@ using clock = std::chrono::steady_clock;
 
 // Housekeeping (keepalive) is looked at every this many poll calls, or when idle.
 constexpr unsigned service_every = 256;
+constexpr unsigned idle_service_every = 16;
 // A queue being worked through is topped up from the transport at least this often.
 constexpr auto drain_interval = std::chrono::microseconds(50);
 constexpr unsigned look_every = 8;
@@ -254,8 +255,12 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
   // next delivery's policy decision sees it.
   if (handled > 0 || limit == 0 || !m_queue.empty()) drain_all();
   if (m_queue.empty()) settle_idle();
-  // Keepalives are due every few hundred ms: look at the clock when idle, or now and then.
-  if (handled == 0 || m_service_countdown-- == 0) {
+  // Keepalives are due every few hundred ms: look at the clock every few empty polls,
+  // or now and then while busy. (Not on every empty poll: a spinning caller's loop
+  // must stay short, or it notices the next arrival later.)
+  const bool due = handled == 0 ? ++m_idle_polls >= idle_service_every : m_service_countdown-- == 0;
+  if (due) {
+    m_idle_polls = 0;
     m_service_countdown = service_every;
     m_transport->service(clock::now());
   }
@@ -269,7 +274,7 @@ std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t l
     if (const auto n = poll(handler, limit); n > 0) return n;
     const auto now = clock::now();
     if (now >= deadline) return 0;
-    m_transport->service(now);
+    if (m_options.idle != IdleStrategy::spin) m_transport->service(now);  // its rounds are slow anyway
     switch (m_options.idle) {
       case IdleStrategy::spin:
         break;

@@ -67,6 +67,7 @@ class SubscriberCore final : public FrameSink {
   std::unique_ptr<std::byte[]> m_scratch;  // realignment buffer, 8-byte aligned (operator new[])
   std::size_t m_scratch_size = 0;
   unsigned m_service_countdown = 0;
+  unsigned m_idle_polls = 0;
   bool m_overflow_reported = false;
   bool m_malformed_logged = false;
   bool m_any_left = false;

@@ -1,5 +1,6 @@
 #include "tcp_subscriber.hpp"
 
+#include <algorithm>
 #include <array>
 #include <new>
 
@@ -184,6 +185,7 @@ bool TcpSubscriber::consumed(std::uint32_t source, std::uint64_t publisher_id, s
 }
 
 void TcpSubscriber::service(clock::time_point now) {
+  if (std::none_of(m_conns.begin(), m_conns.end(), [&](const Connection& c) { return now >= c.next_subscribe; })) return;
   std::array<std::byte, max_control_bytes> buf;
   const auto n = encode_subscribe(
       buf, {.subscription_id = m_config.subscription_id,
