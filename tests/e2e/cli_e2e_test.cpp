@@ -9,24 +9,9 @@
 #include <vector>
 
 #include "process.hpp"
+#include "streams.hpp"
 
 namespace rill::e2e {
-namespace {
-
-std::string without_spaces(std::string s) {
-  std::erase_if(s, [](unsigned char c) { return std::isspace(c) != 0; });
-  return s;
-}
-
-std::string hex_to_bytes(std::string_view hex) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
-  }
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("usage errors: exit 2 and exactly one 'rill: ' line on stderr") {
   TempDir dir;

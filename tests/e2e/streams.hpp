@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <string>
@@ -102,6 +103,21 @@ inline std::vector<std::uint64_t> tail(const std::vector<std::uint64_t>& seqs, s
 /// The first `n` elements (all of them when there are fewer).
 inline std::vector<std::uint64_t> head(const std::vector<std::uint64_t>& seqs, std::size_t n) {
   return {seqs.begin(), seqs.begin() + static_cast<std::ptrdiff_t>(std::min(n, seqs.size()))};
+}
+
+/// `s` with every whitespace character removed (flatc's JSON, for comparisons).
+inline std::string without_spaces(std::string s) {
+  std::erase_if(s, [](unsigned char c) { return std::isspace(c) != 0; });
+  return s;
+}
+
+/// The bytes a `--format hex` line stands for.
+inline std::string hex_to_bytes(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+  }
+  return out;
 }
 
 }  // namespace rill::e2e

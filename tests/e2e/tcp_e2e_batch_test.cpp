@@ -26,19 +26,6 @@ namespace {
 
 namespace wire = rill::detail::tcp;
 
-std::string without_spaces(std::string s) {
-  std::erase_if(s, [](unsigned char c) { return std::isspace(c) != 0; });
-  return s;
-}
-
-std::string hex_to_bytes(std::string_view hex) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
-  }
-  return out;
-}
-
 std::uint32_t get_u32(std::span<const std::byte> s, std::size_t at) {
   std::uint32_t v = 0;
   std::memcpy(&v, s.data() + at, sizeof v);
