@@ -66,7 +66,7 @@ Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& nod
       // ZeroMQ drops the connection before buffering them.
       sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes) * 2 + 4096);
       sock.connect("tcp://" + ep.host + ":" + std::to_string(ep.port));
-      sub->m_conns.push_back(Connection{.sock = std::move(sock), .uri = ep.uri});
+      sub->m_conns.push_back(Connection{.sock = std::move(sock)});
     }
   } catch (const zmq::error_t& e) {
     return fail(Errc::io_error, "cannot connect", e.num());

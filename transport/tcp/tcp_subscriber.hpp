@@ -25,7 +25,6 @@ class TcpSubscriber final : public SubscriberTransport {
  private:
   struct Connection {
     zmq::socket_t sock;
-    std::string uri;
     bool welcomed = false;
     std::chrono::steady_clock::time_point next_subscribe{};
   };
