@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "process.hpp"
+#include "streams.hpp"
 
 namespace rill::e2e {
 
@@ -51,6 +52,18 @@ inline Stats finish_sub(Process& sub, std::string_view who = "sub") {
   auto s = parse_stats(sub.out());
   REQUIRE_MESSAGE(s.found, "no stats line from " << who);
   return s;
+}
+
+/// A subscriber present from the first message to the last, whose own policy dropped
+/// some: every message is received or counted in gaps, every gap was its policy's
+/// choice, and what it printed is the received messages in increasing order.
+inline void check_policy_losses(const Stats& s, const TextMessages& m, std::uint64_t n) {
+  CHECK(s["received"] + s["gaps"] == n);
+  CHECK(s["dropped"] == s["gaps"]);
+  CHECK(s["dropped"] > 0);
+  CHECK(m.bad == 0);
+  CHECK(m.seqs.size() == s["received"]);
+  CHECK(first_not_increasing(m.seqs) == m.seqs.size());
 }
 
 }  // namespace rill::e2e
