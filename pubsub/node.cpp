@@ -44,7 +44,8 @@ Result<Publisher> Node::publisher(const PublisherOptions& options) {
                                                      .publisher_id = id,
                                                      .max_message_bytes = options.max_message_bytes,
                                                      .batch_messages = options.batch_messages,
-                                                     .batch_bytes = options.batch_bytes});
+                                                     .batch_bytes = options.batch_bytes,
+                                                     .publish_timeout = options.publish_timeout});
   if (!transport) return std::unexpected(transport.error());
   return Publisher(m_core, std::move(*transport), options, id);
 }
@@ -141,6 +142,8 @@ std::size_t Subscriber::poll(Handler handler, std::size_t limit) { return m_core
 std::size_t Subscriber::wait_poll(Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
   return m_core->wait_poll(handler, limit, timeout);
 }
+std::optional<Sample> Subscriber::take() { return m_core->take(); }
+std::optional<Sample> Subscriber::wait_take(std::chrono::nanoseconds timeout) { return m_core->wait_take(timeout); }
 const SubscriberStats& Subscriber::stats() const noexcept { return m_core->stats(); }
 std::uint64_t Subscriber::id() const noexcept { return m_core->id(); }
 

@@ -1,6 +1,7 @@
 #include "rill/publisher.hpp"
 
 #include "../transport/transport.hpp"
+#include "loan_state.hpp"
 #include "node_core.hpp"
 
 namespace rill {
@@ -18,6 +19,7 @@ Publisher::Publisher(Publisher&&) noexcept = default;
 Publisher& Publisher::operator=(Publisher&&) noexcept = default;
 
 Publisher::~Publisher() {
+  m_spare_loan.reset();
   if (m_transport) m_transport->close(m_next_seq - 1);
   m_transport.reset();  // before the node core, whose context the socket needs
 }
@@ -38,6 +40,51 @@ Result<void> Publisher::publish_bytes(std::span<const std::byte> payload, std::s
   return send_built(m_builder.finish_raw(payload, stamp(headers)));
 }
 
+Result<Loan> Publisher::loan(std::size_t payload_bytes) {
+  auto state = m_spare_loan ? std::move(m_spare_loan) : std::make_unique<detail::LoanState>();
+  state->transport = m_transport.get();
+  // Room for the envelope around the payload: topic, fixed fields, alignment, a few headers.
+  const std::size_t want = payload_bytes + m_topic.size() + 256;
+  std::size_t initial = want;
+  if (auto chunk = m_transport->loan(want)) {
+    state->chunk = *chunk;
+    state->have_chunk = true;
+    initial = chunk->capacity;
+  } else if (chunk.error().code != Errc::unsupported) {
+    return std::unexpected(chunk.error());
+  }
+  state->builder.emplace(state.get(), initial);
+  return Loan(std::move(state));
+}
+
+Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, std::span<const HeaderKV> headers) {
+  auto state = std::move(loan.m_state);
+  if (!state || !state->builder) return fail(Errc::invalid_argument, "publish() of an empty loan");
+  auto& b = *state->builder;
+  const auto fields = stamp(headers);
+  std::span<const std::byte> envelope;
+  if (state->raw_used) {
+    envelope = b.finish_vector(flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(state->raw_vector), fields);
+  } else if (root != 0) {
+    envelope = b.finish_nested(root, fields);
+  } else {
+    envelope = b.finish_raw({}, fields);
+  }
+  Result<void> sent;
+  if (envelope.size() > m_max_bytes) {
+    sent = fail(Errc::too_large, "envelope larger than max_message_bytes");
+  } else if (state->have_chunk && state->chunk_given && state->holds(state->chunk, envelope.data())) {
+    state->consumed = true;  // the transport owns the chunk now, whatever the outcome
+    sent = m_transport->send_loan(state->chunk.handle, envelope, m_next_seq, m_timeout);
+  } else {
+    sent = m_transport->send(envelope, m_next_seq, m_timeout);  // built on the heap: one copy
+  }
+  if (sent) ++m_next_seq;
+  state->clear();
+  m_spare_loan = std::move(state);
+  return sent;
+}
+
 void Publisher::flush() { m_transport->flush(); }
 
 std::size_t Publisher::service() { return m_transport->service(); }
@@ -47,5 +94,27 @@ Result<std::size_t> Publisher::wait_for_subscribers(std::size_t n, std::chrono::
 }
 
 const PublisherStats& Publisher::stats() const noexcept { return m_transport->stats(); }
+
+}  // namespace rill
+
+namespace rill {
+
+Loan::Loan(std::unique_ptr<detail::LoanState> state) noexcept : m_state(std::move(state)) {}
+Loan::Loan(Loan&&) noexcept = default;
+Loan& Loan::operator=(Loan&&) noexcept = default;
+Loan::~Loan() = default;
+
+flatbuffers::FlatBufferBuilder& Loan::fbb() noexcept { return m_state->builder->fbb(); }
+
+std::span<std::byte> Loan::raw(std::size_t size) {
+  auto& fbb = m_state->builder->fbb();
+  fbb.ForceVectorAlignment(size, 1, envelope_alignment);
+  std::uint8_t* data = nullptr;
+  m_state->raw_vector = fbb.CreateUninitializedVector(size, 1, &data);
+  m_state->raw_used = true;
+  return {reinterpret_cast<std::byte*>(data), size};
+}
+
+bool Loan::zero_copy() const noexcept { return m_state && m_state->have_chunk; }
 
 }  // namespace rill

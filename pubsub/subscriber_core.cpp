@@ -53,12 +53,14 @@ SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<S
   // the transport's pipes. The bound only keeps one call from running forever when a
   // publisher outpaces even the draining.
   m_drain_budget = m_options.policy.kind == PolicyKind::backpressure ? m_queue.policy().capacity + 64 : 1u << 18;
+  m_direct = m_transport->applies_policy();
   m_publishers.reserve(8);
 }
 
 SubscriberCore::~SubscriberCore() = default;
 
 const SubscriberStats& SubscriberCore::stats() noexcept {
+  m_stats.dropped = m_queue.discarded() + m_transport->policy_drops();
   m_stats.queue_depth = m_queue.size();
   m_stats.queue_bytes = m_queue.bytes();
   m_stats.queue_high_water_bytes = m_queue.high_water_bytes();
@@ -108,8 +110,12 @@ void SubscriberCore::on_data(Frame&& frame) {
   const auto source = frame.source();
   const auto outcome = m_queue.push(std::move(frame));
   if (outcome == PushOutcome::rejected) return_window_slot(source);
-  if (outcome != PushOutcome::queued) m_stats.dropped = m_queue.discarded();
-  if (m_queue.overflowed() && !m_overflow_reported) {
+  if (outcome != PushOutcome::queued) m_stats.dropped = m_queue.discarded() + m_transport->policy_drops();
+  if (m_queue.overflowed()) look_at_policy_state();
+}
+
+void SubscriberCore::look_at_policy_state() {
+  if ((m_queue.overflowed() || (m_direct && m_transport->policy_overflowed())) && !m_overflow_reported) {
     m_overflow_reported = true;
     m_stats.overflow_events = 1;
     log().warn("subscription {:016x}: buffer policy passed its {} byte limit; now dropping oldest", m_id,
@@ -149,6 +155,11 @@ void SubscriberCore::on_bye(std::uint32_t, std::uint64_t publisher_id, std::uint
   }
 }
 
+void SubscriberCore::on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) {
+  ++m_stats.publishers_lost;
+  on_bye(source, publisher_id, last_seq);
+}
+
 void SubscriberCore::on_bad_frame(std::uint32_t source, Errc code, std::size_t size) {
   if (code == Errc::too_large) {
     ++m_stats.oversize;
@@ -184,7 +195,7 @@ void SubscriberCore::credit(std::uint32_t source) {
   }
 }
 
-void SubscriberCore::deliver(Frame& frame, Subscriber::Handler handler) {
+std::optional<MessageView> SubscriberCore::accept(Frame& frame) {
   const auto source = frame.source();
   return_window_slot(source);
   auto bytes = frame.bytes();
@@ -193,20 +204,24 @@ void SubscriberCore::deliver(Frame& frame, Subscriber::Handler handler) {
   if (!env) {
     // Its window slot was returned above; count it without crediting twice.
     on_bad_frame(source, Errc::malformed, bytes.size());
-    return;
+    return std::nullopt;
   }
   const MessageView view(*env, bytes);
-  if (!view.topic().starts_with(m_options.prefix)) return;  // a publisher that ignored our prefix
+  if (!view.topic().starts_with(m_options.prefix)) return std::nullopt;  // a publisher that ignored our prefix
   auto& p = publisher(view.publisher_id(), view.sequence());
   const auto seq = view.sequence();
   if (seq < p.expected) {
     ++m_stats.duplicates;
-    return;
+    return std::nullopt;
   }
   if (seq > p.expected) report_gap(p, p.expected, seq - 1);
   p.expected = seq + 1;
   ++m_stats.received;
-  handler(view);
+  return view;
+}
+
+void SubscriberCore::deliver(Frame& frame, Subscriber::Handler handler) {
+  if (auto view = accept(frame)) handler(*view);
 }
 
 void SubscriberCore::settle_idle() {
@@ -239,7 +254,7 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
       // latency path; the rest is taken in after the handler ran (below).
       m_transport->drain(*this, 1);
       if (m_queue.empty()) break;
-    } else if (++m_since_look >= look_every && clock::now() - m_last_drain >= drain_interval) {
+    } else if (!m_direct && ++m_since_look >= look_every && clock::now() - m_last_drain >= drain_interval) {
       // A queue being worked through is topped up every few deliveries once
       // drain_interval has passed, so its queue, not the socket, absorbs the backlog and
       // the policy drops the right end. (The clock is read every look_every deliveries:
@@ -253,7 +268,11 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
   }
   // Take in what arrived meanwhile (and control traffic, also when limit is 0), so the
   // next delivery's policy decision sees it.
-  if (handled > 0 || limit == 0 || !m_queue.empty()) drain_all();
+  if (m_direct) {
+    if (limit == 0) m_transport->drain(*this, 0);  // greetings and departures only
+  } else if (handled > 0 || limit == 0 || !m_queue.empty()) {
+    drain_all();
+  }
   if (m_queue.empty()) settle_idle();
   // Keepalives are due every few hundred ms: look at the clock every few empty polls,
   // or now and then while busy. (Not on every empty poll: a spinning caller's loop
@@ -263,8 +282,36 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
     m_idle_polls = 0;
     m_service_countdown = service_every;
     m_transport->service(clock::now());
+    if (m_direct) look_at_policy_state();
   }
   return handled;
+}
+
+void SubscriberCore::idle(clock::time_point deadline, unsigned& rounds) {
+  const auto now = clock::now();
+  if (m_options.idle != IdleStrategy::spin) m_transport->service(now);  // its rounds are slow anyway
+  switch (m_options.idle) {
+    case IdleStrategy::spin:
+      break;
+    case IdleStrategy::backoff:
+      if (++rounds < 100) break;
+      if (rounds < 200) {
+        std::this_thread::yield();
+      } else {
+        const auto nap = std::chrono::microseconds(std::min(1000u, 1u << std::min(10u, (rounds - 200) / 8)));
+        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(nap, deadline - now));
+      }
+      break;
+    case IdleStrategy::spin_block:
+      // Spin while the quiet spell is short; rounds counts from the call's start.
+      if (rounds == 0) m_spin_until = now + m_options.spin_before_block;
+      ++rounds;
+      if (now < m_spin_until) break;
+      [[fallthrough]];
+    case IdleStrategy::block:
+      m_transport->wait(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(100)));
+      break;
+  }
 }
 
 std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
@@ -272,26 +319,86 @@ std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t l
   unsigned idle_rounds = 0;
   for (;;) {
     if (const auto n = poll(handler, limit); n > 0) return n;
-    const auto now = clock::now();
-    if (now >= deadline) return 0;
-    if (m_options.idle != IdleStrategy::spin) m_transport->service(now);  // its rounds are slow anyway
-    switch (m_options.idle) {
-      case IdleStrategy::spin:
-        break;
-      case IdleStrategy::backoff:
-        if (++idle_rounds < 100) break;
-        if (idle_rounds < 200) {
-          std::this_thread::yield();
-        } else {
-          const auto nap = std::chrono::microseconds(std::min(1000u, 1u << std::min(10u, (idle_rounds - 200) / 8)));
-          std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(nap, deadline - now));
-        }
-        break;
-      case IdleStrategy::block:
-        m_transport->wait(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(100)));
-        break;
+    if (clock::now() >= deadline) return 0;
+    idle(deadline, idle_rounds);
+  }
+}
+
+std::optional<Sample> SubscriberCore::take() {
+  for (;;) {
+    if (m_queue.empty()) {
+      m_transport->drain(*this, 1);
+      if (m_queue.empty()) {
+        poll([](const MessageView&) {}, 0);  // housekeeping, departures' tail gaps
+        return std::nullopt;
+      }
     }
+    Frame frame = m_queue.pop();
+    const auto before = frame.bytes();
+    auto view = accept(frame);
+    if (!view) continue;
+    Sample out;
+    if (view->bytes().data() != before.data()) {
+      // Realigned into scratch: the sample needs bytes of its own.
+      out.m_copy.reset(new std::byte[view->bytes().size()]);
+      out.m_copy_size = view->bytes().size();
+      std::memcpy(out.m_copy.get(), view->bytes().data(), out.m_copy_size);
+    } else {
+      static_assert(sizeof(Frame) <= sizeof(out.m_frame) && alignof(Frame) <= 16);
+      new (out.m_frame) Frame(std::move(frame));
+      out.m_has_frame = true;
+    }
+    return out;
+  }
+}
+
+std::optional<Sample> SubscriberCore::wait_take(std::chrono::nanoseconds timeout) {
+  const auto deadline = clock::now() + timeout;
+  unsigned idle_rounds = 0;
+  for (;;) {
+    if (auto s = take()) return s;
+    if (clock::now() >= deadline) return std::nullopt;
+    idle(deadline, idle_rounds);
   }
 }
 
 }  // namespace rill::detail
+
+namespace rill {
+
+using detail::Frame;
+
+Sample::Sample(Sample&& other) noexcept { *this = std::move(other); }
+
+Sample& Sample::operator=(Sample&& other) noexcept {
+  if (this != &other) {
+    reset();
+    if (other.m_has_frame) {
+      new (m_frame) Frame(std::move(*std::launder(reinterpret_cast<Frame*>(other.m_frame))));
+      m_has_frame = true;
+      other.reset();
+    }
+    m_copy = std::move(other.m_copy);
+    m_copy_size = std::exchange(other.m_copy_size, 0);
+  }
+  return *this;
+}
+
+Sample::~Sample() { reset(); }
+
+void Sample::reset() noexcept {
+  if (m_has_frame) std::launder(reinterpret_cast<Frame*>(m_frame))->~Frame();
+  m_has_frame = false;
+}
+
+std::span<const std::byte> Sample::bytes() const noexcept {
+  if (m_has_frame) return std::launder(reinterpret_cast<const Frame*>(m_frame))->bytes();
+  return {m_copy.get(), m_copy_size};
+}
+
+MessageView Sample::view() const noexcept {
+  const auto b = bytes();
+  return MessageView(wire::GetEnvelope(b.data()), b);
+}
+
+}  // namespace rill

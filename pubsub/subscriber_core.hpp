@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "../policies/inbound_queue.hpp"
@@ -20,6 +21,8 @@ class SubscriberCore final : public FrameSink {
 
   std::size_t poll(Subscriber::Handler handler, std::size_t limit);
   std::size_t wait_poll(Subscriber::Handler handler, std::size_t limit, std::chrono::nanoseconds timeout);
+  std::optional<Sample> take();
+  std::optional<Sample> wait_take(std::chrono::nanoseconds timeout);
   [[nodiscard]] const SubscriberStats& stats() noexcept;
   [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
 
@@ -27,6 +30,7 @@ class SubscriberCore final : public FrameSink {
   void on_data(Frame&& frame) override;
   void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) override;
   void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
+  void on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
   void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) override;
 
  private:
@@ -42,6 +46,10 @@ class SubscriberCore final : public FrameSink {
   };
 
   void deliver(Frame& frame, Subscriber::Handler handler);
+  // Verifies and sequences one frame; the view's bytes may be the realignment scratch.
+  std::optional<MessageView> accept(Frame& frame);
+  void idle(std::chrono::steady_clock::time_point deadline, unsigned& rounds);
+  void look_at_policy_state();
   PublisherState& publisher(std::uint64_t id, std::uint64_t first_seq);
   void report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last);
   void forget_oldest_if_full();
@@ -71,6 +79,8 @@ class SubscriberCore final : public FrameSink {
   bool m_overflow_reported = false;
   bool m_malformed_logged = false;
   bool m_any_left = false;
+  std::chrono::steady_clock::time_point m_spin_until{};
+  bool m_direct = false;  // the transport queues per policy (shm); the core takes one at a time
 };
 
 }  // namespace rill::detail

@@ -45,3 +45,15 @@ inline bool attach(rill::Publisher& pub, rill::Subscriber& sub, std::size_t subs
 }
 
 }  // namespace rilltest
+
+namespace rilltest {
+
+/// A shared-memory endpoint no other test (or test process) uses.
+inline std::string fresh_shm_endpoint(const std::string& query = {}) {
+  static int counter = 0;
+  std::string ep = "shm://rilltest-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  if (!query.empty()) ep += "?" + query;
+  return ep;
+}
+
+}  // namespace rilltest

@@ -32,7 +32,13 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     ep.port = static_cast<std::uint16_t>(value);
     return ep;
   }
-  if (ep.scheme == "udp" || ep.scheme == "shm" || ep.scheme == "http" || ep.scheme == "https") {
+  if (ep.scheme == "shm") {
+    // The name is checked (and the query read) by the shm transport.
+    if (rest.empty()) return fail(Errc::invalid_argument, "shm endpoint '" + ep.uri + "' needs a name, like shm://quotes");
+    ep.host = std::string(rest);
+    return ep;
+  }
+  if (ep.scheme == "udp" || ep.scheme == "http" || ep.scheme == "https") {
     return fail(Errc::unsupported, "the " + ep.scheme + " transport is not built yet (endpoint '" + ep.uri + "')");
   }
   return fail(Errc::unsupported, "unknown endpoint scheme '" + ep.scheme + "' in '" + ep.uri + "'");

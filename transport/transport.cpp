@@ -1,14 +1,26 @@
 #include "transport.hpp"
 
+#ifdef RILL_WITH_TCP
 #include "tcp/tcp_publisher.hpp"
 #include "tcp/tcp_subscriber.hpp"
+#endif
+#ifdef RILL_WITH_SHM
+#include "shm/shm_publisher.hpp"
+#include "shm/shm_subscriber.hpp"
+#endif
 
 namespace rill::detail {
 
 // Transports register by URI scheme here; each lives in its own folder.
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
+#ifdef RILL_WITH_TCP
   if (ep.scheme == "tcp") return tcp::TcpPublisher::create(node, ep, config);
+#endif
+#ifdef RILL_WITH_SHM
+  if (ep.scheme == "shm") return shm::ShmPublisher::create(ep, config);
+#endif
+  (void)node;
   return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
 }
 
@@ -20,7 +32,13 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
       return fail(Errc::invalid_argument, "one subscriber's endpoints must share a scheme");
     }
   }
+#ifdef RILL_WITH_TCP
   if (eps.front().scheme == "tcp") return tcp::TcpSubscriber::create(node, eps, config);
+#endif
+#ifdef RILL_WITH_SHM
+  if (eps.front().scheme == "shm") return shm::ShmSubscriber::create(eps, config);
+#endif
+  (void)node;
   return fail(Errc::unsupported, "no transport for scheme '" + eps.front().scheme + "'");
 }
 

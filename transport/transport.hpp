@@ -27,6 +27,7 @@ struct PublisherConfig {
   std::size_t max_message_bytes = 64u << 20;
   std::size_t batch_messages = 1;       ///< >1: coalesce up to this many envelopes per frame
   std::size_t batch_bytes = 64u << 10;  ///< ... or until a batch frame holds this many bytes
+  std::chrono::nanoseconds publish_timeout = std::chrono::seconds(1);  ///< also bounds waits for a loan
 };
 
 /// What a subscriber asks of its transport.
@@ -35,6 +36,13 @@ struct SubscriberConfig {
   Policy policy;
   std::uint64_t subscription_id = 0;
   std::size_t max_message_bytes = 64u << 20;
+};
+
+/// Transport memory lent to a publisher to build one message in place (zero copy).
+struct LoanedChunk {
+  std::byte* data = nullptr;  ///< 8-aligned; its end is 64-aligned
+  std::size_t capacity = 0;
+  std::uint32_t handle = 0;
 };
 
 /// Sending side. Owned by one Publisher; every method is called from the thread
@@ -49,6 +57,22 @@ class PublisherTransport {
   /// retained past the call.
   virtual Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
                             std::chrono::nanoseconds timeout) = 0;
+
+  /// Lends at least `bytes` of the memory messages are sent from. Transports that
+  /// copy anyway say unsupported (the publisher then builds on the heap).
+  [[nodiscard]] virtual Result<LoanedChunk> loan(std::size_t bytes) {
+    (void)bytes;
+    return fail(Errc::unsupported, "this transport lends no memory");
+  }
+  /// Takes back a loan that will not be sent.
+  virtual void unloan(std::uint32_t handle) noexcept { (void)handle; }
+  /// Like send(), for an envelope built inside loan `handle`; the loan is consumed
+  /// whatever the outcome (on timed_out nothing was sent and the memory is reused).
+  [[nodiscard]] virtual Result<void> send_loan(std::uint32_t handle, std::span<const std::byte> envelope,
+                                               std::uint64_t seq, std::chrono::nanoseconds timeout) {
+    (void)handle;
+    return send(envelope, seq, timeout);
+  }
 
   /// Sends what a batching publisher holds back (no-op without batching).
   virtual void flush() = 0;
@@ -75,6 +99,8 @@ class FrameSink {
   virtual void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) = 0;
   /// A publisher left after `last_seq`.
   virtual void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) = 0;
+  /// A publisher's process died after `last_seq` (it never said goodbye).
+  virtual void on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) = 0;
   /// A frame that could not be used; `code` says why (malformed, too_large).
   virtual void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) = 0;
 
@@ -102,6 +128,14 @@ class SubscriberTransport {
 
   /// Housekeeping (subscription keepalive, reconnect handling); cheap when nothing is due.
   virtual void service(std::chrono::steady_clock::time_point now) = 0;
+
+  /// True when the transport itself queues per this subscription's policy (shm: the
+  /// ring is the queue). The core then takes one message at a time and queues nothing.
+  [[nodiscard]] virtual bool applies_policy() const noexcept { return false; }
+  /// Messages the transport's own policy discarded for this subscription so far.
+  [[nodiscard]] virtual std::uint64_t policy_drops() const noexcept { return 0; }
+  /// True once a buffer policy applied by the transport passed its byte limit.
+  [[nodiscard]] virtual bool policy_overflowed() const noexcept { return false; }
 };
 
 /// Creates the sending side for `ep` (dispatches on ep.scheme).

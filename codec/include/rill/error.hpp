@@ -20,6 +20,8 @@ enum class Errc {
   closed,            ///< the object or its node was shut down
   io_error,          ///< the OS or ZeroMQ reported a failure (see sys)
   incompatible,      ///< peer or options cannot work together (versions, durability)
+  permission_denied, ///< the OS refused access (e.g. a shared-memory segment's mode)
+  exhausted,         ///< a bounded resource is used up (e.g. every shm chunk is held)
 };
 
 /// An error code, the errno behind it when there is one, and a human detail.

@@ -18,6 +18,10 @@ namespace rill {
 class MessageBuilder {
  public:
   explicit MessageBuilder(std::size_t initial_bytes = 1024) : m_fbb(initial_bytes) {}
+  /// Builds in memory from `allocator` (a publisher's loan): the buffer is `initial_bytes`
+  /// to start with and grows through the allocator.
+  MessageBuilder(flatbuffers::Allocator* allocator, std::size_t initial_bytes)
+      : m_fbb(initial_bytes, allocator, false, envelope_alignment) {}
 
   /// The builder to create the payload in. Call reset() before starting a new message.
   [[nodiscard]] flatbuffers::FlatBufferBuilder& fbb() noexcept { return m_fbb; }
@@ -30,6 +34,14 @@ class MessageBuilder {
   template <class T>
   std::span<const std::byte> finish(flatbuffers::Offset<T> root, const EnvelopeFields& fields) {
     return finish_nested(root.o, fields);
+  }
+
+  /// Finishes the payload whose root table is at offset `root` (what finish() does).
+  std::span<const std::byte> finish_nested(flatbuffers::uoffset_t root, const EnvelopeFields& fields);
+  /// Wraps a payload vector already created in fbb() (e.g. CreateUninitializedVector) in an envelope.
+  std::span<const std::byte> finish_vector(flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload,
+                                           const EnvelopeFields& fields) {
+    return finish_envelope(payload, fields);
   }
 
   /// Wraps raw payload bytes in an envelope (the builder must be empty: call reset()).
@@ -50,7 +62,6 @@ class MessageBuilder {
     [[nodiscard]] std::size_t min_alignment() const noexcept { return minalign_; }
   };
 
-  std::span<const std::byte> finish_nested(flatbuffers::uoffset_t root, const EnvelopeFields& fields);
   std::span<const std::byte> finish_envelope(flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload,
                                              const EnvelopeFields& fields);
 

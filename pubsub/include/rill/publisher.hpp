@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "rill/loan.hpp"
 #include "rill/message_builder.hpp"
 #include "rill/stats.hpp"
 
@@ -15,6 +16,7 @@ namespace rill {
 
 namespace detail {
 class PublisherTransport;
+struct LoanState;
 class NodeCore;
 }  // namespace detail
 
@@ -53,6 +55,20 @@ class Publisher {
     return send_built(m_builder.finish(root, stamp(headers)));
   }
 
+  /// Borrows memory for one message with about `payload_bytes` of payload, to build in
+  /// place (zero copy on shm). Fails with exhausted if the transport has none free in time.
+  [[nodiscard]] Result<Loan> loan(std::size_t payload_bytes);
+
+  /// Publishes the payload table `root` built in `loan.fbb()`, where it lies.
+  template <class T>
+  [[nodiscard]] Result<void> publish(Loan&& loan, flatbuffers::Offset<T> root, std::span<const HeaderKV> headers = {}) {
+    return publish_loan(std::move(loan), root.o, headers);
+  }
+  /// Publishes the raw payload written into `loan.raw(size)`.
+  [[nodiscard]] Result<void> publish(Loan&& loan, std::span<const HeaderKV> headers = {}) {
+    return publish_loan(std::move(loan), 0, headers);
+  }
+
   /// Publishes raw payload bytes.
   [[nodiscard]] Result<void> publish_bytes(std::span<const std::byte> payload, std::span<const HeaderKV> headers = {});
   /// Publishes text as raw payload bytes.
@@ -80,10 +96,12 @@ class Publisher {
 
   EnvelopeFields stamp(std::span<const HeaderKV> headers) const noexcept;
   Result<void> send_built(std::span<const std::byte> envelope);
+  Result<void> publish_loan(Loan&& loan, flatbuffers::uoffset_t root, std::span<const HeaderKV> headers);
 
   std::shared_ptr<detail::NodeCore> m_node;
   std::unique_ptr<detail::PublisherTransport> m_transport;
   MessageBuilder m_builder;
+  std::unique_ptr<detail::LoanState> m_spare_loan;  // reused, so loans allocate nothing
   std::string m_topic;
   std::uint64_t m_id = 0;
   std::uint64_t m_next_seq = 1;

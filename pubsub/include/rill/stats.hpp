@@ -33,6 +33,7 @@ struct SubscriberStats {
   std::uint64_t queue_high_water_bytes = 0;  ///< most bytes ever waiting
   std::uint64_t publishers = 0;      ///< publisher instances seen
   std::uint64_t publisher_restarts = 0;      ///< an endpoint came back with a new publisher id
+  std::uint64_t publishers_lost = 0;         ///< publishers whose process died without closing (shm)
 };
 
 }  // namespace rill

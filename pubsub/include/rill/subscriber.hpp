@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "rill/function_ref.hpp"
 #include "rill/message.hpp"
 #include "rill/policy.hpp"
+#include "rill/sample.hpp"
 #include "rill/stats.hpp"
 
 namespace rill {
@@ -29,9 +31,10 @@ struct LossEvent {
 
 /// How wait_poll() idles when nothing has arrived.
 enum class IdleStrategy : std::uint8_t {
-  spin,     ///< busy-poll: lowest latency, one core at 100%
-  backoff,  ///< spin, then yield, then sleep up to 1 ms
-  block,    ///< sleep in the kernel until input arrives (no CPU while idle)
+  spin,        ///< busy-poll: lowest latency, one core at 100%
+  backoff,     ///< spin, then yield, then sleep up to 1 ms
+  block,       ///< sleep in the kernel until input arrives (no CPU while idle; futex on shm)
+  spin_block,  ///< spin for SubscriberOptions::spin_before_block, then block
 };
 
 /// How a subscription behaves; fill with designated initializers.
@@ -40,6 +43,7 @@ struct SubscriberOptions {
   std::string prefix;                              ///< topic prefix to match ("" = everything)
   Policy policy = Policy::drop_oldest(1024);       ///< what happens when it falls behind
   IdleStrategy idle = IdleStrategy::backoff;       ///< used by wait_poll()
+  std::chrono::microseconds spin_before_block{50}; ///< spin_block: how long to spin first
   std::size_t max_message_bytes = 64u << 20;       ///< larger frames are counted as oversize and dropped
   VerifyLimits verify{};                           ///< verifier bounds for envelopes from the network
   std::function<void(const LossEvent&)> on_loss{}; ///< called on the polling thread for every gap
@@ -61,6 +65,12 @@ class Subscriber {
   /// Like poll(), but idles with the subscription's IdleStrategy until at least one
   /// message arrived or `timeout` passed (then returns 0).
   std::size_t wait_poll(Handler handler, std::size_t limit, std::chrono::nanoseconds timeout);
+
+  /// Takes the next message as a Sample the caller keeps (no copy; on shm its chunk is
+  /// held until the Sample is destroyed). Counts gaps like poll(); nullopt when none waits.
+  [[nodiscard]] std::optional<Sample> take();
+  /// Like take(), idling with the subscription's IdleStrategy up to `timeout`.
+  [[nodiscard]] std::optional<Sample> wait_take(std::chrono::nanoseconds timeout);
 
   [[nodiscard]] const SubscriberStats& stats() const noexcept;
   /// Random id of this subscription (what a publisher reports as its blocker).

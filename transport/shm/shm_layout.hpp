@@ -1,0 +1,152 @@
+// The shared-memory segment, as laid out in the file /dev/shm/rill.<name>. PROTOCOL.md
+// describes the same layout byte by byte; bump shm_version when it changes.
+//
+// One publisher owns a segment. It holds a header, a table of subscriber slots, one
+// ring of chunk references per slot, and pools of fixed-size chunks. Who may write a
+// field is stated next to it; every other process only reads it. Nothing read from
+// the segment is trusted: offsets, lengths and indices are bounds-checked by the
+// reader before use (see shm_segment.hpp), because any process with write access to
+// the file could have scribbled on it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace rill::detail::shm {
+
+inline constexpr char shm_magic[8] = {'R', 'I', 'L', 'L', 'S', 'H', 'M', '\0'};
+inline constexpr std::uint32_t shm_version = 1;
+inline constexpr std::size_t cache_line = 64;
+inline constexpr std::uint32_t max_slots = 63;  // one holder bit each in a 64-bit word
+inline constexpr std::uint32_t max_classes = 8;
+inline constexpr std::uint32_t max_topic_bytes = 256;
+inline constexpr std::uint32_t max_chunks = 1u << 24;         // a ring entry keeps 24 bits of chunk index
+inline constexpr std::uint64_t publisher_holds = 1ull << 63;  // holder bit of the publisher's own loans
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+/// Life of the segment (SegmentHeader::state), written by the publisher.
+enum class SegmentState : std::uint32_t { live = 1, closed = 2 };
+
+/// Life of a subscriber slot: the low 8 bits of Slot::owner (the pid is above them).
+enum class SlotState : std::uint32_t {
+  free = 0,      ///< unowned; a subscriber may claim it with a CAS from 0
+  claiming = 1,  ///< a subscriber is filling it in (publisher ignores it)
+  active = 2,    ///< ready: the publisher takes it in at its next look at the roster
+  leaving = 3,   ///< its subscriber detached; the publisher drains and frees it
+  left = 4,      ///< drained; freed once no chunk carries its holder bit
+};
+
+[[nodiscard]] constexpr std::uint64_t make_owner(std::uint32_t pid, SlotState s) noexcept {
+  return static_cast<std::uint64_t>(pid) << 8 | static_cast<std::uint64_t>(s);
+}
+[[nodiscard]] constexpr SlotState owner_state(std::uint64_t owner) noexcept {
+  return static_cast<SlotState>(owner & 0xff);
+}
+[[nodiscard]] constexpr std::uint32_t owner_pid(std::uint64_t owner) noexcept {
+  return static_cast<std::uint32_t>(owner >> 8);
+}
+
+/// A ring entry: (position + 1) in the high 40 bits, the chunk index in the low 24.
+/// 0 means "never written". A reader at position p takes the entry only if it names p.
+[[nodiscard]] constexpr std::uint64_t make_entry(std::uint64_t pos, std::uint32_t chunk) noexcept {
+  return ((pos + 1) & ((1ull << 40) - 1)) << 24 | chunk;
+}
+[[nodiscard]] constexpr bool entry_is(std::uint64_t entry, std::uint64_t pos) noexcept {
+  return (entry >> 24) == ((pos + 1) & ((1ull << 40) - 1));
+}
+[[nodiscard]] constexpr std::uint32_t entry_chunk(std::uint64_t entry) noexcept {
+  return static_cast<std::uint32_t>(entry & 0xffffff);
+}
+
+/// One pool of equal chunks. Chunk i of the segment (global index) lives in the class
+/// whose [first_index, first_index + count) holds i.
+struct PoolClass {
+  std::uint64_t offset;       ///< of the first chunk, from the segment start
+  std::uint32_t chunk_bytes;  ///< header + data, a multiple of 64
+  std::uint32_t count;
+  std::uint32_t first_index;
+  std::uint32_t reserved;
+};
+
+/// The first page of the segment. Fields above `state` are written once by the
+/// publisher before the segment becomes visible under its name, and never change.
+struct SegmentHeader {
+  char magic[8];
+  std::uint32_t version;
+  std::uint32_t header_bytes;
+  std::uint64_t total_bytes;
+  std::uint64_t publisher_id;
+  std::uint64_t publisher_start;  ///< publisher's process start time (clock ticks since boot)
+  std::uint32_t publisher_pid;
+  std::uint32_t slot_count;
+  std::uint32_t ring_capacity;  ///< entries per slot ring, a power of two
+  std::uint32_t class_count;
+  std::uint64_t slots_offset;
+  std::uint64_t rings_offset;
+  std::uint32_t chunk_count;  ///< sum of the classes' counts
+  std::uint32_t topic_bytes;
+  PoolClass classes[max_classes];
+  char topic[max_topic_bytes];
+
+  // Written by the publisher while it runs.
+  alignas(cache_line) std::atomic<std::uint32_t> state;  ///< SegmentState
+  std::atomic<std::uint32_t> reserved0;
+  std::atomic<std::uint64_t> last_seq;  ///< last sequence published (what a dead publisher sent)
+  std::atomic<std::uint64_t> next_seq;  ///< sequence the next message will carry
+
+  // Bumped by a subscriber whenever it claims or leaves a slot; the publisher compares
+  // it once per publish to notice joins and departures.
+  alignas(cache_line) std::atomic<std::uint64_t> roster;
+
+  // A publisher waiting for backpressure room sleeps on pub_wake after raising
+  // pub_waiting; a subscriber that frees room bumps pub_wake and wakes it.
+  alignas(cache_line) std::atomic<std::uint32_t> pub_wake;
+  std::atomic<std::uint32_t> pub_waiting;
+};
+
+/// One subscriber's place in the segment: three cache lines, each written mostly by
+/// one side so that they do not bounce between cores.
+struct Slot {
+  // Line 0: written by the subscriber (while claiming, and its wake-up handshake).
+  alignas(cache_line) std::atomic<std::uint64_t> owner;  ///< make_owner(pid, SlotState)
+  std::uint64_t owner_start;                             ///< subscriber's process start time (pid reuse check)
+  std::uint64_t subscription_id;
+  std::uint64_t policy_capacity;        ///< messages, or bytes for buffer
+  std::uint32_t policy_kind;            ///< rill::PolicyKind
+  std::atomic<std::uint32_t> sleeping;  ///< 1 while the subscriber is (about to be) in futex wait
+  std::atomic<std::uint32_t> wake;      ///< futex word the subscriber sleeps on
+  std::uint32_t reserved1;
+
+  // Line 1: the next position the subscriber takes. The subscriber advances it by CAS
+  // when it takes an entry; a drop-oldest publisher advances it by CAS to discard the
+  // oldest entry. Whoever wins the CAS at position p owns entry p's holder bit.
+  alignas(cache_line) std::atomic<std::uint64_t> tail;
+
+  // Line 2: written by the publisher.
+  alignas(cache_line) std::atomic<std::uint64_t> joined;  ///< 0, then the first sequence offered
+  std::atomic<std::uint64_t> dropped;                     ///< messages the publisher discarded for this slot's policy
+  std::atomic<std::uint32_t> overflowed;                  ///< 1 once a buffer policy passed its byte limit
+  std::atomic<std::uint32_t> reserved2;
+};
+
+/// Precedes each chunk's data. Written by the publisher before the chunk is published,
+/// except `holders`, whose bits their holders clear.
+struct ChunkHeader {
+  std::atomic<std::uint64_t> holders;  ///< bit i: slot i still holds it; bit 63: the publisher
+  std::uint32_t index;                 ///< own global index (a reader checks it)
+  std::uint32_t data_offset;           ///< envelope start, from the chunk start
+  std::uint32_t data_size;             ///< envelope bytes
+  std::uint32_t reserved;
+  std::uint64_t sequence;
+  std::uint64_t reserved2[4];
+};
+
+inline constexpr std::size_t chunk_header_bytes = 64;
+static_assert(sizeof(ChunkHeader) == chunk_header_bytes);
+static_assert(sizeof(Slot) == 3 * cache_line);
+static_assert(sizeof(SegmentHeader) <= 4096);
+
+}  // namespace rill::detail::shm

@@ -1,0 +1,495 @@
+#include "shm_publisher.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <thread>
+
+#include "../../pubsub/logging.hpp"
+#include "shm_futex.hpp"
+
+namespace rill::detail::shm {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr auto liveness_period = std::chrono::milliseconds(100);
+constexpr auto blocked_liveness_period = std::chrono::milliseconds(5);
+constexpr unsigned sends_per_clock_look = 1024;
+constexpr int spins_before_sleep = 2000;
+
+inline void cpu_relax() noexcept {
+  __builtin_ia32_pause();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PublisherTransport>> ShmPublisher::create(const Endpoint& ep, const PublisherConfig& config) {
+  auto options = parse_shm_options(ep);
+  if (!options) return std::unexpected(options.error());
+  auto map = Mapping::create(*options, config.publisher_id, config.topic);
+  if (!map) return std::unexpected(map.error());
+  log().info("shm://{}: segment created ({} MiB, {} slots, ring {}, {} chunks)", options->name, (*map)->size() >> 20,
+             (*map)->slot_count(), (*map)->ring_capacity(), (*map)->chunk_count());
+  return std::unique_ptr<PublisherTransport>(new ShmPublisher(*map, *options, config));
+}
+
+ShmPublisher::ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config)
+    : m_map(map), m_options(options), m_config(config), m_peers(map->slot_count()), m_cursor(map->class_count(), 0) {
+  m_active.reserve(max_slots);
+  m_next_liveness = clock::now() + liveness_period;
+}
+
+ShmPublisher::~ShmPublisher() {
+  if (!m_closed) close(m_next_seq - 1);
+  m_map->release();
+}
+
+// ---- chunks -------------------------------------------------------------------
+
+std::optional<std::uint32_t> ShmPublisher::scan_class(std::uint32_t c) {
+  const auto& pc = m_map->pool(c);
+  std::uint32_t i = m_cursor[c];
+  for (std::uint32_t k = 0; k < pc.count; ++k, ++i) {
+    if (i >= pc.count) i = 0;
+    auto* h = m_map->chunk(pc.first_index + i);
+    if (h->holders.load(std::memory_order_acquire) == 0) {
+      h->holders.store(publisher_holds, std::memory_order_relaxed);
+      m_cursor[c] = i + 1;
+      return pc.first_index + i;
+    }
+  }
+  return std::nullopt;
+}
+
+bool ShmPublisher::reclaim_under_pressure() {
+  // Every chunk of the class is held. Drop subscribers give up their oldest queued
+  // message (counted as a policy drop, as if their queue were shorter); backpressure
+  // subscribers and samples that applications hold are waited for instead.
+  bool any = false;
+  for (auto slot : m_active) {
+    Peer& p = m_peers[slot];
+    if (p.kind == PolicyKind::backpressure) continue;
+    auto& s = m_map->slot(slot);
+    const auto t = s.tail.load(std::memory_order_acquire);
+    if (p.head > t && pop_oldest(slot, p, t)) any = true;
+  }
+  return any;
+}
+
+Result<std::uint32_t> ShmPublisher::allocate(std::size_t bytes, std::chrono::nanoseconds timeout) {
+  std::uint32_t first = 0;
+  while (first < m_map->class_count() && m_map->pool(first).chunk_bytes - chunk_header_bytes < bytes) ++first;
+  if (first == m_map->class_count()) {
+    return fail(Errc::too_large, "message of " + std::to_string(bytes) + " bytes is larger than the biggest shm chunk");
+  }
+  // The chunk sent last was most likely consumed already, and its cache lines are warm.
+  if (m_last_chunk != ~0u && m_map->chunk_data_bytes(m_last_chunk) >= bytes) {
+    auto* h = m_map->chunk(m_last_chunk);
+    if (h->holders.load(std::memory_order_acquire) == 0) {
+      h->holders.store(publisher_holds, std::memory_order_relaxed);
+      return m_last_chunk;
+    }
+  }
+  clock::time_point deadline{};
+  for (int round = 0;; ++round) {
+    for (auto c = first; c < m_map->class_count(); ++c) {
+      if (auto idx = scan_class(c)) return *idx;
+    }
+    if (reclaim_under_pressure()) continue;
+    const auto now = clock::now();
+    if (round == 0) deadline = now + timeout;
+    if (now >= deadline) {
+      return fail(Errc::exhausted, "every shm chunk of " + std::to_string(bytes) +
+                                       "+ bytes is held (by samples applications keep, or backpressure queues)");
+    }
+    refresh_roster();
+    if (now >= m_next_liveness) check_liveness();
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+Result<LoanedChunk> ShmPublisher::loan(std::size_t bytes) {
+  if (m_closed) return fail(Errc::closed, "publisher closed");
+  auto idx = allocate(bytes, m_config.publish_timeout);
+  if (!idx) return std::unexpected(idx.error());
+  auto* h = m_map->chunk(*idx);
+  return LoanedChunk{.data = reinterpret_cast<std::byte*>(h) + chunk_header_bytes,
+                     .capacity = m_map->chunk_data_bytes(*idx),
+                     .handle = *idx};
+}
+
+void ShmPublisher::unloan(std::uint32_t handle) noexcept {
+  if (auto* h = m_map->chunk(handle)) h->holders.fetch_and(~publisher_holds, std::memory_order_release);
+}
+
+Result<void> ShmPublisher::send(std::span<const std::byte> envelope, std::uint64_t seq,
+                                std::chrono::nanoseconds timeout) {
+  if (m_closed) return fail(Errc::closed, "publisher closed");
+  auto idx = allocate(envelope.size(), timeout);
+  if (!idx) return std::unexpected(idx.error());
+  auto* h = m_map->chunk(*idx);
+  std::memcpy(reinterpret_cast<std::byte*>(h) + chunk_header_bytes, envelope.data(), envelope.size());
+  return publish_chunk(*idx, chunk_header_bytes, static_cast<std::uint32_t>(envelope.size()), seq, timeout);
+}
+
+Result<void> ShmPublisher::send_loan(std::uint32_t handle, std::span<const std::byte> envelope, std::uint64_t seq,
+                                     std::chrono::nanoseconds timeout) {
+  auto* h = m_map->chunk(handle);
+  const auto* base = reinterpret_cast<const std::byte*>(h);
+  if (h == nullptr || envelope.data() < base + chunk_header_bytes ||
+      envelope.data() + envelope.size() > base + chunk_header_bytes + m_map->chunk_data_bytes(handle) ||
+      (envelope.data() - base) % 8 != 0) {
+    unloan(handle);
+    return fail(Errc::invalid_argument, "envelope does not lie 8-aligned inside its loan");
+  }
+  if (m_closed) {
+    unloan(handle);
+    return fail(Errc::closed, "publisher closed");
+  }
+  return publish_chunk(handle, static_cast<std::uint32_t>(envelope.data() - base),
+                       static_cast<std::uint32_t>(envelope.size()), seq, timeout);
+}
+
+// ---- fan-out ------------------------------------------------------------------
+
+void ShmPublisher::count_drop(std::uint32_t slot, Peer&) {
+  auto& d = m_map->slot(slot).dropped;
+  d.store(d.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // only we write it
+  ++m_stats.peer_drops;
+}
+
+bool ShmPublisher::pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t) {
+  // Winning this CAS makes entry t ours (the subscriber did not take it): its holder bit
+  // is released here, and the subscriber will see the sequence gap.
+  auto& s = m_map->slot(slot);
+  if (!s.tail.compare_exchange_strong(t, t + 1, std::memory_order_acq_rel)) return false;
+  const auto mask = m_map->ring_capacity() - 1;
+  const auto entry = m_map->ring(slot)[t & mask].load(std::memory_order_relaxed);
+  if (auto* h = m_map->chunk(entry_chunk(entry))) h->holders.fetch_and(~(1ull << slot), std::memory_order_release);
+  if (p.kind == PolicyKind::buffer) {
+    p.queued_bytes -= p.sizes[t & mask];
+    p.tail_seen = t + 1;
+  }
+  count_drop(slot, p);
+  return true;
+}
+
+bool ShmPublisher::make_room_oldest(std::uint32_t slot, Peer& p) {
+  auto& s = m_map->slot(slot);
+  for (;;) {
+    const auto t = s.tail.load(std::memory_order_acquire);
+    if (p.head - t < p.capacity) return true;
+    pop_oldest(slot, p, t);  // losing the race means the subscriber made the room
+  }
+}
+
+void ShmPublisher::sync_buffer_tail(std::uint32_t slot, Peer& p) {
+  const auto t = m_map->slot(slot).tail.load(std::memory_order_acquire);
+  const auto mask = m_map->ring_capacity() - 1;
+  for (; p.tail_seen < t; ++p.tail_seen) p.queued_bytes -= p.sizes[p.tail_seen & mask];
+}
+
+bool ShmPublisher::make_room_buffer(std::uint32_t slot, Peer& p, std::uint32_t size) {
+  sync_buffer_tail(slot, p);
+  if (p.head - p.tail_seen < p.capacity && p.queued_bytes + size <= p.byte_limit) return true;
+  if (!p.overflowed) {
+    p.overflowed = true;
+    m_map->slot(slot).overflowed.store(1, std::memory_order_release);
+  }
+  if (size > p.byte_limit) return false;  // alone larger than the whole buffer
+  while (p.head - p.tail_seen >= p.capacity || p.queued_bytes + size > p.byte_limit) {
+    if (!pop_oldest(slot, p, p.tail_seen)) sync_buffer_tail(slot, p);
+  }
+  return true;
+}
+
+Result<void> ShmPublisher::wait_for_room(std::chrono::nanoseconds timeout) {
+  auto& hdr = m_map->header();
+  clock::time_point start{}, deadline{}, next_look{};
+  int spins = 0;
+  for (;;) {
+    // The first backpressure subscriber without room; looked up afresh each round
+    // because a departure or death changes the set.
+    std::uint32_t blocker = max_slots;
+    for (auto slot : m_active) {
+      const Peer& p = m_peers[slot];
+      if (p.kind == PolicyKind::backpressure &&
+          p.head - m_map->slot(slot).tail.load(std::memory_order_acquire) >= p.capacity) {
+        blocker = slot;
+        break;
+      }
+    }
+    if (blocker == max_slots) break;
+    if (start == clock::time_point{}) {
+      start = clock::now();
+      deadline = start + timeout;
+      next_look = start + blocked_liveness_period;
+    }
+    if (spins++ < spins_before_sleep) {
+      cpu_relax();
+      continue;
+    }
+    const Peer& p = m_peers[blocker];
+    auto& s = m_map->slot(blocker);
+    const auto now = clock::now();
+    m_stats.last_blocker = p.subscription_id;
+    if (now >= deadline) {
+      ++m_stats.timeouts;
+      m_stats.blocked_ns += static_cast<std::uint64_t>((now - start).count());
+      return fail(Errc::timed_out, "backpressure: subscription window full past the deadline");
+    }
+    if (now >= next_look) {
+      // A dead or departed subscriber must not hold the publisher to its deadline.
+      next_look = now + blocked_liveness_period;
+      refresh_roster();
+      check_liveness();
+      continue;
+    }
+    hdr.pub_waiting.store(1, std::memory_order_seq_cst);
+    const auto w = hdr.pub_wake.load(std::memory_order_seq_cst);
+    if (p.head - s.tail.load(std::memory_order_seq_cst) >= p.capacity) {
+      futex_wait(hdr.pub_wake, w, std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(1)));
+    }
+    hdr.pub_waiting.store(0, std::memory_order_relaxed);
+  }
+  if (start != clock::time_point{}) m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
+  return {};
+}
+
+Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offset, std::uint32_t size,
+                                         std::uint64_t seq, std::chrono::nanoseconds timeout) {
+  auto* h = m_map->chunk(index);
+  h->data_offset = offset;
+  h->data_size = size;
+  h->sequence = seq;
+  refresh_roster();
+  if (m_backpressure_peers > 0) {
+    if (auto room = wait_for_room(timeout); !room) {
+      unloan(index);
+      return room;
+    }
+  }
+  // Decide per slot first; the holder bits must be set before any entry is visible.
+  std::uint32_t targets[max_slots];
+  std::size_t n = 0;
+  std::uint64_t holders = 0;
+  for (auto slot : m_active) {
+    Peer& p = m_peers[slot];
+    bool deliver = true;
+    switch (p.kind) {
+      case PolicyKind::drop_oldest:
+        deliver = make_room_oldest(slot, p);
+        break;
+      case PolicyKind::drop_newest:
+        deliver = p.head - m_map->slot(slot).tail.load(std::memory_order_acquire) < p.capacity;
+        break;
+      case PolicyKind::buffer:
+        deliver = make_room_buffer(slot, p, size);
+        break;
+      case PolicyKind::backpressure:
+        break;  // wait_for_room made room
+    }
+    if (!deliver) {
+      count_drop(slot, p);
+      continue;
+    }
+    targets[n++] = slot;
+    holders |= 1ull << slot;
+  }
+  h->holders.store(holders, std::memory_order_release);
+  const auto mask = m_map->ring_capacity() - 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    Peer& p = m_peers[targets[i]];
+    if (p.kind == PolicyKind::buffer) {
+      p.sizes[p.head & mask] = size;
+      p.queued_bytes += size;
+    }
+    m_map->ring(targets[i])[p.head & mask].store(make_entry(p.head, index), std::memory_order_release);
+    ++p.head;
+  }
+  auto& hdr = m_map->header();
+  hdr.last_seq.store(seq, std::memory_order_relaxed);
+  hdr.next_seq.store(seq + 1, std::memory_order_relaxed);
+  m_next_seq = seq + 1;
+  m_last_chunk = index;
+  ++m_stats.sent;
+  // Pairs with the subscriber's fence between raising `sleeping` and looking at its
+  // ring: either it sees the entry, or we see it asleep and wake it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& s = m_map->slot(targets[i]);
+    if (s.sleeping.load(std::memory_order_relaxed) != 0) {
+      s.wake.fetch_add(1, std::memory_order_release);
+      futex_wake(s.wake, 1);
+    }
+  }
+  if (++m_sends_since_look >= sends_per_clock_look) {
+    m_sends_since_look = 0;
+    if (clock::now() >= m_next_liveness) check_liveness();
+  }
+  return {};
+}
+
+// ---- joins, departures, deaths ------------------------------------------------
+
+void ShmPublisher::refresh_roster() {
+  const auto r = m_map->header().roster.load(std::memory_order_acquire);
+  if (r == m_roster_seen) return;
+  m_roster_seen = r;
+  for (std::uint32_t i = 0; i < m_map->slot_count(); ++i) {
+    const auto owner = m_map->slot(i).owner.load(std::memory_order_acquire);
+    const auto state = owner_state(owner);
+    if (state == SlotState::active && !m_peers[i].active) {
+      take_in(i, owner);
+    } else if (m_peers[i].active && state != SlotState::active) {
+      retire(i);
+    }
+  }
+}
+
+void ShmPublisher::take_in(std::uint32_t slot, std::uint64_t owner) {
+  auto& s = m_map->slot(slot);
+  Peer& p = m_peers[slot];
+  p = Peer{};
+  const auto kind = s.policy_kind;
+  const auto cap = s.policy_capacity;
+  if (kind < static_cast<std::uint32_t>(PolicyKind::drop_oldest) ||
+      kind > static_cast<std::uint32_t>(PolicyKind::backpressure) || cap == 0) {
+    log().warn("shm://{}: slot {} asks for an unknown policy; ignoring it", m_options.name, slot);
+    return;
+  }
+  p.kind = static_cast<PolicyKind>(kind);
+  p.capacity =
+      p.kind == PolicyKind::buffer ? m_map->ring_capacity() : std::min<std::uint64_t>(cap, m_map->ring_capacity());
+  p.byte_limit = p.kind == PolicyKind::buffer ? cap : 0;
+  if (p.kind == PolicyKind::buffer) p.sizes.assign(m_map->ring_capacity(), 0);
+  p.head = p.tail_seen = s.tail.load(std::memory_order_acquire);
+  p.pid = owner_pid(owner);
+  p.start = s.owner_start;
+  p.subscription_id = s.subscription_id;
+  p.active = true;
+  s.joined.store(m_next_seq, std::memory_order_release);
+  m_active.push_back(slot);
+  if (p.kind == PolicyKind::backpressure) ++m_backpressure_peers;
+  ++m_stats.joined;
+  m_stats.subscribers = m_active.size();
+  log().info("shm://{}: subscription {:016x} (pid {}) joined in slot {}, {}", m_options.name, p.subscription_id, p.pid,
+             slot, to_string(Policy{p.kind, p.kind == PolicyKind::buffer ? p.byte_limit : p.capacity}));
+}
+
+void ShmPublisher::retire(std::uint32_t slot) {
+  // The subscriber left: give back what its ring still holds, then wait for the
+  // samples it may still keep before the slot is reused (their bits name this slot).
+  Peer& p = m_peers[slot];
+  auto& s = m_map->slot(slot);
+  const auto mask = m_map->ring_capacity() - 1;
+  for (auto t = s.tail.load(std::memory_order_acquire); t < p.head;) {
+    if (s.tail.compare_exchange_strong(t, t + 1, std::memory_order_acq_rel)) {
+      const auto entry = m_map->ring(slot)[t & mask].load(std::memory_order_relaxed);
+      if (auto* h = m_map->chunk(entry_chunk(entry))) h->holders.fetch_and(~(1ull << slot), std::memory_order_release);
+      ++t;
+    }
+  }
+  if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
+  p.active = false;
+  std::erase(m_active, slot);
+  ++m_stats.left;
+  m_stats.subscribers = m_active.size();
+  const auto owner = s.owner.load(std::memory_order_acquire);
+  s.owner.store(make_owner(owner_pid(owner), SlotState::left), std::memory_order_release);
+  m_left.push_back(slot);
+  free_left_slots();
+}
+
+void ShmPublisher::clear_holder_bit(std::uint32_t slot) {
+  const std::uint64_t keep = ~(1ull << slot);
+  for (std::uint32_t i = 0; i < m_map->chunk_count(); ++i) {
+    auto& holders = m_map->chunk(i)->holders;
+    if (holders.load(std::memory_order_relaxed) & ~keep) holders.fetch_and(keep, std::memory_order_release);
+  }
+}
+
+bool ShmPublisher::bit_still_held(std::uint32_t slot) const {
+  const std::uint64_t bit = 1ull << slot;
+  for (std::uint32_t i = 0; i < m_map->chunk_count(); ++i) {
+    if (m_map->chunk(i)->holders.load(std::memory_order_relaxed) & bit) return true;
+  }
+  return false;
+}
+
+void ShmPublisher::free_left_slots() {
+  std::erase_if(m_left, [&](std::uint32_t slot) {
+    if (bit_still_held(slot)) return false;
+    m_map->slot(slot).owner.store(0, std::memory_order_release);
+    return true;
+  });
+}
+
+void ShmPublisher::check_liveness() {
+  m_next_liveness = clock::now() + liveness_period;
+  for (std::uint32_t i = 0; i < m_map->slot_count(); ++i) {
+    auto& s = m_map->slot(i);
+    const auto owner = s.owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    const auto pid = owner_pid(owner);
+    // A slot being claimed has no start time yet: only the pid can be checked.
+    const bool alive = owner_state(owner) == SlotState::claiming
+                           ? process_start_time(static_cast<pid_t>(pid)).has_value()
+                           : process_alive(pid, m_peers[i].active ? m_peers[i].start : s.owner_start);
+    if (alive) continue;
+    // Its process is gone: every chunk bit it held (queued or taken) is released,
+    // and the slot is free for the next subscriber.
+    if (m_peers[i].active) {
+      log().warn("shm://{}: subscription {:016x} (pid {}) died; reclaiming its chunks", m_options.name,
+                 m_peers[i].subscription_id, pid);
+      if (m_peers[i].kind == PolicyKind::backpressure) --m_backpressure_peers;
+      m_peers[i].active = false;
+      std::erase(m_active, i);
+      ++m_stats.left;
+      m_stats.subscribers = m_active.size();
+    }
+    std::erase(m_left, i);
+    clear_holder_bit(i);
+    auto expected = owner;
+    if (s.owner.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+      m_map->header().roster.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+  free_left_slots();
+}
+
+std::size_t ShmPublisher::service() {
+  refresh_roster();
+  if (clock::now() >= m_next_liveness) check_liveness();
+  return m_active.size();
+}
+
+Result<std::size_t> ShmPublisher::wait_for_subscribers(std::size_t n, clock::time_point deadline) {
+  for (;;) {
+    if (service() >= n) return m_active.size();
+    if (clock::now() >= deadline)
+      return fail(Errc::timed_out, "fewer than " + std::to_string(n) + " subscribers attached");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void ShmPublisher::close(std::uint64_t last_seq) {
+  if (m_closed) return;
+  m_closed = true;
+  auto& hdr = m_map->header();
+  hdr.last_seq.store(last_seq, std::memory_order_relaxed);
+  hdr.state.store(static_cast<std::uint32_t>(SegmentState::closed), std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < m_map->slot_count(); ++i) {
+    auto& s = m_map->slot(i);
+    s.wake.fetch_add(1, std::memory_order_release);
+    futex_wake(s.wake, INT_MAX);
+  }
+  unlink_if_ours(*m_map, m_options.name);
+}
+
+}  // namespace rill::detail::shm

@@ -1,0 +1,87 @@
+// The shm sending side: owns one segment, lends its chunks, and fans each message
+// out to every subscriber slot's ring under that slot's own policy.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "../transport.hpp"
+#include "shm_segment.hpp"
+
+namespace rill::detail::shm {
+
+/// See PublisherTransport for the threading rule: one publishing thread.
+class ShmPublisher final : public PublisherTransport {
+ public:
+  static Result<std::unique_ptr<PublisherTransport>> create(const Endpoint& ep, const PublisherConfig& config);
+  ~ShmPublisher() override;
+
+  Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq, std::chrono::nanoseconds timeout) override;
+  Result<LoanedChunk> loan(std::size_t bytes) override;
+  void unloan(std::uint32_t handle) noexcept override;
+  Result<void> send_loan(std::uint32_t handle, std::span<const std::byte> envelope, std::uint64_t seq,
+                         std::chrono::nanoseconds timeout) override;
+  void flush() override {}
+  std::size_t service() override;
+  Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
+  void close(std::uint64_t last_seq) override;
+  [[nodiscard]] const PublisherStats& stats() const override { return m_stats; }
+
+ private:
+  // What the publisher knows of one taken-in slot (private memory: never trusted from the segment twice).
+  struct Peer {
+    bool active = false;
+    PolicyKind kind = PolicyKind::drop_oldest;
+    std::uint64_t capacity = 0;    // messages the ring may hold for it
+    std::uint64_t byte_limit = 0;  // buffer policy
+    std::uint64_t head = 0;        // next position to write
+    std::uint64_t tail_seen = 0;   // buffer policy: tail up to which sizes were subtracted
+    std::uint64_t queued_bytes = 0;
+    std::vector<std::uint32_t> sizes;  // buffer policy: bytes at each ring position
+    std::uint32_t pid = 0;
+    std::uint64_t start = 0;
+    std::uint64_t subscription_id = 0;
+    bool overflowed = false;
+  };
+
+  ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config);
+  Result<std::uint32_t> allocate(std::size_t bytes, std::chrono::nanoseconds timeout);
+  std::optional<std::uint32_t> scan_class(std::uint32_t c);
+  bool reclaim_under_pressure();
+  Result<void> publish_chunk(std::uint32_t index, std::uint32_t offset, std::uint32_t size, std::uint64_t seq,
+                             std::chrono::nanoseconds timeout);
+  Result<void> wait_for_room(std::chrono::nanoseconds timeout);
+  bool make_room_oldest(std::uint32_t slot, Peer& p);
+  bool make_room_buffer(std::uint32_t slot, Peer& p, std::uint32_t size);
+  void sync_buffer_tail(std::uint32_t slot, Peer& p);
+  bool pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t);
+  void refresh_roster();
+  void take_in(std::uint32_t slot, std::uint64_t owner);
+  void retire(std::uint32_t slot);
+  void clear_holder_bit(std::uint32_t slot);
+  [[nodiscard]] bool bit_still_held(std::uint32_t slot) const;
+  void check_liveness();
+  void free_left_slots();
+  void count_drop(std::uint32_t slot, Peer& p);
+
+  Mapping* m_map;
+  ShmOptions m_options;
+  PublisherConfig m_config;
+  std::vector<Peer> m_peers;            // indexed by slot
+  std::vector<std::uint32_t> m_active;  // slots being delivered to
+  std::vector<std::uint32_t> m_left;    // slots drained, freed once no chunk holds their bit
+  std::vector<std::uint32_t> m_cursor;  // per pool class: where the next free chunk is looked for
+  std::uint32_t m_last_chunk = ~0u;     // the chunk sent last: reused first, its lines are warm
+  std::uint64_t m_roster_seen = ~0ull;
+  std::uint64_t m_next_seq = 1;
+  std::size_t m_backpressure_peers = 0;
+  std::chrono::steady_clock::time_point m_next_liveness{};
+  unsigned m_sends_since_look = 0;
+  bool m_closed = false;
+  PublisherStats m_stats;
+};
+
+}  // namespace rill::detail::shm

@@ -1,0 +1,130 @@
+// Creating, opening and checking shared-memory segments; process liveness.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rill/endpoint.hpp"
+#include "rill/error.hpp"
+#include "shm_layout.hpp"
+
+namespace rill::detail::shm {
+
+/// One chunk pool asked for: chunks of `data_bytes` usable bytes (a 64-byte header is added).
+struct PoolSpec {
+  std::uint32_t data_bytes = 0;
+  std::uint32_t count = 0;
+};
+
+/// Segment settings, from the endpoint's query string
+/// (shm://NAME?slots=32&ring=1024&pools=448x33792,16320x1024&mode=0660&group=rill).
+struct ShmOptions {
+  std::string name;
+  std::uint32_t slots = 32;     ///< subscriber slots (at most 63)
+  std::uint32_t ring = 1024;    ///< ring entries per slot (power of two): the deepest policy queue
+  std::vector<PoolSpec> pools;  ///< empty: defaults sized from slots and ring
+  unsigned mode = 0600;         ///< file mode of the segment
+  std::string group;            ///< group owning the segment (with mode 0660, say)
+  bool verify = true;           ///< subscriber: run the FlatBuffers verifier on each envelope
+};
+
+/// Parses `ep` (scheme shm); a clear error names a bad key or value.
+[[nodiscard]] Result<ShmOptions> parse_shm_options(const Endpoint& ep);
+
+/// The path of a segment's file, /dev/shm/rill.NAME.
+[[nodiscard]] std::string segment_path(std::string_view name);
+
+/// Process start time (clock ticks since boot, /proc/PID/stat field 22); nullopt when
+/// the process does not exist. Together with the pid it names a process uniquely.
+[[nodiscard]] std::optional<std::uint64_t> process_start_time(pid_t pid);
+/// True while process `pid` runs and started at `start` (a reused pid is not alive).
+[[nodiscard]] bool process_alive(std::uint32_t pid, std::uint64_t start);
+
+/// A segment mapped into this process. Geometry is read from the header once, checked
+/// against the file size, and kept here: later reads never trust the header again.
+/// Reference-counted because received samples keep it mapped past their subscriber.
+/// Thread-safe reference counting; everything else is owned by one thread.
+class Mapping {
+ public:
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+
+  /// Creates a fresh segment for a publisher; a stale one from a dead publisher is
+  /// removed first; a live one is address_in_use.
+  [[nodiscard]] static Result<Mapping*> create(const ShmOptions& options, std::uint64_t publisher_id,
+                                               std::string_view topic);
+  /// Maps an existing segment (subscriber). not_connected when there is none yet.
+  [[nodiscard]] static Result<Mapping*> open(const ShmOptions& options);
+
+  void retain() noexcept { m_refs.fetch_add(1, std::memory_order_relaxed); }
+  /// Drops a reference; the last one unmaps.
+  void release() noexcept;
+
+  [[nodiscard]] SegmentHeader& header() const noexcept { return *reinterpret_cast<SegmentHeader*>(m_base); }
+  [[nodiscard]] std::uint32_t slot_count() const noexcept { return m_slot_count; }
+  [[nodiscard]] std::uint32_t ring_capacity() const noexcept { return m_ring_capacity; }
+  [[nodiscard]] std::uint32_t chunk_count() const noexcept { return m_chunk_count; }
+  [[nodiscard]] std::uint32_t class_count() const noexcept { return static_cast<std::uint32_t>(m_classes.size()); }
+  [[nodiscard]] const PoolClass& pool(std::uint32_t c) const noexcept { return m_classes[c]; }
+  [[nodiscard]] std::uint64_t publisher_id() const noexcept { return m_publisher_id; }
+  [[nodiscard]] std::uint32_t publisher_pid() const noexcept { return m_publisher_pid; }
+  [[nodiscard]] std::uint64_t publisher_start() const noexcept { return m_publisher_start; }
+  [[nodiscard]] const std::string& topic() const noexcept { return m_topic; }
+  [[nodiscard]] ino_t inode() const noexcept { return m_inode; }
+  [[nodiscard]] std::byte* base() const noexcept { return m_base; }
+  [[nodiscard]] std::size_t size() const noexcept { return m_size; }
+
+  /// Slot i (i < slot_count()).
+  [[nodiscard]] Slot& slot(std::uint32_t i) const noexcept {
+    return reinterpret_cast<Slot*>(m_base + m_slots_offset)[i];
+  }
+  /// The ring of slot i: ring_capacity() entries.
+  [[nodiscard]] std::atomic<std::uint64_t>* ring(std::uint32_t i) const noexcept {
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(m_base + m_rings_offset) +
+           static_cast<std::size_t>(i) * m_ring_capacity;
+  }
+  /// Chunk `index`, or nullptr when no chunk has that index.
+  [[nodiscard]] ChunkHeader* chunk(std::uint32_t index) const noexcept;
+  /// Usable bytes of chunk `index` (which must exist).
+  [[nodiscard]] std::uint32_t chunk_data_bytes(std::uint32_t index) const noexcept;
+
+  /// Checks a published chunk's descriptor against the geometry: the envelope it
+  /// names must lie inside the chunk. Returns the envelope bytes, or empty if not.
+  [[nodiscard]] std::span<const std::byte> envelope_of(std::uint32_t index) const noexcept;
+
+ private:
+  Mapping() = default;
+  ~Mapping();
+  [[nodiscard]] Result<void> adopt_geometry();
+
+  std::atomic<int> m_refs{1};
+  std::byte* m_base = nullptr;
+  std::size_t m_size = 0;
+  ino_t m_inode = 0;
+  std::string m_path;  // publisher: the name it created (unlinked on close if still ours)
+  std::uint32_t m_slot_count = 0;
+  std::uint32_t m_ring_capacity = 0;
+  std::uint32_t m_chunk_count = 0;
+  std::uint64_t m_slots_offset = 0;
+  std::uint64_t m_rings_offset = 0;
+  std::vector<PoolClass> m_classes;
+  std::uint64_t m_publisher_id = 0;
+  std::uint32_t m_publisher_pid = 0;
+  std::uint64_t m_publisher_start = 0;
+  std::string m_topic;
+
+  friend class MappingTest;
+};
+
+/// Removes the segment file if it is still the one `mapping` created (publisher close).
+void unlink_if_ours(const Mapping& mapping, std::string_view name);
+
+}  // namespace rill::detail::shm
