@@ -95,6 +95,7 @@ void SubscriberCore::forget_oldest_if_full() {
 
 void SubscriberCore::report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last) {
   m_stats.gaps += last - first + 1;
+  if (m_direct) look_at_policy_state();  // a transport-side overflow shows first as a gap
   if (m_options.on_loss) m_options.on_loss(LossEvent{p.id, first, last});
 }
 
