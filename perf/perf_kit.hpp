@@ -119,6 +119,11 @@ std::string pin_side(Placement, int side);
 [[nodiscard]] PingPongRunner raw_zmq_pingpong();
 [[nodiscard]] ThroughputRunner raw_zmq_throughput();
 
+/// Raw shared-memory baselines: a bare cache-line ping-pong (the hardware floor) and a
+/// plain single-producer ring with a memcpy per message, between the same forked pair.
+[[nodiscard]] PingPongRunner raw_shm_pingpong();
+[[nodiscard]] ThroughputRunner raw_shm_throughput();
+
 /// Everything one `rill perf` run measured. `subject_name` labels the first series
 /// (rill) in the SVG and the summary; the JSON layout is fixed by DESIGN.md.
 struct Report {

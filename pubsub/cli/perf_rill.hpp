@@ -9,5 +9,9 @@ namespace rill::cli {
 perf::PingPongRunner rill_tcp_pingpong();
 /// A backpressured stream through rill over tcp (nothing lost), beside perf::raw_zmq_throughput().
 perf::ThroughputRunner rill_tcp_throughput();
+/// Ping-pong through rill over shm with loans (zero copy), beside perf::raw_shm_pingpong().
+perf::PingPongRunner rill_shm_pingpong();
+/// A stream through rill over shm to a drop_oldest subscriber, beside perf::raw_shm_throughput().
+perf::ThroughputRunner rill_shm_throughput();
 
 }  // namespace rill::cli

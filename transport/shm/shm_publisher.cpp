@@ -38,7 +38,11 @@ Result<std::unique_ptr<PublisherTransport>> ShmPublisher::create(const Endpoint&
 }
 
 ShmPublisher::ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config)
-    : m_map(map), m_options(options), m_config(config), m_peers(map->slot_count()), m_cursor(map->class_count(), 0) {
+    : m_map(map), m_options(options), m_config(config), m_peers(map->slot_count()), m_cursor(map->class_count(), 0),
+      m_warm(map->class_count()) {
+  for (std::uint32_t c = 0; c < map->class_count(); ++c) {
+    m_warm[c].slots.resize(std::min<std::uint32_t>(map->pool(c).count, 4096));
+  }
   m_active.reserve(max_slots);
   m_next_liveness = clock::now() + liveness_period;
 }
@@ -86,12 +90,17 @@ Result<std::uint32_t> ShmPublisher::allocate(std::size_t bytes, std::chrono::nan
   if (first == m_map->class_count()) {
     return fail(Errc::too_large, "message of " + std::to_string(bytes) + " bytes is larger than the biggest shm chunk");
   }
-  // The chunk sent last was most likely consumed already, and its cache lines are warm.
-  if (m_last_chunk != ~0u && m_map->chunk_data_bytes(m_last_chunk) >= bytes) {
-    auto* h = m_map->chunk(m_last_chunk);
-    if (h->holders.load(std::memory_order_acquire) == 0) {
+  if (auto& w = m_warm[first]; w.count > 0) {
+    const auto oldest = w.slots[w.head];
+    auto* h = m_map->chunk(oldest);
+    const bool free = h->holders.load(std::memory_order_acquire) == 0;
+    if (free || w.count == w.slots.size()) {  // a held one leaves the list; a scan finds it later
+      w.head = (w.head + 1) % w.slots.size();
+      --w.count;
+    }
+    if (free) {
       h->holders.store(publisher_holds, std::memory_order_relaxed);
-      return m_last_chunk;
+      return oldest;
     }
   }
   clock::time_point deadline{};
@@ -152,6 +161,12 @@ Result<void> ShmPublisher::send_loan(std::uint32_t handle, std::span<const std::
   }
   return publish_chunk(handle, static_cast<std::uint32_t>(envelope.data() - base),
                        static_cast<std::uint32_t>(envelope.size()), seq, timeout);
+}
+
+std::uint32_t ShmPublisher::class_of(std::uint32_t index) const noexcept {
+  std::uint32_t c = 0;
+  while (c + 1 < m_map->class_count() && index >= m_map->pool(c + 1).first_index) ++c;
+  return c;
 }
 
 // ---- fan-out ------------------------------------------------------------------
@@ -315,7 +330,9 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   hdr.last_seq.store(seq, std::memory_order_relaxed);
   hdr.next_seq.store(seq + 1, std::memory_order_relaxed);
   m_next_seq = seq + 1;
-  m_last_chunk = index;
+  if (auto& w = m_warm[class_of(index)]; w.count < w.slots.size()) {
+    w.slots[(w.head + w.count++) % w.slots.size()] = index;
+  }
   ++m_stats.sent;
   // Pairs with the subscriber's fence between raising `sleeping` and looking at its
   // ring: either it sees the entry, or we see it asleep and wake it.

@@ -74,7 +74,15 @@ class ShmPublisher final : public PublisherTransport {
   std::vector<std::uint32_t> m_active;  // slots being delivered to
   std::vector<std::uint32_t> m_left;    // slots drained, freed once no chunk holds their bit
   std::vector<std::uint32_t> m_cursor;  // per pool class: where the next free chunk is looked for
-  std::uint32_t m_last_chunk = ~0u;     // the chunk sent last: reused first, its lines are warm
+  // Per pool class, the chunks sent most recently, oldest first. The oldest is usually
+  // consumed by now and its lines are still in some cache; reusing it keeps the
+  // working set as small as what is in flight (a fresh chunk is a miss to memory).
+  struct WarmRing {
+    std::vector<std::uint32_t> slots;
+    std::size_t head = 0, count = 0;
+  };
+  std::vector<WarmRing> m_warm;
+  [[nodiscard]] std::uint32_t class_of(std::uint32_t index) const noexcept;
   std::uint64_t m_roster_seen = ~0ull;
   std::uint64_t m_next_seq = 1;
   std::size_t m_backpressure_peers = 0;

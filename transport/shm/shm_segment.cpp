@@ -232,23 +232,6 @@ Result<void> Mapping::adopt_geometry() {
   return {};
 }
 
-ChunkHeader* Mapping::chunk(std::uint32_t index) const noexcept {
-  for (const auto& pc : m_classes) {
-    if (index >= pc.first_index && index - pc.first_index < pc.count) {
-      return reinterpret_cast<ChunkHeader*>(m_base + pc.offset +
-                                            std::uint64_t{index - pc.first_index} * pc.chunk_bytes);
-    }
-  }
-  return nullptr;
-}
-
-std::uint32_t Mapping::chunk_data_bytes(std::uint32_t index) const noexcept {
-  for (const auto& pc : m_classes) {
-    if (index >= pc.first_index && index - pc.first_index < pc.count) return pc.chunk_bytes - chunk_header_bytes;
-  }
-  return 0;
-}
-
 std::span<const std::byte> Mapping::envelope_of(std::uint32_t index) const noexcept {
   ChunkHeader* h = chunk(index);
   if (h == nullptr) return {};

@@ -92,9 +92,21 @@ class Mapping {
            static_cast<std::size_t>(i) * m_ring_capacity;
   }
   /// Chunk `index`, or nullptr when no chunk has that index.
-  [[nodiscard]] ChunkHeader* chunk(std::uint32_t index) const noexcept;
-  /// Usable bytes of chunk `index` (which must exist).
-  [[nodiscard]] std::uint32_t chunk_data_bytes(std::uint32_t index) const noexcept;
+  [[nodiscard]] ChunkHeader* chunk(std::uint32_t index) const noexcept {
+    for (const auto& pc : m_classes) {
+      if (index - pc.first_index < pc.count && index >= pc.first_index) {
+        return reinterpret_cast<ChunkHeader*>(m_base + pc.offset + std::uint64_t{index - pc.first_index} * pc.chunk_bytes);
+      }
+    }
+    return nullptr;
+  }
+  /// Usable bytes of chunk `index` (0 when there is no such chunk).
+  [[nodiscard]] std::uint32_t chunk_data_bytes(std::uint32_t index) const noexcept {
+    for (const auto& pc : m_classes) {
+      if (index - pc.first_index < pc.count && index >= pc.first_index) return pc.chunk_bytes - chunk_header_bytes;
+    }
+    return 0;
+  }
 
   /// Checks a published chunk's descriptor against the geometry: the envelope it
   /// names must lie inside the chunk. Returns the envelope bytes, or empty if not.
