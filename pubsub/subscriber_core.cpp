@@ -54,6 +54,7 @@ SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<S
   // publisher outpaces even the draining.
   m_drain_budget = m_options.policy.kind == PolicyKind::backpressure ? m_queue.policy().capacity + 64 : 1u << 18;
   m_direct = m_transport->applies_policy();
+  m_trusted = m_transport->trusted();
   m_publishers.reserve(8);
 }
 
@@ -109,6 +110,10 @@ void SubscriberCore::return_window_slot(std::uint32_t source) {
 
 void SubscriberCore::on_data(Frame&& frame) {
   const auto source = frame.source();
+  if (m_direct) {  // the transport applied the policy; one frame at a time waits here
+    m_direct_frame = std::move(frame);
+    return;
+  }
   const auto outcome = m_queue.push(std::move(frame));
   if (outcome == PushOutcome::rejected) return_window_slot(source);
   if (outcome != PushOutcome::queued) m_stats.dropped = m_queue.discarded() + m_transport->policy_drops();
@@ -196,12 +201,25 @@ void SubscriberCore::credit(std::uint32_t source) {
   }
 }
 
+namespace {
+
+// What is still checked when the user trusts the transport's memory: the identifier.
+Result<const wire::Envelope*> trusted_envelope(std::span<const std::byte> bytes) {
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  if (bytes.size() < 16 || !flatbuffers::BufferHasIdentifier(data, wire::EnvelopeIdentifier())) {
+    return fail(Errc::malformed, "not an envelope");
+  }
+  return wire::GetEnvelope(data);
+}
+
+}  // namespace
+
 std::optional<MessageView> SubscriberCore::accept(Frame& frame) {
   const auto source = frame.source();
   return_window_slot(source);
   auto bytes = frame.bytes();
   if (reinterpret_cast<std::uintptr_t>(bytes.data()) % envelope_alignment != 0) bytes = aligned(bytes);
-  auto env = verify_envelope(bytes, m_options.verify);
+  auto env = m_trusted ? trusted_envelope(bytes) : verify_envelope(bytes, m_options.verify);
   if (!env) {
     // Its window slot was returned above; count it without crediting twice.
     on_bad_frame(source, Errc::malformed, bytes.size());
@@ -249,12 +267,12 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
   std::size_t handled = 0;
   for (;;) {
     if (handled >= limit) break;
-    if (m_queue.empty()) {
+    if (queue_empty()) {
       // Nothing queued: take the next arrival alone and hand it over at once. Looking
       // further first would find nothing and cost libzmq two system calls, on the
       // latency path; the rest is taken in after the handler ran (below).
       m_transport->drain(*this, 1);
-      if (m_queue.empty()) break;
+      if (queue_empty()) break;
     } else if (!m_direct && ++m_since_look >= look_every && clock::now() - m_last_drain >= drain_interval) {
       // A queue being worked through is topped up every few deliveries once
       // drain_interval has passed, so its queue, not the socket, absorbs the backlog and
@@ -262,7 +280,7 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
       // per delivery it is a visible share of a fast handler's cost.)
       drain_all();
     }
-    Frame frame = m_queue.pop();
+    Frame frame = next_frame();
     const auto before = m_stats.received;
     deliver(frame, handler);
     handled += m_stats.received - before;
@@ -271,10 +289,10 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
   // next delivery's policy decision sees it.
   if (m_direct) {
     if (limit == 0) m_transport->drain(*this, 0);  // greetings and departures only
-  } else if (handled > 0 || limit == 0 || !m_queue.empty()) {
+  } else if (handled > 0 || limit == 0 || !queue_empty()) {
     drain_all();
   }
-  if (m_queue.empty()) settle_idle();
+  if (queue_empty()) settle_idle();
   // Keepalives are due every few hundred ms: look at the clock every few empty polls,
   // or now and then while busy. (Not on every empty poll: a spinning caller's loop
   // must stay short, or it notices the next arrival later.)
@@ -327,14 +345,14 @@ std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t l
 
 std::optional<Sample> SubscriberCore::take() {
   for (;;) {
-    if (m_queue.empty()) {
+    if (queue_empty()) {
       m_transport->drain(*this, 1);
-      if (m_queue.empty()) {
+      if (queue_empty()) {
         poll([](const MessageView&) {}, 0);  // housekeeping, departures' tail gaps
         return std::nullopt;
       }
     }
-    Frame frame = m_queue.pop();
+    Frame frame = next_frame();
     const auto before = frame.bytes();
     auto view = accept(frame);
     if (!view) continue;

@@ -79,8 +79,13 @@ class SubscriberCore final : public FrameSink {
   bool m_overflow_reported = false;
   bool m_malformed_logged = false;
   bool m_any_left = false;
+  [[nodiscard]] bool queue_empty() const noexcept { return m_direct ? m_direct_frame.empty() : m_queue.empty(); }
+  Frame next_frame() noexcept { return m_direct ? std::move(m_direct_frame) : m_queue.pop(); }
+
+  Frame m_direct_frame;  // direct mode: the one frame taken from the transport, not yet delivered
   std::chrono::steady_clock::time_point m_spin_until{};
-  bool m_direct = false;  // the transport queues per policy (shm); the core takes one at a time
+  bool m_direct = false;
+  bool m_trusted = false;  // skip the verifier (shm ?verify=0)  // the transport queues per policy (shm); the core takes one at a time
 };
 
 }  // namespace rill::detail

@@ -132,6 +132,9 @@ class SubscriberTransport {
   /// True when the transport itself queues per this subscription's policy (shm: the
   /// ring is the queue). The core then takes one message at a time and queues nothing.
   [[nodiscard]] virtual bool applies_policy() const noexcept { return false; }
+  /// True when the user asked to trust this transport's memory (shm ?verify=0): the
+  /// FlatBuffers verifier is skipped; a corrupted segment can then crash the reader.
+  [[nodiscard]] virtual bool trusted() const noexcept { return false; }
   /// Messages the transport's own policy discarded for this subscription so far.
   [[nodiscard]] virtual std::uint64_t policy_drops() const noexcept { return 0; }
   /// True once a buffer policy applied by the transport passed its byte limit.

@@ -61,6 +61,7 @@ Result<std::unique_ptr<SubscriberTransport>> ShmSubscriber::create(std::span<con
     c.options = std::move(*options);
     sub->m_conns.push_back(std::move(c));
   }
+  sub->m_trusted = std::none_of(sub->m_conns.begin(), sub->m_conns.end(), [](const Conn& c) { return c.options.verify; });
   // Attach now where a publisher exists; a missing one is retried (as tcp reconnects),
   // but no access at all is the caller's error, said at once.
   const auto now = clock::now();

@@ -23,6 +23,7 @@ class ShmSubscriber final : public SubscriberTransport {
   bool consumed(std::uint32_t, std::uint64_t, std::uint32_t) override { return true; }  // the ring's tail is the window
   void service(std::chrono::steady_clock::time_point now) override;
   [[nodiscard]] bool applies_policy() const noexcept override { return true; }
+  [[nodiscard]] bool trusted() const noexcept override { return m_trusted; }
   [[nodiscard]] std::uint64_t policy_drops() const noexcept override;
   [[nodiscard]] bool policy_overflowed() const noexcept override;
 
@@ -51,6 +52,7 @@ class ShmSubscriber final : public SubscriberTransport {
   SubscriberConfig m_config;
   std::vector<Conn> m_conns;
   std::uint32_t m_next_conn = 0;  // round-robin start
+  bool m_trusted = false;
   std::uint32_t m_pid = 0;
   std::uint64_t m_start = 0;
 };

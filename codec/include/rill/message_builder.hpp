@@ -60,6 +60,8 @@ class MessageBuilder {
    public:
     using flatbuffers::FlatBufferBuilder::FlatBufferBuilder;
     [[nodiscard]] std::size_t min_alignment() const noexcept { return minalign_; }
+    /// Writes the envelope table without headers straight into the buffer (see codec.cpp).
+    void write_plain_envelope(flatbuffers::uoffset_t payload, const EnvelopeFields& fields);
   };
 
   std::span<const std::byte> finish_envelope(flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> payload,
