@@ -80,8 +80,13 @@ run_step("build examples" ${CMAKE_COMMAND} --build "${build}")
 # Sets run_out, run_err, run_pub_rc, run_sub_rc in the caller.
 function(run_pair subscriber port)
   set(endpoint "tcp://127.0.0.1:${port}")
+  set(publisher tcp_publisher)
+  if(subscriber MATCHES "^shm_")
+    set(endpoint "shm://rill-install-test-${port}")
+    set(publisher shm_publisher)
+  endif()
   execute_process(
-    COMMAND "${build}/tcp_publisher" "${endpoint}" ${COUNT}
+    COMMAND "${build}/${publisher}" "${endpoint}" ${COUNT}
     COMMAND "${build}/${subscriber}" "${endpoint}" ${COUNT}
     RESULTS_VARIABLE rcs OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
   list(LENGTH rcs n)
@@ -117,7 +122,7 @@ function(check_pair subscriber)
     endif()
     message(STATUS "install_test: port ${port} is in use, trying another")
   endforeach()
-  set(what "tcp_publisher -> ${subscriber} on port ${used_port}, ${COUNT} quotes")
+  set(what "publisher -> ${subscriber} (${used_port}), ${COUNT} quotes")
   set(report "publisher exit: ${run_pub_rc}\nsubscriber exit: ${run_sub_rc}\nstderr:\n${run_err}\nsubscriber stdout (tail):\n")
   string(LENGTH "${run_out}" len)
   if(len GREATER 2000)
@@ -155,4 +160,5 @@ endfunction()
 
 check_pair(tcp_subscriber)
 check_pair(callback_subscriber)
+check_pair(shm_subscriber)
 message(STATUS "install_test: passed")
