@@ -37,6 +37,27 @@ head -n 2 "$out/slow.txt" | sed 's/^/    /'
 tail -n 3 "$out/slow.txt" | head -n 2 | sed 's/^/    /'
 
 echo
+shm="shm://rill-demo-$$"
+echo "== demo: the same over shared memory ($shm): zero-copy, futex wake-up, no daemon"
+"$rill" sub "$shm" demo/ --policy backpressure:64 --idle block --format text --idle-exit-ms 2000 >"$out/shm-fast.txt" &
+fast=$!
+"$rill" sub "$shm" demo/ --policy drop-oldest:100 --work-us 100 --format text --idle-exit-ms 2000 >"$out/shm-slow.txt" &
+slow=$!
+"$rill" pub "$shm" demo/ticks --count "$count" --size 64 --wait-subs 2 2>"$out/shm-pub.txt"
+wait "$fast" "$slow"
+fast_stats=$(stats "$out/shm-fast.txt")
+slow_stats=$(stats "$out/shm-slow.txt")
+echo "publisher:          $(tail -n 1 "$out/shm-pub.txt")"
+echo "fast (backpressure:64, futex):  received $(field "$fast_stats" received), gaps $(field "$fast_stats" gaps)"
+echo "slow (drop-oldest:100, 100us):  received $(field "$slow_stats" received), gaps $(field "$slow_stats" gaps), dropped by its policy $(field "$slow_stats" dropped)"
+echo "  received + gaps = $(($(field "$slow_stats" received) + $(field "$slow_stats" gaps))) (sent $count)"
+
+echo
+echo "== rill perf shm --size 64 (rill beside a bare cache-line ping-pong, same run, pinned cross-core)"
+"$rill" perf shm --size 64 --count 20000 --throughput-count 1000000 --repeat 3 \
+  --json "$out/perf-shm.json" --plot "$out/perf-shm.svg" 2>/dev/null
+
+echo
 echo "== rill perf tcp --size 64 (rill beside raw ZeroMQ, same run, pinned cross-core; throughput with --batch 256)"
 "$rill" perf tcp --size 64 --count 6000 --throughput-count 500000 --batch 256 --repeat 3 \
   --json "$out/perf.json" --plot "$out/perf.svg" 2>/dev/null

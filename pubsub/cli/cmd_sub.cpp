@@ -15,7 +15,7 @@ namespace {
 constexpr std::string_view sub_usage =
     "rill sub ENDPOINT... TOPIC_PREFIX [--count N] [--idle-exit-ms MS] "
     "[--policy drop-oldest:N|drop-newest:N|buffer:BYTES|backpressure:N] [--format json|text|hex] "
-    "[--work-us N] [--idle spin|backoff|block]";
+    "[--work-us N] [--idle spin|backoff|block|spin-block]";
 
 void simulate_work(std::uint64_t us) {
   if (us == 0) return;
@@ -57,8 +57,10 @@ int cmd_sub(int argc, char** argv) {
     opts.idle = IdleStrategy::spin;
   } else if (idle == "block") {
     opts.idle = IdleStrategy::block;
+  } else if (idle == "spin-block") {
+    opts.idle = IdleStrategy::spin_block;
   } else if (idle != "backoff") {
-    return usage_error("--idle must be spin, backoff or block", sub_usage);
+    return usage_error("--idle must be spin, backoff, block or spin-block", sub_usage);
   }
   const auto format_name = args->text("format").value_or("json");
   auto format = parse_format(format_name);
