@@ -85,26 +85,19 @@ void put(std::uint8_t* at, T value) noexcept {
 
 }  // namespace
 
-void MessageBuilder::Builder::write_plain_envelope(flatbuffers::uoffset_t payload, const EnvelopeFields& fields) {
+void write_envelope_head(std::byte* at, std::size_t head_bytes, std::size_t payload_at, const EnvelopeFields& fields) {
   // The common envelope (no headers) always has the same shape, so it is written as
   // bytes instead of through the generic table builder (which tracks fields, sorts
   // and deduplicates vtables: most of a small message's publishing cost). Layout, from
-  // the buffer start B (8-aligned because the end is and the size is a multiple of 8):
+  // the buffer start B (8-aligned):
   //   B+0  root offset (24)          B+4  file identifier "RILL"
   //   B+8  vtable: 16, 40, topic 4, publisher_id 8, sequence 16, timestamp_ns 24, headers 0, payload 32
   //   B+24 table: soffset 16, topic, publisher_id, sequence, timestamp_ns, payload, 4 bytes pad
-  //   B+64 topic string (length, bytes, NUL), zero padding, then the payload built before.
-  // codec_test checks it against the generic builder and the verifier.
-  constexpr std::size_t head = 64;
-  const std::size_t topic_bytes = 4 + fields.topic.size() + 1;
-  const std::size_t align = std::max<std::size_t>(minalign_, envelope_alignment);
-  const std::size_t used = GetSize();
-  std::size_t total = head + topic_bytes;
-  total += (align - (used + total) % align) % align;
-  std::uint8_t* b = buf_.make_space(total);
-  std::memset(b + head + topic_bytes, 0, total - head - topic_bytes);
-  const std::size_t size = used + total;  // of the finished buffer
-  const auto payload_at = static_cast<flatbuffers::uoffset_t>(size - payload);  // from B
+  //   B+64 topic string (length, bytes, NUL), zero padding up to head_bytes, then the payload vector.
+  // codec_test checks it against the verifier for every topic and payload length.
+  auto* b = reinterpret_cast<std::uint8_t*>(at);
+  const std::size_t topic_end = plain_head_bytes + 4 + fields.topic.size() + 1;
+  std::memset(b + topic_end, 0, head_bytes - topic_end);
   put<flatbuffers::uoffset_t>(b + 0, 24);
   std::memcpy(b + 4, wire::EnvelopeIdentifier(), 4);
   const flatbuffers::voffset_t vtable[8] = {16, 40, 4, 8, 16, 24, 0, 32};
@@ -114,11 +107,20 @@ void MessageBuilder::Builder::write_plain_envelope(flatbuffers::uoffset_t payloa
   put<std::uint64_t>(b + 32, fields.publisher_id);
   put<std::uint64_t>(b + 40, fields.sequence);
   put<std::int64_t>(b + 48, fields.timestamp_ns);
-  put<flatbuffers::uoffset_t>(b + 56, payload_at - 56);
+  put<flatbuffers::uoffset_t>(b + 56, static_cast<flatbuffers::uoffset_t>(payload_at - 56));
   put<std::uint32_t>(b + 60, 0);
   put<flatbuffers::uoffset_t>(b + 64, static_cast<flatbuffers::uoffset_t>(fields.topic.size()));
   std::memcpy(b + 68, fields.topic.data(), fields.topic.size());
   b[68 + fields.topic.size()] = 0;
+}
+
+void MessageBuilder::Builder::write_plain_envelope(flatbuffers::uoffset_t payload, const EnvelopeFields& fields) {
+  const std::size_t align = std::max<std::size_t>(minalign_, envelope_alignment);
+  const std::size_t used = GetSize();
+  std::size_t total = plain_head_bytes + 4 + fields.topic.size() + 1;
+  total += (align - (used + total) % align) % align;  // the finished size is a multiple of align
+  auto* b = reinterpret_cast<std::byte*>(buf_.make_space(total));
+  write_envelope_head(b, total, used + total - payload, fields);
   minalign_ = align;
   finished = true;
 }

@@ -22,7 +22,17 @@ struct LoanState final : flatbuffers::Allocator {
   bool have_old = false;
   bool raw_used = false;
   flatbuffers::uoffset_t raw_vector = 0;
+  // A raw payload placed at the end of the chunk with no builder at all (the envelope's
+  // head is written in front of it at publish): the cheapest way to send bytes.
+  std::byte* direct_data = nullptr;
+  std::size_t initial = 0;  // the builder's first buffer size, once one is needed
+  std::size_t transport_topic_bytes = 0;  // the publisher's topic length (room for the head)
   std::optional<MessageBuilder> builder;
+
+  MessageBuilder& make_builder() {
+    if (!builder) builder.emplace(this, initial);
+    return *builder;
+  }
 
   ~LoanState() override { clear(); }
 
@@ -33,6 +43,7 @@ struct LoanState final : flatbuffers::Allocator {
     if (have_old) transport->unloan(old.handle);
     have_chunk = chunk_given = consumed = have_old = raw_used = false;
     raw_vector = 0;
+    direct_data = nullptr;
   }
 
   [[nodiscard]] bool holds(const LoanedChunk& c, const void* p) const noexcept {

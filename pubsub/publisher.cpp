@@ -1,5 +1,7 @@
 #include "rill/publisher.hpp"
 
+#include <vector>
+
 #include "../transport/transport.hpp"
 #include "loan_state.hpp"
 #include "node_core.hpp"
@@ -43,6 +45,7 @@ Result<void> Publisher::publish_bytes(std::span<const std::byte> payload, std::s
 Result<Loan> Publisher::loan(std::size_t payload_bytes) {
   auto state = m_spare_loan ? std::move(m_spare_loan) : std::make_unique<detail::LoanState>();
   state->transport = m_transport.get();
+  state->transport_topic_bytes = m_topic.size();
   // Room for the envelope around the payload: topic, fixed fields, alignment, a few headers.
   const std::size_t want = payload_bytes + m_topic.size() + 256;
   std::size_t initial = want;
@@ -53,22 +56,38 @@ Result<Loan> Publisher::loan(std::size_t payload_bytes) {
   } else if (chunk.error().code != Errc::unsupported) {
     return std::unexpected(chunk.error());
   }
-  state->builder.emplace(state.get(), initial);
+  state->initial = initial;
   return Loan(std::move(state));
 }
 
 Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, std::span<const HeaderKV> headers) {
   auto state = std::move(loan.m_state);
-  if (!state || !state->builder) return fail(Errc::invalid_argument, "publish() of an empty loan");
-  auto& b = *state->builder;
+  if (!state) return fail(Errc::invalid_argument, "publish() of a moved-from loan");
   const auto fields = stamp(headers);
   std::span<const std::byte> envelope;
-  if (state->raw_used) {
+  if (state->direct_data != nullptr && headers.empty()) {
+    // The payload vector already sits at the end of the chunk: write the head before it.
+    std::byte* vec = state->direct_data - 4;
+    const std::size_t head = plain_head_bytes + 4 + m_topic.size() + 1;
+    auto* start = reinterpret_cast<std::byte*>(
+        (reinterpret_cast<std::uintptr_t>(vec) - head) & ~std::uintptr_t{envelope_alignment - 1});
+    write_envelope_head(start, static_cast<std::size_t>(vec - start), static_cast<std::size_t>(vec - start), fields);
+    envelope = {start, static_cast<std::size_t>(state->chunk.data + state->chunk.capacity - start)};
+    state->chunk_given = true;
+  } else if (state->direct_data != nullptr) {
+    // Headers need the generic builder: move the payload into one (a copy, rare).
+    std::vector<std::byte> copy(state->direct_data, state->chunk.data + state->chunk.capacity);
+    const auto size = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(state->direct_data - 4);
+    state->direct_data = nullptr;
+    auto& b = state->make_builder();
+    envelope = b.finish_raw(std::span(copy.data(), size), fields);
+  } else if (state->raw_used) {
+    auto& b = state->make_builder();
     envelope = b.finish_vector(flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(state->raw_vector), fields);
   } else if (root != 0) {
-    envelope = b.finish_nested(root, fields);
+    envelope = state->make_builder().finish_nested(root, fields);
   } else {
-    envelope = b.finish_raw({}, fields);
+    envelope = state->make_builder().finish_raw({}, fields);
   }
   Result<void> sent;
   if (envelope.size() > m_max_bytes) {
@@ -104,10 +123,21 @@ Loan::Loan(Loan&&) noexcept = default;
 Loan& Loan::operator=(Loan&&) noexcept = default;
 Loan::~Loan() = default;
 
-flatbuffers::FlatBufferBuilder& Loan::fbb() noexcept { return m_state->builder->fbb(); }
+flatbuffers::FlatBufferBuilder& Loan::fbb() noexcept { return m_state->make_builder().fbb(); }
 
 std::span<std::byte> Loan::raw(std::size_t size) {
-  auto& fbb = m_state->builder->fbb();
+  auto& st = *m_state;
+  const std::size_t padded = (size + envelope_alignment - 1) & ~(envelope_alignment - 1);
+  const std::size_t head = plain_head_bytes + 4 + st.transport_topic_bytes + 1 + envelope_alignment + 4;
+  if (!st.builder && !st.raw_used && st.have_chunk && padded + head <= st.chunk.capacity) {
+    // No builder needed: the payload goes at the 8-aligned end of the chunk, its vector
+    // length in front of it; publish() writes the envelope's head before that.
+    st.direct_data = st.chunk.data + st.chunk.capacity - padded;
+    flatbuffers::WriteScalar<flatbuffers::uoffset_t>(st.direct_data - 4, static_cast<flatbuffers::uoffset_t>(size));
+    st.raw_used = true;
+    return {st.direct_data, size};
+  }
+  auto& fbb = st.make_builder().fbb();
   fbb.ForceVectorAlignment(size, 1, envelope_alignment);
   std::uint8_t* data = nullptr;
   m_state->raw_vector = fbb.CreateUninitializedVector(size, 1, &data);

@@ -10,6 +10,14 @@
 
 namespace rill {
 
+/// Bytes of a header-less envelope before its topic string (root, identifier, vtable, table).
+inline constexpr std::size_t plain_head_bytes = 64;
+
+/// Writes a header-less envelope's head at `at` (8-aligned): `head_bytes` bytes (the 64
+/// fixed ones, the topic string, zero padding), for a payload vector whose length prefix
+/// lies `payload_at` bytes after `at`. Used where the payload is already in place.
+void write_envelope_head(std::byte* at, std::size_t head_bytes, std::size_t payload_at, const EnvelopeFields& fields);
+
 /// Holds one reusable FlatBufferBuilder. The user builds the payload table into
 /// `fbb()`, then `finish()` turns those bytes into the envelope's payload vector in
 /// place (no second buffer, no copy) and writes the envelope in front of it.
