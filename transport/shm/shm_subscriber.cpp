@@ -138,6 +138,11 @@ void ShmSubscriber::attach(Conn& c, clock::time_point now) {
   c.map = map;
   c.slot = slot;
   c.tail = 0;
+  c.batch_pos = c.batch_len = 0;
+  // Up to a quarter of the queue is taken per CAS (1 for small queues: they stay exact).
+  c.batch_max = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+      (policy.kind == PolicyKind::buffer ? map->ring_capacity() : std::min<std::uint64_t>(policy.capacity, map->ring_capacity())) / 4,
+      1, std::size(c.batch)));
   c.welcomed = false;
   c.publisher_dead = false;
   c.overflowed = false;
@@ -150,6 +155,10 @@ void ShmSubscriber::attach(Conn& c, clock::time_point now) {
 void ShmSubscriber::detach(Conn& c) {
   if (c.map == nullptr) return;
   auto& s = c.map->slot(c.slot);
+  // Entries taken but not handed over are ours to give back.
+  for (; c.batch_pos < c.batch_len; ++c.batch_pos) {
+    if (auto* h = c.map->chunk(c.batch[c.batch_pos])) h->holders.fetch_and(~(1ull << c.slot), std::memory_order_release);
+  }
   c.dropped_before += s.dropped.load(std::memory_order_relaxed);
   // The publisher drains what is left in the ring and frees the slot once the samples
   // still held here are released (or this process is gone).
@@ -161,7 +170,7 @@ void ShmSubscriber::detach(Conn& c) {
 
 bool ShmSubscriber::has_entry(const Conn& c) const noexcept {
   const auto mask = c.map->ring_capacity() - 1;
-  return entry_is(c.map->ring(c.slot)[c.tail & mask].load(std::memory_order_acquire), c.tail) ||
+  return c.batch_pos < c.batch_len || entry_is(c.map->ring(c.slot)[c.tail & mask].load(std::memory_order_acquire), c.tail) ||
          c.map->slot(c.slot).tail.load(std::memory_order_relaxed) != c.tail;
 }
 
@@ -184,37 +193,62 @@ bool ShmSubscriber::end_of_publisher(std::uint32_t index, FrameSink& sink) {
   return true;
 }
 
+bool ShmSubscriber::refill(Conn& c) {
+  // Takes every ready entry up to batch_max with one CAS on the tail, so the tail's cache
+  // line moves between the cores once per batch rather than once per message.
+  auto& s = c.map->slot(c.slot);
+  auto* ring = c.map->ring(c.slot);
+  const auto mask = c.map->ring_capacity() - 1;
+  for (;;) {
+    std::uint32_t k = 0;
+    for (; k < c.batch_max; ++k) {
+      const auto entry = ring[(c.tail + k) & mask].load(std::memory_order_acquire);
+      if (!entry_is(entry, c.tail + k)) break;
+      c.batch[k] = entry_chunk(entry);
+    }
+    if (k == 0) {
+      // Not written yet, or a drop-oldest publisher moved the tail past it.
+      const auto t = s.tail.load(std::memory_order_acquire);
+      if (t == c.tail) return false;
+      c.tail = t;
+      continue;
+    }
+    // Winning the CAS makes the entries and their holder bits ours; losing means the
+    // publisher discarded the oldest meanwhile (c.tail now holds the new tail).
+    if (!s.tail.compare_exchange_strong(c.tail, c.tail + k, std::memory_order_acq_rel)) continue;
+    c.tail += k;
+    c.batch_pos = 0;
+    c.batch_len = k;
+    if (m_config.policy.kind == PolicyKind::backpressure) {
+      // Pairs with the publisher's fence between raising pub_waiting and re-reading tails.
+      auto& hdr = c.map->header();
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (hdr.pub_waiting.load(std::memory_order_relaxed) != 0) {
+        hdr.pub_wake.fetch_add(1, std::memory_order_release);
+        futex_wake(hdr.pub_wake, INT_MAX);
+      }
+    }
+    return true;
+  }
+}
+
 std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std::size_t max) {
   Conn& c = m_conns[index];
   if (c.map == nullptr) return 0;
-  auto& s = c.map->slot(c.slot);
   if (!c.welcomed) {
-    const auto first = s.joined.load(std::memory_order_acquire);
+    const auto first = c.map->slot(c.slot).joined.load(std::memory_order_acquire);
     if (first == 0) return 0;  // the publisher has not taken us in yet
     c.welcomed = true;
     sink.on_welcome(index, c.map->publisher_id(), first);
   }
-  auto* ring = c.map->ring(c.slot);
-  const auto mask = c.map->ring_capacity() - 1;
   const std::uint64_t bit = 1ull << c.slot;
-  const bool backpressure = m_config.policy.kind == PolicyKind::backpressure;
   std::size_t n = 0;
   while (n < max) {
-    const auto entry = ring[c.tail & mask].load(std::memory_order_acquire);
-    if (!entry_is(entry, c.tail)) {
-      // Not written yet, or a drop-oldest publisher moved the tail past it.
-      const auto t = s.tail.load(std::memory_order_acquire);
-      if (t != c.tail) {
-        c.tail = t;
-        continue;
-      }
+    if (c.batch_pos == c.batch_len && !refill(c)) {
       if (n == 0) end_of_publisher(index, sink);
       break;
     }
-    if (!s.tail.compare_exchange_strong(c.tail, c.tail + 1, std::memory_order_acq_rel)) continue;
-    ++c.tail;
-    // The entry and its holder bit are ours now.
-    const auto chunk = entry_chunk(entry);
+    const auto chunk = c.batch[c.batch_pos++];
     const auto bytes = c.map->envelope_of(chunk);
     if (bytes.empty()) {
       if (auto* h = c.map->chunk(chunk)) h->holders.fetch_and(~bit, std::memory_order_release);
@@ -226,16 +260,6 @@ std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std:
     c.map->retain();
     sink.on_data(std::move(frame));
     ++n;
-    if (backpressure) {
-      // Pairs with the publisher's fence between raising pub_waiting and re-reading tails.
-      auto& hdr = c.map->header();
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (hdr.pub_waiting.load(std::memory_order_relaxed) != 0) {
-        hdr.pub_wake.fetch_add(1, std::memory_order_release);
-        futex_wake(hdr.pub_wake, INT_MAX);
-      }
-    }
-    if (c.map == nullptr) break;
   }
   return n;
 }

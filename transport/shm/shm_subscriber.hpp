@@ -33,6 +33,8 @@ class ShmSubscriber final : public SubscriberTransport {
     Mapping* map = nullptr;  // null while not attached
     std::uint32_t slot = 0;
     std::uint64_t tail = 0;  // the next position to take (mirrors Slot::tail)
+    std::uint32_t batch[16];  // chunks taken from the ring, not yet handed to the sink
+    std::uint32_t batch_pos = 0, batch_len = 0, batch_max = 1;
     bool welcomed = false;
     bool publisher_dead = false;
     std::uint64_t dropped_before = 0;  // policy drops of earlier attachments
@@ -47,6 +49,7 @@ class ShmSubscriber final : public SubscriberTransport {
   void detach(Conn& c);
   std::size_t drain_conn(std::uint32_t index, FrameSink& sink, std::size_t max);
   bool end_of_publisher(std::uint32_t index, FrameSink& sink);
+  bool refill(Conn& c);
   [[nodiscard]] bool has_entry(const Conn& c) const noexcept;
 
   SubscriberConfig m_config;
