@@ -66,18 +66,18 @@ Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, s
   const auto fields = stamp(headers);
   std::span<const std::byte> envelope;
   if (state->direct_data != nullptr && headers.empty()) {
-    // The payload vector already sits at the end of the chunk: write the head before it.
+    // The payload vector already sits right after room for the head: write the head.
     std::byte* vec = state->direct_data - 4;
-    const std::size_t head = plain_head_bytes + 4 + m_topic.size() + 1;
-    auto* start = reinterpret_cast<std::byte*>(
-        (reinterpret_cast<std::uintptr_t>(vec) - head) & ~std::uintptr_t{envelope_alignment - 1});
-    write_envelope_head(start, static_cast<std::size_t>(vec - start), static_cast<std::size_t>(vec - start), fields);
-    envelope = {start, static_cast<std::size_t>(state->chunk.data + state->chunk.capacity - start)};
+    std::byte* start = state->chunk.data;
+    const auto head = static_cast<std::size_t>(vec - start);
+    write_envelope_head(start, head, head, fields);
+    const auto size = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(vec);
+    envelope = {start, head + 4 + size};
     state->chunk_given = true;
   } else if (state->direct_data != nullptr) {
     // Headers need the generic builder: move the payload into one (a copy, rare).
-    std::vector<std::byte> copy(state->direct_data, state->chunk.data + state->chunk.capacity);
     const auto size = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(state->direct_data - 4);
+    std::vector<std::byte> copy(state->direct_data, state->direct_data + size);
     state->direct_data = nullptr;
     auto& b = state->make_builder();
     envelope = b.finish_raw(std::span(copy.data(), size), fields);
@@ -127,12 +127,14 @@ flatbuffers::FlatBufferBuilder& Loan::fbb() noexcept { return m_state->make_buil
 
 std::span<std::byte> Loan::raw(std::size_t size) {
   auto& st = *m_state;
-  const std::size_t padded = (size + envelope_alignment - 1) & ~(envelope_alignment - 1);
-  const std::size_t head = plain_head_bytes + 4 + st.transport_topic_bytes + 1 + envelope_alignment + 4;
-  if (!st.builder && !st.raw_used && st.have_chunk && padded + head <= st.chunk.capacity) {
-    // No builder needed: the payload goes at the 8-aligned end of the chunk, its vector
-    // length in front of it; publish() writes the envelope's head before that.
-    st.direct_data = st.chunk.data + st.chunk.capacity - padded;
+  // Where the payload starts when the envelope's head (64 bytes, the topic string, the
+  // vector length) goes in front of it at the chunk's start, 8-aligned.
+  const std::size_t data_at = (plain_head_bytes + 4 + st.transport_topic_bytes + 1 + 4 + envelope_alignment - 1) &
+                              ~(envelope_alignment - 1);
+  if (!st.builder && !st.raw_used && st.have_chunk && data_at + size <= st.chunk.capacity) {
+    // No builder needed: the envelope starts at the chunk's data, next to its header line
+    // (a reader fetches them together); publish() writes the head in front of the payload.
+    st.direct_data = st.chunk.data + data_at;
     flatbuffers::WriteScalar<flatbuffers::uoffset_t>(st.direct_data - 4, static_cast<flatbuffers::uoffset_t>(size));
     st.raw_used = true;
     return {st.direct_data, size};

@@ -205,6 +205,12 @@ bool ShmSubscriber::refill(Conn& c) {
       const auto entry = ring[(c.tail + k) & mask].load(std::memory_order_acquire);
       if (!entry_is(entry, c.tail + k)) break;
       c.batch[k] = entry_chunk(entry);
+      if (k == 0) {
+        // Ask for the chunk's header and envelope lines together, not one after the other.
+        if (const auto* h = reinterpret_cast<const char*>(c.map->chunk(c.batch[0]))) {
+          for (int line = 0; line < 4; ++line) __builtin_prefetch(h + line * cache_line);
+        }
+      }
     }
     if (k == 0) {
       // Not written yet, or a drop-oldest publisher moved the tail past it.
@@ -249,6 +255,13 @@ std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std:
       break;
     }
     const auto chunk = c.batch[c.batch_pos++];
+    if (c.batch_pos < c.batch_len) {
+      // The next chunk's header and first lines, fetched while this one is handled.
+      const auto* next = reinterpret_cast<const char*>(c.map->chunk(c.batch[c.batch_pos]));
+      if (next != nullptr) {
+        for (int line = 0; line < 4; ++line) __builtin_prefetch(next + line * cache_line);
+      }
+    }
     const auto bytes = c.map->envelope_of(chunk);
     if (bytes.empty()) {
       if (auto* h = c.map->chunk(chunk)) h->holders.fetch_and(~bit, std::memory_order_release);
