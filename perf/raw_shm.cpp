@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,7 +46,7 @@ void futex_wake(std::atomic<std::uint32_t>& w) {
 // Waits until `w` differs from `old`: spinning, or (block) sleeping on the futex after
 // announcing it, so the writer knows to wake it, like rill's own block strategy.
 std::uint32_t await_change(std::atomic<std::uint32_t>& w, std::uint32_t old, Idle idle, std::atomic<std::uint32_t>& sleeping,
-                           clock::time_point deadline) {
+                           clock::time_point deadline, bool yield) {
   for (;;) {
     auto v = w.load(std::memory_order_acquire);
     if (v != old) return v;
@@ -53,6 +54,8 @@ std::uint32_t await_change(std::atomic<std::uint32_t>& w, std::uint32_t old, Idl
       sleeping.store(1, std::memory_order_seq_cst);
       if (w.load(std::memory_order_seq_cst) == old) futex_wait(w, old);
       sleeping.store(0, std::memory_order_relaxed);
+    } else if (yield) {
+      sched_yield();  // both sides on one core: spinning would only wait for preemption
     } else {
       __builtin_ia32_pause();
     }
@@ -90,7 +93,8 @@ PingPongRunner raw_shm_pingpong() {
     std::uint32_t seen = 0;
     for (;;) {
       const auto v = await_change(lines->ping, seen, o.idle, lines->sleeping,
-                                  clock::now() + std::chrono::milliseconds(o.step_timeout_ms * 4));
+                                  clock::now() + std::chrono::milliseconds(o.step_timeout_ms * 4),
+                                  o.placement == Placement::same);
       if (v == seen) return 1;  // the pinger is gone
       if (v == quit) return 0;
       seen = v;
@@ -108,7 +112,7 @@ PingPongRunner raw_shm_pingpong() {
     for (std::size_t i = 0; i < o.warmup + o.count; ++i) {
       const auto t0 = clock::now();
       signal(lines->ping, ++n, o.idle, lines->sleeping);
-      if (await_change(lines->pong, n - 1, o.idle, lines->sleeping, clock::now() + step) != n) {
+      if (await_change(lines->pong, n - 1, o.idle, lines->sleeping, clock::now() + step, o.placement == Placement::same) != n) {
         return std::unexpected("raw-shm: pong lost");
       }
       if (i >= o.warmup) samples.push_back(static_cast<std::uint64_t>((clock::now() - t0).count()));

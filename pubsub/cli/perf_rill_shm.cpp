@@ -1,5 +1,6 @@
 // The rill side of `rill perf shm`: ping-pong and stream through shm Publisher and
 // Subscriber, building every message in a loan (zero copy) as a user would.
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -36,13 +37,16 @@ Result<void> send_tagged(Publisher& pub, std::size_t size, std::byte tag) {
   return pub.publish(std::move(*loan));
 }
 
-// Spin mode polls without pause: shm has no I/O thread that would need the core.
+// Spin mode polls without pause (shm has no I/O thread that would need the core),
+// except with both sides on one core, where each yields to the other like the baseline.
 std::size_t wait_some(Subscriber& sub, const PerfOptions& o, Subscriber::Handler h, std::size_t limit,
                       std::chrono::nanoseconds timeout) {
   if (o.idle == perf::Idle::block) return sub.wait_poll(h, limit, timeout);
   const auto deadline = clock::now() + timeout;
+  const bool yield = o.placement == perf::Placement::same;
   for (unsigned i = 0;; ++i) {
     if (const auto n = sub.poll(h, limit); n > 0) return n;
+    if (yield) sched_yield();
     if ((i & 1023) == 0 && clock::now() >= deadline) return 0;
   }
 }
