@@ -2,6 +2,10 @@
 
 #include "tcp/tcp_publisher.hpp"
 #include "tcp/tcp_subscriber.hpp"
+#ifdef RILL_WITH_UDP
+#include "udp/udp_publisher.hpp"
+#include "udp/udp_subscriber.hpp"
+#endif
 
 namespace rill::detail {
 
@@ -9,6 +13,9 @@ namespace rill::detail {
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
   if (ep.scheme == "tcp") return tcp::TcpPublisher::create(node, ep, config);
+#ifdef RILL_WITH_UDP
+  if (ep.scheme == "udp") return udp::UdpPublisher::create(node, ep, config);
+#endif
   return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
 }
 
@@ -21,6 +28,9 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
     }
   }
   if (eps.front().scheme == "tcp") return tcp::TcpSubscriber::create(node, eps, config);
+#ifdef RILL_WITH_UDP
+  if (eps.front().scheme == "udp") return udp::UdpSubscriber::create(node, eps, config);
+#endif
   return fail(Errc::unsupported, "no transport for scheme '" + eps.front().scheme + "'");
 }
 
