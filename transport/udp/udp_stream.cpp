@@ -127,6 +127,9 @@ void PublisherStream::drop_partial(std::size_t index, bool count_incomplete) {
 
 void PublisherStream::on_fragment(const Frag& f) {
   if (!accept_seq(f.seq)) return;
+  // Reliable: the message exists, so anything missing below it is a gap to ask for.
+  // (Best effort must not: it would skip the message while its fragments still come.)
+  if (m_limits.reliable && f.seq > m_highest) m_highest = f.seq;
   Partial* p = partial_for(f);
   if (p == nullptr) return;
   auto& word = p->bitmap[f.index / 64];
