@@ -118,6 +118,10 @@ std::string pin_side(Placement, int side);
 /// Raw ZeroMQ baselines: PUB/SUB pairs on 127.0.0.1, base_port .. base_port + 2, no rill.
 [[nodiscard]] PingPongRunner raw_zmq_pingpong();
 [[nodiscard]] ThroughputRunner raw_zmq_throughput();
+/// Raw UDP baselines: multicast on 127.0.0.1 (the path rill's udp perf uses), groups
+/// 239.255.78.x, ports base_port + 10 .. base_port + 12, one datagram per message.
+[[nodiscard]] PingPongRunner raw_udp_pingpong();
+[[nodiscard]] ThroughputRunner raw_udp_throughput();
 
 /// Everything one `rill perf` run measured. `subject_name` labels the first series
 /// (rill) in the SVG and the summary; the JSON layout is fixed by DESIGN.md.

@@ -12,16 +12,16 @@ namespace rill::cli {
 namespace {
 
 constexpr std::string_view perf_usage =
-    "rill perf tcp [--size BYTES] [--count N] [--throughput-count N] [--warmup N] [--rate MSGS_PER_S] "
+    "rill perf tcp|udp [--size BYTES] [--count N] [--throughput-count N] [--warmup N] [--rate MSGS_PER_S] "
     "[--placement cross|same|none] [--idle spin|block] [--base-port PORT] [--json FILE] [--plot FILE.svg] "
-    "[--batch N] [--repeat N] [--skip-throughput]";
+    "[--batch N] [--repeat N] [--skip-throughput] [--reliable 0|1] [--mtu BYTES]";
 
 }  // namespace
 
 int cmd_perf(int argc, char** argv) {
   auto args = Args::parse(argc, argv,
                           {"size", "count", "throughput-count", "warmup", "rate", "placement", "idle", "base-port",
-                           "json", "plot", "batch", "repeat"},
+                           "json", "plot", "batch", "repeat", "reliable", "mtu"},
                           {"help", "skip-throughput"});
   if (!args) return usage_error(args.error().detail, perf_usage);
   if (args->has("help")) {
@@ -31,7 +31,16 @@ int cmd_perf(int argc, char** argv) {
   if (args->positional().size() != 1) return usage_error("perf needs a TRANSPORT", perf_usage);
   perf::PerfOptions o;
   o.transport = args->positional()[0];
-  if (o.transport != "tcp") return usage_error("perf supports tcp today (shm, udp and http come with their transports)", perf_usage);
+  if (o.transport != "tcp" && o.transport != "udp") {
+    return usage_error("perf supports tcp and udp today (shm and http come with their transports)", perf_usage);
+  }
+  // udp: the mode and mtu go into the endpoints' query; the baseline is a raw UDP socket pair.
+  const auto reliable = args->text("reliable").value_or("1");
+  if (reliable != "0" && reliable != "1") return usage_error("--reliable must be 0 or 1", perf_usage);
+  auto mtu = args->number("mtu", 1500);
+  if (!mtu) return usage_error(mtu.error().detail, perf_usage);
+  const bool udp = o.transport == "udp";
+  const std::string udp_query = "reliable=" + reliable + "&mtu=" + std::to_string(*mtu);
   auto size = args->number("size", o.size);
   auto count = args->number("count", 20000);
   auto tcount = args->number("throughput-count", 1000000);
@@ -71,7 +80,11 @@ int cmd_perf(int argc, char** argv) {
 
   perf::Report report;
   report.opts = o;
-  report.baseline_name = "raw-zmq";
+  report.baseline_name = udp ? "raw-udp" : "raw-zmq";
+  const auto base_pingpong = udp ? perf::raw_udp_pingpong() : perf::raw_zmq_pingpong();
+  const auto base_throughput = udp ? perf::raw_udp_throughput() : perf::raw_zmq_throughput();
+  const auto rill_pingpong_runner = rill_pingpong(udp_query);
+  const auto rill_throughput_runner = rill_throughput(udp_query);
   // Baseline and rill alternate in rounds on the same placement and their samples are
   // pooled, so the machine's drift (large on a shared VM) hits both alike.
   const auto rounds = std::max<std::uint64_t>(1, *repeat);
@@ -79,16 +92,18 @@ int cmd_perf(int argc, char** argv) {
   round.count = std::max<std::size_t>(1, o.count / rounds);
   round.warmup = std::max<std::size_t>(1, o.warmup / rounds);
   for (std::uint64_t i = 0; i < rounds; ++i) {
-    auto base_pp = perf::run_pingpong(perf::raw_zmq_pingpong(), round);
-    auto rill_pp = perf::run_pingpong(rill_tcp_pingpong(), round);
+    auto base_pp = perf::run_pingpong(base_pingpong, round);
+    auto rill_pp = perf::run_pingpong(rill_pingpong_runner, round);
     if (!base_pp || !rill_pp) {
       std::fprintf(stderr, "rill: perf ping-pong failed: %s\n", (!base_pp ? base_pp.error() : rill_pp.error()).c_str());
       return exit_runtime;
     }
     report.base_pp.placement_used = base_pp->placement_used;
     report.rill_pp.placement_used = rill_pp->placement_used;
-    report.base_pp.samples_ns.insert(report.base_pp.samples_ns.end(), base_pp->samples_ns.begin(), base_pp->samples_ns.end());
-    report.rill_pp.samples_ns.insert(report.rill_pp.samples_ns.end(), rill_pp->samples_ns.begin(), rill_pp->samples_ns.end());
+    report.base_pp.samples_ns.insert(report.base_pp.samples_ns.end(), base_pp->samples_ns.begin(),
+                                     base_pp->samples_ns.end());
+    report.rill_pp.samples_ns.insert(report.rill_pp.samples_ns.end(), rill_pp->samples_ns.begin(),
+                                     rill_pp->samples_ns.end());
   }
   report.base_pp.rtt = perf::percentiles_us(report.base_pp.samples_ns);
   report.rill_pp.rtt = perf::percentiles_us(report.rill_pp.samples_ns);
@@ -98,14 +113,17 @@ int cmd_perf(int argc, char** argv) {
     // each one's median, so a lucky or unlucky run does not decide the ratio.
     std::vector<perf::ThroughputResult> base_runs, rill_runs;
     for (std::uint64_t i = 0; i < std::max<std::uint64_t>(1, *repeat); ++i) {
-      auto base_tp = perf::run_throughput(perf::raw_zmq_throughput(), o);
-      auto rill_tp = perf::run_throughput(rill_tcp_throughput(), o);
+      auto base_tp = perf::run_throughput(base_throughput, o);
+      auto rill_tp = perf::run_throughput(rill_throughput_runner, o);
       if (!base_tp || !rill_tp) {
-        std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
+        std::fprintf(stderr, "rill: perf throughput failed: %s\n",
+                     (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
         return exit_runtime;
       }
-      std::fprintf(stderr, "throughput run %llu: raw-zmq %.0f msgs/s, rill %.0f msgs/s\n",
-                   static_cast<unsigned long long>(i + 1), base_tp->msgs_per_s, rill_tp->msgs_per_s);
+      std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s (lost %llu), rill %.0f msgs/s (lost %llu)\n",
+                   static_cast<unsigned long long>(i + 1), report.baseline_name.c_str(), base_tp->msgs_per_s,
+                   static_cast<unsigned long long>(base_tp->lost), rill_tp->msgs_per_s,
+                   static_cast<unsigned long long>(rill_tp->lost));
       base_runs.push_back(*base_tp);
       rill_runs.push_back(*rill_tp);
     }

@@ -1,12 +1,14 @@
 // The rill side of `rill perf tcp`: the same ping-pong and stream as the raw
 // baselines, through Publisher and Subscriber on the caller's thread.
+#include "perf_rill.hpp"
+
+#include <sched.h>
+
 #include <chrono>
 #include <cstring>
-#include <sched.h>
 #include <string>
 
 #include "perf_kit.hpp"
-#include "perf_rill.hpp"
 #include "rill/rill.hpp"
 
 namespace rill::cli {
@@ -17,17 +19,26 @@ using clock = std::chrono::steady_clock;
 using perf::Link;
 using perf::PerfOptions;
 
-// Rill runs on its own ports, apart from the raw baseline's base_port .. base_port + 9.
-std::string endpoint(const PerfOptions& o, int offset) {
-  return "tcp://127.0.0.1:" + std::to_string(o.base_port + 20 + offset);
+// Rill runs on its own ports, apart from the raw baselines' base_port .. base_port + 19.
+// udp: a multicast group per direction on 127.0.0.1, with the runner's query (mode, mtu).
+std::string endpoint(const PerfOptions& o, int offset, const std::string& udp_query) {
+  const auto port = std::to_string(o.base_port + 20 + offset);
+  if (o.transport == "udp") {
+    return "udp://239.255.77." + std::to_string(offset + 1) + ":" + port + "?iface=127.0.0.1&" + udp_query;
+  }
+  return "tcp://127.0.0.1:" + port;
 }
 
-IdleStrategy idle_of(const PerfOptions& o) { return o.idle == perf::Idle::spin ? IdleStrategy::spin : IdleStrategy::block; }
+IdleStrategy idle_of(const PerfOptions& o) {
+  return o.idle == perf::Idle::spin ? IdleStrategy::spin : IdleStrategy::block;
+}
 
 // Byte 0 of every payload says what it is.
 constexpr std::byte tag_ping{'P'}, tag_quit{'Q'}, tag_probe{'H'}, tag_data{'D'};
 
-std::byte tag_of(const MessageView& m) { return m.payload().empty() ? std::byte{0} : m.payload()[0]; }
+std::byte tag_of(const MessageView& m) {
+  return m.payload().empty() ? std::byte{0} : m.payload()[0];
+}
 
 // Waits for one message the way the raw baseline does: with --idle spin it polls and
 // yields between polls (each side's ZeroMQ I/O thread shares its pinned core, so a
@@ -43,11 +54,10 @@ std::size_t wait_some(Subscriber& sub, const PerfOptions& o, Subscriber::Handler
   }
 }
 
-
-int echo(const PerfOptions& o, const Link& link) {
+int echo(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
-  auto pub = node.publisher({.endpoint = endpoint(o, 1), .topic = "perf/pong"});
-  auto sub = node.subscriber({.endpoints = {endpoint(o, 0)}, .prefix = "perf/ping", .idle = idle_of(o)});
+  auto pub = node.publisher({.endpoint = endpoint(o, 1, q), .topic = "perf/pong"});
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 0, q)}, .prefix = "perf/ping", .idle = idle_of(o)});
   if (!pub || !sub) return 1;
   link.ready();
   bool quit = false;
@@ -72,11 +82,12 @@ int echo(const PerfOptions& o, const Link& link) {
   return 0;
 }
 
-std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o, const Link& link) {
+std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o, const Link& link,
+                                                            const std::string& q) {
   Node node;
-  auto pub = node.publisher({.endpoint = endpoint(o, 0), .topic = "perf/ping"});
+  auto pub = node.publisher({.endpoint = endpoint(o, 0, q), .topic = "perf/ping"});
   if (!pub) return std::unexpected("rill ping: " + pub.error().message());
-  auto sub = node.subscriber({.endpoints = {endpoint(o, 1)}, .prefix = "perf/pong", .idle = idle_of(o)});
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 1, q)}, .prefix = "perf/pong", .idle = idle_of(o)});
   if (!sub) return std::unexpected("rill ping: " + sub.error().message());
   const auto step = std::chrono::milliseconds(o.step_timeout_ms);
   while (link.peer() == perf::Peer::starting) pub->service();
@@ -110,9 +121,9 @@ std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o
   return samples;
 }
 
-std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
+std::expected<void, std::string> send(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
-  auto pub = node.publisher({.endpoint = endpoint(o, 2),
+  auto pub = node.publisher({.endpoint = endpoint(o, 2, q),
                              .topic = "perf/stream",
                              .publish_timeout = std::chrono::milliseconds(o.step_timeout_ms),
                              .batch_messages = o.batch});
@@ -122,7 +133,8 @@ std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
   const auto deadline = clock::now() + std::chrono::milliseconds(o.step_timeout_ms);
   // Probes until the receiver has seen one: its subscription is live end to end.
   while (link.peer() != perf::Peer::ready) {
-    if (link.peer() == perf::Peer::gone || clock::now() > deadline) return std::unexpected("rill send: receiver never ready");
+    if (link.peer() == perf::Peer::gone || clock::now() > deadline)
+      return std::unexpected("rill send: receiver never ready");
     if (pub->wait_for_subscribers(1, std::chrono::milliseconds(5))) {
       (void)pub->publish_bytes(payload);
       pub->flush();
@@ -137,9 +149,10 @@ std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
   return {};
 }
 
-std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfOptions& o, const Link& link) {
+std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfOptions& o, const Link& link,
+                                                                     const std::string& q) {
   Node node;
-  auto sub = node.subscriber({.endpoints = {endpoint(o, 2)},
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 2, q)},
                               .prefix = "perf/stream",
                               .policy = Policy::backpressure(8192),
                               .idle = idle_of(o)});
@@ -167,7 +180,22 @@ std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfO
 
 }  // namespace
 
-perf::PingPongRunner rill_tcp_pingpong() { return {.name = "rill", .echo = echo, .ping = ping}; }
-perf::ThroughputRunner rill_tcp_throughput() { return {.name = "rill", .send = send, .receive = receive}; }
+perf::PingPongRunner rill_tcp_pingpong() {
+  return rill_pingpong("");
+}
+perf::ThroughputRunner rill_tcp_throughput() {
+  return rill_throughput("");
+}
+
+perf::PingPongRunner rill_pingpong(const std::string& udp_query) {
+  return {.name = "rill",
+          .echo = [udp_query](const PerfOptions& o, const Link& l) { return echo(o, l, udp_query); },
+          .ping = [udp_query](const PerfOptions& o, const Link& l) { return ping(o, l, udp_query); }};
+}
+perf::ThroughputRunner rill_throughput(const std::string& udp_query) {
+  return {.name = "rill",
+          .send = [udp_query](const PerfOptions& o, const Link& l) { return send(o, l, udp_query); },
+          .receive = [udp_query](const PerfOptions& o, const Link& l) { return receive(o, l, udp_query); }};
+}
 
 }  // namespace rill::cli

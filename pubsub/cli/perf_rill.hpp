@@ -1,6 +1,8 @@
 // rill's runners for the perf kit (the raw baselines live in perf/).
 #pragma once
 
+#include <string>
+
 #include "perf_kit.hpp"
 
 namespace rill::cli {
@@ -9,5 +11,9 @@ namespace rill::cli {
 perf::PingPongRunner rill_tcp_pingpong();
 /// A backpressured stream through rill over tcp (nothing lost), beside perf::raw_zmq_throughput().
 perf::ThroughputRunner rill_tcp_throughput();
+/// The same runners for o.transport ("tcp" or "udp"); `udp_query` is appended to the
+/// udp endpoints (e.g. "reliable=1&mtu=9000").
+perf::PingPongRunner rill_pingpong(const std::string& udp_query);
+perf::ThroughputRunner rill_throughput(const std::string& udp_query);
 
 }  // namespace rill::cli

@@ -56,8 +56,10 @@ UdpPublisher::UdpPublisher(UdpSocket sock, const UdpOptions& options, const Publ
       m_options(options),
       m_config(config),
       // Best effort keeps only what sendmmsg has not sent yet.
+      // Records: one per datagram; a full window of the smallest (single small message)
+      // datagrams needs about window_bytes / 128 of them.
       m_window(options.reliable ? options.window_bytes : 4 * io_batch * options.max_datagram(),
-               options.reliable ? 1u << 20 : 4 * io_batch),
+               options.reliable ? std::clamp<std::size_t>(options.window_bytes / 128, 4096, 1u << 19) : 4 * io_batch),
       m_fault(options.fault),
       m_ctl_bufs(ctl_batch * ctl_buffer_bytes),
       m_ctl_from(ctl_batch),

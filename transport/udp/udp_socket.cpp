@@ -122,11 +122,19 @@ bool UdpSocket::send_to(std::span<const std::byte> dgram, const sockaddr_in& to)
 }
 
 int UdpSocket::send_batch(mmsghdr* msgs, unsigned n) const noexcept {
+  if (n == 1) return ::sendmsg(m_fd, &msgs[0].msg_hdr, MSG_DONTWAIT) < 0 ? 0 : 1;
   const int sent = ::sendmmsg(m_fd, msgs, n, MSG_DONTWAIT);
   return sent < 0 ? 0 : sent;
 }
 
 int UdpSocket::recv_batch(mmsghdr* msgs, unsigned n) const noexcept {
+  if (n == 1) {
+    // One datagram (the latency path): plain recvmsg is the cheaper system call.
+    const auto got = ::recvmsg(m_fd, &msgs[0].msg_hdr, MSG_DONTWAIT);
+    if (got < 0) return 0;
+    msgs[0].msg_len = static_cast<unsigned>(got);
+    return 1;
+  }
   const int got = ::recvmmsg(m_fd, msgs, n, MSG_DONTWAIT, nullptr);
   return got < 0 ? 0 : got;
 }

@@ -34,6 +34,7 @@ class UdpSubscriber final : public SubscriberTransport {
  private:
   using clock = std::chrono::steady_clock;
   static constexpr unsigned recv_batch = 32;
+  static constexpr unsigned control_every = 16;
 
   struct Group {
     UdpSocket sock;
@@ -61,6 +62,7 @@ class UdpSubscriber final : public SubscriberTransport {
   Remote* find(std::uint64_t publisher_id) noexcept;
   Remote* discover(std::uint64_t publisher_id, std::uint32_t source, const sockaddr_in& from);
   std::size_t deliver_ready(FrameSink& sink, std::size_t budget);
+  void drain_control(FrameSink& sink);
   void send_status(Remote& r, clock::time_point now);
   void timers(clock::time_point now);
   void bad(FrameSink& sink, std::uint32_t source, std::size_t size);
@@ -84,6 +86,7 @@ class UdpSubscriber final : public SubscriberTransport {
   sockaddr_in m_from[recv_batch];
   clock::time_point m_now{};
   std::uint32_t m_next_group = 0;
+  unsigned m_control_countdown = control_every;
   bool m_timers_due = false;
 };
 
