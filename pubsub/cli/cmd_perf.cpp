@@ -100,10 +100,8 @@ int cmd_perf(int argc, char** argv) {
     }
     report.base_pp.placement_used = base_pp->placement_used;
     report.rill_pp.placement_used = rill_pp->placement_used;
-    report.base_pp.samples_ns.insert(report.base_pp.samples_ns.end(), base_pp->samples_ns.begin(),
-                                     base_pp->samples_ns.end());
-    report.rill_pp.samples_ns.insert(report.rill_pp.samples_ns.end(), rill_pp->samples_ns.begin(),
-                                     rill_pp->samples_ns.end());
+    report.base_pp.samples_ns.insert(report.base_pp.samples_ns.end(), base_pp->samples_ns.begin(), base_pp->samples_ns.end());
+    report.rill_pp.samples_ns.insert(report.rill_pp.samples_ns.end(), rill_pp->samples_ns.begin(), rill_pp->samples_ns.end());
   }
   report.base_pp.rtt = perf::percentiles_us(report.base_pp.samples_ns);
   report.rill_pp.rtt = perf::percentiles_us(report.rill_pp.samples_ns);
@@ -116,8 +114,7 @@ int cmd_perf(int argc, char** argv) {
       auto base_tp = perf::run_throughput(base_throughput, o);
       auto rill_tp = perf::run_throughput(rill_throughput_runner, o);
       if (!base_tp || !rill_tp) {
-        std::fprintf(stderr, "rill: perf throughput failed: %s\n",
-                     (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
+        std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
         return exit_runtime;
       }
       std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s (lost %llu), rill %.0f msgs/s (lost %llu)\n",

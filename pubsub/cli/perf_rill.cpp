@@ -1,14 +1,12 @@
 // The rill side of `rill perf tcp`: the same ping-pong and stream as the raw
 // baselines, through Publisher and Subscriber on the caller's thread.
-#include "perf_rill.hpp"
-
-#include <sched.h>
-
 #include <chrono>
 #include <cstring>
+#include <sched.h>
 #include <string>
 
 #include "perf_kit.hpp"
+#include "perf_rill.hpp"
 #include "rill/rill.hpp"
 
 namespace rill::cli {
@@ -29,16 +27,12 @@ std::string endpoint(const PerfOptions& o, int offset, const std::string& udp_qu
   return "tcp://127.0.0.1:" + port;
 }
 
-IdleStrategy idle_of(const PerfOptions& o) {
-  return o.idle == perf::Idle::spin ? IdleStrategy::spin : IdleStrategy::block;
-}
+IdleStrategy idle_of(const PerfOptions& o) { return o.idle == perf::Idle::spin ? IdleStrategy::spin : IdleStrategy::block; }
 
 // Byte 0 of every payload says what it is.
 constexpr std::byte tag_ping{'P'}, tag_quit{'Q'}, tag_probe{'H'}, tag_data{'D'};
 
-std::byte tag_of(const MessageView& m) {
-  return m.payload().empty() ? std::byte{0} : m.payload()[0];
-}
+std::byte tag_of(const MessageView& m) { return m.payload().empty() ? std::byte{0} : m.payload()[0]; }
 
 // Waits for one message the way the raw baseline does: with --idle spin it polls and
 // yields between polls (each side's ZeroMQ I/O thread shares its pinned core, so a
@@ -53,6 +47,7 @@ std::size_t wait_some(Subscriber& sub, const PerfOptions& o, Subscriber::Handler
     sched_yield();
   }
 }
+
 
 int echo(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
@@ -82,8 +77,7 @@ int echo(const PerfOptions& o, const Link& link, const std::string& q) {
   return 0;
 }
 
-std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o, const Link& link,
-                                                            const std::string& q) {
+std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
   auto pub = node.publisher({.endpoint = endpoint(o, 0, q), .topic = "perf/ping"});
   if (!pub) return std::unexpected("rill ping: " + pub.error().message());
@@ -133,8 +127,7 @@ std::expected<void, std::string> send(const PerfOptions& o, const Link& link, co
   const auto deadline = clock::now() + std::chrono::milliseconds(o.step_timeout_ms);
   // Probes until the receiver has seen one: its subscription is live end to end.
   while (link.peer() != perf::Peer::ready) {
-    if (link.peer() == perf::Peer::gone || clock::now() > deadline)
-      return std::unexpected("rill send: receiver never ready");
+    if (link.peer() == perf::Peer::gone || clock::now() > deadline) return std::unexpected("rill send: receiver never ready");
     if (pub->wait_for_subscribers(1, std::chrono::milliseconds(5))) {
       (void)pub->publish_bytes(payload);
       pub->flush();
@@ -149,8 +142,7 @@ std::expected<void, std::string> send(const PerfOptions& o, const Link& link, co
   return {};
 }
 
-std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfOptions& o, const Link& link,
-                                                                     const std::string& q) {
+std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
   auto sub = node.subscriber({.endpoints = {endpoint(o, 2, q)},
                               .prefix = "perf/stream",
@@ -180,12 +172,8 @@ std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfO
 
 }  // namespace
 
-perf::PingPongRunner rill_tcp_pingpong() {
-  return rill_pingpong("");
-}
-perf::ThroughputRunner rill_tcp_throughput() {
-  return rill_throughput("");
-}
+perf::PingPongRunner rill_tcp_pingpong() { return rill_pingpong(""); }
+perf::ThroughputRunner rill_tcp_throughput() { return rill_throughput(""); }
 
 perf::PingPongRunner rill_pingpong(const std::string& udp_query) {
   return {.name = "rill",
