@@ -77,7 +77,7 @@ seed("bye_tail", True, [welcome(1), data(1, env[:3]), hb(6, 1, bye=True), data(4
 seed("bye_best_effort", False, [welcome(1), data(1, env[:1]), hb(10, 10, bye=True)])
 seed("control_types", True, [status(), nak([(3, 9, 0, 0xFFFFFFFF), (12, 12, 4, 7)]), leave(), welcome(1)])
 seed("far_ahead", True, [welcome(1), data(1, env[:1]), data(20000, env[:1]), data(16385, env[:1]), hb(40000, 1)])
-seed("huge_first_seq", True, [welcome(0xFFFFFFFFFFFFFF00), data(0xFFFFFFFFFFFFFFF0, env[:4])])
+seed("huge_first_seq", True, [welcome(0x3FFFFFFFFFFFFF00), data(0x3FFFFFFFFFFFFFF0, env[:4]), hb(0x3FFFFFFFFFFFFFFF, 1)])
 bad = data(1, env[:2])
 seed("malformed_shapes", True, [welcome(1), bad[:-3], bad + b"\0" * 8, b"RLU\x02" + bad[4:], header(9), b"hello",
                                  header(2) + b"\0" * 40])

@@ -67,6 +67,7 @@ bool PublisherStream::accept_seq(std::uint64_t seq) {
 
 void PublisherStream::store(std::uint64_t seq, Frame&& frame) {
   slot(seq).frame = std::move(frame);
+  ++m_present;
   if (seq > m_highest) m_highest = seq;
 }
 
@@ -186,15 +187,20 @@ std::size_t PublisherStream::deliver(FrameSink& sink, std::size_t budget) {
       // Best effort never waits for a missing message; reliable waits until the
       // publisher no longer has it (or is gone), then the core counts the gap.
       if (m_limits.reliable && m_next >= m_give_up) break;
-      if (m_limits.reliable) ++m_counters.unrecoverable;
+      const auto target = m_limits.reliable ? std::min(m_give_up, m_highest + 1) : m_highest + 1;
+      // Nothing held at all: jump over the whole run at once (a heartbeat may announce
+      // a tail far ahead; stepping through it one by one would never end).
+      const auto to = m_present == 0 ? target : m_next + 1;
+      if (m_limits.reliable) m_counters.unrecoverable += to - m_next;
       for (std::size_t i = m_partials.size(); i-- > 0;) {
-        if (m_partials[i].seq == m_next) drop_partial(i, true);
+        if (m_partials[i].seq >= m_next && m_partials[i].seq < to) drop_partial(i, true);
       }
-      ++m_skipped;
-      ++m_next;
+      m_skipped += to - m_next;
+      m_next = to;
       continue;
     }
     Frame f = std::move(s.frame);
+    --m_present;
     ++m_next;
     m_nak_attempts = 0;
     sink.on_data(std::move(f));

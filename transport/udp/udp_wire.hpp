@@ -35,6 +35,9 @@ inline constexpr std::size_t max_prefix_bytes = 1024;
 inline constexpr std::size_t max_nak_ranges = 32;
 inline constexpr std::size_t max_control_bytes = 48 + max_prefix_bytes;  ///< the largest non-data datagram
 inline constexpr std::uint32_t all_fragments = 0xFFFFFFFFu;
+/// Sequences at or above this are refused: no publisher gets there, and keeping far from
+/// the top keeps every `seq + n` in the receiver free of wrap-around.
+inline constexpr std::uint64_t max_sequence = std::uint64_t{1} << 62;
 
 /// Header flag bits.
 inline constexpr std::uint8_t flag_reliable = 0x01;    ///< heartbeat/status: the sender runs reliable=1
