@@ -376,3 +376,16 @@ TEST_CASE("best effort: an unfinished message is dropped and counted when a newe
   CHECK(f.counters.incomplete == 1);
   CHECK(f.in_use == 0);
 }
+
+TEST_CASE("a heartbeat announcing a far tail is skipped in one step, counted, and what is held is still delivered") {
+  StreamFixture f(true);
+  f.stream->welcome(1, f.sink);
+  f.message(1);
+  f.message(3);
+  constexpr std::uint64_t far = 1'000'000'000'000ull;
+  f.stream->on_heartbeat({.next_seq = far, .oldest_seq = far}, false, clock_type::now());
+  f.stream->deliver(f.sink, 100);  // would loop ~10^12 times without the jump
+  CHECK(f.sink.data == std::vector<std::string>{"m1", "m3"});
+  CHECK(f.stream->received_seq() == far - 1);
+  CHECK(f.counters.unrecoverable == far - 1 - 2);
+}
