@@ -118,6 +118,10 @@ std::string pin_side(Placement, int side);
 /// Raw ZeroMQ baselines: PUB/SUB pairs on 127.0.0.1, base_port .. base_port + 2, no rill.
 [[nodiscard]] PingPongRunner raw_zmq_pingpong();
 [[nodiscard]] ThroughputRunner raw_zmq_throughput();
+/// Raw UDP baselines: multicast on 127.0.0.1 (the path rill's udp perf uses), groups
+/// 239.255.78.x, ports base_port + 10 .. base_port + 12, one datagram per message.
+[[nodiscard]] PingPongRunner raw_udp_pingpong();
+[[nodiscard]] ThroughputRunner raw_udp_throughput();
 
 /// Raw shared-memory baselines: a bare cache-line ping-pong (the hardware floor) and a
 /// plain single-producer ring with a memcpy per message, between the same forked pair.

@@ -10,6 +10,7 @@ packages=(
   liburing-dev libspdlog-dev libssl-dev
   doctest-dev                       # tests
   xxd                               # tests: hex envelopes back to bytes
+  iproute2 nftables                 # tests: udp across network namespaces with injected loss
 )
 
 missing=()

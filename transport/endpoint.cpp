@@ -17,17 +17,18 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     ep.query = std::string(rest.substr(q + 1));
     rest = rest.substr(0, q);
   }
-  if (ep.scheme == "tcp") {
+  if (ep.scheme == "tcp" || ep.scheme == "udp") {
+    // udp: GROUP:PORT; its query (iface, ttl, reliable, ...) is checked by the transport.
     const auto colon = rest.rfind(':');
     if (colon == std::string_view::npos || colon == 0) {
-      return fail(Errc::invalid_argument, "tcp endpoint '" + ep.uri + "' needs host:port");
+      return fail(Errc::invalid_argument, ep.scheme + " endpoint '" + ep.uri + "' needs host:port");
     }
     ep.host = std::string(rest.substr(0, colon));
     const auto port_text = rest.substr(colon + 1);
     unsigned value = 0;
     auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
     if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 || value > 65535) {
-      return fail(Errc::invalid_argument, "tcp endpoint '" + ep.uri + "' has a bad port");
+      return fail(Errc::invalid_argument, ep.scheme + " endpoint '" + ep.uri + "' has a bad port");
     }
     ep.port = static_cast<std::uint16_t>(value);
     return ep;
@@ -38,7 +39,7 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     ep.host = std::string(rest);
     return ep;
   }
-  if (ep.scheme == "udp" || ep.scheme == "http" || ep.scheme == "https") {
+  if (ep.scheme == "http" || ep.scheme == "https") {
     return fail(Errc::unsupported, "the " + ep.scheme + " transport is not built yet (endpoint '" + ep.uri + "')");
   }
   return fail(Errc::unsupported, "unknown endpoint scheme '" + ep.scheme + "' in '" + ep.uri + "'");

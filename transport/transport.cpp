@@ -8,6 +8,10 @@
 #include "shm/shm_publisher.hpp"
 #include "shm/shm_subscriber.hpp"
 #endif
+#ifdef RILL_WITH_UDP
+#include "udp/udp_publisher.hpp"
+#include "udp/udp_subscriber.hpp"
+#endif
 
 namespace rill::detail {
 
@@ -19,6 +23,9 @@ Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& n
 #endif
 #ifdef RILL_WITH_SHM
   if (ep.scheme == "shm") return shm::ShmPublisher::create(ep, config);
+#endif
+#ifdef RILL_WITH_UDP
+  if (ep.scheme == "udp") return udp::UdpPublisher::create(node, ep, config);
 #endif
   (void)node;
   return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
@@ -37,6 +44,9 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
 #endif
 #ifdef RILL_WITH_SHM
   if (eps.front().scheme == "shm") return shm::ShmSubscriber::create(eps, config);
+#endif
+#ifdef RILL_WITH_UDP
+  if (eps.front().scheme == "udp") return udp::UdpSubscriber::create(node, eps, config);
 #endif
   (void)node;
   return fail(Errc::unsupported, "no transport for scheme '" + eps.front().scheme + "'");

@@ -1,7 +1,5 @@
 // rill perf TRANSPORT: latency and throughput of rill beside the raw transport, one run.
 #include <algorithm>
-#include <optional>
-#include <string>
 #include <cstdio>
 #include <vector>
 
@@ -14,35 +12,16 @@ namespace rill::cli {
 namespace {
 
 constexpr std::string_view perf_usage =
-    "rill perf tcp|shm [--size BYTES] [--count N] [--throughput-count N] [--warmup N] [--rate MSGS_PER_S] "
+    "rill perf tcp|udp|shm [--size BYTES] [--count N] [--throughput-count N] [--warmup N] [--rate MSGS_PER_S] "
     "[--placement cross|same|none] [--idle spin|block] [--base-port PORT] [--json FILE] [--plot FILE.svg] "
-    "[--batch N] [--repeat N] [--skip-throughput]";
-
-// What one transport's perf run compares: rill's runners beside the raw baseline's.
-struct PerfPair {
-  const char* baseline_name;
-  perf::PingPongRunner (*base_pp)();
-  perf::ThroughputRunner (*base_tp)();
-  perf::PingPongRunner (*rill_pp)();
-  perf::ThroughputRunner (*rill_tp)();
-};
-
-std::optional<PerfPair> pair_for(const std::string& transport) {
-  if (transport == "tcp") {
-    return PerfPair{"raw-zmq", perf::raw_zmq_pingpong, perf::raw_zmq_throughput, rill_tcp_pingpong, rill_tcp_throughput};
-  }
-  if (transport == "shm") {
-    return PerfPair{"raw-shm", perf::raw_shm_pingpong, perf::raw_shm_throughput, rill_shm_pingpong, rill_shm_throughput};
-  }
-  return std::nullopt;
-}
+    "[--batch N] [--repeat N] [--skip-throughput] [--reliable 0|1] [--mtu BYTES]";
 
 }  // namespace
 
 int cmd_perf(int argc, char** argv) {
   auto args = Args::parse(argc, argv,
                           {"size", "count", "throughput-count", "warmup", "rate", "placement", "idle", "base-port",
-                           "json", "plot", "batch", "repeat"},
+                           "json", "plot", "batch", "repeat", "reliable", "mtu"},
                           {"help", "skip-throughput"});
   if (!args) return usage_error(args.error().detail, perf_usage);
   if (args->has("help")) {
@@ -52,8 +31,16 @@ int cmd_perf(int argc, char** argv) {
   if (args->positional().size() != 1) return usage_error("perf needs a TRANSPORT", perf_usage);
   perf::PerfOptions o;
   o.transport = args->positional()[0];
-  const auto pair = pair_for(o.transport);
-  if (!pair) return usage_error("perf supports tcp and shm (udp and http come with their transports)", perf_usage);
+  if (o.transport != "tcp" && o.transport != "udp" && o.transport != "shm") {
+    return usage_error("perf supports tcp, udp and shm (http: see perf/http_perf.sh)", perf_usage);
+  }
+  // udp: the mode and mtu go into the endpoints' query; the baseline is a raw UDP socket pair.
+  const auto reliable = args->text("reliable").value_or("1");
+  if (reliable != "0" && reliable != "1") return usage_error("--reliable must be 0 or 1", perf_usage);
+  auto mtu = args->number("mtu", 1500);
+  if (!mtu) return usage_error(mtu.error().detail, perf_usage);
+  const bool udp = o.transport == "udp";
+  const std::string udp_query = "reliable=" + reliable + "&mtu=" + std::to_string(*mtu);
   auto size = args->number("size", o.size);
   auto count = args->number("count", 20000);
   auto tcount = args->number("throughput-count", 1000000);
@@ -93,7 +80,17 @@ int cmd_perf(int argc, char** argv) {
 
   perf::Report report;
   report.opts = o;
-  report.baseline_name = pair->baseline_name;
+  const bool shm = o.transport == "shm";
+  report.baseline_name = udp ? "raw-udp" : shm ? "raw-shm" : "raw-zmq";
+  // Made afresh for every run: the shm baseline maps its shared lines before each fork.
+  const auto base_pingpong = [&] {
+    return udp ? perf::raw_udp_pingpong() : shm ? perf::raw_shm_pingpong() : perf::raw_zmq_pingpong();
+  };
+  const auto base_throughput = [&] {
+    return udp ? perf::raw_udp_throughput() : shm ? perf::raw_shm_throughput() : perf::raw_zmq_throughput();
+  };
+  const auto rill_pingpong_runner = shm ? rill_shm_pingpong() : rill_pingpong(udp_query);
+  const auto rill_throughput_runner = shm ? rill_shm_throughput() : rill_throughput(udp_query);
   // Baseline and rill alternate in rounds on the same placement and their samples are
   // pooled, so the machine's drift (large on a shared VM) hits both alike.
   const auto rounds = std::max<std::uint64_t>(1, *repeat);
@@ -101,8 +98,8 @@ int cmd_perf(int argc, char** argv) {
   round.count = std::max<std::size_t>(1, o.count / rounds);
   round.warmup = std::max<std::size_t>(1, o.warmup / rounds);
   for (std::uint64_t i = 0; i < rounds; ++i) {
-    auto base_pp = perf::run_pingpong(pair->base_pp(), round);
-    auto rill_pp = perf::run_pingpong(pair->rill_pp(), round);
+    auto base_pp = perf::run_pingpong(base_pingpong(), round);
+    auto rill_pp = perf::run_pingpong(rill_pingpong_runner, round);
     if (!base_pp || !rill_pp) {
       std::fprintf(stderr, "rill: perf ping-pong failed: %s\n", (!base_pp ? base_pp.error() : rill_pp.error()).c_str());
       return exit_runtime;
@@ -120,15 +117,16 @@ int cmd_perf(int argc, char** argv) {
     // each one's median, so a lucky or unlucky run does not decide the ratio.
     std::vector<perf::ThroughputResult> base_runs, rill_runs;
     for (std::uint64_t i = 0; i < std::max<std::uint64_t>(1, *repeat); ++i) {
-      auto base_tp = perf::run_throughput(pair->base_tp(), o);
-      auto rill_tp = perf::run_throughput(pair->rill_tp(), o);
+      auto base_tp = perf::run_throughput(base_throughput(), o);
+      auto rill_tp = perf::run_throughput(rill_throughput_runner, o);
       if (!base_tp || !rill_tp) {
         std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
         return exit_runtime;
       }
-      std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s, rill %.0f msgs/s (%llu lost)\n",
-                   static_cast<unsigned long long>(i + 1), pair->baseline_name, base_tp->msgs_per_s,
-                   rill_tp->msgs_per_s, static_cast<unsigned long long>(rill_tp->lost));
+      std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s (lost %llu), rill %.0f msgs/s (lost %llu)\n",
+                   static_cast<unsigned long long>(i + 1), report.baseline_name.c_str(), base_tp->msgs_per_s,
+                   static_cast<unsigned long long>(base_tp->lost), rill_tp->msgs_per_s,
+                   static_cast<unsigned long long>(rill_tp->lost));
       base_runs.push_back(*base_tp);
       rill_runs.push_back(*rill_tp);
     }

@@ -17,9 +17,14 @@ using clock = std::chrono::steady_clock;
 using perf::Link;
 using perf::PerfOptions;
 
-// Rill runs on its own ports, apart from the raw baseline's base_port .. base_port + 9.
-std::string endpoint(const PerfOptions& o, int offset) {
-  return "tcp://127.0.0.1:" + std::to_string(o.base_port + 20 + offset);
+// Rill runs on its own ports, apart from the raw baselines' base_port .. base_port + 19.
+// udp: a multicast group per direction on 127.0.0.1, with the runner's query (mode, mtu).
+std::string endpoint(const PerfOptions& o, int offset, const std::string& udp_query) {
+  const auto port = std::to_string(o.base_port + 20 + offset);
+  if (o.transport == "udp") {
+    return "udp://239.255.77." + std::to_string(offset + 1) + ":" + port + "?iface=127.0.0.1&" + udp_query;
+  }
+  return "tcp://127.0.0.1:" + port;
 }
 
 IdleStrategy idle_of(const PerfOptions& o) { return o.idle == perf::Idle::spin ? IdleStrategy::spin : IdleStrategy::block; }
@@ -44,10 +49,10 @@ std::size_t wait_some(Subscriber& sub, const PerfOptions& o, Subscriber::Handler
 }
 
 
-int echo(const PerfOptions& o, const Link& link) {
+int echo(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
-  auto pub = node.publisher({.endpoint = endpoint(o, 1), .topic = "perf/pong"});
-  auto sub = node.subscriber({.endpoints = {endpoint(o, 0)}, .prefix = "perf/ping", .idle = idle_of(o)});
+  auto pub = node.publisher({.endpoint = endpoint(o, 1, q), .topic = "perf/pong"});
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 0, q)}, .prefix = "perf/ping", .idle = idle_of(o)});
   if (!pub || !sub) return 1;
   link.ready();
   bool quit = false;
@@ -72,11 +77,11 @@ int echo(const PerfOptions& o, const Link& link) {
   return 0;
 }
 
-std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o, const Link& link) {
+std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
-  auto pub = node.publisher({.endpoint = endpoint(o, 0), .topic = "perf/ping"});
+  auto pub = node.publisher({.endpoint = endpoint(o, 0, q), .topic = "perf/ping"});
   if (!pub) return std::unexpected("rill ping: " + pub.error().message());
-  auto sub = node.subscriber({.endpoints = {endpoint(o, 1)}, .prefix = "perf/pong", .idle = idle_of(o)});
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 1, q)}, .prefix = "perf/pong", .idle = idle_of(o)});
   if (!sub) return std::unexpected("rill ping: " + sub.error().message());
   const auto step = std::chrono::milliseconds(o.step_timeout_ms);
   while (link.peer() == perf::Peer::starting) pub->service();
@@ -110,9 +115,9 @@ std::expected<std::vector<std::uint64_t>, std::string> ping(const PerfOptions& o
   return samples;
 }
 
-std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
+std::expected<void, std::string> send(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
-  auto pub = node.publisher({.endpoint = endpoint(o, 2),
+  auto pub = node.publisher({.endpoint = endpoint(o, 2, q),
                              .topic = "perf/stream",
                              .publish_timeout = std::chrono::milliseconds(o.step_timeout_ms),
                              .batch_messages = o.batch});
@@ -137,9 +142,9 @@ std::expected<void, std::string> send(const PerfOptions& o, const Link& link) {
   return {};
 }
 
-std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfOptions& o, const Link& link) {
+std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfOptions& o, const Link& link, const std::string& q) {
   Node node;
-  auto sub = node.subscriber({.endpoints = {endpoint(o, 2)},
+  auto sub = node.subscriber({.endpoints = {endpoint(o, 2, q)},
                               .prefix = "perf/stream",
                               .policy = Policy::backpressure(8192),
                               .idle = idle_of(o)});
@@ -167,7 +172,18 @@ std::expected<std::pair<double, std::uint64_t>, std::string> receive(const PerfO
 
 }  // namespace
 
-perf::PingPongRunner rill_tcp_pingpong() { return {.name = "rill", .echo = echo, .ping = ping}; }
-perf::ThroughputRunner rill_tcp_throughput() { return {.name = "rill", .send = send, .receive = receive}; }
+perf::PingPongRunner rill_tcp_pingpong() { return rill_pingpong(""); }
+perf::ThroughputRunner rill_tcp_throughput() { return rill_throughput(""); }
+
+perf::PingPongRunner rill_pingpong(const std::string& udp_query) {
+  return {.name = "rill",
+          .echo = [udp_query](const PerfOptions& o, const Link& l) { return echo(o, l, udp_query); },
+          .ping = [udp_query](const PerfOptions& o, const Link& l) { return ping(o, l, udp_query); }};
+}
+perf::ThroughputRunner rill_throughput(const std::string& udp_query) {
+  return {.name = "rill",
+          .send = [udp_query](const PerfOptions& o, const Link& l) { return send(o, l, udp_query); },
+          .receive = [udp_query](const PerfOptions& o, const Link& l) { return receive(o, l, udp_query); }};
+}
 
 }  // namespace rill::cli

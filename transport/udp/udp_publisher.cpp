@@ -1,0 +1,453 @@
+#include "udp_publisher.hpp"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "../../pubsub/logging.hpp"
+
+namespace rill::detail::udp {
+
+namespace {
+
+// Control is read every this many publishes (a read that finds nothing is a system call).
+constexpr unsigned service_every = 64;
+// Datagrams handed to the kernel per sendmmsg/recvmmsg call.
+constexpr unsigned io_batch = 64;
+constexpr unsigned ctl_batch = 16;
+constexpr std::size_t ctl_buffer_bytes = 2048;
+// Heartbeats follow a burst quickly (tail loss shows at once) and then thin out.
+constexpr auto hb_min = std::chrono::milliseconds(1);
+constexpr auto hb_max = std::chrono::milliseconds(100);
+constexpr auto hb_discovery = std::chrono::milliseconds(10);
+// One NAKed datagram is multicast again at most once per this interval, however many
+// receivers ask: it reaches them all.
+constexpr auto retransmit_holdoff = std::chrono::microseconds(1500);
+// A subscriber silent for this long (it sends STATUS every 200 ms) is gone.
+constexpr auto receiver_timeout = std::chrono::milliseconds(3000);
+constexpr std::size_t max_receivers = 1024;
+
+void wait_fd(int fd, short events, std::chrono::nanoseconds timeout) {
+  pollfd p{fd, events, 0};
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+  ::poll(&p, 1, static_cast<int>(std::clamp<long long>(ms, 0, 100)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PublisherTransport>> UdpPublisher::create(NodeCore&, const Endpoint& ep,
+                                                                 const PublisherConfig& config) {
+  auto options = parse_options(ep);
+  if (!options) return std::unexpected(options.error());
+  auto sock = UdpSocket::open_sender(*options);
+  if (!sock) return std::unexpected(sock.error());
+  const auto local = sock->local_address();
+  log().info("publisher {:016x} sends to udp {} from {} (reliable={}, mtu={}) topic '{}'", config.publisher_id,
+             to_string(options->group, options->port), to_string(local.sin_addr, ntohs(local.sin_port)),
+             options->reliable ? 1 : 0, options->mtu, config.topic);
+  return std::unique_ptr<PublisherTransport>(new UdpPublisher(std::move(*sock), *options, config));
+}
+
+UdpPublisher::UdpPublisher(UdpSocket sock, const UdpOptions& options, const PublisherConfig& config)
+    : m_sock(std::move(sock)),
+      m_options(options),
+      m_config(config),
+      // Best effort keeps only what sendmmsg has not sent yet.
+      // Records: one per datagram; a full window of the smallest (single small message)
+      // datagrams needs about window_bytes / 128 of them.
+      m_window(options.reliable ? options.window_bytes : 4 * io_batch * options.max_datagram(),
+               options.reliable ? std::clamp<std::size_t>(options.window_bytes / 128, 4096, 1u << 19) : 4 * io_batch),
+      m_fault(options.fault),
+      m_ctl_bufs(ctl_batch * ctl_buffer_bytes),
+      m_ctl_from(ctl_batch),
+      m_iov(io_batch),
+      m_msgs(io_batch),
+      m_hb_interval(hb_min) {
+  m_group.sin_family = AF_INET;
+  m_group.sin_addr = options.group;
+  m_group.sin_port = htons(options.port);
+  m_receivers.reserve(16);
+}
+
+UdpPublisher::~UdpPublisher() = default;
+
+void UdpPublisher::refresh() {
+  m_stats.subscribers = m_receivers.size();
+  m_has_backpressure = std::any_of(m_receivers.begin(), m_receivers.end(),
+                                   [](const Receiver& r) { return r.matches && r.policy == PolicyKind::backpressure; });
+}
+
+void UdpPublisher::expire(clock::time_point now) {
+  const auto before = m_receivers.size();
+  std::erase_if(m_receivers, [&](const Receiver& r) {
+    if (now - r.last_seen <= receiver_timeout) return false;
+    log().info("publisher {:016x}: subscription {:016x} went silent; dropped", m_config.publisher_id,
+               r.subscription_id);
+    return true;
+  });
+  if (m_receivers.size() != before) {
+    m_stats.left += before - m_receivers.size();
+    refresh();
+  }
+}
+
+void UdpPublisher::drain_control(clock::time_point now) {
+  send_pending();  // a NAK may ask for what is still queued: send it first
+  for (;;) {
+    for (unsigned i = 0; i < ctl_batch; ++i) {
+      m_iov[i] = {m_ctl_bufs.data() + i * ctl_buffer_bytes, ctl_buffer_bytes};
+      m_msgs[i].msg_hdr = {};
+      m_msgs[i].msg_hdr.msg_name = &m_ctl_from[i];
+      m_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      m_msgs[i].msg_hdr.msg_iov = &m_iov[i];
+      m_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int got = m_sock.recv_batch(m_msgs.data(), ctl_batch);
+    for (int i = 0; i < got; ++i) {
+      const std::span<const std::byte> dgram(m_ctl_bufs.data() + i * ctl_buffer_bytes, m_msgs[i].msg_len);
+      if ((m_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+        ++m_stats.bad_control;
+        continue;
+      }
+      const auto& from = m_ctl_from[i];
+      if (!m_fault.active()) {
+        handle(dgram, from, now);
+        continue;
+      }
+      switch (m_fault.decide(false)) {
+        case Fault::drop:
+          break;
+        case Fault::duplicate:
+          handle(dgram, from, now);
+          handle(dgram, from, now);
+          break;
+        case Fault::hold:
+          if (!m_held.empty()) handle(m_held, m_held_from, now);
+          m_held.assign(dgram.begin(), dgram.end());
+          m_held_from = from;
+          break;
+        case Fault::pass:
+          handle(dgram, from, now);
+          if (!m_held.empty()) {
+            handle(m_held, m_held_from, now);
+            m_held.clear();
+          }
+          break;
+      }
+    }
+    if (got < static_cast<int>(ctl_batch)) break;
+  }
+  expire(now);
+}
+
+void UdpPublisher::handle(std::span<const std::byte> dgram, const sockaddr_in& from, clock::time_point now) {
+  const auto d = decode(dgram, m_config.max_message_bytes);
+  if (!d || (d->header.type != Type::status && d->header.type != Type::nak && d->header.type != Type::leave)) {
+    ++m_stats.bad_control;
+    if (!m_bad_logged) {
+      m_bad_logged = true;
+      log().warn(
+          "publisher {:016x}: discarded a malformed or misdirected datagram ({} bytes) from {}; counting "
+          "further ones silently",
+          m_config.publisher_id, dgram.size(), to_string(from.sin_addr, ntohs(from.sin_port)));
+    }
+    return;
+  }
+  // Meant for an earlier publisher on this address: not an error, just stale.
+  if (d->header.publisher_id != m_config.publisher_id) return;
+  switch (d->header.type) {
+    case Type::status:
+      on_status(d->header, d->status, from, now);
+      break;
+    case Type::nak:
+      on_nak(d->nak, from, now);
+      break;
+    default: {
+      const auto before = m_receivers.size();
+      std::erase_if(m_receivers, [&](const Receiver& r) { return r.subscription_id == d->leave_subscription; });
+      if (before != m_receivers.size()) {
+        ++m_stats.left;
+        log().info("publisher {:016x}: subscription {:016x} left", m_config.publisher_id, d->leave_subscription);
+        refresh();
+      }
+      break;
+    }
+  }
+}
+
+void UdpPublisher::on_status(const Header& h, const Status& s, const sockaddr_in& from, clock::time_point now) {
+  auto r = std::find_if(m_receivers.begin(), m_receivers.end(),
+                        [&](const Receiver& x) { return x.subscription_id == s.subscription_id; });
+  if (r == m_receivers.end()) {
+    if (m_closed || m_receivers.size() >= max_receivers) return;
+    Receiver fresh;
+    fresh.subscription_id = s.subscription_id;
+    fresh.policy = static_cast<PolicyKind>(s.policy);
+    fresh.window = std::min<std::uint32_t>(s.window, max_policy_messages);
+    fresh.join_seq = m_next_seq;
+    fresh.consumed = fresh.received = m_next_seq - 1;
+    fresh.matches = std::string_view(m_config.topic).starts_with(s.prefix);
+    fresh.reliable = (h.flags & flag_reliable) != 0;
+    m_receivers.push_back(fresh);
+    r = m_receivers.end() - 1;
+    ++m_stats.joined;
+    log().info("publisher {:016x}: subscription {:016x} joined from {} (prefix '{}', {}, reliable={}, matches={})",
+               m_config.publisher_id, s.subscription_id, to_string(from.sin_addr, ntohs(from.sin_port)), s.prefix,
+               to_string(Policy{r->policy, r->window}), r->reliable ? 1 : 0, r->matches);
+    refresh();
+  }
+  r->addr = from;
+  r->last_seen = now;
+  if ((h.flags & flag_welcomed) == 0) {
+    // First contact, or our WELCOME was lost: (re)send it with the same start.
+    std::array<std::byte, 32> buf;
+    const auto n = encode_welcome(buf, m_config.publisher_id, {s.subscription_id, r->join_seq});
+    m_sock.send_to(std::span(buf).first(n), from);
+    return;
+  }
+  // Positions only move forward (a late, reordered STATUS says less).
+  r->consumed = std::max(r->consumed, std::min(s.consumed_seq, last_sent()));
+  r->received = std::max(r->received, std::min(s.received_seq, last_sent()));
+  r->bye_seen = r->bye_seen || (h.flags & flag_bye_seen) != 0;
+}
+
+void UdpPublisher::on_nak(const Nak& n, const sockaddr_in& from, clock::time_point now) {
+  ++m_counters.naks;
+  const auto oldest = m_window.oldest_seq(m_next_seq);
+  bool unavailable = false;
+  for (std::uint16_t i = 0; i < n.count; ++i) {
+    auto range = n.ranges[i];
+    if (range.first < oldest) {
+      unavailable = true;
+      m_counters.unavailable += std::min(range.last + 1, oldest) - range.first;
+      range.first = oldest;
+    }
+    range.last = std::min(range.last, last_sent());
+    if (range.first > range.last) continue;
+    m_window.find(range.first, range.last, range.frag_first, range.frag_last, [&](RetransmitWindow::Record& rec) {
+      if (now - rec.last_resent < retransmit_holdoff) return;
+      rec.last_resent = now;
+      mark_retransmit(rec.bytes());
+      // Multicast: every receiver that lost it gets it from this one send.
+      if (m_sock.send_to(rec.bytes(), m_group)) ++m_counters.retransmits;
+    });
+  }
+  // Tell the asker what is gone, so it reports the loss instead of asking again.
+  if (unavailable) heartbeat(now, Type::heartbeat, &from);
+}
+
+void UdpPublisher::heartbeat(clock::time_point, Type type, const sockaddr_in* to) {
+  std::array<std::byte, 32> buf;
+  const auto n = encode_heartbeat(buf, type, m_config.publisher_id, m_options.reliable ? flag_reliable : 0,
+                                  {m_next_seq, m_window.oldest_seq(m_next_seq)});
+  m_sock.send_to(std::span(buf).first(n), to != nullptr ? *to : m_group);
+}
+
+void UdpPublisher::maybe_heartbeat(clock::time_point now) {
+  if (m_sent_since_hb) {
+    // Data is flowing: the first heartbeat comes hb_min after it stops.
+    m_sent_since_hb = false;
+    m_hb_interval = hb_min;
+    m_next_hb = now + hb_min;
+    return;
+  }
+  if (now < m_next_hb) return;
+  heartbeat(now);
+  m_next_hb = now + m_hb_interval;
+  m_hb_interval = std::min<clock::duration>(m_hb_interval * 2, hb_max);
+}
+
+const UdpPublisher::Receiver* UdpPublisher::blocker(std::uint64_t seq) const noexcept {
+  for (const auto& r : m_receivers) {
+    if (r.matches && r.policy == PolicyKind::backpressure && seq > r.consumed + r.window) return &r;
+  }
+  return nullptr;
+}
+
+Result<void> UdpPublisher::wait_for_room(std::uint64_t seq, clock::time_point deadline) {
+  const auto start = clock::now();
+  auto now = start;
+  for (const Receiver* b = blocker(seq); b != nullptr; b = blocker(seq)) {
+    m_stats.last_blocker = b->subscription_id;
+    if (now >= deadline) {
+      ++m_stats.timeouts;
+      m_stats.blocked_ns += static_cast<std::uint64_t>((now - start).count());
+      return fail(Errc::timed_out, "backpressure: a subscriber's window stayed full until the deadline");
+    }
+    // Heartbeats keep going so a receiver that lost our tail asks for it (and can
+    // then consume and open its window).
+    maybe_heartbeat(now);
+    wait_fd(m_sock.fd(), POLLIN, std::min<clock::duration>(deadline - now, std::chrono::milliseconds(1)));
+    now = clock::now();
+    drain_control(now);
+  }
+  m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
+  return {};
+}
+
+Result<void> UdpPublisher::send(std::span<const std::byte> envelope, std::uint64_t seq,
+                                std::chrono::nanoseconds timeout) {
+  if (m_closed) return fail(Errc::closed, "publisher closed");
+  if (m_countdown-- == 0 || m_receivers.empty()) {
+    m_countdown = service_every;
+    const auto now = clock::now();
+    drain_control(now);
+    maybe_heartbeat(now);
+  }
+  if (m_has_backpressure && blocker(seq) != nullptr) {
+    // What is held back must go out first: the receiver cannot consume it otherwise.
+    close_batch();
+    send_pending();
+    drain_control(clock::now());
+    if (blocker(seq) != nullptr) {
+      if (auto waited = wait_for_room(seq, clock::now() + timeout); !waited) return waited;
+    }
+  }
+  const auto max = m_options.max_datagram();
+  const auto need = entry_bytes(envelope.size());
+  if (data_header_bytes + need > max) {
+    close_batch();
+    send_fragments(envelope, seq);
+  } else {
+    if (m_open_count > 0 && m_open_len + need > max) close_batch();
+    if (m_open_count == 0) {
+      m_open = m_window.open(max);
+      m_open_len = data_header_bytes;
+      m_open_first = seq;
+    }
+    m_open_len = append_entry(m_open, m_open_len, envelope);
+    if (++m_open_count >= m_config.batch_messages || m_open_len >= m_config.batch_bytes) close_batch();
+  }
+  if (m_unsent >= io_batch || m_config.batch_messages <= 1) send_pending();
+  ++m_stats.sent;
+  m_next_seq = seq + 1;
+  m_sent_since_hb = true;
+  return {};
+}
+
+void UdpPublisher::close_batch() {
+  if (m_open_count == 0) return;
+  encode_data_header(m_open, m_config.publisher_id, m_open_first, m_open_count);
+  m_window.commit(m_open_len, m_open_first, m_open_count, false, 0);
+  m_open_count = 0;
+  ++m_unsent;
+}
+
+void UdpPublisher::send_fragments(std::span<const std::byte> envelope, std::uint64_t seq) {
+  const auto frag_size = m_options.max_datagram() - frag_header_bytes;
+  const auto count = fragment_count(envelope.size(), frag_size);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::size_t offset = std::size_t{i} * frag_size;
+    const auto piece = envelope.subspan(offset, std::min(frag_size, envelope.size() - offset));
+    auto out = m_window.open(frag_header_bytes + piece.size());
+    const auto n = encode_frag(out, m_config.publisher_id,
+                               {.seq = seq,
+                                .msg_len = static_cast<std::uint32_t>(envelope.size()),
+                                .frag_size = static_cast<std::uint32_t>(frag_size),
+                                .index = i,
+                                .count = count,
+                                .offset = static_cast<std::uint32_t>(offset),
+                                .bytes = piece});
+    m_window.commit(n, seq, 1, true, i);
+    if (++m_unsent >= io_batch) send_pending();
+  }
+}
+
+void UdpPublisher::send_pending() {
+  while (m_unsent > 0) {
+    const auto n = static_cast<unsigned>(std::min<std::size_t>(m_unsent, io_batch));
+    const auto base = m_window.size() - m_unsent;
+    for (unsigned i = 0; i < n; ++i) {
+      auto bytes = m_window.at(base + i).bytes();
+      m_iov[i] = {bytes.data(), bytes.size()};
+      m_msgs[i].msg_hdr = {};
+      m_msgs[i].msg_hdr.msg_name = &m_group;
+      m_msgs[i].msg_hdr.msg_namelen = sizeof m_group;
+      m_msgs[i].msg_hdr.msg_iov = &m_iov[i];
+      m_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int sent = m_sock.send_batch(m_msgs.data(), n);
+    if (sent == 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+      // The send buffer is full: give the kernel a moment rather than lose it here.
+      wait_fd(m_sock.fd(), POLLOUT, std::chrono::milliseconds(5));
+      sent = m_sock.send_batch(m_msgs.data(), n);
+    }
+    if (sent == 0) {
+      // Still refused (or a hard error): these count as lost on the wire; reliable
+      // receivers ask for them again from the window.
+      m_stats.peer_drops += n;
+      sent = static_cast<int>(n);
+    }
+    m_counters.datagrams += static_cast<std::uint64_t>(sent);
+    m_unsent -= static_cast<std::size_t>(sent);
+  }
+}
+
+void UdpPublisher::flush() {
+  close_batch();
+  send_pending();
+}
+
+std::size_t UdpPublisher::service() {
+  flush();
+  const auto now = clock::now();
+  drain_control(now);
+  maybe_heartbeat(now);
+  return m_receivers.size();
+}
+
+Result<std::size_t> UdpPublisher::wait_for_subscribers(std::size_t n, clock::time_point deadline) {
+  flush();
+  for (;;) {
+    const auto now = clock::now();
+    drain_control(now);
+    const auto attached = static_cast<std::size_t>(
+        std::count_if(m_receivers.begin(), m_receivers.end(), [](const Receiver& r) { return r.matches; }));
+    if (attached >= n) return attached;
+    if (now >= deadline) {
+      return fail(Errc::timed_out, std::to_string(attached) + " of " + std::to_string(n) + " subscribers attached");
+    }
+    // Subscribers find us by our heartbeats: keep them frequent while waiting.
+    if (now >= m_next_hb) {
+      heartbeat(now);
+      m_next_hb = now + hb_discovery;
+    }
+    wait_fd(m_sock.fd(), POLLIN, std::min<clock::duration>(deadline - now, hb_discovery));
+  }
+}
+
+void UdpPublisher::close(std::uint64_t last_seq) {
+  if (m_closed) return;
+  flush();
+  m_closed = true;
+  // BYE until every subscriber confirmed it (and, if reliable, has everything up to
+  // last_seq or gave it up), serving NAKs meanwhile; at most the linger time.
+  const auto start = clock::now();
+  const auto deadline = start + m_options.linger;
+  auto interval = std::chrono::milliseconds(2);
+  auto now = start;
+  for (;;) {
+    heartbeat(now, Type::bye);
+    const auto until = std::min(deadline, now + interval);
+    while (now < until) {
+      wait_fd(m_sock.fd(), POLLIN, until - now);
+      now = clock::now();
+      drain_control(now);
+    }
+    const bool done = std::all_of(m_receivers.begin(), m_receivers.end(), [&](const Receiver& r) {
+      return r.bye_seen && (!r.reliable || r.received >= last_seq);
+    });
+    if (done || now >= deadline) break;
+    interval = std::min(interval * 2, std::chrono::milliseconds(50));
+  }
+  log().info(
+      "publisher {:016x} closed after seq {}: {} datagrams, {} NAKs, {} retransmits, {} asked-for messages "
+      "already gone",
+      m_config.publisher_id, last_seq, m_counters.datagrams, m_counters.naks, m_counters.retransmits,
+      m_counters.unavailable);
+}
+
+}  // namespace rill::detail::udp

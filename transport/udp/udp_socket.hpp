@@ -1,0 +1,58 @@
+// Non-blocking IPv4 UDP sockets for the multicast transport: the publisher's socket
+// (sends to the group, receives control), a subscriber's group socket and its
+// unicast control socket. Batched I/O with sendmmsg/recvmmsg.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <span>
+
+#include "udp_options.hpp"
+
+namespace rill::detail::udp {
+
+/// Owns one socket fd. Move-only; not thread-safe.
+class UdpSocket {
+ public:
+  UdpSocket() = default;
+  explicit UdpSocket(int fd) noexcept : m_fd(fd) {}
+  UdpSocket(UdpSocket&& o) noexcept : m_fd(o.m_fd) { o.m_fd = -1; }
+  UdpSocket& operator=(UdpSocket&& o) noexcept;
+  UdpSocket(const UdpSocket&) = delete;
+  UdpSocket& operator=(const UdpSocket&) = delete;
+  ~UdpSocket();
+
+  /// Bound to iface:0 (an ephemeral port: the control address), sending to the group
+  /// through iface with the endpoint's ttl and loop settings.
+  [[nodiscard]] static Result<UdpSocket> open_sender(const UdpOptions& o);
+  /// Bound to group:port (shared with other subscribers on the host) and joined on iface.
+  [[nodiscard]] static Result<UdpSocket> open_group(const UdpOptions& o);
+  /// Bound to iface:0: where a subscriber sends control from and gets answers.
+  [[nodiscard]] static Result<UdpSocket> open_control(const UdpOptions& o);
+
+  [[nodiscard]] int fd() const noexcept { return m_fd; }
+  [[nodiscard]] sockaddr_in local_address() const noexcept;
+
+  /// One datagram; false when the kernel refused it now (full buffer) or failed.
+  bool send_to(std::span<const std::byte> dgram, const sockaddr_in& to) const noexcept;
+  /// Up to `n` prepared messages in one call; returns how many went (0 on EAGAIN).
+  int send_batch(mmsghdr* msgs, unsigned n) const noexcept;
+  /// Up to `n` datagrams in one call without waiting; returns how many (0: none).
+  int recv_batch(mmsghdr* msgs, unsigned n) const noexcept;
+
+ private:
+  int m_fd = -1;
+};
+
+/// Waits until one of `fds` is readable or `timeout` passes.
+void wait_readable(std::span<const int> fds, std::chrono::nanoseconds timeout) noexcept;
+
+/// Two addresses are the same IPv4 address and port.
+[[nodiscard]] inline bool same_address(const sockaddr_in& a, const sockaddr_in& b) noexcept {
+  return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
+}
+
+}  // namespace rill::detail::udp
