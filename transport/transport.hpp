@@ -99,8 +99,11 @@ class FrameSink {
   virtual void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) = 0;
   /// A publisher left after `last_seq`.
   virtual void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) = 0;
-  /// A publisher's process died after `last_seq` (it never said goodbye).
-  virtual void on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) = 0;
+  /// A publisher's process died after `last_seq` (it never said goodbye); by default
+  /// treated like a goodbye.
+  virtual void on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) {
+    on_bye(source, publisher_id, last_seq);
+  }
   /// A frame that could not be used; `code` says why (malformed, too_large).
   virtual void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) = 0;
 
