@@ -115,9 +115,9 @@ TEST_CASE("random corruption of a live segment never crashes the subscriber nor 
         std::string text = "msg " + std::to_string(it) + std::string(rng() % 600, 'x');
         (void)pub->publish_text(text);  // may fail: the corruption may have broken the slot or pools
       }
-      // Where to scribble. The slot's tail word is left alone here: a tail ahead of the
-      // publisher's head hangs the publisher (the may_fail case at the end); this case is
-      // about the subscriber.
+      // Where to scribble. The slot's tail word is left alone here (a bad tail makes the
+      // publisher evict the slot, which ends this subscriber's stream; the case at the end
+      // covers it); this case is about what the subscriber reads.
       unsigned char* target = nullptr;
       std::size_t span = 0;
       switch (rng() % 6) {
@@ -319,11 +319,11 @@ TEST_CASE("a segment with corrupt geometry is refused with a clear error") {
   }
 }
 
-// Shows a publisher-side bug (see the report): Slot::tail is written by the subscriber,
-// and ShmPublisher::make_room_oldest() loops while `head - tail >= capacity`; with a
-// tail ahead of head that difference wraps around and the loop never ends. The publish
-// runs in a forked child so a hang is seen as a timeout, not a stuck test.
-TEST_CASE("a slot tail written ahead of the publisher's head does not hang the publisher" * doctest::may_fail()) {
+// Slot::tail is written by the subscriber; the publisher loops on it (drop-oldest makes
+// room while `head - tail >= capacity`). A tail outside what was written must not hang
+// it: the slot is evicted instead. The publish runs in a forked child so a hang would be
+// seen as a timeout, not a stuck test.
+TEST_CASE("a slot tail written ahead of the publisher's head does not hang the publisher") {
   rill::Node node;
   const auto ep = rilltest::fresh_shm_endpoint("slots=4&ring=64&pools=448x256");
   auto pub = node.publisher({.endpoint = ep, .topic = "t"});

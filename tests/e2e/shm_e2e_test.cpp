@@ -279,12 +279,11 @@ TEST_CASE("kill -9 of a subscriber holding samples: its chunks come back, the pu
                 << std::chrono::duration<double, std::milli>(worst_reclaim).count() << " ms");
 }
 
-// Shows a liveness bug (see the report): a SIGKILLed subscriber whose parent has not
-// reaped it yet is a zombie; process_alive() still finds /proc/PID/stat with the same
-// start time and calls it alive, so its chunks stay held and a backpressure publisher
-// waits out its whole deadline. Orphans under a non-reaping PID 1 (containers without
-// an init) stay zombies for good.
-TEST_CASE("a killed subscriber that is not reaped yet (zombie) is treated as dead" * doctest::may_fail()) {
+// A SIGKILLed subscriber whose parent has not reaped it yet is a zombie: /proc/PID/stat
+// still shows it with the same start time. It must count as dead (its chunks reclaimed,
+// a backpressure publisher released), or orphans under a non-reaping PID 1 (containers
+// without an init) would hold their chunks for good.
+TEST_CASE("a killed subscriber that is not reaped yet (zombie) is treated as dead") {
   TempDir dir;
   ShmNames names;
   const auto name = names.name("zombie");
@@ -411,9 +410,9 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
   }
 }
 
-// The same liveness bug seen from the other side: a SIGKILLed publisher that is not
-// reaped yet still "holds" its name, so its successor is refused (address_in_use).
-TEST_CASE("a killed publisher that is not reaped yet (zombie) does not block its successor" * doctest::may_fail()) {
+// The same from the other side: a SIGKILLed publisher that is not reaped yet must not
+// keep its name from a successor (address_in_use).
+TEST_CASE("a killed publisher that is not reaped yet (zombie) does not block its successor") {
   TempDir dir;
   ShmNames names;
   const auto name = names.name("zombie-pub");
