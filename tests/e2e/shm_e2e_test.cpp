@@ -132,8 +132,8 @@ TEST_CASE("8+ subscriber processes and 3 publishers on one topic; peers join and
     std::string policy;
     std::string work_us;
   };
-  const std::vector<Steady> steady = {{"backpressure:64", "0"}, {"backpressure:8", "0"},  {"backpressure:64", "20"},
-                                      {"backpressure:32", "0"}, {"drop-oldest:16", "150"}, {"drop-newest:16", "150"},
+  const std::vector<Steady> steady = {{"backpressure:64", "0"},  {"backpressure:8", "0"},   {"backpressure:64", "20"},
+                                      {"backpressure:32", "0"},  {"drop-oldest:16", "150"}, {"drop-newest:16", "150"},
                                       {"drop-oldest:1024", "0"}, {"buffer:65536", "0"}};
   auto sub_args = [&](const std::string& policy, std::uint64_t expect, const std::string& work) {
     std::vector<std::string> a = {"sub", policy, prefix, "3", std::to_string(expect), work};
@@ -146,7 +146,8 @@ TEST_CASE("8+ subscriber processes and 3 publishers on one topic; peers join and
   }
   std::vector<std::unique_ptr<Process>> leavers;
   for (int i = 0; i < 2; ++i) {
-    leavers.push_back(spawn_peer(dir, "leaver" + std::to_string(i), sub_args(i == 0 ? "backpressure:16" : "drop-oldest:64", 0, "0")));
+    leavers.push_back(
+        spawn_peer(dir, "leaver" + std::to_string(i), sub_args(i == 0 ? "backpressure:16" : "drop-oldest:64", 0, "0")));
   }
   std::vector<std::unique_ptr<Process>> pubs;
   const char tag[] = {'a', 'b', 'c'};
@@ -172,7 +173,8 @@ TEST_CASE("8+ subscriber processes and 3 publishers on one topic; peers join and
   for (auto& l : leavers) l->kill(SIGTERM);
   std::vector<std::unique_ptr<Process>> joiners;
   for (int i = 0; i < 2; ++i) {
-    joiners.push_back(spawn_peer(dir, "joiner" + std::to_string(i), sub_args(i == 0 ? "backpressure:64" : "drop-oldest:64", 0, "0")));
+    joiners.push_back(
+        spawn_peer(dir, "joiner" + std::to_string(i), sub_args(i == 0 ? "backpressure:64" : "drop-oldest:64", 0, "0")));
   }
   std::uint64_t sent_before_join = 0;
   for (auto& w : watches) sent_before_join = std::max(sent_before_join, w->next_seq());
@@ -271,9 +273,45 @@ TEST_CASE("kill -9 of a subscriber holding samples: its chunks come back, the pu
   CHECK(pub->stats().timeouts == 0);
   CHECK(pub->stats().joined == static_cast<std::uint64_t>(kills));
   MESSAGE(kills << " kills in " << std::chrono::duration<double>(clock::now() - started).count()
-                << " s; longest publish after a kill " << std::chrono::duration<double, std::milli>(worst_release).count()
+                << " s; longest publish after a kill "
+                << std::chrono::duration<double, std::milli>(worst_release).count()
                 << " ms, longest extra wait for the chunks "
                 << std::chrono::duration<double, std::milli>(worst_reclaim).count() << " ms");
+}
+
+// A SIGKILLed subscriber whose parent has not reaped it yet is a zombie: /proc/PID/stat
+// still shows it with the same start time. It must count as dead (its chunks reclaimed,
+// a backpressure publisher released), or orphans under a non-reaping PID 1 (containers
+// without an init) would hold their chunks for good.
+TEST_CASE("a killed subscriber that is not reaped yet (zombie) is treated as dead") {
+  TempDir dir;
+  ShmNames names;
+  const auto name = names.name("zombie");
+  const auto ep = "shm://" + name + "?slots=4&ring=128&pools=448x1024";
+  rill::Node node;
+  auto pub = node.publisher({.endpoint = ep, .topic = "k", .publish_timeout = std::chrono::milliseconds(1500)});
+  REQUIRE(pub);
+  Watch watch(name);
+  REQUIRE(watch.map != nullptr);
+  auto child = spawn_peer(dir, "holder", {"hold", "backpressure:16", "4", ep});
+  REQUIRE(pub->wait_for_subscribers(1, 10s));
+  for (int i = 0; i < 4; ++i) REQUIRE(pub->publish_text("held"));
+  REQUIRE(wait_until([&] { return child->out().starts_with("holding"); }, 10s));
+  for (int i = 0; i < 16; ++i) REQUIRE(pub->publish_text("queued"));
+  ::kill(child->pid(), SIGKILL);  // and do not reap it (Process would)
+  const auto stat_path = "/proc/" + std::to_string(child->pid()) + "/stat";
+  REQUIRE(wait_until([&] { return read_file(stat_path).find(") Z ") != std::string::npos; }, 10s));
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = pub->publish_text("after");
+  const auto blocked = std::chrono::steady_clock::now() - t0;
+  CHECK_MESSAGE(r.has_value(), "publish() timed out: the zombie subscriber counted as alive");
+  CHECK(blocked < 1s);
+  CHECK(wait_until(
+      [&] {
+        pub->service();
+        return watch.held_chunks() == 0;
+      },
+      1s));
 }
 
 TEST_CASE("a live subscriber holding its window makes publish time out at its deadline, not later") {
@@ -312,8 +350,9 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
   // its last sequence, which is far above second_count).
   auto bp = spawn_peer(dir, "sub-bp", {"sub", "backpressure:64", "md/", "2", std::to_string(second_count), "0", ep});
   auto drop = spawn_peer(dir, "sub-drop", {"sub", "drop-oldest:64", "md/", "2", std::to_string(second_count), "0", ep});
-  auto first = spawn_rill(dir, "pub1", {"pub", ep, "md/x", "--count", "100000000", "--rate", "4000", "--wait-subs", "2",
-                                        "--wait-ms", "30000"});
+  auto first = spawn_rill(
+      dir, "pub1",
+      {"pub", ep, "md/x", "--count", "100000000", "--rate", "4000", "--wait-subs", "2", "--wait-ms", "30000"});
   REQUIRE(wait_for_segment(name, 30s));
   {
     Watch w(name);
@@ -331,14 +370,17 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
     last_first = w.map->header().last_seq.load();
   }
   REQUIRE(last_first > second_count);
-  REQUIRE_MESSAGE(wait_until([&] { return last_event(*bp, "publishers_lost") == 1 && last_event(*drop, "publishers_lost") == 1; }, 10s),
-                  "bp: " << bp->out() << " drop: " << drop->out());
+  REQUIRE_MESSAGE(
+      wait_until([&] { return last_event(*bp, "publishers_lost") == 1 && last_event(*drop, "publishers_lost") == 1; },
+                 10s),
+      "bp: " << bp->out() << " drop: " << drop->out());
   CHECK(bp->running());
   CHECK(drop->running());
   // A new publisher under the same name replaces the stale segment; the subscribers
   // find it (they retry every 100 ms) and the publisher waits for both.
-  auto second = spawn_rill(dir, "pub2", {"pub", ep, "md/x", "--count", std::to_string(second_count), "--rate", "2000",
-                                         "--wait-subs", "2", "--wait-ms", "30000"});
+  auto second = spawn_rill(dir, "pub2",
+                           {"pub", ep, "md/x", "--count", std::to_string(second_count), "--rate", "2000", "--wait-subs",
+                            "2", "--wait-ms", "30000"});
   const auto run = finish_pub(*second, "pub2");
   CHECK(run.stats["sent"] == second_count);
   // It replaced the stale segment (a live one would have refused it), and removed its own at the end.
@@ -366,6 +408,23 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
     CHECK(total_second == second_count);
     if (p == bp.get()) CHECK(r.stats["gaps"] <= 1);
   }
+}
+
+// The same from the other side: a SIGKILLed publisher that is not reaped yet must not
+// keep its name from a successor (address_in_use).
+TEST_CASE("a killed publisher that is not reaped yet (zombie) does not block its successor") {
+  TempDir dir;
+  ShmNames names;
+  const auto name = names.name("zombie-pub");
+  const auto ep = "shm://" + name;
+  auto first = spawn_rill(dir, "pub1", {"pub", ep, "md/x", "--count", "100000000", "--rate", "1000"});
+  REQUIRE(wait_for_segment(name, 30s));
+  ::kill(first->pid(), SIGKILL);  // and do not reap it (Process would)
+  const auto stat_path = "/proc/" + std::to_string(first->pid()) + "/stat";
+  REQUIRE(wait_until([&] { return read_file(stat_path).find(") Z ") != std::string::npos; }, 10s));
+  auto second = spawn_rill(dir, "pub2", {"pub", ep, "md/x", "--count", "10"});
+  const auto e = second->wait(30s);
+  CHECK_MESSAGE(e.ok(), "successor refused: " << second->err().substr(0, 500));
 }
 
 TEST_CASE("segment files are 0600 by default; other users get permission_denied; mode and group are honoured") {

@@ -60,11 +60,12 @@ int run_sub(int argc, char** argv) {
   std::vector<std::string> eps(argv + 7, argv + argc);
   std::map<std::uint64_t, PerPublisher> per;
   rill::Node node;
-  auto sub = node.subscriber({.endpoints = eps,
-                              .prefix = prefix,
-                              .policy = policy,
-                              .idle = rill::IdleStrategy::block,
-                              .on_loss = [&](const rill::LossEvent& e) { per[e.publisher_id].gaps += e.last - e.first + 1; }});
+  auto sub =
+      node.subscriber({.endpoints = eps,
+                       .prefix = prefix,
+                       .policy = policy,
+                       .idle = rill::IdleStrategy::block,
+                       .on_loss = [&](const rill::LossEvent& e) { per[e.publisher_id].gaps += e.last - e.first + 1; }});
   if (!sub) {
     std::printf("{\"error\":\"%s\"}\n", sub.error().message().c_str());
     return 1;
@@ -121,7 +122,8 @@ int run_hold(int argc, char** argv) {
   const auto policy = policy_or_die(argv[2]);
   const auto k = std::strtoull(argv[3], nullptr, 10);
   rill::Node node;
-  auto sub = node.subscriber({.endpoints = {argv[4]}, .prefix = "", .policy = policy, .idle = rill::IdleStrategy::block});
+  auto sub =
+      node.subscriber({.endpoints = {argv[4]}, .prefix = "", .policy = policy, .idle = rill::IdleStrategy::block});
   if (!sub) {
     std::printf("error %s\n", sub.error().message().c_str());
     return 1;

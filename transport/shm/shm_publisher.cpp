@@ -74,12 +74,12 @@ bool ShmPublisher::reclaim_under_pressure() {
   // message (counted as a policy drop, as if their queue were shorter); backpressure
   // subscribers and samples that applications hold are waited for instead.
   bool any = false;
-  for (auto slot : m_active) {
+  const std::vector<std::uint32_t> active = m_active;  // a bad tail evicts its slot meanwhile
+  for (auto slot : active) {
     Peer& p = m_peers[slot];
-    if (p.kind == PolicyKind::backpressure) continue;
-    auto& s = m_map->slot(slot);
-    const auto t = s.tail.load(std::memory_order_acquire);
-    if (p.head > t && pop_oldest(slot, p, t)) any = true;
+    if (p.kind == PolicyKind::backpressure || !p.active) continue;
+    const auto t = tail_of(slot, p);
+    if (t && p.head > *t && pop_oldest(slot, p, *t)) any = true;
   }
   return any;
 }
@@ -193,23 +193,36 @@ bool ShmPublisher::pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t) {
   return true;
 }
 
+std::optional<std::uint64_t> ShmPublisher::tail_of(std::uint32_t slot, Peer& p) {
+  // Only a subscriber (or a publisher dropping oldest) moves the tail, forward, and never
+  // past what was written: anything else was scribbled by a misbehaving process, and
+  // looping on it could hang the publisher. Such a slot is dropped like a dead one.
+  const auto t = m_map->slot(slot).tail.load(std::memory_order_acquire);
+  const auto floor = std::max(p.tail_seen, p.head >= m_map->ring_capacity() ? p.head - m_map->ring_capacity() : 0);
+  if (t <= p.head && t >= floor) return t;
+  evict(slot, "wrote an impossible ring tail");
+  return std::nullopt;
+}
+
 bool ShmPublisher::make_room_oldest(std::uint32_t slot, Peer& p) {
-  auto& s = m_map->slot(slot);
   for (;;) {
-    const auto t = s.tail.load(std::memory_order_acquire);
-    if (p.head - t < p.capacity) return true;
-    pop_oldest(slot, p, t);  // losing the race means the subscriber made the room
+    const auto t = tail_of(slot, p);
+    if (!t) return false;
+    if (p.head - *t < p.capacity) return true;
+    pop_oldest(slot, p, *t);  // losing the race means the subscriber made the room
   }
 }
 
-void ShmPublisher::sync_buffer_tail(std::uint32_t slot, Peer& p) {
-  const auto t = m_map->slot(slot).tail.load(std::memory_order_acquire);
+bool ShmPublisher::sync_buffer_tail(std::uint32_t slot, Peer& p) {
+  const auto t = tail_of(slot, p);
+  if (!t) return false;
   const auto mask = m_map->ring_capacity() - 1;
-  for (; p.tail_seen < t; ++p.tail_seen) p.queued_bytes -= p.sizes[p.tail_seen & mask];
+  for (; p.tail_seen < *t; ++p.tail_seen) p.queued_bytes -= p.sizes[p.tail_seen & mask];
+  return true;
 }
 
 bool ShmPublisher::make_room_buffer(std::uint32_t slot, Peer& p, std::uint32_t size) {
-  sync_buffer_tail(slot, p);
+  if (!sync_buffer_tail(slot, p)) return false;
   if (p.head - p.tail_seen < p.capacity && p.queued_bytes + size <= p.byte_limit) return true;
   if (!p.overflowed) {
     p.overflowed = true;
@@ -217,7 +230,7 @@ bool ShmPublisher::make_room_buffer(std::uint32_t slot, Peer& p, std::uint32_t s
   }
   if (size > p.byte_limit) return false;  // alone larger than the whole buffer
   while (p.head - p.tail_seen >= p.capacity || p.queued_bytes + size > p.byte_limit) {
-    if (!pop_oldest(slot, p, p.tail_seen)) sync_buffer_tail(slot, p);
+    if (!pop_oldest(slot, p, p.tail_seen) && !sync_buffer_tail(slot, p)) return false;
   }
   return true;
 }
@@ -230,11 +243,15 @@ Result<void> ShmPublisher::wait_for_room(std::chrono::nanoseconds timeout) {
     // The first backpressure subscriber without room; looked up afresh each round
     // because a departure or death changes the set.
     std::uint32_t blocker = max_slots;
-    for (auto slot : m_active) {
-      const Peer& p = m_peers[slot];
-      if (p.kind == PolicyKind::backpressure &&
-          p.head - m_map->slot(slot).tail.load(std::memory_order_acquire) >= p.capacity) {
-        blocker = slot;
+    const std::size_t count = m_active.size();
+    std::uint32_t active[max_slots];
+    std::copy(m_active.begin(), m_active.end(), active);  // a bad tail evicts its slot meanwhile
+    for (std::size_t k = 0; k < count; ++k) {
+      Peer& p = m_peers[active[k]];
+      if (p.kind != PolicyKind::backpressure || !p.active) continue;
+      const auto t = tail_of(active[k], p);
+      if (t && p.head - *t >= p.capacity) {
+        blocker = active[k];
         break;
       }
     }
@@ -292,16 +309,23 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   std::uint32_t targets[max_slots];
   std::size_t n = 0;
   std::uint64_t holders = 0;
-  for (auto slot : m_active) {
+  const std::size_t count = m_active.size();
+  std::uint32_t active[max_slots];
+  std::copy(m_active.begin(), m_active.end(), active);  // a bad tail evicts its slot meanwhile
+  for (std::size_t k = 0; k < count; ++k) {
+    const auto slot = active[k];
     Peer& p = m_peers[slot];
+    if (!p.active) continue;
     bool deliver = true;
     switch (p.kind) {
       case PolicyKind::drop_oldest:
         deliver = make_room_oldest(slot, p);
         break;
-      case PolicyKind::drop_newest:
-        deliver = p.head - m_map->slot(slot).tail.load(std::memory_order_acquire) < p.capacity;
+      case PolicyKind::drop_newest: {
+        const auto t = tail_of(slot, p);
+        deliver = t && p.head - *t < p.capacity;
         break;
+      }
       case PolicyKind::buffer:
         deliver = make_room_buffer(slot, p, size);
         break;
@@ -309,7 +333,7 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
         break;  // wait_for_room made room
     }
     if (!deliver) {
-      count_drop(slot, p);
+      if (p.active) count_drop(slot, p);
       continue;
     }
     targets[n++] = slot;
@@ -335,7 +359,9 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   }
   ++m_stats.sent;
   // Pairs with the subscriber's fence between raising `sleeping` and looking at its
-  // ring: either it sees the entry, or we see it asleep and wake it.
+  // ring: either it sees the entry, or we see it asleep and wake it. (ThreadSanitizer
+  // does not model fences, so the TSan run cannot check this handshake; the fence-fence
+  // rule of the C++ memory model is what makes it correct.)
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (std::size_t i = 0; i < n; ++i) {
     auto& s = m_map->slot(targets[i]);
@@ -404,7 +430,8 @@ void ShmPublisher::retire(std::uint32_t slot) {
   Peer& p = m_peers[slot];
   auto& s = m_map->slot(slot);
   const auto mask = m_map->ring_capacity() - 1;
-  for (auto t = s.tail.load(std::memory_order_acquire); t < p.head;) {
+  const auto floor = p.head >= m_map->ring_capacity() ? p.head - m_map->ring_capacity() : 0;
+  for (auto t = std::max(s.tail.load(std::memory_order_acquire), floor); t < p.head;) {
     if (s.tail.compare_exchange_strong(t, t + 1, std::memory_order_acq_rel)) {
       const auto entry = m_map->ring(slot)[t & mask].load(std::memory_order_relaxed);
       if (auto* h = m_map->chunk(entry_chunk(entry))) h->holders.fetch_and(~(1ull << slot), std::memory_order_release);
@@ -455,28 +482,35 @@ void ShmPublisher::check_liveness() {
     const auto pid = owner_pid(owner);
     // A slot being claimed has no start time yet: only the pid can be checked.
     const bool alive = owner_state(owner) == SlotState::claiming
-                           ? process_start_time(static_cast<pid_t>(pid)).has_value()
+                           ? process_exists(static_cast<pid_t>(pid))
                            : process_alive(pid, m_peers[i].active ? m_peers[i].start : s.owner_start);
-    if (alive) continue;
-    // Its process is gone: every chunk bit it held (queued or taken) is released,
-    // and the slot is free for the next subscriber.
-    if (m_peers[i].active) {
-      log().warn("shm://{}: subscription {:016x} (pid {}) died; reclaiming its chunks", m_options.name,
-                 m_peers[i].subscription_id, pid);
-      if (m_peers[i].kind == PolicyKind::backpressure) --m_backpressure_peers;
-      m_peers[i].active = false;
-      std::erase(m_active, i);
-      ++m_stats.left;
-      m_stats.subscribers = m_active.size();
-    }
-    std::erase(m_left, i);
-    clear_holder_bit(i);
-    auto expected = owner;
-    if (s.owner.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
-      m_map->header().roster.fetch_add(1, std::memory_order_acq_rel);
-    }
+    if (!alive) evict(i, "died");
   }
   free_left_slots();
+}
+
+void ShmPublisher::evict(std::uint32_t slot, const char* why) {
+  // Every chunk bit the slot held (queued or taken) is released, and the slot is free
+  // for the next subscriber; safe whatever the subscriber was doing (bits are idempotent).
+  auto& s = m_map->slot(slot);
+  const auto owner = s.owner.load(std::memory_order_acquire);
+  Peer& p = m_peers[slot];
+  log().warn("shm://{}: subscription {:016x} (pid {}) {}; reclaiming its chunks", m_options.name, p.subscription_id,
+             owner_pid(owner), why);
+  if (p.active) {
+    if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
+    p.active = false;
+    std::erase(m_active, slot);
+    ++m_stats.left;
+    m_stats.subscribers = m_active.size();
+  }
+  ++m_stats.reclaimed;
+  std::erase(m_left, slot);
+  clear_holder_bit(slot);
+  auto expected = owner;
+  if (s.owner.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+    m_map->header().roster.fetch_add(1, std::memory_order_acq_rel);
+  }
 }
 
 std::size_t ShmPublisher::service() {

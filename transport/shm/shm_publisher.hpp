@@ -56,7 +56,9 @@ class ShmPublisher final : public PublisherTransport {
   Result<void> wait_for_room(std::chrono::nanoseconds timeout);
   bool make_room_oldest(std::uint32_t slot, Peer& p);
   bool make_room_buffer(std::uint32_t slot, Peer& p, std::uint32_t size);
-  void sync_buffer_tail(std::uint32_t slot, Peer& p);
+  bool sync_buffer_tail(std::uint32_t slot, Peer& p);
+  std::optional<std::uint64_t> tail_of(std::uint32_t slot, Peer& p);
+  void evict(std::uint32_t slot, const char* why);
   bool pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t);
   void refresh_roster();
   void take_in(std::uint32_t slot, std::uint64_t owner);

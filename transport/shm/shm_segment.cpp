@@ -91,7 +91,7 @@ void sweep_temporaries(std::string_view name) {
     auto rest = file.substr(prefix.size());
     std::uint32_t pid = 0;
     if (!parse_number(rest.substr(0, rest.find('.')), pid)) continue;
-    if (!process_start_time(static_cast<pid_t>(pid))) ::unlink(("/dev/shm/" + std::string(file)).c_str());
+    if (!process_exists(static_cast<pid_t>(pid))) ::unlink(("/dev/shm/" + std::string(file)).c_str());
   }
   ::closedir(dir);
 }
@@ -149,29 +149,53 @@ Result<ShmOptions> parse_shm_options(const Endpoint& ep) {
   return o;
 }
 
-std::optional<std::uint64_t> process_start_time(pid_t pid) {
+namespace {
+
+struct ProcStat {
+  char state = '?';
+  std::uint64_t start = 0;
+};
+
+// Fields 3 (state) and 22 (start time) of /proc/PID/stat.
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   if (!in || !std::getline(in, line)) return std::nullopt;
   // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
   const auto paren = line.rfind(')');
-  if (paren == std::string::npos) return std::nullopt;
+  if (paren == std::string::npos || paren + 2 >= line.size()) return std::nullopt;
   std::string_view rest = std::string_view(line).substr(paren + 2);
+  ProcStat st;
+  st.state = rest.front();
   for (int field = 3; field < 22; ++field) {
     const auto sp = rest.find(' ');
     if (sp == std::string_view::npos) return std::nullopt;
     rest = rest.substr(sp + 1);
   }
-  std::uint64_t start = 0;
-  if (!parse_number(rest.substr(0, rest.find(' ')), start)) return std::nullopt;
-  return start;
+  if (!parse_number(rest.substr(0, rest.find(' ')), st.start)) return std::nullopt;
+  return st;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> process_start_time(pid_t pid) {
+  const auto st = read_proc_stat(pid);
+  if (!st) return std::nullopt;
+  return st->start;
+}
+
+bool process_exists(pid_t pid) {
+  const auto st = read_proc_stat(pid);
+  return st && st->state != 'Z' && st->state != 'X';
 }
 
 bool process_alive(std::uint32_t pid, std::uint64_t start) {
   if (pid == 0) return false;
   if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
-  const auto now = process_start_time(static_cast<pid_t>(pid));
-  return now && *now == start;
+  // A killed process its parent has not reaped yet is a zombie: still in /proc, with
+  // the same start time, but it will never touch the segment again.
+  const auto now = read_proc_stat(static_cast<pid_t>(pid));
+  return now && now->start == start && now->state != 'Z' && now->state != 'X';
 }
 
 Mapping::~Mapping() {

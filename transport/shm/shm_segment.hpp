@@ -45,7 +45,9 @@ struct ShmOptions {
 /// Process start time (clock ticks since boot, /proc/PID/stat field 22); nullopt when
 /// the process does not exist. Together with the pid it names a process uniquely.
 [[nodiscard]] std::optional<std::uint64_t> process_start_time(pid_t pid);
-/// True while process `pid` runs and started at `start` (a reused pid is not alive).
+/// True while process `pid` exists and is not a zombie.
+[[nodiscard]] bool process_exists(pid_t pid);
+/// True while process `pid` runs and started at `start` (a reused pid, or a zombie, is not alive).
 [[nodiscard]] bool process_alive(std::uint32_t pid, std::uint64_t start);
 
 /// A segment mapped into this process. Geometry is read from the header once, checked

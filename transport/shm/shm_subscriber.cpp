@@ -199,7 +199,8 @@ bool ShmSubscriber::refill(Conn& c) {
   auto& s = c.map->slot(c.slot);
   auto* ring = c.map->ring(c.slot);
   const auto mask = c.map->ring_capacity() - 1;
-  for (;;) {
+  // Bounded: a tail that keeps moving under us (a scribbling process) must not hold us.
+  for (int attempt = 0; attempt < 64; ++attempt) {
     std::uint32_t k = 0;
     for (; k < c.batch_max; ++k) {
       const auto entry = ring[(c.tail + k) & mask].load(std::memory_order_acquire);
@@ -236,6 +237,7 @@ bool ShmSubscriber::refill(Conn& c) {
     }
     return true;
   }
+  return false;
 }
 
 std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std::size_t max) {

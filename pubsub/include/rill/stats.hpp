@@ -16,6 +16,7 @@ struct PublisherStats {
   std::uint64_t subscribers = 0;    ///< subscriptions attached now
   std::uint64_t joined = 0;         ///< subscriptions that ever attached
   std::uint64_t left = 0;           ///< subscriptions that detached or died
+  std::uint64_t reclaimed = 0;      ///< shm: subscriptions found dead (or corrupt) whose chunks were taken back
 };
 
 /// What a subscription saw. Updated on the polling thread only.
