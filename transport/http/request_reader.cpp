@@ -141,7 +141,18 @@ std::size_t RequestReader::feed(std::span<const char> data) {
     }
     return n;
   }
-  if (header_done() && !m_header_checked) check_header();
+  if (header_done() && !m_header_checked) {
+    check_header();
+  } else if (n == 0 && m_parser->chunked() && !done()) {
+    // Beast waits for a CRLF that a bare-LF chunk line never sends: refuse it now instead
+    // of at the body timeout, and bound how long a chunk line may grow.
+    const std::string_view rest(data.data(), data.size());
+    const auto lf = rest.find('\n');
+    if ((lf != std::string_view::npos && (lf == 0 || rest[lf - 1] != '\r')) ||
+        (lf == std::string_view::npos && rest.size() > 4096)) {
+      m_error = RequestError{400, "bad chunk line"};
+    }
+  }
   return n;
 }
 
