@@ -68,18 +68,20 @@ build_target() {
     objs+=("$obj")
   done
   "$cxx" "${cxxflags[@]}" "${san[@]}" -fsanitize=fuzzer \
-    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name"
+    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto
 }
 
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
 build_target envelope codec/codec.cpp codec/error.cpp
 build_target control transport/tcp/tcp_wire.cpp
 build_target batch transport/tcp/tcp_wire.cpp
+build_target http_request transport/http/request_reader.cpp
+build_target signature_header transport/http/signature.cpp codec/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch; do
+for name in envelope control batch http_request signature_header; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -19,6 +19,7 @@ void RequestReader::reset() {
   m_parser->body_limit(m_limits.body_bytes);
   m_error.reset();
   m_scanned = 0;
+  m_taken = 0;
   m_header_checked = false;
 }
 
@@ -55,7 +56,12 @@ bool RequestReader::scan_header_bytes(std::span<const char> data) {
         return false;
       }
     }
-    if (c == '\n' && i >= 3 && data[i - 2] == '\n' && data[i - 3] == '\r') {
+    // CRLF closing an empty line (Beast may already have taken the lines before it).
+    if (c == '\n' && (i == 1 || (i >= 2 && data[i - 2] == '\n'))) {
+      if (i == 1 && m_taken == 0) {
+        m_error = RequestError{400, "empty line before the request line"};
+        return false;
+      }
       m_scanned = i + 1;  // end of header: what follows is body or the next request
       return true;
     }
@@ -128,6 +134,9 @@ std::size_t RequestReader::feed(std::span<const char> data) {
   if (!header_done() && !scan_header_bytes(data)) return 0;
   beast::error_code ec;
   const auto n = m_parser->put(boost::asio::const_buffer(data.data(), data.size()), ec);
+  // Beast takes whole header lines as it goes; the next call's data starts after them.
+  m_scanned = m_scanned > n ? m_scanned - n : 0;
+  m_taken += n;
   if (ec == bhttp::error::need_more) ec = {};
   if (ec) {
     if (ec == bhttp::error::header_limit) {

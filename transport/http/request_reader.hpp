@@ -26,8 +26,8 @@ struct RequestError {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
 /// Reads one request from bytes that arrive in pieces. Not thread-safe; reset() between
-/// requests of a keep-alive connection. Header bytes are never consumed before the whole
-/// header is present, so the caller keeps them in its buffer until feed() takes them.
+/// requests of a keep-alive connection. The caller keeps unconsumed bytes and offers them
+/// again, with more appended, on the next call.
 class RequestReader {
  public:
   explicit RequestReader(const RequestLimits& limits);
@@ -55,7 +55,8 @@ class RequestReader {
   RequestLimits m_limits;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;
   std::optional<RequestError> m_error;
-  std::size_t m_scanned = 0;  // header bytes already checked by scan_header_bytes
+  std::size_t m_scanned = 0;  // bytes of the unconsumed data already checked by scan_header_bytes
+  std::size_t m_taken = 0;    // bytes of this request Beast has consumed
   bool m_header_checked = false;
 };
 

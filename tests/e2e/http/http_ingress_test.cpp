@@ -122,6 +122,8 @@ TEST_CASE("routes: 404 unknown path or undeclared topic, 405 wrong method with A
   TempDir dir;
   Serve serve(dir, {"--topics", "only"});
   const auto req = [](std::string_view line) { return std::string(line) + "\r\nHost: x\r\nContent-Length: 0\r\n\r\n"; };
+  // These keep the connection open (no body was left unread): read the answer only.
+  const auto raw_exchange = [](int port, const std::string& r) { return http::raw_exchange(port, r, 5s, false); };
   CHECK(raw_exchange(serve.http_port, req("POST /elsewhere HTTP/1.1")).status == 404);
   CHECK(raw_exchange(serve.http_port, req("POST /topics/other HTTP/1.1")).status == 404);
   const auto m = raw_exchange(serve.http_port, req("GET /topics/only HTTP/1.1"));

@@ -41,8 +41,10 @@ class Conn {
   std::string m_pending;  // read past the previous response
 };
 
-/// Sends `request` on a fresh connection; reads one response, then waits for the close.
-RawReply raw_exchange(int port, std::string_view request, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+/// Sends `request` on a fresh connection; reads one response, then (when `wait_close`)
+/// waits for the server to close the connection.
+RawReply raw_exchange(int port, std::string_view request, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                      bool wait_close = true);
 
 /// GET `path`; the body of a 200 (empty string otherwise).
 std::string get(int port, std::string_view path);
