@@ -2,7 +2,8 @@
 # The main demo: sets up, builds (Release), then runs one publisher and two subscribers
 # as separate processes over tcp: a fast one with backpressure and a slow one
 # (--work-us) with drop-oldest. Prints what each received, the gaps the slow one
-# counted, and a short latency summary from `rill perf tcp`.
+# counted, then webhooks in and out (examples/webhook_in_out.sh), and a short latency
+# summary from `rill perf tcp`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -35,6 +36,11 @@ echo "  received + gaps = $(($(field "$slow_stats" received) + $(field "$slow_st
 echo "  first and last messages the slow one handled:"
 head -n 2 "$out/slow.txt" | sed 's/^/    /'
 tail -n 3 "$out/slow.txt" | head -n 2 | sed 's/^/    /'
+
+echo
+echo "== demo: webhooks in and out (examples/webhook_in_out.sh: signed curl -> rill serve -> rill sub delivering"
+echo "   to a second rill serve, which verifies the signature -> rill sub)"
+examples/webhook_in_out.sh "$rill"
 
 echo
 echo "== rill perf tcp --size 64 (rill beside raw ZeroMQ, same run, pinned cross-core; throughput with --batch 256)"

@@ -10,6 +10,8 @@ packages=(
   liburing-dev libspdlog-dev libssl-dev
   doctest-dev                       # tests
   xxd                               # tests: hex envelopes back to bytes
+  libboost-dev libcurl4-openssl-dev # http: Beast request parser, webhook delivery client
+  curl openssl wrk nginx-light      # http: e2e clients and signatures, perf load and baseline
 )
 
 missing=()

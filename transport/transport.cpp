@@ -9,6 +9,9 @@ namespace rill::detail {
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
   if (ep.scheme == "tcp") return tcp::TcpPublisher::create(node, ep, config);
+  if (ep.scheme == "http" || ep.scheme == "https") {
+    return fail(Errc::unsupported, "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint");
+  }
   return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
 }
 
@@ -21,6 +24,11 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
     }
   }
   if (eps.front().scheme == "tcp") return tcp::TcpSubscriber::create(node, eps, config);
+  if (eps.front().scheme == "http" || eps.front().scheme == "https") {
+    return fail(Errc::unsupported,
+                "an http(s) endpoint is a webhook delivery target, not a source: subscribe to the publishers and "
+                "deliver with rill::http::WebhookDeliverer (CLI: rill sub ENDPOINT... URL TOPIC_PREFIX)");
+  }
   return fail(Errc::unsupported, "no transport for scheme '" + eps.front().scheme + "'");
 }
 
