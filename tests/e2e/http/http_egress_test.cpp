@@ -3,12 +3,14 @@
 // are not retried, abort, timeouts, the dead-letter log, signatures, and backpressure.
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <charconv>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -315,6 +317,158 @@ TEST_CASE("the delivery window carries backpressure: a slow receiver slows a bac
   std::sort(seqs.begin(), seqs.end());
   CHECK(seqs.size() == 30);
   CHECK(std::adjacent_find(seqs.begin(), seqs.end()) == seqs.end());
+}
+
+}  // namespace rill::e2e::http
+
+namespace rill::e2e::http {
+
+namespace {
+
+// An HTTPS receiver (OpenSSL, one connection at a time) answering 200 to every POST.
+class TlsReceiver {
+ public:
+  TlsReceiver(const std::filesystem::path& cert, const std::filesystem::path& key) {
+    std::signal(SIGPIPE, SIG_IGN);  // OpenSSL writes to sockets whose peer may have gone
+    m_ctx = SSL_CTX_new(TLS_server_method());
+    REQUIRE(SSL_CTX_use_certificate_chain_file(m_ctx, cert.c_str()) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey_file(m_ctx, key.c_str(), SSL_FILETYPE_PEM) == 1);
+    m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(m_fd, 16) == 0);
+    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&a), &len);
+    m_port = ntohs(a.sin_port);
+    m_thread = std::thread([this] { loop(); });
+  }
+  ~TlsReceiver() {
+    m_stop = true;
+    ::shutdown(m_fd, SHUT_RDWR);
+    m_thread.join();
+    {
+      std::lock_guard lock(m_mu);
+      for (const int c : m_clients) ::shutdown(c, SHUT_RDWR);  // unblocks their SSL_read
+    }
+    for (auto& t : m_conns) t.join();
+    for (const int c : m_clients) ::close(c);
+    ::close(m_fd);
+    SSL_CTX_free(m_ctx);
+  }
+  [[nodiscard]] std::string url() const { return "https://127.0.0.1:" + std::to_string(m_port) + "/hook"; }
+  std::vector<std::string> bodies() {
+    std::lock_guard lock(m_mu);
+    return m_bodies;
+  }
+
+ private:
+  // One thread per connection: curl may open several at once (the delivery window).
+  void loop() {
+    while (!m_stop) {
+      pollfd p{m_fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int c = ::accept(m_fd, nullptr, nullptr);
+      if (c < 0) continue;
+      {
+        std::lock_guard lock(m_mu);
+        m_clients.push_back(c);
+      }
+      m_conns.emplace_back([this, c] {
+        SSL* ssl = SSL_new(m_ctx);
+        SSL_set_fd(ssl, c);
+        if (SSL_accept(ssl) == 1) serve(ssl);
+        SSL_free(ssl);
+        ::shutdown(c, SHUT_RDWR);  // closed by the destructor, after every thread is joined
+      });
+    }
+  }
+  void serve(SSL* ssl) {
+    std::string buf;
+    char chunk[8192];
+    for (;;) {
+      std::size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        const int n = SSL_read(ssl, chunk, sizeof chunk);
+        if (n <= 0) return;
+        buf.append(chunk, static_cast<std::size_t>(n));
+      }
+      std::size_t length = 0;
+      const auto cl = buf.find("Content-Length: ");
+      if (cl != std::string::npos && cl < end) length = std::stoul(buf.substr(cl + 16));
+      while (buf.size() < end + 4 + length) {
+        const int n = SSL_read(ssl, chunk, sizeof chunk);
+        if (n <= 0) return;
+        buf.append(chunk, static_cast<std::size_t>(n));
+      }
+      {
+        std::lock_guard lock(m_mu);
+        m_bodies.push_back(buf.substr(end + 4, length));
+      }
+      buf.erase(0, end + 4 + length);
+      const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+      if (SSL_write(ssl, resp.data(), static_cast<int>(resp.size())) <= 0) return;
+    }
+  }
+
+  SSL_CTX* m_ctx = nullptr;
+  int m_fd = -1;
+  int m_port = 0;
+  std::atomic<bool> m_stop{false};
+  std::thread m_thread;
+  std::vector<std::thread> m_conns;
+  std::vector<int> m_clients;
+  std::mutex m_mu;
+  std::vector<std::string> m_bodies;
+};
+
+}  // namespace
+
+TEST_CASE("HTTPS delivery verifies the receiver's certificate against a CA the test creates") {
+  TempDir dir;
+  const auto d = dir.path().string();
+  shell(dir, "ca",
+        "cd " + d +
+            " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem"
+            " -subj /CN=rill-test-ca -days 1 2>/dev/null"
+            " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr"
+            " -subj /CN=127.0.0.1 2>/dev/null"
+            " && printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf"
+            " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1"
+            " -extfile ext.cnf 2>/dev/null");
+  TlsReceiver rx(dir / "srv.pem", dir / "srv.key");
+  {
+    INFO("trusted through --ca-file: delivered");
+    const auto ep = tcp_endpoint(free_port());
+    auto sub = spawn_rill(dir, "deliver",
+                          {"sub", ep, rx.url(), "t", "--count", "2", "--ca-file", (dir / "ca.pem").string(),
+                           "--dead-letter", (dir / "dlq1").string()});
+    auto pub = spawn_rill(dir, "pub", {"pub", ep, "t", "--count", "2", "--size", "64", "--wait-subs", "1"});
+    REQUIRE(pub->wait(30s).ok());
+    REQUIRE(sub->wait(30s).ok());
+    CHECK(parse_stats(sub->out())["delivered"] == 2);
+    CHECK(parse_stats(sub->out())["attempts"] == 2);
+    const auto bodies = rx.bodies();
+    REQUIRE(bodies.size() == 2);
+    CHECK(bodies[0].starts_with("rill 1"));
+    CHECK(bodies[1].starts_with("rill 2"));
+  }
+  {
+    INFO("not trusted (system CAs only): every attempt fails verification, then dead-lettered");
+    const auto ep = tcp_endpoint(free_port());
+    auto sub = spawn_rill(dir, "deliver2",
+                          {"sub", ep, rx.url(), "t", "--count", "1", "--retry-schedule", "0,50ms", "--dead-letter",
+                           (dir / "dlq2").string()});
+    auto pub = spawn_rill(dir, "pub2", {"pub", ep, "t", "--count", "1", "--wait-subs", "1"});
+    REQUIRE(pub->wait(30s).ok());
+    REQUIRE(sub->wait(30s).ok());
+    CHECK(parse_stats(sub->out())["delivered"] == 0);
+    const auto dlq = read_file(dir / "dlq2");
+    CHECK(dlq.find("gave up after 2 attempts") != std::string::npos);
+    CHECK(dlq.find("certificate") != std::string::npos);
+    CHECK(rx.bodies().size() == 2);  // nothing more reached the receiver
+  }
 }
 
 }  // namespace rill::e2e::http
