@@ -31,7 +31,11 @@ int cmd_perf(int argc, char** argv) {
   if (args->positional().size() != 1) return usage_error("perf needs a TRANSPORT", perf_usage);
   perf::PerfOptions o;
   o.transport = args->positional()[0];
-  if (o.transport != "tcp") return usage_error("perf supports tcp today (shm, udp and http come with their transports)", perf_usage);
+  if (o.transport == "http") {
+    return usage_error("http is measured beside nginx with wrk by perf/http_perf.sh (run it from the source tree)",
+                       perf_usage);
+  }
+  if (o.transport != "tcp") return usage_error("perf supports tcp today (shm and udp come with their transports)", perf_usage);
   auto size = args->number("size", o.size);
   auto count = args->number("count", 20000);
   auto tcount = args->number("throughput-count", 1000000);

@@ -112,6 +112,7 @@ struct Server::Impl {
   std::array<std::chrono::milliseconds, t_count> durations{};
   bool accept_armed = false;
   bool accept_error_logged = false;
+  Clock::time_point accept_retry_at{};
   Clock::time_point now = Clock::now();
 
   ~Impl() {
@@ -195,6 +196,7 @@ struct Server::Impl {
   void on_accept(int res, bool more) {
     if (!more) accept_armed = false;
     if (res < 0) {
+      accept_retry_at = now + std::chrono::milliseconds(100);  // e.g. EMFILE: do not spin on it
       if (!accept_error_logged) {
         detail::log().warn("http: accept failed: {}", std::strerror(-res));
         accept_error_logged = true;
@@ -231,7 +233,7 @@ struct Server::Impl {
   }
 
   void arm_accept() {
-    if (accept_armed) return;
+    if (accept_armed || now < accept_retry_at) return;
     auto* s = sqe();
     io_uring_prep_multishot_accept(s, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(s, pack(Op::accept, 0, 0));

@@ -262,3 +262,27 @@ TEST_CASE("slow clients: header timeout answers 408 and closes; Expect: 100-cont
 }
 
 }  // namespace rill::e2e::http
+
+namespace rill::e2e::http {
+
+TEST_CASE("connection limits: past --max-connections a connection is closed at once; idle keep-alive is closed") {
+  TempDir dir;
+  Serve serve(dir, {"--topics", "t", "--max-connections", "3", "--idle-timeout-ms", "300"});
+  // The server accepts in connect order: a, b and c take the three slots, d is one too many.
+  Conn a(serve.http_port);
+  Conn b(serve.http_port);
+  Conn c(serve.http_port);
+  Conn d(serve.http_port);
+  CHECK(d.wait_closed(5s));
+  REQUIRE(c.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"));
+  CHECK(c.read_response(5s).status == 200);
+  // Keep-alive: a request, then silence past the idle timeout closes the connection.
+  REQUIRE(a.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"));
+  CHECK(a.read_response(5s).status == 200);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(a.wait_closed(5s));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 250ms);
+  CHECK(serve.metric("rill_http_connections_refused_total") >= 1);
+}
+
+}  // namespace rill::e2e::http
