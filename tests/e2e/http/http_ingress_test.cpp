@@ -286,3 +286,39 @@ TEST_CASE("connection limits: past --max-connections a connection is closed at o
 }
 
 }  // namespace rill::e2e::http
+
+namespace rill::e2e::http {
+
+TEST_CASE("a publish held by a backpressure subscriber past --publish-timeout-ms answers 429 with Retry-After") {
+  TempDir dir;
+  Serve serve(dir, {"--topics", "bp", "--publish-timeout-ms", "100"});
+  // A slow backpressure subscriber: window of 2, half a second per message.
+  auto sub = spawn_rill(dir, "slow",
+                        {"sub", tcp_endpoint(serve.publish_port), "bp", "--policy", "backpressure:2", "--work-us",
+                         "500000", "--format", "text", "--idle-exit-ms", "20000"});
+  REQUIRE(serve.wait_subscribers("bp", 1, 10s));
+  Conn c(serve.http_port);
+  const std::string req = "POST /topics/bp HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi";
+  int accepted = 0;
+  RawReply refused;
+  for (int i = 0; i < 6 && refused.status == 0; ++i) {
+    REQUIRE(c.send(req));
+    auto r = c.read_response(5s);
+    if (r.status == 202) {
+      ++accepted;
+    } else {
+      refused = r;
+    }
+  }
+  CHECK(refused.status == 429);
+  CHECK(refused.bytes.find("Retry-After: 1\r\n") != std::string::npos);
+  CHECK(accepted >= 2);  // the window let the first ones through
+  CHECK(serve.metric("rill_http_publish_drops_total{reason=\"backpressure\"}") == 1);
+  CHECK(serve.metric("rill_http_published_total") == accepted);
+  // The connection stays usable: 429 is an answer, not a protocol error.
+  REQUIRE(c.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"));
+  CHECK(c.read_response(5s).status == 200);
+  sub->kill(SIGTERM);
+}
+
+}  // namespace rill::e2e::http
