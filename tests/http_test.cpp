@@ -159,6 +159,10 @@ TEST_CASE("base64 round trip and strictness") {
   CHECK_FALSE(base64_decode("a=bc", out));
   CHECK_FALSE(base64_decode("ab=c", out));
   CHECK_FALSE(base64_decode("ab!c", out));
+  CHECK(base64_decode("AA==", out));
+  CHECK_FALSE(base64_decode("AB==", out));  // non-canonical: dropped bits set
+  CHECK(base64_decode("AAA=", out));
+  CHECK_FALSE(base64_decode("AAB=", out));
 }
 
 TEST_CASE("secret files: whsec_ keys decode, raw lines are bytes, comments and CRs are ignored") {

@@ -130,6 +130,9 @@ bool base64_decode(std::string_view in, std::vector<unsigned char>& out) {
       if (v[k] < 0) return false;
     }
     const unsigned triple = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
+    // Canonical only: the bits a padded quantum drops must be zero (so each byte string
+    // has exactly one accepted encoding; found by fuzz_signature_header).
+    if ((pad == 1 && (triple & 0xff) != 0) || (pad == 2 && (triple & 0xffff) != 0)) return false;
     out.push_back(static_cast<unsigned char>(triple >> 16));
     if (pad < 2) out.push_back(static_cast<unsigned char>((triple >> 8) & 0xff));
     if (pad < 1) out.push_back(static_cast<unsigned char>(triple & 0xff));
