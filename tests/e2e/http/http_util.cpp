@@ -147,7 +147,23 @@ std::string get(int port, std::string_view path) {
 
 Serve::Serve(const TempDir& dir, std::vector<std::string> extra, std::string name) {
   http_port = free_port();
-  publish_port = free_port();
+  // Topics are published on consecutive ports from publish_port: find a few free in a row.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    publish_port = free_port();
+    bool all_free = publish_port + 3 < 65536;
+    for (int k = 1; k < 4 && all_free; ++k) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<std::uint16_t>(publish_port + k));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      all_free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(fd);
+    }
+    if (all_free && publish_port != http_port && publish_port + 3 != http_port &&
+        !(http_port > publish_port && http_port <= publish_port + 3))
+      break;
+  }
   std::vector<std::string> args = {"serve", "--http", "127.0.0.1:" + std::to_string(http_port), "--publish",
                                    tcp_endpoint(publish_port)};
   args.insert(args.end(), extra.begin(), extra.end());

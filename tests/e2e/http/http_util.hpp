@@ -49,7 +49,8 @@ RawReply raw_exchange(int port, std::string_view request, std::chrono::milliseco
 /// GET `path`; the body of a 200 (empty string otherwise).
 std::string get(int port, std::string_view path);
 
-/// `rill serve` on fresh ports, ready once it printed its listening line.
+/// `rill serve` on fresh ports (publish_port .. publish_port + 3 free, for up to four
+/// topics), ready once it printed its listening line.
 struct Serve {
   Serve(const TempDir& dir, std::vector<std::string> extra, std::string name = "serve");
   int http_port = 0;
