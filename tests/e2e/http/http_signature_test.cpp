@@ -14,21 +14,28 @@ namespace {
 constexpr std::string_view key1_hex = "3f1c9a0b7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a29180706f5e4d3";
 constexpr std::string_view key2_raw = "gh-rotated-secret";
 
+// "prefix<n>", for file and process names.
+std::string numbered(const char* prefix, int n) {
+  std::string s = prefix;
+  s += std::to_string(n);
+  return s;
+}
+
 struct Signer {
   const TempDir& dir;
   int n = 0;
 
   std::string hmac_b64(std::string_view key_hex, const std::string& content) {
-    const auto file = dir / ("signed" + std::to_string(++n));
+    const auto file = dir / numbered("signed", ++n);
     write_file(file, content);
-    return shell(dir, "dgst" + std::to_string(n),
+    return shell(dir, numbered("dgst", n),
                  "openssl dgst -sha256 -mac HMAC -macopt hexkey:" + std::string(key_hex) + " -binary " + file.string() +
                      " | base64 -w0");
   }
   std::string hmac_hex(std::string_view key_hex, const std::string& content) {
-    const auto file = dir / ("signed" + std::to_string(++n));
+    const auto file = dir / numbered("signed", ++n);
     write_file(file, content);
-    return shell(dir, "dgst" + std::to_string(n),
+    return shell(dir, numbered("dgst", n),
                  "openssl dgst -sha256 -mac HMAC -macopt hexkey:" + std::string(key_hex) + " -r " + file.string() +
                      " | cut -c1-64");
   }
@@ -67,7 +74,7 @@ TEST_CASE("signatures: Standard Webhooks and GitHub forms, rotation, tolerance, 
     return std::vector<std::string>{"webhook-id: " + id, "webhook-timestamp: " + t, "webhook-signature: " + sig};
   };
   const auto sign = [&](std::string_view key, const std::string& id, const std::string& t, const std::string& body) {
-    return "v1," + s.hmac_b64(key, id + "." + t + "." + body);
+    return std::string("v1,").append(s.hmac_b64(key, id + "." + t + "." + body));
   };
   const std::string stale = std::to_string(now_s() - 400);
   const std::string future = std::to_string(now_s() + 400);
@@ -93,26 +100,31 @@ TEST_CASE("signatures: Standard Webhooks and GitHub forms, rotation, tolerance, 
       {"missing signature", "body-10", {}, "401", false},
       {"GitHub form",
        "{\"action\":\"opened\"}",
-       {"X-Hub-Signature-256: sha256=" + s.hmac_hex(key2_hex, "{\"action\":\"opened\"}"), "X-GitHub-Event: push"},
+       {std::string("X-Hub-Signature-256: sha256=").append(s.hmac_hex(key2_hex, "{\"action\":\"opened\"}")),
+        "X-GitHub-Event: push"},
        "202",
        true},
       {"GitHub form, whsec key bytes",
        "gh-2",
-       {"X-Hub-Signature-256: sha256=" + s.hmac_hex(key1_hex, "gh-2")},
+       {std::string("X-Hub-Signature-256: sha256=").append(s.hmac_hex(key1_hex, "gh-2"))},
        "202",
        true},
       {"GitHub form, wrong key",
        "gh-3",
-       {"X-Hub-Signature-256: sha256=" + s.hmac_hex(wrong_hex, "gh-3")},
+       {std::string("X-Hub-Signature-256: sha256=").append(s.hmac_hex(wrong_hex, "gh-3"))},
        "401",
        false},
-      {"GitHub form, tampered", "gh-4x", {"X-Hub-Signature-256: sha256=" + s.hmac_hex(key2_hex, "gh-4")}, "401", false},
+      {"GitHub form, tampered",
+       "gh-4x",
+       {std::string("X-Hub-Signature-256: sha256=").append(s.hmac_hex(key2_hex, "gh-4"))},
+       "401",
+       false},
   };
   std::vector<std::string> expected;
   int i = 0;
   for (auto& c : cases) {
     INFO(c.name);
-    const auto body = dir / std::to_string(i).insert(0, "body");  // (GCC 12 -Wrestrict misfires on "b" + s)
+    const auto body = dir / numbered("body", i);
     write_file(body, c.body);
     std::vector<std::string> args = {"/usr/bin/curl",    "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
                                      "@" + body.string()};
@@ -121,7 +133,7 @@ TEST_CASE("signatures: Standard Webhooks and GitHub forms, rotation, tolerance, 
       args.push_back(h);
     }
     args.push_back(serve.url("/topics/sig"));
-    CHECK(run(dir, "curl" + std::to_string(i++), args) == c.expect);
+    CHECK(run(dir, numbered("curl", i++), args) == c.expect);
     if (c.published) expected.push_back(c.body);
   }
   // Exactly the accepted bodies, once each, in order; then silence.
