@@ -2,8 +2,9 @@
 # The main demo: sets up, builds (Release), then runs one publisher and two subscribers
 # as separate processes over tcp: a fast one with backpressure and a slow one
 # (--work-us) with drop-oldest. Prints what each received, the gaps the slow one
-# counted; then the same over udp multicast (reliable, one subscriber losing 5% of its
-# datagrams and recovering them), and a short latency summary from `rill perf tcp`.
+# counted; then the same over shared memory and over udp multicast (reliable, one
+# subscriber losing 5% of its datagrams and recovering them), webhooks in and out
+# (examples/webhook_in_out.sh), and short latency summaries from `rill perf shm|tcp`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -78,6 +79,11 @@ for s in a b; do
 done
 echo "   (the lossy one NAKed what it lost and got it retransmitted; with reliable=0 the same loss"
 echo "    shows up as gaps instead, counted exactly: received + gaps == sent)"
+
+echo
+echo "== demo: webhooks in and out (examples/webhook_in_out.sh: signed curl -> rill serve -> rill sub delivering"
+echo "   to a second rill serve, which verifies the signature -> rill sub)"
+examples/webhook_in_out.sh "$rill"
 
 echo
 echo "== rill perf tcp --size 64 (rill beside raw ZeroMQ, same run, pinned cross-core; throughput with --batch 256)"

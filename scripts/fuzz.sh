@@ -68,7 +68,7 @@ build_target() {
     objs+=("$obj")
   done
   "$cxx" "${cxxflags[@]}" "${san[@]}" -fsanitize=fuzzer \
-    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name"
+    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto
 }
 
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
@@ -76,11 +76,13 @@ build_target envelope codec/codec.cpp codec/error.cpp
 build_target control transport/tcp/tcp_wire.cpp
 build_target batch transport/tcp/tcp_wire.cpp
 build_target udp transport/udp/udp_wire.cpp transport/udp/udp_stream.cpp
+build_target http_request transport/http/request_reader.cpp
+build_target signature_header transport/http/signature.cpp codec/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch udp; do
+for name in envelope control batch udp http_request signature_header; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

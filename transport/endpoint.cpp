@@ -40,7 +40,23 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     return ep;
   }
   if (ep.scheme == "http" || ep.scheme == "https") {
-    return fail(Errc::unsupported, "the " + ep.scheme + " transport is not built yet (endpoint '" + ep.uri + "')");
+    // A webhook delivery target: host[:port]/path; the path stays in uri (transport/http).
+    const auto slash = rest.find('/');
+    const auto authority = rest.substr(0, slash);
+    const auto colon = authority.rfind(':');
+    ep.host = std::string(authority.substr(0, colon));
+    ep.port = ep.scheme == "http" ? 80 : 443;
+    if (colon != std::string_view::npos) {
+      const auto port_text = authority.substr(colon + 1);
+      unsigned value = 0;
+      auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+      if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 || value > 65535) {
+        return fail(Errc::invalid_argument, ep.scheme + " endpoint '" + ep.uri + "' has a bad port");
+      }
+      ep.port = static_cast<std::uint16_t>(value);
+    }
+    if (ep.host.empty()) return fail(Errc::invalid_argument, ep.scheme + " endpoint '" + ep.uri + "' needs a host");
+    return ep;
   }
   return fail(Errc::unsupported, "unknown endpoint scheme '" + ep.scheme + "' in '" + ep.uri + "'");
 }

@@ -28,6 +28,9 @@ Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& n
   if (ep.scheme == "udp") return udp::UdpPublisher::create(node, ep, config);
 #endif
   (void)node;
+  if (ep.scheme == "http" || ep.scheme == "https") {
+    return fail(Errc::unsupported, "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint");
+  }
   return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
 }
 
@@ -49,6 +52,11 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
   if (eps.front().scheme == "udp") return udp::UdpSubscriber::create(node, eps, config);
 #endif
   (void)node;
+  if (eps.front().scheme == "http" || eps.front().scheme == "https") {
+    return fail(Errc::unsupported,
+                "an http(s) endpoint is a webhook delivery target, not a source: subscribe to the publishers and "
+                "deliver with rill::http::WebhookDeliverer (CLI: rill sub ENDPOINT... URL TOPIC_PREFIX)");
+  }
   return fail(Errc::unsupported, "no transport for scheme '" + eps.front().scheme + "'");
 }
 

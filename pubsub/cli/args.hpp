@@ -11,6 +11,10 @@
 
 #include "rill/error.hpp"
 
+namespace rill {
+struct SubscriberOptions;
+}  // namespace rill
+
 namespace rill::cli {
 
 /// Exit codes of every rill command.
@@ -47,5 +51,8 @@ void install_stop_signals();
 int cmd_pub(int argc, char** argv);
 int cmd_sub(int argc, char** argv);
 int cmd_perf(int argc, char** argv);
+int cmd_serve(int argc, char** argv);
+/// rill sub with an http(s) URL among its endpoints: deliver each message there.
+int run_delivery(const Args& args, const rill::SubscriberOptions& opts, const std::string& url, std::string_view usage);
 
 }  // namespace rill::cli

@@ -31,6 +31,10 @@ int cmd_perf(int argc, char** argv) {
   if (args->positional().size() != 1) return usage_error("perf needs a TRANSPORT", perf_usage);
   perf::PerfOptions o;
   o.transport = args->positional()[0];
+  if (o.transport == "http") {
+    return usage_error("http is measured beside nginx with wrk by perf/http_perf.sh (run it from the source tree)",
+                       perf_usage);
+  }
   if (o.transport != "tcp" && o.transport != "udp" && o.transport != "shm") {
     return usage_error("perf supports tcp, udp and shm (http: see perf/http_perf.sh)", perf_usage);
   }

@@ -15,7 +15,10 @@ namespace {
 constexpr std::string_view sub_usage =
     "rill sub ENDPOINT... TOPIC_PREFIX [--count N] [--idle-exit-ms MS] "
     "[--policy drop-oldest:N|drop-newest:N|buffer:BYTES|backpressure:N] [--format json|text|hex] "
-    "[--work-us N] [--idle spin|backoff|block|spin-block]";
+    "[--work-us N] [--idle spin|backoff|block|spin-block]\n"
+    "rill sub ENDPOINT... http(s)://HOST/PATH TOPIC_PREFIX [--secret-file FILE] [--retry-schedule 0,5s,5m,...] "
+    "[--retry-jitter F] [--deliver-timeout-ms MS] [--window N] [--dead-letter FILE] [--ca-file PEM] [--count N] "
+    "[--idle-exit-ms MS] [--policy ...]";
 
 void simulate_work(std::uint64_t us) {
   if (us == 0) return;
@@ -32,7 +35,10 @@ void simulate_work(std::uint64_t us) {
 }  // namespace
 
 int cmd_sub(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, {"count", "idle-exit-ms", "policy", "format", "work-us", "idle", "durable", "from", "group"},
+  auto args = Args::parse(argc, argv, {"count", "idle-exit-ms", "policy", "format", "work-us", "idle", "durable", "from", "group",
+                           // webhook delivery (an http:// or https:// positional)
+                           "secret-file", "retry-schedule", "retry-jitter", "deliver-timeout-ms", "window",
+                           "dead-letter", "ca-file"},
                           {"help"});
   if (!args) return usage_error(args.error().detail, sub_usage);
   if (args->has("help")) {
@@ -45,7 +51,16 @@ int cmd_sub(int argc, char** argv) {
     if (args->has(later)) return usage_error(std::string("--") + later + " is not available yet (durability)", sub_usage);
   }
   SubscriberOptions opts;
-  opts.endpoints.assign(pos.begin(), pos.end() - 1);
+  std::string deliver_url;  // a subscription whose endpoint is http(s):// delivers there
+  for (auto it = pos.begin(); it != pos.end() - 1; ++it) {
+    if (it->starts_with("http://") || it->starts_with("https://")) {
+      if (!deliver_url.empty()) return usage_error("only one webhook URL per subscription", sub_usage);
+      deliver_url = *it;
+    } else {
+      opts.endpoints.push_back(*it);
+    }
+  }
+  if (opts.endpoints.empty()) return usage_error("sub needs at least one publisher ENDPOINT", sub_usage);
   opts.prefix = pos.back();
   if (auto p = args->text("policy")) {
     auto policy = parse_policy(*p);
@@ -62,6 +77,11 @@ int cmd_sub(int argc, char** argv) {
   } else if (idle != "backoff") {
     return usage_error("--idle must be spin, backoff, block or spin-block", sub_usage);
   }
+#ifdef RILL_WITH_HTTP
+  if (!deliver_url.empty()) return run_delivery(*args, opts, deliver_url, sub_usage);
+#else
+  if (!deliver_url.empty()) return usage_error("webhook delivery is not built (RILL_WITH_HTTP=OFF)", sub_usage);
+#endif
   const auto format_name = args->text("format").value_or("json");
   auto format = parse_format(format_name);
   if (!format) return usage_error("--format must be json, text or hex", sub_usage);

@@ -7,7 +7,8 @@
 namespace {
 
 constexpr std::string_view usage_text =
-    "rill pub ENDPOINT TOPIC [options] | rill sub ENDPOINT... TOPIC_PREFIX [options] | rill perf TRANSPORT [options]";
+    "rill pub ENDPOINT TOPIC [options] | rill sub ENDPOINT... [URL] TOPIC_PREFIX [options] | "
+    "rill serve --http HOST:PORT --publish ENDPOINT [options] | rill perf TRANSPORT [options]";
 
 }  // namespace
 
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
     std::printf("usage: %.*s\n", static_cast<int>(usage_text.size()), usage_text.data());
     return exit_ok;
   }
+#ifdef RILL_WITH_HTTP
+  if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
+#endif
   if (cmd == "serve" || cmd == "log") {
     std::fprintf(stderr, "rill: '%.*s' is not built yet\n", static_cast<int>(cmd.size()), cmd.data());
     return exit_usage;

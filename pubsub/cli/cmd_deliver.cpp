@@ -1,0 +1,78 @@
+// rill sub ENDPOINT... URL TOPIC_PREFIX: webhook delivery of a subscription (transport/http).
+#include <cstdio>
+
+#include "args.hpp"
+#include "rill/rill.hpp"
+#include "webhook_deliverer.hpp"
+
+namespace rill::cli {
+
+int run_delivery(const Args& args, const SubscriberOptions& opts, const std::string& url, std::string_view usage) {
+  http::DeliveryOptions dopt{.url = url};
+  if (auto f = args.text("secret-file")) {
+    auto secrets = http::load_secrets(*f);
+    if (!secrets) return usage_error(secrets.error().detail, usage);
+    dopt.secrets = std::move(*secrets);
+  }
+  if (auto s = args.text("retry-schedule")) {
+    auto schedule = http::RetrySchedule::parse(*s);
+    if (!schedule) return usage_error("--retry-schedule: " + schedule.error().detail, usage);
+    dopt.schedule = std::move(*schedule);
+  }
+  if (auto j = args.real("retry-jitter", dopt.schedule.jitter); !j || *j > 1) {
+    return usage_error("--retry-jitter needs a fraction 0 .. 1", usage);
+  } else {
+    dopt.schedule.jitter = *j;
+  }
+  auto timeout = args.number("deliver-timeout-ms", static_cast<std::uint64_t>(dopt.timeout.count()));
+  auto window = args.number("window", dopt.window);
+  auto count = args.number("count", 0);
+  auto idle_exit = args.number("idle-exit-ms", 0);
+  for (const auto* r : {&timeout, &window, &count, &idle_exit}) {
+    if (!*r) return usage_error(r->error().detail, usage);
+  }
+  dopt.timeout = std::chrono::milliseconds(*timeout);
+  dopt.window = *window;
+  if (auto p = args.text("dead-letter")) dopt.dead_letter_path = *p;
+  if (auto c = args.text("ca-file")) dopt.ca_file = *c;
+  auto deliverer = http::WebhookDeliverer::create(std::move(dopt));
+  if (!deliverer) return usage_error(deliverer.error().detail, usage);
+
+  install_stop_signals();
+  Node node;
+  auto sub = node.subscriber(opts);
+  if (!sub) {
+    const bool bad = sub.error().code == Errc::invalid_argument || sub.error().code == Errc::unsupported;
+    std::fprintf(stderr, "rill: %s\n", sub.error().message().c_str());
+    return bad ? exit_usage : exit_runtime;
+  }
+  using clock = std::chrono::steady_clock;
+  auto last_activity = clock::now();
+  std::uint64_t finished = 0;
+  std::uint64_t seen = 0;
+  auto& d = **deliverer;
+  while (!stopping() && (*count == 0 || finished < *count)) {
+    finished += d.step(*sub, std::chrono::milliseconds(20));
+    const auto now = clock::now();
+    if (d.stats().taken != seen || d.stats().pending > 0) {
+      seen = d.stats().taken;
+      last_activity = now;
+    } else if (*idle_exit > 0 && now - last_activity >= std::chrono::milliseconds(*idle_exit)) {
+      break;
+    }
+  }
+  d.shutdown();
+  const auto& s = sub->stats();
+  const auto& ds = d.stats();
+  std::printf(
+      "{\"stats\":{\"received\":%llu,\"gaps\":%llu,\"dropped\":%llu,\"delivered\":%llu,\"attempts\":%llu,"
+      "\"retries\":%llu,\"dead_lettered\":%llu}}\n",
+      static_cast<unsigned long long>(s.received), static_cast<unsigned long long>(s.gaps),
+      static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(ds.delivered),
+      static_cast<unsigned long long>(ds.attempts), static_cast<unsigned long long>(ds.retries),
+      static_cast<unsigned long long>(ds.dead_lettered));
+  std::fflush(stdout);
+  return exit_ok;
+}
+
+}  // namespace rill::cli

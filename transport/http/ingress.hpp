@@ -1,0 +1,90 @@
+// Ingress: the application behind `rill serve`. POST /topics/{topic} verifies the
+// signature, de-duplicates by webhook-id and publishes the body through a rill::Publisher;
+// GET /healthz, /metrics (Prometheus text), /topics (where each topic is published).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "http_server.hpp"
+#include "rill/node.hpp"
+#include "signature.hpp"
+
+namespace rill::http {
+
+/// What the ingress does; fill with designated initializers.
+struct IngressOptions {
+  /// Base publish endpoint (tcp://HOST:PORT). Topic number i (0, 1, ...) is published by
+  /// its own Publisher bound at PORT + i, so each topic keeps its own id and gap-free sequence.
+  std::string publish_endpoint{};
+  /// Declared topics, numbered in this order at start-up; when non-empty, other topics get 404.
+  /// When empty, topics are numbered in order of first use, up to max_topics.
+  std::vector<std::string> topics{};
+  std::size_t max_topics = 64;
+  std::vector<Secret> secrets{};                   ///< empty: requests are not signature-checked
+  std::chrono::seconds tolerance{300};             ///< webhook-timestamp may be this far from now
+  std::size_t replay_capacity = 100'000;           ///< webhook-ids remembered for de-duplication
+  std::chrono::milliseconds publish_timeout{200};  ///< past it under backpressure: 429
+  std::vector<std::string> carry_headers{};        ///< request headers carried, besides the defaults
+};
+
+/// See RequestHandler: every method runs on the server thread.
+class Ingress final : public RequestHandler {
+ public:
+  /// Creates the declared topics' publishers (binding their endpoints) on `node`.
+  [[nodiscard]] static Result<std::unique_ptr<Ingress>> create(Node& node, IngressOptions options);
+  /// The server whose counters /metrics reports.
+  void attach(const Server* server) noexcept { m_server = server; }
+
+  std::optional<Response> on_header(const Request& req) override;
+  Response on_request(const Request& req) override;
+  void on_tick(std::chrono::steady_clock::time_point now) override;
+
+  /// The endpoint topic `name` is (or would be) published on, for logs and /topics.
+  [[nodiscard]] std::string endpoint_for(std::size_t index) const;
+
+ private:
+  struct Topic {
+    std::string name;
+    std::string endpoint;
+    Publisher publisher;
+  };
+  Ingress(Node& node, IngressOptions options);
+
+  Result<Topic*> topic(std::string_view name);
+  void render_metrics();
+  void render_topics();
+
+  Node& m_node;
+  IngressOptions m_options;
+  std::string m_base_host;
+  std::uint16_t m_base_port = 0;
+  std::vector<std::unique_ptr<Topic>> m_topics;
+  std::unordered_map<std::string, Topic*> m_by_name;
+  ReplayCache m_replays;
+  const Server* m_server = nullptr;
+  std::string m_scratch;  // /metrics and /topics bodies (reused)
+  std::chrono::steady_clock::time_point m_last_service{};
+  // Counters for /metrics.
+  std::uint64_t m_published = 0;
+  std::uint64_t m_published_bytes = 0;
+  std::uint64_t m_duplicates = 0;
+  std::uint64_t m_publish_timeouts = 0;
+  std::uint64_t m_publish_errors = 0;
+  std::array<std::uint64_t, 5> m_auth_failures{};  // by VerifyResult
+  static constexpr std::array<double, 12> latency_bounds_s = {5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+                                                              5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1, 2.5e-1};
+  std::array<std::uint64_t, latency_bounds_s.size() + 1> m_latency_buckets{};
+  double m_latency_sum_s = 0;
+};
+
+/// True for topics `rill serve` accepts in a path: 1-200 bytes of [A-Za-z0-9._~/-], not
+/// starting with '/' and without "//".
+[[nodiscard]] bool valid_topic(std::string_view topic) noexcept;
+
+}  // namespace rill::http
