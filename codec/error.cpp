@@ -17,6 +17,8 @@ std::string_view to_string(Errc code) noexcept {
     case Errc::closed: return "closed";
     case Errc::io_error: return "io_error";
     case Errc::incompatible: return "incompatible";
+    case Errc::no_space: return "no_space";
+    case Errc::corrupt: return "corrupt";
   }
   return "unknown";
 }

@@ -20,6 +20,8 @@ enum class Errc {
   closed,            ///< the object or its node was shut down
   io_error,          ///< the OS or ZeroMQ reported a failure (see sys)
   incompatible,      ///< peer or options cannot work together (versions, durability)
+  no_space,          ///< the disk (or quota) is full; nothing was written, retry once space is freed
+  corrupt,           ///< stored data failed its checksum or structure check (the detail names file and offset)
 };
 
 /// An error code, the errno behind it when there is one, and a human detail.
