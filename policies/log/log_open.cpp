@@ -227,7 +227,9 @@ Result<void> LogCore::recover() {
     auto map = FileMap::map(path);
     if (!map) return std::unexpected(map.error());
     const auto data = map->bytes();
-    if (data.size() < logfmt::segment_header_bytes && last && i > 0) {
+    std::error_code idx_ec;
+    const bool has_index = fs::exists(dir / logfmt::segment_name(bases[i], ".idx"), idx_ec);
+    if (data.size() < logfmt::segment_header_bytes && last && i > 0 && !has_index) {
       // A crash between creating the file and syncing its header: the roll never happened.
       recovery.removed_empty_segment = true;
       if (!opt.read_only) {
