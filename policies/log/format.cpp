@@ -56,8 +56,9 @@ void encode_record(std::byte* out, std::uint64_t seq, std::uint64_t publisher_id
   put<std::int64_t>(out + 24, ts_ns);
   if (!body.empty()) std::memcpy(out + record_header_bytes, body.data(), body.size());
   std::memset(out + record_header_bytes + body.size(), 0, size - record_header_bytes - body.size());
-  // The CRC covers everything after itself, padding included: no byte of a record escapes it.
-  put<std::uint32_t>(out + 4, crc32c(0, {out + 8, size - 8}));
+  // The CRC covers the length and everything after itself, padding included: no byte of a
+  // record escapes it (a length changed within the same padding would otherwise pass).
+  put<std::uint32_t>(out + 4, crc32c(crc32c(0, {out, 4}), {out + 8, size - 8}));
 }
 
 RecordCheck check_record(std::span<const std::byte> data, std::size_t offset, std::size_t max_body,
@@ -68,7 +69,7 @@ RecordCheck check_record(std::span<const std::byte> data, std::size_t offset, st
   if (len > max_body) return RecordCheck::too_long;
   const std::size_t size = record_size(len);
   if (data.size() - offset < size) return RecordCheck::partial;
-  if (get<std::uint32_t>(p + 4) != crc32c(0, {p + 8, size - 8})) return RecordCheck::bad_crc;
+  if (get<std::uint32_t>(p + 4) != crc32c(crc32c(0, {p, 4}), {p + 8, size - 8})) return RecordCheck::bad_crc;
   out.sequence = get<std::uint64_t>(p + 8);
   out.publisher_id = get<std::uint64_t>(p + 16);
   out.timestamp_ns = get<std::int64_t>(p + 24);
