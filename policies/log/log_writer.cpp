@@ -273,6 +273,11 @@ Result<void> LogCore::stop_writer() {
     std::lock_guard g(mu);
     closed = true;
   }
+  // Another process may open the directory for writing from now on.
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+  if (lock_fd >= 0) ::close(lock_fd);
+  lock_fd = -1;
   append_cv.notify_all();
   {
     std::lock_guard g(vis_mu);
