@@ -47,5 +47,6 @@ void install_stop_signals();
 int cmd_pub(int argc, char** argv);
 int cmd_sub(int argc, char** argv);
 int cmd_perf(int argc, char** argv);
+int cmd_log(int argc, char** argv);
 
 }  // namespace rill::cli
