@@ -48,7 +48,7 @@ fi
 cxx=clang++-19
 san=("-fsanitize=address,undefined" "-fno-sanitize-recover=undefined")
 cxxflags=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wpedantic
-          -I"$repo/codec/include" -I"$repo" -I"$repo/tests/fuzz")
+          -I"$repo/codec/include" -I"$repo/policies/include" -I"$repo" -I"$repo/tests/fuzz")
 
 work=${RILL_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/fuzz-rill.XXXXXX")}
 mkdir -p "$work/generated/rill" "$work/obj"
@@ -75,11 +75,12 @@ echo "fuzz.sh: building with $($cxx --version | head -n1)"
 build_target envelope codec/codec.cpp codec/error.cpp
 build_target control transport/tcp/tcp_wire.cpp
 build_target batch transport/tcp/tcp_wire.cpp
+build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp codec/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch; do
+for name in envelope control batch log_record; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -126,6 +126,8 @@ Result<IndexFile> decode_index(std::span<const std::byte> in) {
   if (get<std::uint32_t>(p + in.size() - 8) != crc32c(0, in.first(in.size() - 8))) {
     return fail(Errc::corrupt, "index file fails its crc");
   }
+  // The last four bytes are outside the CRC: they must be the zeros that were written.
+  if (get<std::uint32_t>(p + in.size() - 4) != 0) return fail(Errc::corrupt, "index file trailer is not zero");
   if (get<std::uint32_t>(p + 8) != format_version) return fail(Errc::incompatible, "unknown index format version");
   IndexFile idx{.base_seq = get<std::uint64_t>(p + 16),
                 .end_offset = get<std::uint64_t>(p + 24),
