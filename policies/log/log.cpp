@@ -108,7 +108,7 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   c.tail_end += size;
   ++c.tail_records;
   c.st_appends.fetch_add(1, std::memory_order_relaxed);
-  if (was_empty) c.writer_cv.notify_one();
+  if (was_empty || c.active.records() == c.want_records) c.writer_cv.notify_one();
   if (c.opt.fsync.mode != FsyncMode::always) return seq;
 
   const std::uint64_t epoch = c.fail_epoch;

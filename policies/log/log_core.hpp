@@ -78,6 +78,7 @@ struct LogBatch {
   int stage = 0;  ///< 0 first part, 1 roll, 2 second part, 3 done (a retry resumes here)
 
   [[nodiscard]] bool empty() const noexcept { return bytes.empty(); }
+  [[nodiscard]] std::uint64_t records() const noexcept { return empty() ? 0 : last_seq - first_seq + 1; }
   void clear() noexcept {
     bytes.clear();
     roll_at = SIZE_MAX;
@@ -128,6 +129,7 @@ struct LogCore {
   std::uint64_t fail_epoch = 0;
   std::deque<LogFailure> failures;
   std::optional<Error> stuck;  ///< every/never: a write failed; its batch is kept and retried
+  std::uint64_t want_records = 0;  ///< always: the writer waits briefly for this many appenders
   bool stopping = false;
   bool closed = false;
   std::thread writer;

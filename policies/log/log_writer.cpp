@@ -167,6 +167,12 @@ void LogCore::writer_main() {
   std::unique_lock lk(mu);
   auto last_sync = clock::now();
   bool unsynced = false;
+  // Group commit under `always`: with a buffer swapped out the moment the previous write
+  // ends, N concurrent appenders settle into two alternating halves (N/2 per fsync). Waiting
+  // a moment for as many appenders as the last round had (those just released come straight
+  // back) lets one fsync carry all N. One appender: it is already there, so no wait.
+  auto batch_done = clock::now();
+  clock::duration delay{};
   for (;;) {
     if (stuck) {
       // A full disk: retry the kept batch every 100 ms (or once more when closing).
@@ -182,6 +188,10 @@ void LogCore::writer_main() {
         writer_cv.wait(lk, ready);
       }
     }
+    if (always && !stopping && !stuck && want_records > 1 && inflight.empty() && !active.empty() &&
+        active.records() < want_records) {
+      writer_cv.wait_until(lk, batch_done + delay, [&] { return stopping || active.records() >= want_records; });
+    }
     if (inflight.empty() && !active.empty()) {
       std::swap(active, inflight);
       active.gen = ++gen_counter;
@@ -190,6 +200,7 @@ void LogCore::writer_main() {
     const bool sync_now = always || stopping || sync_request > synced_gen ||
                           (every && clock::now() >= last_sync + opt.fsync.interval);
     const bool have = !inflight.empty();
+    const auto write_start = clock::now();
     lk.unlock();
     Result<void> r;
     if (have) {
@@ -201,6 +212,11 @@ void LogCore::writer_main() {
     if (r) {
       if (have) {
         done_gen = inflight.gen;
+        if (always) {
+          want_records = inflight.records() + active.records();
+          batch_done = clock::now();
+          delay = std::min<clock::duration>(std::chrono::microseconds(100), (batch_done - write_start) / 4);
+        }
         inflight.clear();
         unsynced = true;
       }

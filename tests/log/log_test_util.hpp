@@ -14,8 +14,10 @@ namespace logtest {
 /// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
 class TempDir {
  public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
+  /// Under `base` when given and a directory (e.g. "/dev/shm" where fsyncs cost nothing).
+  explicit TempDir(const char* base = nullptr) {
+    std::error_code ec;
+    if (base == nullptr || !std::filesystem::is_directory(base, ec)) base = std::getenv("TMPDIR");
     std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/rill-log-XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
     m_path = tmpl;
