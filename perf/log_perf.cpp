@@ -31,7 +31,9 @@ using clk = std::chrono::steady_clock;
 
 namespace {
 
-double secs(clk::duration d) { return std::chrono::duration<double>(d).count(); }
+double secs(clk::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 std::string arg(int argc, char** argv, const char* name, const char* fallback) {
   for (int i = 1; i + 1 < argc; ++i) {

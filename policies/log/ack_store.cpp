@@ -38,7 +38,9 @@ bool take(std::span<const std::byte>& in, T& v) {
   return true;
 }
 
-Errc errc_for(int e) { return e == ENOSPC || e == EDQUOT ? Errc::no_space : Errc::io_error; }
+Errc errc_for(int e) {
+  return e == ENOSPC || e == EDQUOT ? Errc::no_space : Errc::io_error;
+}
 
 }  // namespace
 
@@ -49,7 +51,8 @@ struct AckStore::State {
 
   Result<void> persist(const std::map<std::string, std::uint64_t, std::less<>>& t) const {
     std::vector<std::byte> out;
-    out.insert(out.end(), reinterpret_cast<const std::byte*>(ack_magic), reinterpret_cast<const std::byte*>(ack_magic) + 8);
+    out.insert(out.end(), reinterpret_cast<const std::byte*>(ack_magic),
+               reinterpret_cast<const std::byte*>(ack_magic) + 8);
     put<std::uint32_t>(out, 1);
     put<std::uint32_t>(out, static_cast<std::uint32_t>(t.size()));
     for (const auto& [name, seq] : t) {
@@ -89,7 +92,8 @@ struct AckStore::State {
   }
 
   Result<void> update(std::string_view name, const std::optional<std::uint64_t>& seq, bool forward_only) {
-    if (name.empty() || name.size() > max_name) return fail(Errc::invalid_argument, "durable name must be 1..255 bytes");
+    if (name.empty() || name.size() > max_name)
+      return fail(Errc::invalid_argument, "durable name must be 1..255 bytes");
     std::lock_guard g(mu);
     auto next = table;
     if (!seq) {
@@ -141,9 +145,15 @@ Result<AckStore> AckStore::open(const fs::path& path) {
   return AckStore(std::move(st));
 }
 
-Result<void> AckStore::ack(std::string_view name, std::uint64_t seq) { return m_state->update(name, seq, true); }
-Result<void> AckStore::set(std::string_view name, std::uint64_t seq) { return m_state->update(name, seq, false); }
-Result<void> AckStore::erase(std::string_view name) { return m_state->update(name, std::nullopt, false); }
+Result<void> AckStore::ack(std::string_view name, std::uint64_t seq) {
+  return m_state->update(name, seq, true);
+}
+Result<void> AckStore::set(std::string_view name, std::uint64_t seq) {
+  return m_state->update(name, seq, false);
+}
+Result<void> AckStore::erase(std::string_view name) {
+  return m_state->update(name, std::nullopt, false);
+}
 
 std::optional<std::uint64_t> AckStore::get(std::string_view name) const {
   std::lock_guard g(m_state->mu);

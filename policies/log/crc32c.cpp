@@ -34,7 +34,7 @@ constexpr auto tables = make_tables();
 
 #ifdef RILL_CRC32C_X86
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc, const unsigned char* p,
-                                                              std::size_t n) noexcept {
+                                                             std::size_t n) noexcept {
   std::uint64_t c = ~crc;
   while (n >= 8) {
     std::uint64_t v;

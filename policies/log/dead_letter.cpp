@@ -37,8 +37,12 @@ Result<void> DeadLetterLog::for_each(std::uint64_t from, const std::function<boo
   }
 }
 
-std::uint64_t DeadLetterLog::redriven() const { return m_acks->get("redriven").value_or(0); }
+std::uint64_t DeadLetterLog::redriven() const {
+  return m_acks->get("redriven").value_or(0);
+}
 
-Result<void> DeadLetterLog::mark_redriven(std::uint64_t dlq_seq) { return m_acks->ack("redriven", dlq_seq); }
+Result<void> DeadLetterLog::mark_redriven(std::uint64_t dlq_seq) {
+  return m_acks->ack("redriven", dlq_seq);
+}
 
 }  // namespace rill

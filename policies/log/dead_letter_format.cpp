@@ -8,7 +8,9 @@ namespace rill {
 namespace {
 
 constexpr std::size_t dl_header_bytes = 32;
-constexpr std::size_t pad8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
+constexpr std::size_t pad8(std::size_t n) {
+  return (n + 7) & ~std::size_t{7};
+}
 
 }  // namespace
 

@@ -81,10 +81,14 @@ RecordCheck check_record(std::span<const std::byte> data, std::size_t offset, st
 
 const char* to_string(RecordCheck c) noexcept {
   switch (c) {
-    case RecordCheck::ok: return "ok";
-    case RecordCheck::partial: return "record runs past the end of the file";
-    case RecordCheck::too_long: return "record length exceeds the limit";
-    case RecordCheck::bad_crc: return "record fails its crc";
+    case RecordCheck::ok:
+      return "ok";
+    case RecordCheck::partial:
+      return "record runs past the end of the file";
+    case RecordCheck::too_long:
+      return "record length exceeds the limit";
+    case RecordCheck::bad_crc:
+      return "record fails its crc";
   }
   return "?";
 }

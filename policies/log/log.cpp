@@ -5,8 +5,8 @@
 #include <charconv>
 #include <thread>
 
-#include "log_core.hpp"
 #include "../../pubsub/logging.hpp"
+#include "log_core.hpp"
 #include "rill/codec.hpp"
 
 namespace rill {
@@ -26,15 +26,18 @@ Result<FsyncPolicy> parse_fsync_policy(std::string_view text) {
       return FsyncPolicy::every(std::chrono::milliseconds(ms));
     }
   }
-  return fail(Errc::invalid_argument, "fsync policy must be always, every:MS (1..3600000) or never, got '" +
-                                          std::string(text) + "'");
+  return fail(Errc::invalid_argument,
+              "fsync policy must be always, every:MS (1..3600000) or never, got '" + std::string(text) + "'");
 }
 
 std::string to_string(const FsyncPolicy& policy) {
   switch (policy.mode) {
-    case FsyncMode::always: return "always";
-    case FsyncMode::never: return "never";
-    case FsyncMode::every: return "every:" + std::to_string(policy.interval.count());
+    case FsyncMode::always:
+      return "always";
+    case FsyncMode::never:
+      return "never";
+    case FsyncMode::every:
+      return "every:" + std::to_string(policy.interval.count());
   }
   return "?";
 }
@@ -50,13 +53,16 @@ Log& Log::operator=(Log&& o) noexcept {
   }
   return *this;
 }
-Log::~Log() { (void)close(); }
+Log::~Log() {
+  (void)close();
+}
 
 Result<Log> Log::open(const std::filesystem::path& dir, const LogOptions& options) {
   if (options.segment_bytes < 4096 || options.index_interval_bytes == 0 || options.buffer_bytes == 0 ||
       options.max_record_bytes == 0 || options.max_record_bytes > (1u << 30)) {
-    return fail(Errc::invalid_argument,
-                "log options: segment_bytes >= 4096, index_interval_bytes, buffer_bytes > 0, max_record_bytes <= 1 GiB");
+    return fail(
+        Errc::invalid_argument,
+        "log options: segment_bytes >= 4096, index_interval_bytes, buffer_bytes > 0, max_record_bytes <= 1 GiB");
   }
   auto core = std::make_shared<LogCore>();
   core->dir = dir;
@@ -172,19 +178,29 @@ Result<std::size_t> Log::apply_retention() {
   return m_core->retention();
 }
 
-std::uint64_t Log::publisher_id() const noexcept { return m_core->publisher_id; }
+std::uint64_t Log::publisher_id() const noexcept {
+  return m_core->publisher_id;
+}
 std::uint64_t Log::next_sequence() const noexcept {
   std::lock_guard g(m_core->mu);
   return m_core->opt.read_only ? m_core->visible_seq.load() + 1 : m_core->next_seq;
 }
-std::uint64_t Log::first_sequence() const noexcept { return m_core->first_seq.load(); }
-std::uint64_t Log::last_sequence() const noexcept { return m_core->visible_seq.load(); }
-const LogRecovery& Log::recovery() const noexcept { return m_core->recovery; }
-const std::filesystem::path& Log::directory() const noexcept { return m_core->dir; }
+std::uint64_t Log::first_sequence() const noexcept {
+  return m_core->first_seq.load();
+}
+std::uint64_t Log::last_sequence() const noexcept {
+  return m_core->visible_seq.load();
+}
+const LogRecovery& Log::recovery() const noexcept {
+  return m_core->recovery;
+}
+const std::filesystem::path& Log::directory() const noexcept {
+  return m_core->dir;
+}
 
 LogStats Log::stats() const noexcept {
   const auto& c = *m_core;
-  return {c.st_appends.load(), c.st_batches.load(), c.st_fsyncs.load(),
+  return {c.st_appends.load(), c.st_batches.load(),  c.st_fsyncs.load(),
           c.st_bytes.load(),   c.st_no_space.load(), c.st_deleted.load()};
 }
 

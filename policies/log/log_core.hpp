@@ -3,8 +3,8 @@
 
 #include <liburing.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -128,7 +128,7 @@ struct LogCore {
   std::uint64_t committed_seq = 0;  ///< last sequence written (and synced under always)
   std::uint64_t fail_epoch = 0;
   std::deque<LogFailure> failures;
-  std::optional<Error> stuck;  ///< every/never: a write failed; its batch is kept and retried
+  std::optional<Error> stuck;      ///< every/never: a write failed; its batch is kept and retried
   std::uint64_t want_records = 0;  ///< always: the writer waits briefly for this many appenders
   bool stopping = false;
   bool closed = false;
@@ -140,8 +140,7 @@ struct LogCore {
   io_uring ring{};
   bool ring_ok = false;
 
-  std::atomic<std::uint64_t> st_appends{0}, st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0},
-      st_deleted{0};
+  std::atomic<std::uint64_t> st_appends{0}, st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
 
   ~LogCore();
 

@@ -12,9 +12,9 @@
 #include <fstream>
 #include <random>
 
+#include "../../pubsub/logging.hpp"
 #include "crc32c.hpp"
 #include "log_core.hpp"
-#include "../../pubsub/logging.hpp"
 #include "rill/codec.hpp"
 
 namespace rill::detail {
@@ -22,8 +22,9 @@ namespace rill::detail {
 namespace fs = std::filesystem;
 
 Error corrupt_at(const fs::path& seg, std::uint64_t offset, std::string_view what) {
-  return Error{Errc::corrupt, 0,
-               "segment " + seg.filename().string() + " at offset " + std::to_string(offset) + ": " + std::string(what)};
+  return Error{
+      Errc::corrupt, 0,
+      "segment " + seg.filename().string() + " at offset " + std::to_string(offset) + ": " + std::string(what)};
 }
 
 FileMap& FileMap::operator=(FileMap&& o) noexcept {
@@ -42,7 +43,7 @@ FileMap::~FileMap() {
 Result<FileMap> FileMap::map(const fs::path& path, std::size_t at_least) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(Errc::io_error, "open " + path.string(), errno);
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
     ::close(fd);
@@ -98,7 +99,9 @@ Result<void> fsync_dir(const fs::path& dir) {
   return {};
 }
 
-Errc errc_for(int e) { return e == ENOSPC || e == EDQUOT ? Errc::no_space : Errc::io_error; }
+Errc errc_for(int e) {
+  return e == ENOSPC || e == EDQUOT ? Errc::no_space : Errc::io_error;
+}
 
 Result<void> write_all(int fd, std::span<const std::byte> data, const fs::path& what) {
   std::size_t done = 0;
@@ -175,7 +178,8 @@ Result<void> LogCore::create_segment(std::uint64_t base_seq) {
   const int nfd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (nfd < 0) return fail(errc_for(errno), "create " + path.string(), errno);
   std::array<std::byte, logfmt::segment_header_bytes> hdr{};
-  logfmt::encode_segment_header(hdr, {.publisher_id = publisher_id, .base_seq = base_seq, .created_ns = wall_clock_ns()});
+  logfmt::encode_segment_header(hdr,
+                                {.publisher_id = publisher_id, .base_seq = base_seq, .created_ns = wall_clock_ns()});
   auto w = write_all(nfd, hdr, path);
   if (w && ::fdatasync(nfd) != 0) w = fail(errc_for(errno), "fsync " + path.string(), errno);
   if (w) w = fsync_dir(dir);
@@ -240,9 +244,11 @@ Result<void> LogCore::recover() {
     }
     auto hdr = logfmt::decode_segment_header(data);
     if (!hdr) return std::unexpected(corrupt_at(path, 0, hdr.error().detail));
-    if (hdr->base_seq != bases[i]) return std::unexpected(corrupt_at(path, 0, "header base sequence differs from the file name"));
+    if (hdr->base_seq != bases[i])
+      return std::unexpected(corrupt_at(path, 0, "header base sequence differs from the file name"));
     if (i == 0) publisher_id = hdr->publisher_id;
-    if (hdr->publisher_id != publisher_id) return std::unexpected(corrupt_at(path, 0, "segment belongs to another publisher"));
+    if (hdr->publisher_id != publisher_id)
+      return std::unexpected(corrupt_at(path, 0, "segment belongs to another publisher"));
     if (!segs.empty() && segs.back()->last_seq + 1 != hdr->base_seq) {
       return std::unexpected(corrupt_at(segs.back()->path, segs.back()->end,
                                         "segment ends at sequence " + std::to_string(segs.back()->last_seq) +
@@ -263,9 +269,8 @@ Result<void> LogCore::recover() {
       idx = fail(Errc::corrupt, "index does not match its segment");
     }
     if (idx && idx->end_offset > data.size()) {
-      return std::unexpected(corrupt_at(path, data.size(),
-                                        "segment is shorter than its checkpoint (" + std::to_string(idx->end_offset) +
-                                            " bytes)"));
+      return std::unexpected(corrupt_at(
+          path, data.size(), "segment is shorter than its checkpoint (" + std::to_string(idx->end_offset) + " bytes)"));
     }
     if (!idx) {
       if (!idx_bytes.empty() || !last) ++recovery.indexes_rebuilt;
@@ -288,8 +293,9 @@ Result<void> LogCore::recover() {
       check = logfmt::check_record(data, off, opt.max_record_bytes, r);
       if (check != logfmt::RecordCheck::ok) break;
       if (r.sequence != last_seq + 1) {
-        return std::unexpected(corrupt_at(path, off, "sequence " + std::to_string(r.sequence) + " where " +
-                                                         std::to_string(last_seq + 1) + " was expected"));
+        return std::unexpected(corrupt_at(
+            path, off,
+            "sequence " + std::to_string(r.sequence) + " where " + std::to_string(last_seq + 1) + " was expected"));
       }
       seg->note_record(r, opt.index_interval_bytes);
       last_seq = r.sequence;
@@ -307,7 +313,8 @@ Result<void> LogCore::recover() {
       recovery.torn_bytes = data.size() - off;
       recovery.torn_reason = why;
       if (!opt.read_only) {
-        if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0) return fail(Errc::io_error, "truncate " + path.string(), errno);
+        if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+          return fail(Errc::io_error, "truncate " + path.string(), errno);
         const int tfd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
         if (tfd >= 0) {
           ::fdatasync(tfd);

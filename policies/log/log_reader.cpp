@@ -15,8 +15,12 @@ LogReader::LogReader(LogReader&&) noexcept = default;
 LogReader& LogReader::operator=(LogReader&&) noexcept = default;
 LogReader::~LogReader() = default;
 
-std::uint64_t LogReader::position() const noexcept { return m_state->pos; }
-std::uint64_t LogReader::lost() const noexcept { return m_state->lost; }
+std::uint64_t LogReader::position() const noexcept {
+  return m_state->pos;
+}
+std::uint64_t LogReader::lost() const noexcept {
+  return m_state->lost;
+}
 
 // Positions the reader at `pos` inside `s`: from the nearest index entry, walking (and
 // checking) the records before it.
@@ -50,8 +54,9 @@ Result<void> LogReader::State::enter(std::shared_ptr<LogSegment> s) {
     const auto c = logfmt::check_record(data, off, core->opt.max_record_bytes, r);
     if (c != logfmt::RecordCheck::ok) return std::unexpected(detail::corrupt_at(seg->path, off, logfmt::to_string(c)));
     if (r.sequence != at_seq) {
-      return std::unexpected(detail::corrupt_at(seg->path, off, "sequence " + std::to_string(r.sequence) + " where " +
-                                                                    std::to_string(at_seq) + " was expected"));
+      return std::unexpected(detail::corrupt_at(
+          seg->path, off,
+          "sequence " + std::to_string(r.sequence) + " where " + std::to_string(at_seq) + " was expected"));
     }
     off += r.size;
     ++at_seq;
@@ -83,9 +88,9 @@ Result<std::optional<LogRecord>> LogReader::next() {
         continue;
       }
       if (r.sequence != s.pos) {
-        return std::unexpected(detail::corrupt_at(s.seg->path, s.off, "sequence " + std::to_string(r.sequence) +
-                                                                          " where " + std::to_string(s.pos) +
-                                                                          " was expected"));
+        return std::unexpected(detail::corrupt_at(
+            s.seg->path, s.off,
+            "sequence " + std::to_string(r.sequence) + " where " + std::to_string(s.pos) + " was expected"));
       }
       s.off += r.size;
       ++s.pos;
@@ -114,9 +119,8 @@ Result<bool> LogReader::wait(std::chrono::milliseconds timeout) {
   }
   c.vis_waiters.fetch_add(1);
   std::unique_lock lk(c.vis_mu);
-  const bool ok =
-      c.vis_cv.wait_until(lk, deadline, [&] { return c.visible_seq.load() >= s.pos || c.closed; }) &&
-      c.visible_seq.load() >= s.pos;
+  const bool ok = c.vis_cv.wait_until(lk, deadline, [&] { return c.visible_seq.load() >= s.pos || c.closed; }) &&
+                  c.visible_seq.load() >= s.pos;
   lk.unlock();
   c.vis_waiters.fetch_sub(1);
   return ok;

@@ -5,14 +5,16 @@
 
 #include <cerrno>
 
-#include "log_core.hpp"
 #include "../../pubsub/logging.hpp"
+#include "log_core.hpp"
 
 namespace rill::detail {
 
 namespace {
 
-Errc errc_for(int e) { return e == ENOSPC || e == EDQUOT ? Errc::no_space : Errc::io_error; }
+Errc errc_for(int e) {
+  return e == ENOSPC || e == EDQUOT ? Errc::no_space : Errc::io_error;
+}
 
 template <class T>
 T field(const std::byte* p) noexcept {
@@ -84,7 +86,9 @@ Result<void> LogCore::write_at(std::span<const std::byte> data, std::uint64_t of
   }
 }
 
-Result<void> LogCore::fdatasync_active() { return write_at({}, 0, true); }
+Result<void> LogCore::fdatasync_active() {
+  return write_at({}, 0, true);
+}
 
 void LogCore::publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start) {
   std::uint64_t last = 0;
@@ -197,8 +201,8 @@ void LogCore::writer_main() {
       active.gen = ++gen_counter;
     }
     if (stopping && inflight.empty() && !unsynced) break;
-    const bool sync_now = always || stopping || sync_request > synced_gen ||
-                          (every && clock::now() >= last_sync + opt.fsync.interval);
+    const bool sync_now =
+        always || stopping || sync_request > synced_gen || (every && clock::now() >= last_sync + opt.fsync.interval);
     const bool have = !inflight.empty();
     const auto write_start = clock::now();
     lk.unlock();
@@ -295,9 +299,7 @@ Result<void> LogCore::stop_writer() {
   if (lock_fd >= 0) ::close(lock_fd);
   lock_fd = -1;
   append_cv.notify_all();
-  {
-    std::lock_guard g(vis_mu);
-  }
+  { std::lock_guard g(vis_mu); }
   vis_cv.notify_all();
   return result;
 }

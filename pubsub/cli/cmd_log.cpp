@@ -49,10 +49,10 @@ int log_list(const std::string& dir, const Args& args) {
   const auto& rec = log->recovery();
   std::string line = "{\"log\":{\"dir\":";
   append_json_string(line, dir);
-  line += ",\"publisher\":\"" + hex_id(log->publisher_id()) + "\",\"first_seq\":" +
-          std::to_string(log->first_sequence()) + ",\"last_seq\":" + std::to_string(log->last_sequence()) +
-          ",\"segments\":" + std::to_string(segs.size()) + ",\"bytes\":" + std::to_string(bytes) +
-          ",\"records_checked\":" + std::to_string(rec.records_scanned) +
+  line += ",\"publisher\":\"" + hex_id(log->publisher_id()) +
+          "\",\"first_seq\":" + std::to_string(log->first_sequence()) +
+          ",\"last_seq\":" + std::to_string(log->last_sequence()) + ",\"segments\":" + std::to_string(segs.size()) +
+          ",\"bytes\":" + std::to_string(bytes) + ",\"records_checked\":" + std::to_string(rec.records_scanned) +
           ",\"torn_tail\":" + (rec.torn_tail ? "true" : "false");
   if (rec.torn_tail) {
     line += ",\"torn_segment\":";

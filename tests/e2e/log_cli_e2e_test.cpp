@@ -27,11 +27,13 @@ void write_log(const std::filesystem::path& dir) {
     const HeaderKV h[] = {{"k", value}};
     mb.reset();
     const auto env = mb.finish_raw(std::as_bytes(std::span(payload.data(), payload.size())),
-                                   {.topic = "md/log", .publisher_id = pub_id, .sequence = seq,
+                                   {.topic = "md/log",
+                                    .publisher_id = pub_id,
+                                    .sequence = seq,
                                     .timestamp_ns = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(seq),
                                     .headers = h});
-    auto r = log->append(env, {.timestamp_ns = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(seq),
-                               .expect_sequence = seq});
+    auto r = log->append(
+        env, {.timestamp_ns = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(seq), .expect_sequence = seq});
     REQUIRE(r.has_value());
   }
   REQUIRE(log->close().has_value());
@@ -43,9 +45,9 @@ void write_log(const std::filesystem::path& dir) {
   for (std::uint64_t seq : {7u, 9u}) {
     const std::string payload = "poison " + std::to_string(seq);
     mb.reset();
-    const auto env = mb.finish_raw(std::as_bytes(std::span(payload.data(), payload.size())),
-                                   {.topic = "md/log", .publisher_id = pub_id, .sequence = seq, .timestamp_ns = 1,
-                                    .headers = {}});
+    const auto env =
+        mb.finish_raw(std::as_bytes(std::span(payload.data(), payload.size())),
+                      {.topic = "md/log", .publisher_id = pub_id, .sequence = seq, .timestamp_ns = 1, .headers = {}});
     REQUIRE(dlq->add(env, "handler threw \"bad\"", 3, pub_id, seq).has_value());
   }
 }
@@ -92,12 +94,13 @@ TEST_CASE("rill log inspect dumps a range as rill sub json lines; damage is repo
   REQUIRE(all.size() == 3);
   for (std::uint64_t i = 0; i < 3; ++i) {
     CHECK(all[i] == R"({"topic":"md/log","publisher":"abcdef0123456789","seq":)" + std::to_string(10 + i) +
-                        R"(,"ts_ns":)" + std::to_string(1'700'000'000'000'000'000 + 10 + i) + R"(,"size":6,"payload":"msg )" +
-                        std::to_string(10 + i) + "\"}");
+                        R"(,"ts_ns":)" + std::to_string(1'700'000'000'000'000'000 + 10 + i) +
+                        R"(,"size":6,"payload":"msg )" + std::to_string(10 + i) + "\"}");
   }
   // By time: the first record at or after ts of record 40.
-  const auto by_time = run_ok(dir, "since", {"log", "inspect", (dir / "log").string(), "--since-ns",
-                                             std::to_string(1'700'000'000'000'000'040), "--count", "1", "--format", "text"});
+  const auto by_time = run_ok(dir, "since",
+                              {"log", "inspect", (dir / "log").string(), "--since-ns",
+                               std::to_string(1'700'000'000'000'000'040), "--count", "1", "--format", "text"});
   CHECK(by_time == "md/log 40 msg 40\n");
 
   // Flip a byte inside record 3's body (first segment): inspect stops there with the location.
@@ -141,10 +144,12 @@ TEST_CASE("rill log replay re-publishes a range to a live subscriber; dead lette
   auto dl = lines(listed);
   REQUIRE(dl.size() == 2);
   CHECK(dl[0].find(R"("seq":7,"attempts":3,)") != std::string::npos);
-  CHECK(dl[0].find(R"("reason":"handler threw \"bad\"","redriven":false,"topic":"md/log","size":8,"payload":"poison 7")") !=
+  CHECK(dl[0].find(
+            R"("reason":"handler threw \"bad\"","redriven":false,"topic":"md/log","size":8,"payload":"poison 7")") !=
         std::string::npos);
 
-  auto sub2 = spawn_rill(dir, "sub2", {"sub", ep, "md/", "--count", "2", "--idle-exit-ms", "20000", "--format", "text"});
+  auto sub2 =
+      spawn_rill(dir, "sub2", {"sub", ep, "md/", "--count", "2", "--idle-exit-ms", "20000", "--format", "text"});
   auto rd = spawn_rill(dir, "redrive", {"log", "dlq", (dir / "log").string(), "redrive", ep, "--wait-subs", "1"});
   INFO("redrive stderr: " << rd->err());
   REQUIRE(rd->wait(30s).ok());
@@ -163,9 +168,12 @@ TEST_CASE("rill log replay re-publishes a range to a live subscriber; dead lette
 
 TEST_CASE("rill log usage errors exit 2 with one line") {
   TempDir dir;
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"log"}, {"log", "list"}, {"log", "frob", "x"}, {"log", "inspect", "d", "--format", "xml"},
-           {"log", "replay", "d"}, {"log", "list", (dir / "nope").string()}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"log"},
+                                                                {"log", "list"},
+                                                                {"log", "frob", "x"},
+                                                                {"log", "inspect", "d", "--format", "xml"},
+                                                                {"log", "replay", "d"},
+                                                                {"log", "list", (dir / "nope").string()}}) {
     auto p = spawn_rill(dir, "usage", args);
     const auto e = p->wait(10s);
     INFO(p->command_line() << " -> " << p->err());

@@ -23,8 +23,7 @@ using rill::fuzz::expect;
 volatile std::uint64_t g_sink = 0;
 
 bool inside(std::span<const std::byte> outer, std::span<const std::byte> inner) {
-  return inner.empty() ||
-         (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
+  return inner.empty() || (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
 }
 
 void walk_records(std::span<const std::byte> data, std::size_t off) {
@@ -71,8 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* input, std::size_t siz
     expect(inside(data, d->envelope), "dead-letter envelope outside the body");
     expect(inside(data, std::as_bytes(std::span(d->reason.data(), d->reason.size()))),
            "dead-letter reason outside the body");
-    expect(d->reason.empty() || d->envelope.empty() || d->envelope.data() >= reinterpret_cast<const std::byte*>(
-                                                                                  d->reason.data() + d->reason.size()),
+    expect(d->reason.empty() || d->envelope.empty() ||
+               d->envelope.data() >= reinterpret_cast<const std::byte*>(d->reason.data() + d->reason.size()),
            "dead-letter reason and envelope overlap");
   }
   return 0;

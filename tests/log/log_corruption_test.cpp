@@ -230,9 +230,9 @@ TEST_CASE("1,200 seeded truncations and bit flips: tail damage cut, middle damag
     };
     auto names_damage = [&](const rill::Error& e) {
       CHECK(e.code == rill::Errc::corrupt);
-      CHECK_MESSAGE(e.detail.find("segment " + ex.file + " at offset " + std::to_string(ex.offset) + ":") !=
-                        std::string::npos,
-                    e.detail);
+      CHECK_MESSAGE(
+          e.detail.find("segment " + ex.file + " at offset " + std::to_string(ex.offset) + ":") != std::string::npos,
+          e.detail);
     };
     const fs::path caze = dir / "case";
 

@@ -29,8 +29,8 @@ namespace {
 
 std::string g_self;
 
-const rill::LogOptions crash_opts{.fsync = rill::FsyncPolicy::always(), .segment_bytes = 16u << 10,
-                                  .index_interval_bytes = 1024};
+const rill::LogOptions crash_opts{
+    .fsync = rill::FsyncPolicy::always(), .segment_bytes = 16u << 10, .index_interval_bytes = 1024};
 
 // The child: four threads append "pid thread counter" bodies and report "seq pid thread counter".
 int run_writer(const char* dir) {
@@ -88,7 +88,8 @@ Round crash_once(const std::string& dir, std::chrono::microseconds delay) {
       killed = true;
     }
     const int wait_ms =
-        killed ? 1000 : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - now).count()) + 1;
+        killed ? 1000
+               : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - now).count()) + 1;
     pollfd p{fds[0], POLLIN, 0};
     if (::poll(&p, 1, wait_ms) > 0) {
       const ssize_t n = ::read(fds[0], buf, sizeof buf);
@@ -161,8 +162,8 @@ TEST_CASE("kill -9 at random points under fsync always: every acknowledged appen
       CHECK(it->second == seq);
     }
   }
-  MESSAGE(kills << " kills, " << acked.size() << " acknowledged appends, last seq " << max_acked << ", "
-                << cut_tails << " torn tails seen");
+  MESSAGE(kills << " kills, " << acked.size() << " acknowledged appends, last seq " << max_acked << ", " << cut_tails
+                << " torn tails seen");
   CHECK(acked.size() > static_cast<std::size_t>(kills));  // the writers really made progress
 }
 

@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "log_test_util.hpp"
 #include "rill/log.hpp"

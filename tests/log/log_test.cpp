@@ -1,5 +1,7 @@
 // The persistent log's behaviour: append/read, rolling, seeking, reopening, fsync policies,
 // group commit, retention, recovery of torn tails and refusal of corruption, ack store, DLQ.
+#include "rill/log.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -13,9 +15,8 @@
 #include "policies/log/crc32c.hpp"
 #include "rill/ack_store.hpp"
 #include "rill/codec.hpp"
-#include "rill/message_builder.hpp"
 #include "rill/dead_letter.hpp"
-#include "rill/log.hpp"
+#include "rill/message_builder.hpp"
 
 using namespace logtest;
 using rill::Errc;
@@ -49,7 +50,8 @@ std::vector<std::uint64_t> read_all(const Log& log, std::uint64_t from = 0, std:
 void append_n(Log& log, std::uint64_t n, std::size_t size = 0, std::int64_t ts0 = 0) {
   for (std::uint64_t i = 0; i < n; ++i) {
     const auto seq = log.next_sequence();
-    auto r = log.append(bytes_of(body_for(seq, size)), {.timestamp_ns = ts0 != 0 ? ts0 + static_cast<std::int64_t>(seq) * 1000 : 0});
+    auto r = log.append(bytes_of(body_for(seq, size)),
+                        {.timestamp_ns = ts0 != 0 ? ts0 + static_cast<std::int64_t>(seq) * 1000 : 0});
     REQUIRE_MESSAGE(r.has_value(), r.error().message());
     REQUIRE(*r == seq);
   }
@@ -464,8 +466,9 @@ TEST_CASE("dead-letter log keeps message, reason and attempts; re-drive position
   TempDir dir;
   rill::MessageBuilder mb;
   const std::string payload = "poison";
-  const auto env = mb.finish_raw(std::as_bytes(std::span(payload.data(), payload.size())),
-                                   {.topic = "md/x", .publisher_id = 9, .sequence = 77, .timestamp_ns = 5, .headers = {}});
+  const auto env =
+      mb.finish_raw(std::as_bytes(std::span(payload.data(), payload.size())),
+                    {.topic = "md/x", .publisher_id = 9, .sequence = 77, .timestamp_ns = 5, .headers = {}});
   {
     auto dlq = rill::DeadLetterLog::open(dir / "dead-letters");
     REQUIRE(dlq.has_value());
@@ -481,14 +484,15 @@ TEST_CASE("dead-letter log keeps message, reason and attempts; re-drive position
   CHECK(dlq->redriven() == 2);
   std::vector<rill::DeadLetter> seen;
   std::vector<std::string> reasons;
-  REQUIRE(dlq->for_each(0, [&](const rill::DeadLetter& d) {
-                 reasons.emplace_back(d.reason);
-                 auto v = rill::verify_envelope(d.envelope);
-                 REQUIRE(v.has_value());
-                 CHECK((*v)->sequence() == 77);
-                 seen.push_back(d);
-                 return true;
-               })
+  REQUIRE(dlq->for_each(0,
+                        [&](const rill::DeadLetter& d) {
+                          reasons.emplace_back(d.reason);
+                          auto v = rill::verify_envelope(d.envelope);
+                          REQUIRE(v.has_value());
+                          CHECK((*v)->sequence() == 77);
+                          seen.push_back(d);
+                          return true;
+                        })
               .has_value());
   REQUIRE(seen.size() == 3);
   CHECK(reasons[1] == "handler threw: bad 2");

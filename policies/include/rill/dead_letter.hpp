@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
-#include <vector>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "rill/ack_store.hpp"
 #include "rill/log.hpp"
@@ -16,12 +16,12 @@ namespace rill {
 
 /// One dead letter, read in place (valid during the callback it is passed to).
 struct DeadLetter {
-  std::uint64_t dlq_seq = 0;          ///< its own sequence in the dead-letter log
-  std::uint32_t attempts = 0;         ///< how many times the handler failed it
-  std::int64_t dead_ns = 0;           ///< when it was dead-lettered
-  std::uint64_t publisher_id = 0;     ///< of the original message
-  std::uint64_t sequence = 0;         ///< of the original message
-  std::string_view reason;            ///< the handler's error text
+  std::uint64_t dlq_seq = 0;            ///< its own sequence in the dead-letter log
+  std::uint32_t attempts = 0;           ///< how many times the handler failed it
+  std::int64_t dead_ns = 0;             ///< when it was dead-lettered
+  std::uint64_t publisher_id = 0;       ///< of the original message
+  std::uint64_t sequence = 0;           ///< of the original message
+  std::string_view reason;              ///< the handler's error text
   std::span<const std::byte> envelope;  ///< the whole original envelope, 8-byte aligned
 };
 

@@ -47,15 +47,15 @@ struct FsyncPolicy {
 /// How a log is opened; fill with designated initializers.
 struct LogOptions {
   FsyncPolicy fsync{};
-  std::size_t segment_bytes = 64u << 20;        ///< roll to a new segment past this size
+  std::size_t segment_bytes = 64u << 20;         ///< roll to a new segment past this size
   std::size_t index_interval_bytes = 64u << 10;  ///< sparse index: one entry per this many bytes
   std::size_t max_record_bytes = 64u << 20;      ///< larger bodies are refused (too_large)
   std::size_t buffer_bytes = 4u << 20;           ///< group-commit buffer; a full one makes append() wait
   std::uint64_t retention_bytes = 0;             ///< delete the oldest sealed segments past this total (0: keep)
   std::chrono::milliseconds retention_age{0};    ///< delete sealed segments whose newest record is older (0: keep)
-  std::uint64_t publisher_id = 0;                ///< id recorded in a new log (0: random); an existing log keeps its own
-  bool read_only = false;                        ///< inspect only: nothing is cut, created or written
-  bool verify_all = false;  ///< check every record of every segment at open, not only past the checkpoints
+  std::uint64_t publisher_id = 0;  ///< id recorded in a new log (0: random); an existing log keeps its own
+  bool read_only = false;          ///< inspect only: nothing is cut, created or written
+  bool verify_all = false;         ///< check every record of every segment at open, not only past the checkpoints
 };
 
 /// What open() found and did; logged once at open too.
@@ -103,8 +103,8 @@ struct LogStats {
 
 /// Extra fields of an append.
 struct AppendMeta {
-  std::int64_t timestamp_ns = 0;     ///< 0: now (CLOCK_REALTIME)
-  std::uint64_t publisher_id = 0;    ///< 0: the log's publisher id
+  std::int64_t timestamp_ns = 0;      ///< 0: now (CLOCK_REALTIME)
+  std::uint64_t publisher_id = 0;     ///< 0: the log's publisher id
   std::uint64_t expect_sequence = 0;  ///< non-zero: fail with invalid_argument unless this is the next sequence
 };
 
