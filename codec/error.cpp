@@ -19,6 +19,8 @@ std::string_view to_string(Errc code) noexcept {
     case Errc::incompatible: return "incompatible";
     case Errc::permission_denied: return "permission_denied";
     case Errc::exhausted: return "exhausted";
+    case Errc::no_space: return "no_space";
+    case Errc::corrupt: return "corrupt";
   }
   return "unknown";
 }

@@ -78,11 +78,12 @@ build_target batch transport/tcp/tcp_wire.cpp
 build_target udp transport/udp/udp_wire.cpp transport/udp/udp_stream.cpp
 build_target http_request transport/http/request_reader.cpp
 build_target signature_header transport/http/signature.cpp codec/error.cpp
+build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp codec/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch udp http_request signature_header; do
+for name in envelope control batch udp http_request signature_header log_record; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -54,5 +54,6 @@ int cmd_perf(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 /// rill sub with an http(s) URL among its endpoints: deliver each message there.
 int run_delivery(const Args& args, const rill::SubscriberOptions& opts, const std::string& url, std::string_view usage);
+int cmd_log(int argc, char** argv);
 
 }  // namespace rill::cli

@@ -8,7 +8,8 @@ namespace {
 
 constexpr std::string_view usage_text =
     "rill pub ENDPOINT TOPIC [options] | rill sub ENDPOINT... [URL] TOPIC_PREFIX [options] | "
-    "rill serve --http HOST:PORT --publish ENDPOINT [options] | rill perf TRANSPORT [options]";
+    "rill serve --http HOST:PORT --publish ENDPOINT [options] | rill perf TRANSPORT [options] | "
+    "rill log list|inspect|replay|dlq DIR [options]";
 
 }  // namespace
 
@@ -19,6 +20,9 @@ int main(int argc, char** argv) {
   if (cmd == "pub") return cmd_pub(argc - 2, argv + 2);
   if (cmd == "sub") return cmd_sub(argc - 2, argv + 2);
   if (cmd == "perf") return cmd_perf(argc - 2, argv + 2);
+#ifdef RILL_WITH_LOG
+  if (cmd == "log") return cmd_log(argc - 2, argv + 2);
+#endif
   if (cmd == "--help" || cmd == "help") {
     std::printf("usage: %.*s\n", static_cast<int>(usage_text.size()), usage_text.data());
     return exit_ok;

@@ -22,6 +22,8 @@ enum class Errc {
   incompatible,      ///< peer or options cannot work together (versions, durability)
   permission_denied, ///< the OS refused access (e.g. a shared-memory segment's mode)
   exhausted,         ///< a bounded resource is used up (e.g. every shm chunk is held)
+  no_space,          ///< the disk (or quota) is full; nothing was written, retry once space is freed
+  corrupt,           ///< stored data failed its checksum or structure check (the detail names file and offset)
 };
 
 /// An error code, the errno behind it when there is one, and a human detail.

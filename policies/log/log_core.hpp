@@ -1,0 +1,208 @@
+// The shared state behind Log and LogReader, and the writer thread's batch.
+#pragma once
+
+#include <liburing.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "format.hpp"
+#include "rill/log.hpp"
+
+namespace rill::detail {
+
+/// One segment file. Atomics are what readers look at without the segment lock; the
+/// metadata below them is guarded by LogCore::seg_mu and written by the writer thread.
+struct LogSegment {
+  std::filesystem::path path;
+  std::uint64_t base_seq = 0;
+  std::atomic<std::uint64_t> last_seq{0};  ///< last visible record (base_seq - 1: none)
+  std::atomic<std::uint64_t> end{0};       ///< visible bytes (header + whole records)
+  std::atomic<bool> sealed{false};         ///< no record will be added
+
+  std::uint64_t records = 0;
+  std::int64_t first_ts = 0;
+  std::int64_t max_ts = INT64_MIN;
+  std::uint64_t checkpoint_end = 0;  ///< bytes the index file vouches for
+  std::uint64_t next_index_at = 0;   ///< offset past which the next index entry is taken
+  std::vector<logfmt::IndexEntry> index;
+
+  /// Adds a record's metadata (seg_mu held, or the segment not shared yet).
+  void note_record(const logfmt::RecordView& r, std::size_t interval);
+  [[nodiscard]] logfmt::IndexFile index_file(std::uint64_t end_offset) const;
+};
+
+/// A growable byte buffer that does not zero what it hands out (records overwrite it at once).
+struct ByteBuf {
+  std::unique_ptr<std::byte[]> p;
+  std::size_t n = 0;
+  std::size_t cap = 0;
+
+  void reserve(std::size_t c) {
+    if (c <= cap) return;
+    auto q = std::make_unique_for_overwrite<std::byte[]>(c);
+    if (n > 0) std::memcpy(q.get(), p.get(), n);
+    p = std::move(q);
+    cap = c;
+  }
+  std::byte* grow(std::size_t add) {
+    if (n + add > cap) reserve(std::max(cap * 2, n + add));
+    std::byte* at = p.get() + n;
+    n += add;
+    return at;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return n; }
+  [[nodiscard]] bool empty() const noexcept { return n == 0; }
+  [[nodiscard]] std::span<const std::byte> span() const noexcept { return {p.get(), n}; }
+  void clear() noexcept { n = 0; }
+};
+
+/// Records appended since the last swap, bound for one write (two around a segment roll).
+struct LogBatch {
+  ByteBuf bytes;
+  std::size_t roll_at = SIZE_MAX;  ///< bytes from here go to a new segment starting at roll_base
+  std::uint64_t roll_base = 0;
+  std::uint64_t first_seq = 0;
+  std::uint64_t last_seq = 0;
+  std::uint64_t gen = 0;
+  int stage = 0;  ///< 0 first part, 1 roll, 2 second part, 3 done (a retry resumes here)
+
+  [[nodiscard]] bool empty() const noexcept { return bytes.empty(); }
+  [[nodiscard]] std::uint64_t records() const noexcept { return empty() ? 0 : last_seq - first_seq + 1; }
+  void clear() noexcept {
+    bytes.clear();
+    roll_at = SIZE_MAX;
+    first_seq = last_seq = 0;
+    stage = 0;
+  }
+};
+
+/// Appenders under `always` whose records were in a failed write learn it from here.
+struct LogFailure {
+  std::uint64_t epoch = 0;
+  std::uint64_t from_seq = 0;
+  Error error;
+};
+
+struct LogCore {
+  std::filesystem::path dir;
+  LogOptions opt;
+  std::uint64_t publisher_id = 0;
+  LogRecovery recovery;
+  int lock_fd = -1;
+
+  // Segments, oldest first. Guarded by seg_mu (readers take it only to change segment).
+  mutable std::mutex seg_mu;
+  std::deque<std::shared_ptr<LogSegment>> segs;
+  std::atomic<std::uint64_t> first_seq{1};
+  std::atomic<std::uint64_t> visible_seq{0};
+
+  // Readers waiting for records.
+  std::mutex vis_mu;
+  std::condition_variable vis_cv;
+  std::atomic<int> vis_waiters{0};
+
+  // The append side. Guarded by mu.
+  std::mutex mu;
+  std::condition_variable append_cv;  ///< appenders: space in the buffer, their batch done
+  std::condition_variable writer_cv;  ///< the writer: work to do
+  LogBatch active;
+  LogBatch inflight;
+  std::uint64_t next_seq = 1;
+  std::uint64_t tail_end = 0;      ///< active segment's size once everything buffered is written
+  std::uint64_t tail_records = 0;  ///< records in the active segment, buffered ones included
+  std::uint64_t gen_counter = 1;
+  std::uint64_t done_gen = 0;    ///< batches up to this one are written (or failed)
+  std::uint64_t synced_gen = 0;  ///< ... and synced
+  std::uint64_t sync_request = 0;
+  std::uint64_t committed_seq = 0;  ///< last sequence written (and synced under always)
+  std::uint64_t fail_epoch = 0;
+  std::deque<LogFailure> failures;
+  std::optional<Error> stuck;      ///< every/never: a write failed; its batch is kept and retried
+  std::uint64_t want_records = 0;  ///< always: the writer waits briefly for this many appenders
+  bool stopping = false;
+  bool closed = false;
+  std::thread writer;
+
+  // Owned by the writer thread (and by open/close when it does not run).
+  int fd = -1;
+  std::uint64_t file_end = 0;
+  io_uring ring{};
+  bool ring_ok = false;
+
+  std::atomic<std::uint64_t> st_appends{0}, st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
+
+  ~LogCore();
+
+  // log_open.cpp
+  Result<void> recover();
+  Result<void> create_segment(std::uint64_t base_seq);  ///< new file, header synced; becomes the active one
+  Result<void> write_index(const LogSegment& seg, std::uint64_t end_offset);
+  Result<std::size_t> retention();
+
+  // log.cpp
+  Result<void> refresh();  ///< read-only: pick up records and segments another process appended
+
+  // log_writer.cpp
+  Result<void> start_writer();
+  void writer_main();
+  Result<void> write_batch(LogBatch& b, bool sync);
+  Result<void> write_at(std::span<const std::byte> data, std::uint64_t offset, bool sync);
+  Result<void> fdatasync_active();
+  void publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start);
+  Result<void> stop_writer();
+
+  [[nodiscard]] std::shared_ptr<LogSegment> active_segment() const {
+    std::lock_guard g(seg_mu);
+    return segs.back();
+  }
+  /// The segment holding `seq` (or the first one after it); nullptr past the end.
+  [[nodiscard]] std::shared_ptr<LogSegment> segment_for(std::uint64_t seq) const;
+};
+
+/// "segment 000..1.log at offset N: <what>" for corruption errors.
+[[nodiscard]] Error corrupt_at(const std::filesystem::path& seg, std::uint64_t offset, std::string_view what);
+
+/// Maps a whole file read-only (nullptr span for an empty file); unmapped on destruction.
+class FileMap {
+ public:
+  FileMap() = default;
+  FileMap(FileMap&& o) noexcept : m_data(std::exchange(o.m_data, nullptr)), m_size(std::exchange(o.m_size, 0)) {}
+  FileMap& operator=(FileMap&& o) noexcept;
+  ~FileMap();
+  [[nodiscard]] static Result<FileMap> map(const std::filesystem::path& path, std::size_t at_least = 0);
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {m_data, m_size}; }
+
+ private:
+  const std::byte* m_data = nullptr;
+  std::size_t m_size = 0;
+};
+
+}  // namespace rill::detail
+
+namespace rill {
+
+/// A reader's position: the segment it is in (mapped by the reader itself), the offset of
+/// the record at `pos`, and what it has lost to retention.
+struct LogReader::State {
+  std::shared_ptr<detail::LogCore> core;
+  std::shared_ptr<detail::LogSegment> seg;
+  detail::FileMap map;
+  std::uint64_t pos = 1;
+  std::size_t off = 0;
+  std::uint64_t lost = 0;
+
+  Result<void> enter(std::shared_ptr<detail::LogSegment> s);
+};
+
+}  // namespace rill

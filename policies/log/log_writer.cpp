@@ -1,0 +1,307 @@
+// The writer thread: swaps the append buffer out, writes it through io_uring (a linked
+// fdatasync under `always`), rolls segments, publishes what became visible, retries a
+// full disk. One thread per log, so one write (+ one fsync) serves every waiting appender.
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "../../pubsub/logging.hpp"
+#include "log_core.hpp"
+
+namespace rill::detail {
+
+namespace {
+
+Errc errc_for(int e) {
+  return e == ENOSPC || e == EDQUOT ? Errc::no_space : Errc::io_error;
+}
+
+template <class T>
+T field(const std::byte* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+Result<void> LogCore::start_writer() {
+  if (const int rc = io_uring_queue_init(8, &ring, 0); rc < 0) {
+    return fail(Errc::io_error, "io_uring_queue_init", -rc);
+  }
+  ring_ok = true;
+  active.bytes.reserve(opt.buffer_bytes);
+  inflight.bytes.reserve(opt.buffer_bytes);
+  active.gen = gen_counter;
+  next_seq = segs.back()->last_seq + 1;
+  committed_seq = next_seq - 1;
+  tail_end = file_end;
+  tail_records = segs.back()->records;
+  writer = std::thread([this] { writer_main(); });
+  return {};
+}
+
+Result<void> LogCore::write_at(std::span<const std::byte> data, std::uint64_t offset, bool sync) {
+  for (;;) {
+    unsigned n = 0;
+    if (!data.empty()) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+      io_uring_prep_write(sqe, fd, data.data(), static_cast<unsigned>(data.size()), offset);
+      sqe->user_data = 1;
+      if (sync) sqe->flags |= IOSQE_IO_LINK;  // the fsync runs only after the write completed in full
+      ++n;
+    }
+    if (sync) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+      io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+      sqe->user_data = 2;
+      ++n;
+    }
+    if (n == 0) return {};
+    if (const int rc = io_uring_submit_and_wait(&ring, n); rc < 0) return fail(Errc::io_error, "io_uring_submit", -rc);
+    int wres = 0;
+    int fres = 0;
+    for (unsigned i = 0; i < n; ++i) {
+      io_uring_cqe* cqe = nullptr;
+      int rc = 0;
+      while ((rc = io_uring_wait_cqe(&ring, &cqe)) == -EINTR) {
+      }
+      if (rc < 0) return fail(Errc::io_error, "io_uring_wait_cqe", -rc);
+      (cqe->user_data == 1 ? wres : fres) = cqe->res;
+      io_uring_cqe_seen(&ring, cqe);
+    }
+    if (!data.empty()) {
+      if (wres == -EINTR || wres == -EAGAIN) continue;
+      if (wres < 0) return fail(errc_for(-wres), "write " + segs.back()->path.filename().string(), -wres);
+      if (wres == 0) return fail(Errc::io_error, "write made no progress");
+      data = data.subspan(static_cast<std::size_t>(wres));
+      offset += static_cast<std::uint64_t>(wres);
+      if (!data.empty()) continue;  // short write (the linked fsync was cancelled): write the rest
+    }
+    if (sync) {
+      if (fres < 0) return fail(errc_for(-fres), "fdatasync " + segs.back()->path.filename().string(), -fres);
+      ++st_fsyncs;
+    }
+    return {};
+  }
+}
+
+Result<void> LogCore::fdatasync_active() {
+  return write_at({}, 0, true);
+}
+
+void LogCore::publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start) {
+  std::uint64_t last = 0;
+  {
+    std::lock_guard g(seg_mu);
+    logfmt::RecordView r;
+    for (std::size_t off = 0; off < part.size(); off += r.size) {
+      const std::byte* p = part.data() + off;
+      r.sequence = field<std::uint64_t>(p + 8);
+      r.timestamp_ns = field<std::int64_t>(p + 24);
+      r.offset = start + off;
+      r.size = logfmt::record_size(field<std::uint32_t>(p));
+      seg->note_record(r, opt.index_interval_bytes);
+      last = r.sequence;
+    }
+  }
+  seg->end.store(start + part.size(), std::memory_order_release);
+  seg->last_seq.store(last, std::memory_order_release);
+  visible_seq.store(last);
+  if (vis_waiters.load() > 0) {
+    { std::lock_guard g(vis_mu); }
+    vis_cv.notify_all();
+  }
+}
+
+Result<void> LogCore::write_batch(LogBatch& b, bool sync) {
+  auto seg = active_segment();
+  const auto all = b.bytes.span();
+  const std::size_t split = std::min(b.roll_at, all.size());
+  auto write_part = [&](std::span<const std::byte> part) -> Result<void> {
+    if (part.empty()) return {};
+    if (auto w = write_at(part, file_end, sync); !w) {
+      // Whatever part of it reached the file is cut again: the segment ends on a record.
+      if (::ftruncate(fd, static_cast<off_t>(file_end)) != 0) {
+        log().error("log {}: cannot cut a failed write back: {}", dir.string(), std::strerror(errno));
+      }
+      return w;
+    }
+    ++st_batches;
+    st_bytes += part.size();
+    publish(part, seg, file_end);
+    file_end += part.size();
+    return {};
+  };
+  if (b.stage == 0) {
+    if (auto w = write_part(all.first(split)); !w) return w;
+    b.stage = b.roll_at == SIZE_MAX ? 3 : 1;
+  }
+  if (b.stage == 1) {
+    // The old segment is synced before its index (the checkpoint) says it is complete.
+    if (!sync) {
+      if (auto s = fdatasync_active(); !s) return s;
+    }
+    const auto old = seg;
+    const std::uint64_t old_end = file_end;
+    if (auto c = create_segment(b.roll_base); !c) return c;
+    if (auto w = write_index(*old, old_end); !w) {
+      // Not fatal: the next open rebuilds a missing index by scanning the segment.
+      log().warn("log {}: index of {} not written: {}", dir.string(), old->path.filename().string(),
+                 w.error().message());
+    } else {
+      std::lock_guard g(seg_mu);
+      old->checkpoint_end = old_end;
+    }
+    if (auto r = retention(); !r) log().warn("log {}: retention: {}", dir.string(), r.error().message());
+    seg = active_segment();
+    b.stage = 2;
+  }
+  if (b.stage == 2) {
+    if (auto w = write_part(all.subspan(split)); !w) return w;
+    b.stage = 3;
+  }
+  return {};
+}
+
+void LogCore::writer_main() {
+  using clock = std::chrono::steady_clock;
+  const bool always = opt.fsync.mode == FsyncMode::always;
+  const bool every = opt.fsync.mode == FsyncMode::every;
+  std::unique_lock lk(mu);
+  auto last_sync = clock::now();
+  bool unsynced = false;
+  // Group commit under `always`: with a buffer swapped out the moment the previous write
+  // ends, N concurrent appenders settle into two alternating halves (N/2 per fsync). Waiting
+  // a moment for as many appenders as the last round had (those just released come straight
+  // back) lets one fsync carry all N. One appender: it is already there, so no wait.
+  auto batch_done = clock::now();
+  clock::duration delay{};
+  for (;;) {
+    if (stuck) {
+      // A full disk: retry the kept batch every 100 ms (or once more when closing).
+      writer_cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return stopping; });
+    } else {
+      auto ready = [&] {
+        return stopping || !active.empty() || sync_request > synced_gen ||
+               (every && unsynced && clock::now() >= last_sync + opt.fsync.interval);
+      };
+      if (every && unsynced) {
+        writer_cv.wait_until(lk, last_sync + opt.fsync.interval, ready);
+      } else {
+        writer_cv.wait(lk, ready);
+      }
+    }
+    if (always && !stopping && !stuck && want_records > 1 && inflight.empty() && !active.empty() &&
+        active.records() < want_records) {
+      writer_cv.wait_until(lk, batch_done + delay, [&] { return stopping || active.records() >= want_records; });
+    }
+    if (inflight.empty() && !active.empty()) {
+      std::swap(active, inflight);
+      active.gen = ++gen_counter;
+    }
+    if (stopping && inflight.empty() && !unsynced) break;
+    const bool sync_now =
+        always || stopping || sync_request > synced_gen || (every && clock::now() >= last_sync + opt.fsync.interval);
+    const bool have = !inflight.empty();
+    const auto write_start = clock::now();
+    lk.unlock();
+    Result<void> r;
+    if (have) {
+      r = write_batch(inflight, sync_now);
+    } else if (sync_now && unsynced) {
+      r = fdatasync_active();
+    }
+    lk.lock();
+    if (r) {
+      if (have) {
+        done_gen = inflight.gen;
+        if (always) {
+          want_records = inflight.records() + active.records();
+          batch_done = clock::now();
+          delay = std::min<clock::duration>(std::chrono::microseconds(100), (batch_done - write_start) / 4);
+        }
+        inflight.clear();
+        unsynced = true;
+      }
+      committed_seq = visible_seq.load();
+      if (stuck) log().warn("log {}: writes resumed", dir.string());
+      stuck.reset();
+      if (sync_now) {
+        synced_gen = done_gen;
+        last_sync = clock::now();
+        unsynced = false;
+      }
+      append_cv.notify_all();
+      continue;
+    }
+    if (r.error().code == Errc::no_space) ++st_no_space;
+    if (always) {
+      // Nothing after the last durable record is kept: its appenders get the error and the
+      // sequences are handed out again, so the log stays gapless.
+      const std::uint64_t from = visible_seq.load() + 1;
+      failures.push_back({++fail_epoch, from, r.error()});
+      if (failures.size() > 64) failures.pop_front();
+      next_seq = from;
+      inflight.clear();
+      active.clear();
+      done_gen = active.gen;
+      active.gen = ++gen_counter;
+      tail_end = file_end;
+      {
+        std::lock_guard g(seg_mu);
+        tail_records = segs.back()->records;
+      }
+      append_cv.notify_all();
+      continue;
+    }
+    if (!stuck) log().warn("log {}: {}; appends fail until it can be written", dir.string(), r.error().message());
+    stuck = r.error();
+    append_cv.notify_all();
+    if (stopping) break;  // close() reports what could not be written
+  }
+}
+
+Result<void> LogCore::stop_writer() {
+  {
+    std::lock_guard g(mu);
+    if (closed) return {};
+    stopping = true;
+  }
+  writer_cv.notify_all();
+  if (writer.joinable()) writer.join();
+  Result<void> result;
+  std::uint64_t lost = 0;
+  {
+    std::lock_guard g(mu);
+    if (stuck) {
+      lost = next_seq - 1 - committed_seq;
+      result = fail(stuck->code, std::to_string(lost) + " appended records could not be written: " + stuck->detail,
+                    stuck->sys);
+    }
+  }
+  if (!stuck) {
+    const auto seg = active_segment();
+    if (auto w = write_index(*seg, file_end); !w) {
+      result = w;
+    } else {
+      std::lock_guard g(seg_mu);
+      seg->checkpoint_end = file_end;
+    }
+  }
+  {
+    std::lock_guard g(mu);
+    closed = true;
+  }
+  // Another process may open the directory for writing from now on.
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+  if (lock_fd >= 0) ::close(lock_fd);
+  lock_fd = -1;
+  append_cv.notify_all();
+  { std::lock_guard g(vis_mu); }
+  vis_cv.notify_all();
+  return result;
+}
+
+}  // namespace rill::detail
