@@ -177,19 +177,20 @@ void ShmPublisher::count_drop(std::uint32_t slot, Peer&) {
   ++m_stats.peer_drops;
 }
 
-bool ShmPublisher::pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t) {
-  // Winning this CAS makes entry t ours (the subscriber did not take it): its holder bit
-  // is released here, and the subscriber will see the sequence gap.
+bool ShmPublisher::pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t, std::uint64_t n) {
+  // Winning this CAS makes entries t .. t+n-1 ours (the subscriber did not take them):
+  // their holder bits are released here, and the subscriber will see the sequence gap.
   auto& s = m_map->slot(slot);
-  if (!s.tail.compare_exchange_strong(t, t + 1, std::memory_order_acq_rel)) return false;
+  n = std::min(n, p.head - t);
+  if (n == 0 || !s.tail.compare_exchange_strong(t, t + n, std::memory_order_acq_rel)) return false;
   const auto mask = m_map->ring_capacity() - 1;
-  const auto entry = m_map->ring(slot)[t & mask].load(std::memory_order_relaxed);
-  if (auto* h = m_map->chunk(entry_chunk(entry))) h->holders.fetch_and(~(1ull << slot), std::memory_order_release);
-  if (p.kind == PolicyKind::buffer) {
-    p.queued_bytes -= p.sizes[t & mask];
-    p.tail_seen = t + 1;
+  for (std::uint64_t k = t; k < t + n; ++k) {
+    const auto entry = m_map->ring(slot)[k & mask].load(std::memory_order_relaxed);
+    if (auto* h = m_map->chunk(entry_chunk(entry))) h->holders.fetch_and(~(1ull << slot), std::memory_order_release);
+    if (p.kind == PolicyKind::buffer) p.queued_bytes -= p.sizes[k & mask];
+    count_drop(slot, p);
   }
-  count_drop(slot, p);
+  if (p.kind == PolicyKind::buffer) p.tail_seen = t + n;
   return true;
 }
 
@@ -209,7 +210,10 @@ bool ShmPublisher::make_room_oldest(std::uint32_t slot, Peer& p) {
     const auto t = tail_of(slot, p);
     if (!t) return false;
     if (p.head - *t < p.capacity) return true;
-    pop_oldest(slot, p, *t);  // losing the race means the subscriber made the room
+    // A full ring sheds its oldest eighth at once (one message for queues under 16):
+    // moving the tail once per many messages, not per message, leaves the subscriber's
+    // own CAS on it mostly uncontended, so a slow reader still gets through.
+    pop_oldest(slot, p, *t, std::clamp<std::uint64_t>(p.capacity / 8, 1, 64));  // losing: the subscriber made room
   }
 }
 

@@ -59,7 +59,7 @@ class ShmPublisher final : public PublisherTransport {
   bool sync_buffer_tail(std::uint32_t slot, Peer& p);
   std::optional<std::uint64_t> tail_of(std::uint32_t slot, Peer& p);
   void evict(std::uint32_t slot, const char* why);
-  bool pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t);
+  bool pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t, std::uint64_t n = 1);
   void refresh_roster();
   void take_in(std::uint32_t slot, std::uint64_t owner);
   void retire(std::uint32_t slot);
