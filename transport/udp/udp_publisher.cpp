@@ -58,7 +58,9 @@ UdpPublisher::UdpPublisher(UdpSocket sock, const UdpOptions& options, const Publ
       // Best effort keeps only what sendmmsg has not sent yet.
       // Records: one per datagram; a full window of the smallest (single small message)
       // datagrams needs about window_bytes / 128 of them.
-      m_window(options.reliable ? options.window_bytes : 4 * io_batch * options.max_datagram(),
+      // (Never less than a few sendmmsg batches of full datagrams: unsent ones must not be
+      // overwritten.)
+      m_window(std::max(options.reliable ? options.window_bytes : 0, 4 * io_batch * options.max_datagram()),
                options.reliable ? std::clamp<std::size_t>(options.window_bytes / 128, 4096, 1u << 19) : 4 * io_batch),
       m_fault(options.fault),
       m_ctl_bufs(ctl_batch * ctl_buffer_bytes),
