@@ -14,7 +14,17 @@
 namespace rilltest {
 
 /// A TCP port the kernel just handed out on 127.0.0.1 (free at the time of asking).
+/// Built with RILL_TEST_UDP (tests/udp: the same cases over udp), a multicast group and
+/// port of its own on 127.0.0.1 instead (mtu 9000, so a batch of 16 small messages fits
+/// one datagram as the batching cases expect).
 inline std::string fresh_endpoint() {
+#ifdef RILL_TEST_UDP
+  static unsigned k = 0;
+  ++k;
+  const auto pid = static_cast<unsigned>(getpid());
+  return "udp://239.253." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
+         std::to_string(30000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&reliable=1&linger_ms=300&mtu=9000";
+#endif
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

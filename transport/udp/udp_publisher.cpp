@@ -58,7 +58,9 @@ UdpPublisher::UdpPublisher(UdpSocket sock, const UdpOptions& options, const Publ
       // Best effort keeps only what sendmmsg has not sent yet.
       // Records: one per datagram; a full window of the smallest (single small message)
       // datagrams needs about window_bytes / 128 of them.
-      m_window(options.reliable ? options.window_bytes : 4 * io_batch * options.max_datagram(),
+      // (Never less than a few sendmmsg batches of full datagrams: unsent ones must not be
+      // overwritten.)
+      m_window(std::max(options.reliable ? options.window_bytes : 0, 4 * io_batch * options.max_datagram()),
                options.reliable ? std::clamp<std::size_t>(options.window_bytes / 128, 4096, 1u << 19) : 4 * io_batch),
       m_fault(options.fault),
       m_ctl_bufs(ctl_batch * ctl_buffer_bytes),
@@ -216,7 +218,7 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const sockaddr_in
 
 void UdpPublisher::on_nak(const Nak& n, const sockaddr_in& from, clock::time_point now) {
   ++m_counters.naks;
-  const auto oldest = m_window.oldest_seq(m_next_seq);
+  const auto oldest = m_window.oldest_seq(next_unsent());
   bool unavailable = false;
   for (std::uint16_t i = 0; i < n.count; ++i) {
     auto range = n.ranges[i];
@@ -241,8 +243,10 @@ void UdpPublisher::on_nak(const Nak& n, const sockaddr_in& from, clock::time_poi
 
 void UdpPublisher::heartbeat(clock::time_point, Type type, const sockaddr_in* to) {
   std::array<std::byte, 32> buf;
+  // What was sent: messages held in an unsent batch are not announced (they would look lost).
+  const auto next = next_unsent();
   const auto n = encode_heartbeat(buf, type, m_config.publisher_id, m_options.reliable ? flag_reliable : 0,
-                                  {m_next_seq, m_window.oldest_seq(m_next_seq)});
+                                  {next, std::min(next, m_window.oldest_seq(next))});
   m_sock.send_to(std::span(buf).first(n), to != nullptr ? *to : m_group);
 }
 
@@ -321,7 +325,10 @@ Result<void> UdpPublisher::send(std::span<const std::byte> envelope, std::uint64
     m_open_len = append_entry(m_open, m_open_len, envelope);
     if (++m_open_count >= m_config.batch_messages || m_open_len >= m_config.batch_bytes) close_batch();
   }
-  if (m_unsent >= io_batch || m_config.batch_messages <= 1) send_pending();
+  // A datagram is sent as soon as it is closed (unbatched: every message; batched: when
+  // the batch is full), as the Publisher API promises; sendmmsg carries runs of
+  // fragments and retransmissions.
+  if (m_unsent > 0) send_pending();
   ++m_stats.sent;
   m_next_seq = seq + 1;
   m_sent_since_hb = true;

@@ -71,7 +71,9 @@ class UdpPublisher final : public PublisherTransport {
   [[nodiscard]] const Receiver* blocker(std::uint64_t seq) const noexcept;
   void expire(clock::time_point now);
   void refresh();
-  [[nodiscard]] std::uint64_t last_sent() const noexcept { return m_next_seq - 1; }
+  /// The next sequence not yet handed to the kernel (a held batch is not sent yet).
+  [[nodiscard]] std::uint64_t next_unsent() const noexcept { return m_open_count > 0 ? m_open_first : m_next_seq; }
+  [[nodiscard]] std::uint64_t last_sent() const noexcept { return next_unsent() - 1; }
 
   UdpSocket m_sock;
   UdpOptions m_options;

@@ -121,7 +121,7 @@ class PublisherStream {
   std::uint64_t m_oldest = 1;    // oldest the publisher still retains
   std::uint64_t m_give_up = 1;   // missing sequences below this are skipped, not waited for
   std::uint64_t m_bye_last = 0;
-  std::uint64_t m_present = 0;    // frames held in the ring
+  std::uint64_t m_present = 0;   // frames held in the ring
   std::uint64_t m_skipped = 0;   // sequences given up (count as consumed: they hold no window)
   std::uint64_t m_consumed = 0;  // handler finished (backpressure only)
   clock::time_point m_nak_due = clock::time_point::max();

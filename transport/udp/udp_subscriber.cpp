@@ -198,34 +198,38 @@ void UdpSubscriber::inject(Buffer* b, std::size_t len, const sockaddr_in& from, 
 std::size_t UdpSubscriber::receive(const UdpSocket& sock, std::uint32_t source, bool control, unsigned want,
                                    FrameSink& sink) {
   want = std::clamp(want, 1u, recv_batch);
+  auto& io = m_io[control ? 1 : 0];
   unsigned ready = 0;
   for (; ready < want; ++ready) {
-    m_bufs[ready] = m_pool->acquire();
-    if (m_bufs[ready] == nullptr) break;
-    m_iov[ready] = {m_bufs[ready]->data(), m_pool->buffer_bytes()};
-    m_msgs[ready].msg_hdr = {};
-    m_msgs[ready].msg_hdr.msg_name = &m_from[ready];
-    m_msgs[ready].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-    m_msgs[ready].msg_hdr.msg_iov = &m_iov[ready];
-    m_msgs[ready].msg_hdr.msg_iovlen = 1;
+    io.bufs[ready] = m_pool->acquire();
+    if (io.bufs[ready] == nullptr) break;
+    io.iov[ready] = {io.bufs[ready]->data(), m_pool->buffer_bytes()};
+    io.msgs[ready].msg_hdr = {};
+    io.msgs[ready].msg_hdr.msg_name = &io.from[ready];
+    io.msgs[ready].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+    io.msgs[ready].msg_hdr.msg_iov = &io.iov[ready];
+    io.msgs[ready].msg_hdr.msg_iovlen = 1;
   }
-  const int got = ready == 0 ? 0 : sock.recv_batch(m_msgs, ready);
+  const int got = ready == 0 ? 0 : sock.recv_batch(io.msgs, ready);
   if (got > 0) m_now = clock::now();
   for (int i = 0; i < got; ++i) {
-    if ((m_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+    if ((io.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
       // Larger than our mtu allows: the sender's mtu is above ours.
-      sink.on_bad_frame(source, Errc::too_large, m_msgs[i].msg_len);
+      sink.on_bad_frame(source, Errc::too_large, io.msgs[i].msg_len);
       continue;
     }
-    inject(m_bufs[i], m_msgs[i].msg_len, m_from[i], source, control, sink);
+    inject(io.bufs[i], io.msgs[i].msg_len, io.from[i], source, control, sink);
   }
-  for (unsigned i = 0; i < ready; ++i) release(m_bufs[i]);  // frames keep their own references
+  for (unsigned i = 0; i < ready; ++i) release(io.bufs[i]);  // frames keep their own references
   return got < 0 ? 0 : static_cast<std::size_t>(got);
 }
 
 void UdpSubscriber::drain_control(FrameSink& sink) {
+  if (m_in_control) return;  // re-entered through a datagram processed from in here
+  m_in_control = true;
   while (receive(m_control, 0, true, 8, sink) == 8) {
   }
+  m_in_control = false;
 }
 
 std::size_t UdpSubscriber::deliver_ready(FrameSink& sink, std::size_t budget) {
@@ -247,13 +251,20 @@ std::size_t UdpSubscriber::drain(FrameSink& sink, std::size_t max) {
   }
   const auto groups = static_cast<std::uint32_t>(m_groups.size());
   bool arrived = false;
-  for (std::uint32_t k = 0; k < groups && n < max; ++k) {
+  // The core takes one message alone (max 1), runs the handler, then drains again. When
+  // the first read already found the socket empty, the second would only repeat that
+  // system call on the latency path: it is skipped, once (the next call reads).
+  const bool skip = m_just_emptied && max > 1;
+  m_just_emptied = false;
+  for (std::uint32_t k = 0; k < groups && n < max && !skip; ++k) {
     const auto g = (m_next_group + k) % groups;
     for (;;) {
-      const auto want = static_cast<unsigned>(std::min<std::size_t>(max - n, recv_batch));
+      // At least 2: a short read then proves the socket was emptied.
+      const auto want = static_cast<unsigned>(std::clamp<std::size_t>(max - n, 2, recv_batch));
       const auto got = receive(m_groups[g].sock, g, false, want, sink);
       arrived = arrived || got > 0;
       n += deliver_ready(sink, max - n);
+      if (max == 1 && groups == 1) m_just_emptied = got < want;
       if (got < want || n >= max) break;
     }
   }

@@ -80,14 +80,21 @@ class UdpSubscriber final : public SubscriberTransport {
   FaultInjector m_rng;
   Held m_held[2];
   std::vector<int> m_fds;
-  mmsghdr m_msgs[recv_batch];
-  iovec m_iov[recv_batch];
-  Buffer* m_bufs[recv_batch];
-  sockaddr_in m_from[recv_batch];
+  // recvmmsg state; the control socket has its own, because data from a publisher not
+  // yet welcomed reads the control socket while the data batch is being processed.
+  struct RecvIo {
+    mmsghdr msgs[recv_batch];
+    iovec iov[recv_batch];
+    Buffer* bufs[recv_batch];
+    sockaddr_in from[recv_batch];
+  };
+  RecvIo m_io[2];
   clock::time_point m_now{};
   std::uint32_t m_next_group = 0;
   unsigned m_control_countdown = control_every;
   bool m_timers_due = false;
+  bool m_just_emptied = false;
+  bool m_in_control = false;
 };
 
 }  // namespace rill::detail::udp

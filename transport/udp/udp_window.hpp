@@ -1,5 +1,7 @@
 // The publisher's retransmit window: the last datagrams sent, kept for NAKs, bounded
 // by bytes and by count. Also the queue sendmmsg sends from (the unsent tail).
+// The datagrams live back to back in one circular byte buffer of exactly max_bytes
+// (written sequentially, so memory stays bounded and warm); records index it.
 #pragma once
 
 #include <chrono>
@@ -24,20 +26,20 @@ class RetransmitWindow {
     std::uint32_t frag_index = 0;
     bool fragment = false;
     bool first_fragment = false;
-    std::unique_ptr<std::byte[]> data;  // grown once to the largest datagram, then reused
-    std::size_t capacity = 0;
+    std::byte* data = nullptr;  // inside the window's byte buffer
+    std::size_t offset = 0;
     std::size_t length = 0;
     clock::time_point last_resent{};
 
-    [[nodiscard]] std::span<std::byte> bytes() noexcept { return {data.get(), length}; }
+    [[nodiscard]] std::span<std::byte> bytes() noexcept { return {data, length}; }
   };
 
   /// Keeps at most `max_bytes` of datagrams and `max_records` of them.
   RetransmitWindow(std::size_t max_bytes, std::size_t max_records);
 
-  /// Makes room and opens a new record at the back with `capacity` writable bytes
-  /// (reusing an old record's memory). Finish it with commit(); until then it is not
-  /// visible to find().
+  /// Makes room (evicting the oldest records) and opens a new record at the back with
+  /// `capacity` (≤ max_bytes) writable bytes. Finish it with commit(); until then it is
+  /// not visible to find().
   std::span<std::byte> open(std::size_t capacity);
   /// Finishes the open record: its length and what it carries.
   void commit(std::size_t length, std::uint64_t first_seq, std::uint32_t count, bool fragment,
@@ -79,6 +81,9 @@ class RetransmitWindow {
   void evict_front();
 
   std::vector<Record> m_ring;
+  std::unique_ptr<std::byte[]> m_buf;
+  std::size_t m_buf_size;
+  std::size_t m_write = 0;  // where the open record starts
   std::size_t m_head = 0;
   std::size_t m_size = 0;  // committed records
   std::size_t m_bytes = 0;

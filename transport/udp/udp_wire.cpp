@@ -61,7 +61,8 @@ bool decode_frag(std::span<const std::byte> d, std::size_t max_message, Datagram
   f.bytes = d.subspan(frag_header_bytes);
   // The geometry is fully determined by msg_len and frag_size, so a fragment that
   // fits it cannot overlap another or leave a hole: a complete bitmap is a complete message.
-  if (f.seq == 0 || f.seq >= max_sequence || f.msg_len == 0 || f.msg_len > max_message || f.frag_size == 0) return false;
+  if (f.seq == 0 || f.seq >= max_sequence || f.msg_len == 0 || f.msg_len > max_message || f.frag_size == 0)
+    return false;
   if (f.frag_size > max_datagram_bytes) return false;
   if (f.count < 2 || f.count != fragment_count(f.msg_len, f.frag_size) || f.index >= f.count) return false;
   const std::uint64_t offset = std::uint64_t{f.index} * f.frag_size;
@@ -131,7 +132,8 @@ std::optional<Datagram> decode(std::span<const std::byte> d, std::size_t max_mes
         const std::size_t at = 32u + 24u * i;
         r = {get<std::uint64_t>(d, at), get<std::uint64_t>(d, at + 8), get<std::uint32_t>(d, at + 16),
              get<std::uint32_t>(d, at + 20)};
-        if (r.first == 0 || r.last < r.first || r.last >= max_sequence || r.frag_last < r.frag_first) return std::nullopt;
+        if (r.first == 0 || r.last < r.first || r.last >= max_sequence || r.frag_last < r.frag_first)
+          return std::nullopt;
         if (r.first != r.last && (r.frag_first != 0 || r.frag_last != all_fragments)) return std::nullopt;
       }
       break;
