@@ -233,8 +233,9 @@ Result<void> LogCore::recover() {
     const auto data = map->bytes();
     std::error_code idx_ec;
     const bool has_index = fs::exists(dir / logfmt::segment_name(bases[i], ".idx"), idx_ec);
-    if (data.size() < logfmt::segment_header_bytes && last && i > 0 && !has_index) {
-      // A crash between creating the file and syncing its header: the roll never happened.
+    if (last && !has_index && data.size() <= logfmt::segment_header_bytes && !logfmt::decode_segment_header(data)) {
+      // A crash between creating the file and syncing its header (a roll, or the very first
+      // segment): no record ever went into it.
       recovery.removed_empty_segment = true;
       if (!opt.read_only) {
         ::unlink(path.c_str());
@@ -330,6 +331,13 @@ Result<void> LogCore::recover() {
     if (!last && !opt.read_only && !idx) {
       if (auto w = write_index(*segs.back(), off); !w) return w;
     }
+  }
+  if (segs.empty()) {  // the only segment was a torn creation
+    if (opt.read_only) return fail(Errc::invalid_argument, "no log segments in " + dir.string());
+    publisher_id = opt.publisher_id != 0 ? opt.publisher_id : random_id();
+    if (auto c = create_segment(bases.front()); !c) return c;
+    recovery.segments = 1;
+    return {};
   }
   recovery.segments = segs.size();
   first_seq = segs.front()->base_seq;

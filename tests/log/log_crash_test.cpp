@@ -114,6 +114,7 @@ TEST_CASE("kill -9 at random points under fsync always: every acknowledged appen
   std::map<std::string, std::uint64_t> acked;
   std::uint64_t max_acked = 0;
   std::uint64_t cut_tails = 0;
+  std::uint64_t before_open = 0;
   for (int k = 0; k < kills; ++k) {
     const auto delay = std::chrono::microseconds(std::uniform_int_distribution<int>(2'000, 120'000)(rng));
     const auto round = crash_once(logdir, delay);
@@ -132,6 +133,10 @@ TEST_CASE("kill -9 at random points under fsync always: every acknowledged appen
 
     // What a restarted writer sees (read-only here: the next round's writer does the cutting).
     auto log = rill::Log::open(logdir, {.segment_bytes = crash_opts.segment_bytes, .read_only = true});
+    if (!log && acked.empty() && log.error().code == rill::Errc::invalid_argument) {
+      ++before_open;  // killed before its first segment existed (a slow start under load)
+      continue;
+    }
     REQUIRE_MESSAGE(log.has_value(), log.error().message());
     cut_tails += log->recovery().torn_tail ? 1 : 0;
     CHECK(log->last_sequence() >= max_acked);
@@ -163,7 +168,7 @@ TEST_CASE("kill -9 at random points under fsync always: every acknowledged appen
     }
   }
   MESSAGE(kills << " kills, " << acked.size() << " acknowledged appends, last seq " << max_acked << ", " << cut_tails
-                << " torn tails seen");
+                << " torn tails seen, " << before_open << " kills before the log existed");
   CHECK(acked.size() > static_cast<std::size_t>(kills));  // the writers really made progress
 }
 

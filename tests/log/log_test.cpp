@@ -518,3 +518,30 @@ TEST_CASE("bad options and read-only misuse are explicit errors") {
   REQUIRE(log->close().has_value());
   CHECK(log->append(bytes_of("x")).error().code == Errc::closed);
 }
+
+TEST_CASE("a segment whose creation was torn (no valid header, nothing after it) is removed at open") {
+  TempDir dir;
+  {
+    auto log = Log::open(dir.path(), small(rill::FsyncPolicy::always()));
+    REQUIRE(log.has_value());
+    append_n(*log, 3);
+  }
+  // A crash right after creating the next segment file, before its header reached the disk.
+  std::ofstream(dir / "00000000000000000004.log", std::ios::binary) << std::string(20, '\0');
+  {
+    auto log = Log::open(dir.path(), small(rill::FsyncPolicy::always()));
+    REQUIRE_MESSAGE(log.has_value(), log.error().message());
+    CHECK(log->recovery().removed_empty_segment);
+    CHECK(log->next_sequence() == 4);
+    CHECK(read_all(*log).size() == 3);
+  }
+  // The very first segment torn the same way: the log starts empty instead of refusing to open.
+  TempDir fresh;
+  std::ofstream(fresh / "00000000000000000001.log", std::ios::binary) << std::string("RILLSEG1", 8);
+  auto log = Log::open(fresh.path(), small(rill::FsyncPolicy::always()));
+  REQUIRE_MESSAGE(log.has_value(), log.error().message());
+  CHECK(log->recovery().removed_empty_segment);
+  CHECK(log->next_sequence() == 1);
+  append_n(*log, 2);
+  CHECK(read_all(*log).size() == 2);
+}

@@ -68,7 +68,7 @@ struct LogRecovery {
   std::uint64_t torn_offset = 0;      ///< where the valid data ends (the file was cut there unless read_only)
   std::uint64_t torn_bytes = 0;       ///< bytes past that point
   std::string torn_reason;
-  bool removed_empty_segment = false;  ///< a segment file shorter than its header (crash while rolling) was removed
+  bool removed_empty_segment = false;  ///< a last segment with no valid header (crash while creating it) was removed
 };
 
 /// One stored record, read in place. Valid until the reader's next call that moves it.
