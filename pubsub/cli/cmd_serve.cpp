@@ -121,7 +121,8 @@ int cmd_serve(int argc, char** argv) {
   auto ingress = http::Ingress::create(node, std::move(iopt));
   if (!ingress) {
     std::fprintf(stderr, "rill: %s\n", ingress.error().message().c_str());
-    return ingress.error().code == Errc::invalid_argument ? exit_usage : exit_runtime;
+    const auto code = ingress.error().code;
+    return code == Errc::invalid_argument || code == Errc::unsupported ? exit_usage : exit_runtime;
   }
   auto server = http::Server::create(sopt, **ingress);
   if (!server) {

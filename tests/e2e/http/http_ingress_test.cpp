@@ -322,3 +322,37 @@ TEST_CASE("a publish held by a backpressure subscriber past --publish-timeout-ms
 }
 
 }  // namespace rill::e2e::http
+
+namespace rill::e2e::http {
+
+TEST_CASE("serve and delivery usage errors: exit 2 and one 'rill: ' line on stderr") {
+  TempDir dir;
+  const auto pub = tcp_endpoint(free_port());
+  const std::vector<std::vector<std::string>> cases = {
+      {"serve"},
+      {"serve", "--http", "127.0.0.1"},
+      {"serve", "--http", "127.0.0.1:0", "--publish", "udp://239.0.0.1:1"},
+      {"serve", "--http", "127.0.0.1:0", "--publish", pub, "--tls-cert", "c.pem"},
+      {"serve", "--http", "127.0.0.1:0", "--publish", pub, "--secret-file", "/nonexistent"},
+      {"serve", "--http", "127.0.0.1:0", "--publish", pub, "--topics", "a%b"},
+      {"serve", "--http", "127.0.0.1:0", "--publish", pub, "--max-body", "lots"},
+      {"serve", "--http", "not-an-ip:0", "--publish", pub},
+      {"sub", pub, "http://127.0.0.1:1/x", "t", "--retry-schedule", "5x"},
+      {"sub", pub, "http://127.0.0.1:1/x", "http://127.0.0.1:2/y", "t"},
+      {"sub", "http://127.0.0.1:1/x", "t"},
+      {"sub", pub, "http://127.0.0.1:1/x", "t", "--window", "0"},
+  };
+  int i = 0;
+  for (const auto& args : cases) {
+    auto p = spawn_rill(dir, "usage" + std::to_string(i++), args);
+    const auto e = p->wait(10s);
+    const auto err = p->err();
+    INFO(p->command_line());
+    INFO("stderr: " << err);
+    CHECK(e.describe() == "exit 2");
+    CHECK(err.starts_with("rill: "));
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  }
+}
+
+}  // namespace rill::e2e::http
