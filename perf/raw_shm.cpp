@@ -26,7 +26,10 @@ constexpr std::uint32_t quit = 0xffffffffu;
 struct alignas(64) Lines {
   alignas(64) std::atomic<std::uint32_t> ping{0};
   alignas(64) std::atomic<std::uint32_t> pong{0};
-  alignas(64) std::atomic<std::uint32_t> sleeping{0};  // --idle block: the waiter's announcement
+  // --idle block: each waiter's announcement that it sleeps on its word (one flag each:
+  // a shared one would let one side clear the other's).
+  alignas(64) std::atomic<std::uint32_t> ping_sleeping{0};  // the echo, waiting for a ping
+  alignas(64) std::atomic<std::uint32_t> pong_sleeping{0};  // the pinger, waiting for a pong
 };
 
 template <class T>
@@ -92,13 +95,13 @@ PingPongRunner raw_shm_pingpong() {
     link.ready();
     std::uint32_t seen = 0;
     for (;;) {
-      const auto v = await_change(lines->ping, seen, o.idle, lines->sleeping,
+      const auto v = await_change(lines->ping, seen, o.idle, lines->ping_sleeping,
                                   clock::now() + std::chrono::milliseconds(o.step_timeout_ms * 4),
                                   o.placement == Placement::same);
       if (v == seen) return 1;  // the pinger is gone
       if (v == quit) return 0;
       seen = v;
-      signal(lines->pong, v, o.idle, lines->sleeping);
+      signal(lines->pong, v, o.idle, lines->pong_sleeping);
     }
   };
   r.ping = [lines](const PerfOptions& o, const Link& link) -> std::expected<std::vector<std::uint64_t>, std::string> {
@@ -111,13 +114,13 @@ PingPongRunner raw_shm_pingpong() {
     std::uint32_t n = lines->ping.load();
     for (std::size_t i = 0; i < o.warmup + o.count; ++i) {
       const auto t0 = clock::now();
-      signal(lines->ping, ++n, o.idle, lines->sleeping);
-      if (await_change(lines->pong, n - 1, o.idle, lines->sleeping, clock::now() + step, o.placement == Placement::same) != n) {
+      signal(lines->ping, ++n, o.idle, lines->ping_sleeping);
+      if (await_change(lines->pong, n - 1, o.idle, lines->pong_sleeping, clock::now() + step, o.placement == Placement::same) != n) {
         return std::unexpected("raw-shm: pong lost");
       }
       if (i >= o.warmup) samples.push_back(static_cast<std::uint64_t>((clock::now() - t0).count()));
     }
-    signal(lines->ping, quit, o.idle, lines->sleeping);
+    signal(lines->ping, quit, o.idle, lines->ping_sleeping);
     return samples;
   };
   return r;
