@@ -27,6 +27,9 @@ const std::vector<Transport>& transports() {
 #ifdef RILL_TEST_SHM
       {"shm", [] { return rilltest::fresh_shm_endpoint(); }, true},
 #endif
+#ifdef RILL_TEST_UDP_CONFORMANCE
+      {"udp", [] { return rilltest::fresh_udp_endpoint(); }, false},
+#endif
   };
   return all;
 }

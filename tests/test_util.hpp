@@ -58,6 +58,15 @@ inline bool attach(rill::Publisher& pub, rill::Subscriber& sub, std::size_t subs
 
 namespace rilltest {
 
+/// A reliable udp multicast group and port on 127.0.0.1 that no other test process uses.
+inline std::string fresh_udp_endpoint() {
+  static unsigned k = 0;
+  ++k;
+  const auto pid = static_cast<unsigned>(getpid());
+  return "udp://239.252." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
+         std::to_string(40000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&reliable=1&linger_ms=300";
+}
+
 /// A shared-memory endpoint no other test (or test process) uses.
 inline std::string fresh_shm_endpoint(const std::string& query = {}) {
   static int counter = 0;
