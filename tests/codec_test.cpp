@@ -159,7 +159,7 @@ TEST_CASE("the header-less envelope written as bytes verifies for every topic an
       const std::string topic(topic_len, 't');
       std::vector<std::byte> payload(payload_len, std::byte{0x5a});
       b.reset();
-      const auto env = b.finish_raw(payload, {.topic = topic, .publisher_id = 7, .sequence = payload_len + 1, .timestamp_ns = -5});
+      const auto env = b.finish_raw(payload, {.topic = topic, .publisher_id = 7, .sequence = payload_len + 1, .timestamp_ns = -5, .headers = {}});
       CHECK(env.size() % 8 == 0);
       Aligned a(env);
       auto v = rill::verify_envelope(a.bytes());
@@ -178,7 +178,7 @@ TEST_CASE("the header-less envelope written as bytes verifies for every topic an
   b.reset();
   auto& fbb = b.fbb();
   auto order = rilltest::CreateOrder(fbb, 5, fbb.CreateString("XYZ"), 2.5);
-  const auto env = b.finish(order, {.topic = "o", .publisher_id = 1, .sequence = 1, .timestamp_ns = 1});
+  const auto env = b.finish(order, {.topic = "o", .publisher_id = 1, .sequence = 1, .timestamp_ns = 1, .headers = {}});
   Aligned a(env);
   auto v = rill::verify_envelope(a.bytes());
   REQUIRE(v);
