@@ -10,6 +10,7 @@
 
 using namespace std::chrono_literals;
 using rilltest::attach;
+using rilltest::poll_until;
 
 namespace {
 
@@ -32,13 +33,6 @@ const std::vector<Transport>& transports() {
 #endif
   };
   return all;
-}
-
-template <class Done>
-bool poll_until(rill::Subscriber& sub, rill::Subscriber::Handler h, Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) sub.wait_poll(h, 256, 5ms);
-  return done();
 }
 
 // What one subscription saw, message by message.

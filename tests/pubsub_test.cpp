@@ -13,19 +13,8 @@
 
 using namespace std::chrono_literals;
 using rilltest::attach;
+using rilltest::poll_until;
 using rilltest::fresh_endpoint;
-
-namespace {
-
-// Polls until `done()` or 10 s; returns done().
-template <class Done>
-bool poll_until(rill::Subscriber& sub, rill::Subscriber::Handler h, Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) sub.wait_poll(h, 256, 5ms);
-  return done();
-}
-
-}  // namespace
 
 TEST_CASE("a typed message arrives intact, in place, with its envelope") {
   rill::Node node;

@@ -17,16 +17,10 @@
 
 using namespace std::chrono_literals;
 using rilltest::attach;
+using rilltest::poll_until;
 using rilltest::fresh_shm_endpoint;
 
 namespace {
-
-template <class Done>
-bool poll_until(rill::Subscriber& sub, rill::Subscriber::Handler h, Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) sub.wait_poll(h, 256, 5ms);
-  return done();
-}
 
 // True when `p` lies in a mapping of the segment file of `endpoint` (the publisher's
 // and the subscriber's mappings are different ranges of this one process).

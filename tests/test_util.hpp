@@ -58,6 +58,14 @@ inline bool attach(rill::Publisher& pub, rill::Subscriber& sub, std::size_t subs
 
 namespace rilltest {
 
+/// Polls until `done()` or 10 s; returns done().
+template <class Done>
+bool poll_until(rill::Subscriber& sub, rill::Subscriber::Handler h, Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < deadline) sub.wait_poll(h, 256, std::chrono::milliseconds(5));
+  return done();
+}
+
 /// A reliable udp multicast group and port on 127.0.0.1 that no other test process uses.
 inline std::string fresh_udp_endpoint() {
   static unsigned k = 0;
