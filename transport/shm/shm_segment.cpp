@@ -335,7 +335,6 @@ Result<Mapping*> Mapping::create(const ShmOptions& o, std::uint64_t publisher_id
   auto* m = new Mapping();
   m->m_base = static_cast<std::byte*>(base);
   m->m_size = total;
-  m->m_path = path;
   auto& h = *new (base) SegmentHeader{};
   std::memcpy(h.magic, shm_magic, sizeof h.magic);
   h.version = shm_version;

@@ -123,7 +123,6 @@ class Mapping {
   std::byte* m_base = nullptr;
   std::size_t m_size = 0;
   ino_t m_inode = 0;
-  std::string m_path;  // publisher: the name it created (unlinked on close if still ours)
   std::uint32_t m_slot_count = 0;
   std::uint32_t m_ring_capacity = 0;
   std::uint32_t m_chunk_count = 0;
@@ -135,7 +134,6 @@ class Mapping {
   std::uint64_t m_publisher_start = 0;
   std::string m_topic;
 
-  friend class MappingTest;
 };
 
 /// Removes the segment file if it is still the one `mapping` created (publisher close).
