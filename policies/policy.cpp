@@ -59,3 +59,53 @@ std::string to_string(const Policy& policy) {
 }
 
 }  // namespace rill
+
+namespace rill {
+
+std::string_view to_string(DurabilityKind kind) {
+  switch (kind) {
+    case DurabilityKind::volatile_: return "volatile";
+    case DurabilityKind::transient_local: return "transient-local";
+    case DurabilityKind::persistent: return "persistent";
+  }
+  return "unknown";
+}
+
+Result<Durability> parse_durability(std::string_view text) {
+  if (text == "volatile") return Durability::volatile_mode();
+  if (text == "persistent") return Durability::persistent();
+  if (text.starts_with("persistent:")) {
+    const auto dir = text.substr(11);
+    if (dir.empty()) return fail(Errc::invalid_argument, "persistent:DIR needs a directory");
+    return Durability::persistent(std::string(dir));
+  }
+  if (text.starts_with("transient-local:")) {
+    auto n = parse_count(text.substr(16), "transient-local");
+    if (!n) return std::unexpected(n.error());
+    if (*n > max_history_messages) {
+      return fail(Errc::invalid_argument, "transient-local keeps at most " + std::to_string(max_history_messages) +
+                                              " messages");
+    }
+    return Durability::transient_local(*n);
+  }
+  return fail(Errc::invalid_argument, "durability must be volatile, transient-local:N or persistent:DIR, got '" +
+                                          std::string(text) + "'");
+}
+
+std::string to_string(const Durability& d) {
+  switch (d.kind) {
+    case DurabilityKind::volatile_: return "volatile";
+    case DurabilityKind::transient_local: return "transient-local:" + std::to_string(d.history);
+    case DurabilityKind::persistent: return d.dir.empty() ? "persistent" : "persistent:" + d.dir;
+  }
+  return "unknown";
+}
+
+Result<StartFrom> parse_start_from(std::string_view text) {
+  if (text == "last-ack") return StartFrom::last_ack;
+  if (text == "start") return StartFrom::start;
+  if (text == "end") return StartFrom::end;
+  return fail(Errc::invalid_argument, "--from must be start, end or last-ack, got '" + std::string(text) + "'");
+}
+
+}  // namespace rill

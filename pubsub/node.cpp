@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "../transport/transport.hpp"
+#include "history.hpp"
 #include "logging.hpp"
 #include "node_core.hpp"
 #include "subscriber_core.hpp"
@@ -35,9 +36,30 @@ Result<Publisher> Node::publisher(const PublisherOptions& options) {
   auto ep = Endpoint::parse(options.endpoint);
   if (!ep) return std::unexpected(ep.error());
   if (options.topic.empty()) return fail(Errc::invalid_argument, "a publisher needs a topic");
-  const auto id = random_id();
+  auto id = random_id();
   if (options.batch_messages == 0 || options.batch_bytes == 0) {
     return fail(Errc::invalid_argument, "batch_messages and batch_bytes must be positive");
+  }
+  std::unique_ptr<detail::History> history;
+  const auto& d = options.durability;
+  switch (d.kind) {
+    case DurabilityKind::volatile_:
+      break;
+    case DurabilityKind::transient_local:
+      if (d.history == 0 || d.history > max_history_messages) {
+        return fail(Errc::invalid_argument,
+                    "transient_local needs a history of 1.." + std::to_string(max_history_messages) + " messages");
+      }
+      history = detail::History::in_memory(d.history, 1);
+      break;
+    case DurabilityKind::persistent: {
+      if (d.dir.empty()) return fail(Errc::invalid_argument, "persistent durability needs a log directory");
+      auto opened = detail::History::open_log(d.dir, options.log, options.ack_store, id);
+      if (!opened) return std::unexpected(opened.error());
+      history = std::move(*opened);
+      id = history->publisher_id();  // the log's: the id continues after a restart
+      break;
+    }
   }
   auto transport = detail::make_publisher_transport(*m_core, *ep,
                                                     {.topic = options.topic,
@@ -45,9 +67,10 @@ Result<Publisher> Node::publisher(const PublisherOptions& options) {
                                                      .max_message_bytes = options.max_message_bytes,
                                                      .batch_messages = options.batch_messages,
                                                      .batch_bytes = options.batch_bytes,
-                                                     .publish_timeout = options.publish_timeout});
+                                                     .publish_timeout = options.publish_timeout,
+                                                     .history = history.get()});
   if (!transport) return std::unexpected(transport.error());
-  return Publisher(m_core, std::move(*transport), options, id);
+  return Publisher(m_core, std::move(history), std::move(*transport), options, id);
 }
 
 namespace {
@@ -69,7 +92,11 @@ Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<
                                                      {.prefix = options.prefix,
                                                       .policy = options.policy,
                                                       .subscription_id = id,
-                                                      .max_message_bytes = options.max_message_bytes});
+                                                      .max_message_bytes = options.max_message_bytes,
+                                                      .durability = options.durability,
+                                                      .durable_name = options.durable_name,
+                                                      .from = options.from,
+                                                      .group = options.group});
   if (!transport) return std::unexpected(transport.error());
   return std::make_unique<detail::SubscriberCore>(node, std::move(*transport), options, id);
 }

@@ -3,19 +3,25 @@
 #include <vector>
 
 #include "../transport/transport.hpp"
+#include "history.hpp"
 #include "loan_state.hpp"
+#include "logging.hpp"
 #include "node_core.hpp"
 
 namespace rill {
 
-Publisher::Publisher(std::shared_ptr<detail::NodeCore> node, std::unique_ptr<detail::PublisherTransport> transport,
-                     const PublisherOptions& options, std::uint64_t id)
+Publisher::Publisher(std::shared_ptr<detail::NodeCore> node, std::unique_ptr<detail::History> history,
+                     std::unique_ptr<detail::PublisherTransport> transport, const PublisherOptions& options,
+                     std::uint64_t id)
     : m_node(std::move(node)),
+      m_history(std::move(history)),
       m_transport(std::move(transport)),
       m_topic(options.topic),
       m_id(id),
       m_timeout(options.publish_timeout),
-      m_max_bytes(options.max_message_bytes) {}
+      m_max_bytes(options.max_message_bytes) {
+  if (m_history) m_next_seq = m_history->next_sequence();  // persistent: continues from the log
+}
 
 Publisher::Publisher(Publisher&&) noexcept = default;
 Publisher& Publisher::operator=(Publisher&&) noexcept = default;
@@ -24,6 +30,11 @@ Publisher::~Publisher() {
   m_spare_loan.reset();
   if (m_transport) m_transport->close(m_next_seq - 1);
   m_transport.reset();  // before the node core, whose context the socket needs
+  if (m_history) {
+    if (auto closed = m_history->close(); !closed) {
+      detail::log().error("publisher {:016x}: closing its log: {}", m_id, closed.error().message());
+    }
+  }
 }
 
 EnvelopeFields Publisher::stamp(std::span<const HeaderKV> headers) const noexcept {
@@ -32,8 +43,19 @@ EnvelopeFields Publisher::stamp(std::span<const HeaderKV> headers) const noexcep
 
 Result<void> Publisher::send_built(std::span<const std::byte> envelope) {
   if (envelope.size() > m_max_bytes) return fail(Errc::too_large, "envelope larger than max_message_bytes");
+  if (m_history) return send_kept(envelope);
   auto sent = m_transport->send(envelope, m_next_seq, m_timeout);
   if (sent) ++m_next_seq;  // a timed-out message was not published: its number is reused
+  return sent;
+}
+
+Result<void> Publisher::send_kept(std::span<const std::byte> envelope) {
+  // Room first (backpressure), so a message that is kept is also sent to everyone live;
+  // then kept (persistent: in the log, durably under fsync always), then sent.
+  if (auto room = m_transport->reserve(m_timeout); !room) return room;
+  if (auto kept = m_history->record(envelope, m_next_seq); !kept) return kept;
+  auto sent = m_transport->send(envelope, m_next_seq, m_timeout);
+  ++m_next_seq;  // kept: published, whatever the send did (late joiners read it from the history)
   return sent;
 }
 
@@ -92,6 +114,11 @@ Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, s
   Result<void> sent;
   if (envelope.size() > m_max_bytes) {
     sent = fail(Errc::too_large, "envelope larger than max_message_bytes");
+  } else if (m_history) {
+    sent = send_kept(envelope);  // tcp copies anyway; clear() below gives the loan back
+    state->clear();
+    m_spare_loan = std::move(state);
+    return sent;
   } else if (state->have_chunk && state->chunk_given && state->holds(state->chunk, envelope.data())) {
     state->consumed = true;  // the transport owns the chunk now, whatever the outcome
     sent = m_transport->send_loan(state->chunk.handle, envelope, m_next_seq, m_timeout);
@@ -113,6 +140,12 @@ Result<std::size_t> Publisher::wait_for_subscribers(std::size_t n, std::chrono::
 }
 
 const PublisherStats& Publisher::stats() const noexcept { return m_transport->stats(); }
+
+DurabilityKind Publisher::durability() const noexcept {
+  return m_history ? m_history->offered() : DurabilityKind::volatile_;
+}
+
+const Log* Publisher::log() const noexcept { return m_history ? m_history->log() : nullptr; }
 
 }  // namespace rill
 

@@ -130,7 +130,20 @@ void SubscriberCore::look_at_policy_state() {
   }
 }
 
-void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) {
+void SubscriberCore::on_reject(std::uint32_t source, std::uint64_t publisher_id, DurabilityKind offered,
+                               DurabilityKind requested, std::string_view reason) {
+  ++m_stats.incompatible;
+  log().error("subscription {:016x}: publisher {:016x} on {} refused it: offers {}, asked for {} ({})", m_id,
+              publisher_id, m_options.endpoints[source], to_string(offered), to_string(requested), reason);
+  if (m_options.on_incompatible) {
+    m_options.on_incompatible(IncompatibleEvent{publisher_id, m_options.endpoints[source], offered, requested,
+                                                std::string(reason)});
+  }
+}
+
+void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq,
+                                std::uint64_t lost) {
+  (void)lost;
   auto& src = m_sources[source];
   const bool known = std::any_of(m_publishers.begin(), m_publishers.end(),
                                  [&](const PublisherState& p) { return p.id == publisher_id; });

@@ -28,7 +28,10 @@ class SubscriberCore final : public FrameSink {
 
   // FrameSink: called from inside m_transport->drain().
   void on_data(Frame&& frame) override;
-  void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) override;
+  void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq,
+                  std::uint64_t lost) override;
+  void on_reject(std::uint32_t source, std::uint64_t publisher_id, DurabilityKind offered, DurabilityKind requested,
+                 std::string_view reason) override;
   void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
   void on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
   void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) override;

@@ -18,6 +18,10 @@ namespace rill::detail {
 // Transports register by URI scheme here; each lives in its own folder.
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
+  if (config.history != nullptr && ep.scheme != "tcp") {
+    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp only; " + ep.scheme +
+                                       " publishers are volatile");
+  }
 #ifdef RILL_WITH_TCP
   if (ep.scheme == "tcp") return tcp::TcpPublisher::create(node, ep, config);
 #endif
@@ -41,6 +45,10 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
     if (ep.scheme != eps.front().scheme) {
       return fail(Errc::invalid_argument, "one subscriber's endpoints must share a scheme");
     }
+  }
+  if ((config.durability.kind != DurabilityKind::volatile_ || !config.group.empty()) && eps.front().scheme != "tcp") {
+    return fail(Errc::unsupported, "durable subscriptions and consumer groups run over tcp only; " +
+                                       eps.front().scheme + " subscriptions are volatile");
   }
 #ifdef RILL_WITH_TCP
   if (eps.front().scheme == "tcp") return tcp::TcpSubscriber::create(node, eps, config);

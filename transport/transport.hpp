@@ -19,6 +19,7 @@
 namespace rill::detail {
 
 class NodeCore;
+class History;
 
 /// What a publisher asks of its transport.
 struct PublisherConfig {
@@ -28,6 +29,11 @@ struct PublisherConfig {
   std::size_t batch_messages = 1;       ///< >1: coalesce up to this many envelopes per frame
   std::size_t batch_bytes = 64u << 10;  ///< ... or until a batch frame holds this many bytes
   std::chrono::nanoseconds publish_timeout = std::chrono::seconds(1);  ///< also bounds waits for a loan
+  /// transient_local / persistent: the messages kept for late joiners and durable
+  /// subscriptions, and their acks (owned by the Publisher; outlives the transport's
+  /// close()). nullptr: volatile. A transport that cannot serve history refuses to be
+  /// created with one (unsupported).
+  History* history = nullptr;
 };
 
 /// What a subscriber asks of its transport.
@@ -36,6 +42,10 @@ struct SubscriberConfig {
   Policy policy;
   std::uint64_t subscription_id = 0;
   std::size_t max_message_bytes = 64u << 20;
+  Durability durability{};  ///< requested (history: at most this many for transient_local)
+  std::string durable_name;
+  StartFrom from = StartFrom::last_ack;
+  std::string group;
 };
 
 /// Transport memory lent to a publisher to build one message in place (zero copy).
@@ -57,6 +67,13 @@ class PublisherTransport {
   /// retained past the call.
   virtual Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
                             std::chrono::nanoseconds timeout) = 0;
+
+  /// Waits up to `timeout` until send() would not wait for backpressure credit
+  /// (a durable publisher keeps a message only once it can be sent). timed_out otherwise.
+  [[nodiscard]] virtual Result<void> reserve(std::chrono::nanoseconds timeout) {
+    (void)timeout;
+    return {};
+  }
 
   /// Lends at least `bytes` of the memory messages are sent from. Transports that
   /// copy anyway say unsupported (the publisher then builds on the heap).
@@ -95,8 +112,14 @@ class FrameSink {
  public:
   /// One data frame (an unverified envelope) from connection `frame.source()`.
   virtual void on_data(Frame&& frame) = 0;
-  /// A publisher greeted this subscription: its messages start at `next_seq`.
-  virtual void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq) = 0;
+  /// A publisher greeted this subscription: its messages start at `next_seq` (history
+  /// first, for a durable request); `lost` messages before next_seq that the subscription
+  /// asked for were deleted by retention.
+  virtual void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq,
+                          std::uint64_t lost) = 0;
+  /// A publisher refused this subscription (it asked for more durability than offered).
+  virtual void on_reject(std::uint32_t source, std::uint64_t publisher_id, DurabilityKind offered,
+                         DurabilityKind requested, std::string_view reason) = 0;
   /// A publisher left after `last_seq`.
   virtual void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) = 0;
   /// A publisher's process died after `last_seq` (it never said goodbye); by default
@@ -128,6 +151,15 @@ class SubscriberTransport {
   /// that publisher the window back (backpressure). False when it could not be queued
   /// now (the caller keeps the count and tries again later).
   virtual bool consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) = 0;
+
+  /// A durable subscription handled everything `publisher_id` sent it up to `seq`: tell
+  /// that publisher (it stores the position). False when it could not be queued now.
+  virtual bool ack(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t seq) {
+    (void)source;
+    (void)publisher_id;
+    (void)seq;
+    return true;
+  }
 
   /// Housekeeping (subscription keepalive, reconnect handling); cheap when nothing is due.
   virtual void service(std::chrono::steady_clock::time_point now) = 0;

@@ -247,7 +247,7 @@ std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std:
     const auto first = c.map->slot(c.slot).joined.load(std::memory_order_acquire);
     if (first == 0) return 0;  // the publisher has not taken us in yet
     c.welcomed = true;
-    sink.on_welcome(index, c.map->publisher_id(), first);
+    sink.on_welcome(index, c.map->publisher_id(), first, 0);
   }
   const std::uint64_t bit = 1ull << c.slot;
   std::size_t n = 0;

@@ -11,6 +11,8 @@ inline constexpr int pipe_high_water = 131072;
 inline constexpr int keepalive_ms = 200;
 /// Until welcomed, the subscription is retried this often.
 inline constexpr int subscribe_retry_ms = 10;
+/// A refused subscription asks again this often (the publisher may restart with more durability).
+inline constexpr int reject_retry_ms = 1000;
 /// A subscriber silent for this long is considered gone by its publisher.
 inline constexpr int peer_timeout_ms = 3000;
 /// How long closing sockets keep trying to deliver what is queued (data, BYE).

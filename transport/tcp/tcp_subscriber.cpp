@@ -49,6 +49,9 @@ static_assert(sizeof(Held) <= Frame::storage_size);
 Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& node, std::span<const Endpoint> eps,
                                                                    const SubscriberConfig& config) {
   if (config.prefix.size() > max_prefix_bytes) return fail(Errc::invalid_argument, "topic prefix longer than 1024 bytes");
+  if (config.durable_name.size() > max_name_bytes || config.group.size() > max_name_bytes) {
+    return fail(Errc::invalid_argument, "durable and group names are at most 255 bytes");
+  }
   std::unique_ptr<TcpSubscriber> sub(new TcpSubscriber(config));
   try {
     for (const auto& ep : eps) {
@@ -92,8 +95,19 @@ void TcpSubscriber::handle_control(std::uint32_t index, std::span<const std::byt
     case ControlType::welcome:
       if (control->welcome.subscription_id != m_config.subscription_id) return;  // meant for an earlier us
       m_conns[index].welcomed = true;
-      sink.on_welcome(index, control->welcome.publisher_id, control->welcome.next_seq);
+      m_conns[index].rejected = false;
+      sink.on_welcome(index, control->welcome.publisher_id, control->welcome.next_seq, control->welcome.lost);
       break;
+    case ControlType::reject: {
+      const auto& r = control->reject;
+      if (r.subscription_id != m_config.subscription_id) return;
+      // Asked again now and then, so a publisher restarted with more durability takes us.
+      m_conns[index].rejected = true;
+      m_conns[index].next_subscribe = clock::now() + std::chrono::milliseconds(reject_retry_ms);
+      sink.on_reject(index, r.publisher_id, static_cast<DurabilityKind>(r.offered),
+                     static_cast<DurabilityKind>(r.requested), r.reason);
+      break;
+    }
     case ControlType::bye:
       sink.on_bye(index, control->bye.publisher_id, control->bye.last_seq);
       break;
@@ -178,6 +192,12 @@ void TcpSubscriber::wait(std::chrono::nanoseconds timeout) {
   zmq_poll(m_items.data(), static_cast<int>(m_items.size()), static_cast<long>(ms));
 }
 
+bool TcpSubscriber::ack(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t seq) {
+  std::array<std::byte, 32> buf;
+  const auto len = encode_ack(buf, {m_config.subscription_id, publisher_id, seq});
+  return zmq_send(m_conns[source].sock.handle(), buf.data(), len, ZMQ_DONTWAIT) >= 0;
+}
+
 bool TcpSubscriber::consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) {
   std::array<std::byte, 32> buf;
   const auto len = encode_credit(buf, {m_config.subscription_id, publisher_id, n});
@@ -190,17 +210,22 @@ void TcpSubscriber::service(clock::time_point now) {
   const auto n = encode_subscribe(
       buf, {.subscription_id = m_config.subscription_id,
             .policy = static_cast<std::uint8_t>(m_config.policy.kind),
-            .durability = 0,
+            .durability = static_cast<std::uint8_t>(m_config.durability.kind),
             .window = m_config.policy.kind == PolicyKind::backpressure
                           ? static_cast<std::uint32_t>(m_config.policy.capacity)
                           : 0,
-            .prefix = m_config.prefix});
+            .from = static_cast<std::uint8_t>(m_config.from),
+            .history = static_cast<std::uint32_t>(std::min<std::size_t>(m_config.durability.history, UINT32_MAX)),
+            .prefix = m_config.prefix,
+            .durable_name = m_config.durable_name,
+            .group = m_config.group});
   for (auto& c : m_conns) {
     if (now < c.next_subscribe) continue;
     // The subscription is idempotent: re-sending it is the keepalive, and it is how
     // a restarted publisher learns about us again.
     zmq_send(c.sock.handle(), buf.data(), n, ZMQ_DONTWAIT);
-    c.next_subscribe = now + std::chrono::milliseconds(c.welcomed ? keepalive_ms : subscribe_retry_ms);
+    c.next_subscribe =
+        now + std::chrono::milliseconds(c.rejected ? reject_retry_ms : c.welcomed ? keepalive_ms : subscribe_retry_ms);
   }
 }
 

@@ -20,12 +20,14 @@ class TcpSubscriber final : public SubscriberTransport {
   std::size_t drain(FrameSink& sink, std::size_t max) override;
   void wait(std::chrono::nanoseconds timeout) override;
   bool consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) override;
+  bool ack(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t seq) override;
   void service(std::chrono::steady_clock::time_point now) override;
 
  private:
   struct Connection {
     zmq::socket_t sock;
     bool welcomed = false;
+    bool rejected = false;  // the publisher refused our durability request
     std::chrono::steady_clock::time_point next_subscribe{};
   };
 

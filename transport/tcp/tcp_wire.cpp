@@ -1,6 +1,7 @@
 #include "tcp_wire.hpp"
 
 #include <bit>
+#include <algorithm>
 #include <cstring>
 
 namespace rill::detail::tcp {
@@ -46,15 +47,39 @@ std::optional<Control> decode_control(std::span<const std::byte> f) noexcept {
   c.type = static_cast<ControlType>(f[4]);
   switch (c.type) {
     case ControlType::subscribe: {
-      if (f.size() < 24) return std::nullopt;
-      c.subscribe.subscription_id = get<std::uint64_t>(f, 8);
-      c.subscribe.policy = static_cast<std::uint8_t>(f[16]);
-      c.subscribe.durability = static_cast<std::uint8_t>(f[17]);
-      const auto len = get<std::uint16_t>(f, 18);
-      c.subscribe.window = get<std::uint32_t>(f, 20);
-      if (len > max_prefix_bytes || f.size() != 24u + len) return std::nullopt;
-      if (c.subscribe.policy < 1 || c.subscribe.policy > 4) return std::nullopt;
-      c.subscribe.prefix = {reinterpret_cast<const char*>(f.data() + 24), len};
+      if (f.size() < 32) return std::nullopt;
+      auto& s = c.subscribe;
+      s.subscription_id = get<std::uint64_t>(f, 8);
+      s.policy = static_cast<std::uint8_t>(f[16]);
+      s.durability = static_cast<std::uint8_t>(f[17]);
+      const std::size_t len = get<std::uint16_t>(f, 18);
+      s.window = get<std::uint32_t>(f, 20);
+      s.from = static_cast<std::uint8_t>(f[24]);
+      const std::size_t name_len = static_cast<std::uint8_t>(f[25]);
+      const std::size_t group_len = static_cast<std::uint8_t>(f[26]);
+      s.history = get<std::uint32_t>(f, 28);
+      if (len > max_prefix_bytes || f.size() != 32u + len + name_len + group_len) return std::nullopt;
+      if (s.policy < 1 || s.policy > 4 || s.durability > 2 || s.from > 2 || f[27] != std::byte{0}) return std::nullopt;
+      const auto* text = reinterpret_cast<const char*>(f.data() + 32);
+      s.prefix = {text, len};
+      s.durable_name = {text + len, name_len};
+      s.group = {text + len + name_len, group_len};
+      return c;
+    }
+    case ControlType::ack:
+      if (f.size() != 32) return std::nullopt;
+      c.ack = {get<std::uint64_t>(f, 8), get<std::uint64_t>(f, 16), get<std::uint64_t>(f, 24)};
+      return c;
+    case ControlType::reject: {
+      if (f.size() < 32) return std::nullopt;
+      auto& r = c.reject;
+      r.publisher_id = get<std::uint64_t>(f, 8);
+      r.subscription_id = get<std::uint64_t>(f, 16);
+      r.offered = static_cast<std::uint8_t>(f[24]);
+      r.requested = static_cast<std::uint8_t>(f[25]);
+      const std::size_t len = get<std::uint16_t>(f, 26);
+      if (r.offered > 2 || r.requested > 2 || len > max_reason_bytes || f.size() != 32u + len) return std::nullopt;
+      r.reason = {reinterpret_cast<const char*>(f.data() + 32), len};
       return c;
     }
     case ControlType::credit:
@@ -66,8 +91,9 @@ std::optional<Control> decode_control(std::span<const std::byte> f) noexcept {
       c.subscribe.subscription_id = get<std::uint64_t>(f, 8);
       return c;
     case ControlType::welcome:
-      if (f.size() != 32) return std::nullopt;
-      c.welcome = {get<std::uint64_t>(f, 8), get<std::uint64_t>(f, 16), get<std::uint64_t>(f, 24)};
+      if (f.size() != 40 || static_cast<std::uint8_t>(f[5]) > 2) return std::nullopt;
+      c.welcome = {get<std::uint64_t>(f, 8), get<std::uint64_t>(f, 16), get<std::uint64_t>(f, 24),
+                   get<std::uint64_t>(f, 32), static_cast<std::uint8_t>(f[5])};
       return c;
     case ControlType::bye:
       if (f.size() != 24) return std::nullopt;
@@ -82,14 +108,44 @@ std::optional<Control> decode_control(std::span<const std::byte> f) noexcept {
 
 std::size_t encode_subscribe(std::span<std::byte> out, const Subscribe& s) noexcept {
   const auto len = static_cast<std::uint16_t>(std::min(s.prefix.size(), max_prefix_bytes));
+  const auto name_len = std::min(s.durable_name.size(), max_name_bytes);
+  const auto group_len = std::min(s.group.size(), max_name_bytes);
   header(out, ControlType::subscribe);
   put(out, 8, s.subscription_id);
   out[16] = static_cast<std::byte>(s.policy);
   out[17] = static_cast<std::byte>(s.durability);
   put(out, 18, len);
   put(out, 20, s.window);
-  std::memcpy(out.data() + 24, s.prefix.data(), len);
-  return 24u + len;
+  out[24] = static_cast<std::byte>(s.from);
+  out[25] = static_cast<std::byte>(name_len);
+  out[26] = static_cast<std::byte>(group_len);
+  out[27] = std::byte{0};
+  put(out, 28, s.history);
+  std::memcpy(out.data() + 32, s.prefix.data(), len);
+  std::memcpy(out.data() + 32 + len, s.durable_name.data(), name_len);
+  std::memcpy(out.data() + 32 + len + name_len, s.group.data(), group_len);
+  return 32u + len + name_len + group_len;
+}
+
+std::size_t encode_ack(std::span<std::byte> out, const Ack& a) noexcept {
+  header(out, ControlType::ack);
+  put(out, 8, a.subscription_id);
+  put(out, 16, a.publisher_id);
+  put(out, 24, a.seq);
+  return 32;
+}
+
+std::size_t encode_reject(std::span<std::byte> out, const Reject& r) noexcept {
+  const auto len = static_cast<std::uint16_t>(std::min(r.reason.size(), max_reason_bytes));
+  header(out, ControlType::reject);
+  put(out, 8, r.publisher_id);
+  put(out, 16, r.subscription_id);
+  out[24] = static_cast<std::byte>(r.offered);
+  out[25] = static_cast<std::byte>(r.requested);
+  put(out, 26, len);
+  put(out, 28, std::uint32_t{0});
+  std::memcpy(out.data() + 32, r.reason.data(), len);
+  return 32u + len;
 }
 
 std::size_t encode_credit(std::span<std::byte> out, const Credit& c) noexcept {
@@ -108,10 +164,12 @@ std::size_t encode_unsubscribe(std::span<std::byte> out, std::uint64_t subscript
 
 std::size_t encode_welcome(std::span<std::byte> out, const Welcome& w) noexcept {
   header(out, ControlType::welcome);
+  out[5] = static_cast<std::byte>(w.offered);
   put(out, 8, w.publisher_id);
   put(out, 16, w.next_seq);
   put(out, 24, w.subscription_id);
-  return 32;
+  put(out, 32, w.lost);
+  return 40;
 }
 
 std::size_t encode_bye(std::span<std::byte> out, const Bye& b) noexcept {

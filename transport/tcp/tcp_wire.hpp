@@ -19,20 +19,42 @@ enum class ControlType : std::uint8_t {
   subscribe = 0x01,    ///< subscriber -> publisher: here I am, this prefix, this policy
   credit = 0x02,       ///< subscriber -> publisher: I consumed n of your messages
   unsubscribe = 0x03,  ///< subscriber -> publisher: I am leaving
+  ack = 0x04,          ///< subscriber -> publisher: I handled your messages to me up to seq
   welcome = 0x81,      ///< publisher -> subscriber: registered; messages start at next_seq
   bye = 0x82,          ///< publisher -> subscriber: leaving after last_seq
   ping = 0x83,         ///< publisher -> subscriber: liveness probe, ignored
+  reject = 0x84,       ///< publisher -> subscriber: cannot serve this subscription (and why)
 };
 
 inline constexpr std::size_t max_prefix_bytes = 1024;
-inline constexpr std::size_t max_control_bytes = 64 + max_prefix_bytes;
+inline constexpr std::size_t max_name_bytes = 255;    ///< durable and group names
+inline constexpr std::size_t max_reason_bytes = 255;  ///< REJECT text
+inline constexpr std::size_t max_control_bytes = 64 + max_prefix_bytes + 2 * max_name_bytes;
 
 struct Subscribe {
   std::uint64_t subscription_id = 0;
   std::uint8_t policy = 0;      ///< PolicyKind
-  std::uint8_t durability = 0;  ///< DurabilityKind (only volatile is offered over tcp today)
+  std::uint8_t durability = 0;  ///< DurabilityKind requested
   std::uint32_t window = 0;     ///< initial credit for backpressure, 0 otherwise
+  std::uint8_t from = 0;        ///< StartFrom (persistent)
+  std::uint32_t history = 0;    ///< transient_local: at most this many history messages (0: all kept)
   std::string_view prefix;
+  std::string_view durable_name;  ///< persistent: where acks are stored ("" = not durable)
+  std::string_view group;         ///< consumer group ("" = none)
+};
+
+struct Ack {
+  std::uint64_t subscription_id = 0;
+  std::uint64_t publisher_id = 0;
+  std::uint64_t seq = 0;  ///< every message this publisher sent this subscription up to seq is handled
+};
+
+struct Reject {
+  std::uint64_t publisher_id = 0;
+  std::uint64_t subscription_id = 0;
+  std::uint8_t offered = 0;    ///< DurabilityKind
+  std::uint8_t requested = 0;  ///< DurabilityKind
+  std::string_view reason;
 };
 
 struct Credit {
@@ -43,8 +65,10 @@ struct Credit {
 
 struct Welcome {
   std::uint64_t publisher_id = 0;
-  std::uint64_t next_seq = 0;
+  std::uint64_t next_seq = 0;  ///< the first sequence this subscription will be sent (history first)
   std::uint64_t subscription_id = 0;
+  std::uint64_t lost = 0;      ///< messages before next_seq it asked for that retention deleted
+  std::uint8_t offered = 0;    ///< DurabilityKind the publisher offers
 };
 
 struct Bye {
@@ -59,6 +83,8 @@ struct Control {
   Credit credit;
   Welcome welcome;
   Bye bye;
+  Ack ack;
+  Reject reject;
 };
 
 /// A batch frame carries several envelopes from one publisher: this magic, a u32
@@ -108,7 +134,9 @@ bool for_each_in_batch(std::span<const std::byte> frame, Visit&& visit) {
 std::size_t encode_subscribe(std::span<std::byte> out, const Subscribe& s) noexcept;
 std::size_t encode_credit(std::span<std::byte> out, const Credit& c) noexcept;
 std::size_t encode_unsubscribe(std::span<std::byte> out, std::uint64_t subscription_id) noexcept;
+std::size_t encode_ack(std::span<std::byte> out, const Ack& a) noexcept;
 std::size_t encode_welcome(std::span<std::byte> out, const Welcome& w) noexcept;
+std::size_t encode_reject(std::span<std::byte> out, const Reject& r) noexcept;
 std::size_t encode_bye(std::span<std::byte> out, const Bye& b) noexcept;
 std::size_t encode_ping(std::span<std::byte> out) noexcept;
 

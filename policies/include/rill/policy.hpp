@@ -38,7 +38,43 @@ inline constexpr std::size_t max_policy_messages = 1u << 16;
 /// The CLI form of a policy, e.g. "backpressure:64".
 [[nodiscard]] std::string to_string(const Policy& policy);
 
-/// How much history a publisher offers and a subscription asks for.
+/// How much history a publisher offers and a subscription asks for (ordered: more is greater).
 enum class DurabilityKind : std::uint8_t { volatile_ = 0, transient_local = 1, persistent = 2 };
+
+/// A durability mode. A publisher offers one; a subscription requests one, and a request
+/// above the offer is refused (an incompatibility event), never silently downgraded.
+struct Durability {
+  DurabilityKind kind = DurabilityKind::volatile_;
+  /// transient_local: publisher: messages kept (the last N); subscription: at most this many
+  /// of them are replayed to it (0: all the publisher keeps).
+  std::size_t history = 0;
+  /// persistent, publisher side: the log directory (see PublisherOptions::log for its settings).
+  std::string dir;
+
+  static Durability volatile_mode() { return {}; }
+  static Durability transient_local(std::size_t n) { return {DurabilityKind::transient_local, n, {}}; }
+  static Durability persistent(std::string dir = {}) { return {DurabilityKind::persistent, 0, std::move(dir)}; }
+};
+
+/// The largest transient_local history (messages kept in memory per publisher).
+inline constexpr std::size_t max_history_messages = 1u << 20;
+
+/// Parses the CLI form: "volatile", "transient-local:N", "persistent:DIR" (a subscription
+/// may say just "persistent").
+[[nodiscard]] Result<Durability> parse_durability(std::string_view text);
+/// The CLI form, e.g. "transient-local:100".
+[[nodiscard]] std::string to_string(const Durability& durability);
+/// "volatile", "transient-local" or "persistent".
+[[nodiscard]] std::string_view to_string(DurabilityKind kind);
+
+/// Where a durable subscription starts when it (re)joins a persistent publisher.
+enum class StartFrom : std::uint8_t {
+  last_ack = 0,  ///< after its last acknowledged position (from the start when it has none)
+  start = 1,     ///< the first retained message
+  end = 2,       ///< only messages published from now on
+};
+
+/// Parses "last-ack", "start" or "end".
+[[nodiscard]] Result<StartFrom> parse_start_from(std::string_view text);
 
 }  // namespace rill

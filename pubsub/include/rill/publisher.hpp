@@ -9,7 +9,9 @@
 #include <string_view>
 
 #include "rill/loan.hpp"
+#include "rill/log.hpp"
 #include "rill/message_builder.hpp"
+#include "rill/policy.hpp"
 #include "rill/stats.hpp"
 
 namespace rill {
@@ -18,6 +20,7 @@ namespace detail {
 class PublisherTransport;
 struct LoanState;
 class NodeCore;
+class History;
 }  // namespace detail
 
 /// How a publisher behaves; fill with designated initializers.
@@ -31,6 +34,16 @@ struct PublisherOptions {
   /// full, at flush(), service() or destruction; call flush() when you pause.
   std::size_t batch_messages = 1;
   std::size_t batch_bytes = 64u << 10;  ///< a batch is also sent once it holds this many bytes
+  /// What late joiners get (tcp offers all three; other transports volatile only):
+  /// transient_local(N) keeps the last N messages in memory; persistent(DIR) appends every
+  /// message to the log in DIR before it is sent, and the publisher's id and sequence
+  /// continue from that log after a restart.
+  Durability durability{};
+  /// persistent: the log's settings (fsync policy, segment size, retention).
+  LogOptions log{};
+  /// persistent: where durable subscriptions' acknowledged positions are stored
+  /// ("" = DIR/acks).
+  std::string ack_store{};
 };
 
 /// Sends on one topic from one thread. Move-only; not thread-safe (one publishing
@@ -78,7 +91,9 @@ class Publisher {
 
   /// Sends messages a batching publisher is holding back (no-op with batch_messages = 1).
   void flush();
-  /// Flushes, then processes joins, credits and departures (call it when not publishing for a while).
+  /// Flushes, then processes joins, credits, acks and departures, and sends history to
+  /// subscriptions catching up. Call it while not publishing (a durable subscription
+  /// replaying a long log is served from here and from publish()).
   std::size_t service();
   /// Waits until `n` matching subscriptions are attached, up to `timeout`.
   [[nodiscard]] Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout);
@@ -88,17 +103,23 @@ class Publisher {
   [[nodiscard]] const std::string& topic() const noexcept { return m_topic; }
   /// The sequence the next published message will carry.
   [[nodiscard]] std::uint64_t next_sequence() const noexcept { return m_next_seq; }
+  /// The durability this publisher offers.
+  [[nodiscard]] DurabilityKind durability() const noexcept;
+  /// persistent: the log (for its stats and sequences); nullptr otherwise.
+  [[nodiscard]] const Log* log() const noexcept;
 
  private:
   friend class Node;
-  Publisher(std::shared_ptr<detail::NodeCore> node, std::unique_ptr<detail::PublisherTransport> transport,
-            const PublisherOptions& options, std::uint64_t id);
+  Publisher(std::shared_ptr<detail::NodeCore> node, std::unique_ptr<detail::History> history,
+            std::unique_ptr<detail::PublisherTransport> transport, const PublisherOptions& options, std::uint64_t id);
 
   EnvelopeFields stamp(std::span<const HeaderKV> headers) const noexcept;
   Result<void> send_built(std::span<const std::byte> envelope);
+  Result<void> send_kept(std::span<const std::byte> envelope);
   Result<void> publish_loan(Loan&& loan, flatbuffers::uoffset_t root, std::span<const HeaderKV> headers);
 
   std::shared_ptr<detail::NodeCore> m_node;
+  std::unique_ptr<detail::History> m_history;  // before the transport: it reads from it until closed
   std::unique_ptr<detail::PublisherTransport> m_transport;
   MessageBuilder m_builder;
   std::unique_ptr<detail::LoanState> m_spare_loan;  // reused, so loans allocate nothing

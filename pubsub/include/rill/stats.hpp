@@ -17,6 +17,11 @@ struct PublisherStats {
   std::uint64_t joined = 0;         ///< subscriptions that ever attached
   std::uint64_t left = 0;           ///< subscriptions that detached or died
   std::uint64_t reclaimed = 0;      ///< shm: subscriptions found dead (or corrupt) whose chunks were taken back
+  std::uint64_t incompatible = 0;   ///< subscriptions refused: they asked for more durability than offered
+  std::uint64_t replayed = 0;       ///< history messages sent to late joiners and durable subscriptions
+  std::uint64_t acks = 0;           ///< acknowledgements received from durable subscriptions
+  std::uint64_t redelivered = 0;    ///< group messages sent again because their member left unacknowledged
+  std::uint64_t log_errors = 0;     ///< persistent: appends that failed (no_space, io_error): not sent
 };
 
 /// What a subscription saw. Updated on the polling thread only.
@@ -35,6 +40,12 @@ struct SubscriberStats {
   std::uint64_t publishers = 0;      ///< publisher instances seen
   std::uint64_t publisher_restarts = 0;      ///< an endpoint came back with a new publisher id
   std::uint64_t publishers_lost = 0;         ///< publishers whose process died without closing (shm)
+  std::uint64_t incompatible = 0;    ///< publishers that refused this subscription's durability request
+  std::uint64_t acked = 0;           ///< highest position acknowledged (durable, last publisher)
+  std::uint64_t handler_failures = 0;  ///< handler calls that threw or returned an error
+  std::uint64_t retries = 0;         ///< handler calls repeated after a failure
+  std::uint64_t dead_lettered = 0;   ///< messages given up on and written to the dead-letter log
+  std::uint64_t in_doubt = 0;        ///< a crash inside the handler left this many messages undecided at start-up
 };
 
 }  // namespace rill

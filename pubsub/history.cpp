@@ -1,0 +1,216 @@
+#include "history.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "logging.hpp"
+
+namespace rill::detail {
+
+namespace {
+
+// The last N envelopes, each in a buffer of its own that is reused when its slot comes
+// round again (steady state allocates nothing once the buffers have grown).
+class MemoryHistory final : public History {
+ public:
+  MemoryHistory(std::size_t keep, std::uint64_t next_seq) : m_slots(keep), m_next(next_seq), m_first(next_seq) {}
+
+  DurabilityKind offered() const noexcept override { return DurabilityKind::transient_local; }
+  std::uint64_t publisher_id() const noexcept override { return 0; }
+  std::uint64_t next_sequence() const noexcept override { return m_next; }
+
+  Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq) override {
+    if (seq != m_next) return fail(Errc::invalid_argument, "history: out-of-order record");
+    auto& slot = m_slots[seq % m_slots.size()];
+    slot.assign(envelope.begin(), envelope.end());
+    ++m_next;
+    if (m_next - m_first > m_slots.size()) m_first = m_next - m_slots.size();
+    return {};
+  }
+
+  HistoryStart start_for(StartFrom, std::string_view, std::uint64_t history) const override {
+    const auto kept = m_next - m_first;
+    const auto n = history == 0 ? kept : std::min<std::uint64_t>(history, kept);
+    return {m_next - n, 0};
+  }
+
+  Result<std::unique_ptr<HistoryCursor>> cursor(std::uint64_t seq) const override;
+
+  void ack(std::string_view, std::uint64_t) override {}
+  Result<void> flush_acks() override { return {}; }
+  std::optional<std::uint64_t> acked(std::string_view) const override { return std::nullopt; }
+
+  // For the cursor: the envelope of `seq`, empty when it is no longer (or not yet) kept.
+  std::span<const std::byte> at(std::uint64_t seq) const noexcept {
+    if (seq < m_first || seq >= m_next) return {};
+    const auto& slot = m_slots[seq % m_slots.size()];
+    return {slot.data(), slot.size()};
+  }
+  std::uint64_t first() const noexcept { return m_first; }
+
+ private:
+  std::vector<std::vector<std::byte>> m_slots;
+  std::uint64_t m_next;
+  std::uint64_t m_first;
+};
+
+class MemoryCursor final : public HistoryCursor {
+ public:
+  MemoryCursor(const MemoryHistory& h, std::uint64_t seq) : m_history(h), m_pos(seq) {}
+
+  Result<std::optional<std::span<const std::byte>>> next(std::uint64_t limit) override {
+    if (m_pos < m_history.first()) {  // overwritten before we got there
+      m_lost += m_history.first() - m_pos;
+      m_pos = m_history.first();
+    }
+    if (m_pos >= limit) return std::nullopt;
+    const auto bytes = m_history.at(m_pos);
+    if (bytes.empty()) return std::nullopt;
+    ++m_pos;
+    return bytes;
+  }
+  std::uint64_t position() const noexcept override { return m_pos; }
+  std::uint64_t lost() const noexcept override { return m_lost; }
+
+ private:
+  const MemoryHistory& m_history;
+  std::uint64_t m_pos;
+  std::uint64_t m_lost = 0;
+};
+
+Result<std::unique_ptr<HistoryCursor>> MemoryHistory::cursor(std::uint64_t seq) const {
+  return std::unique_ptr<HistoryCursor>(new MemoryCursor(*this, seq));
+}
+
+// The persistent log: every message is appended before it is sent; cursors are log readers.
+class LogHistory final : public History {
+ public:
+  LogHistory(Log log, AckStore acks) : m_log(std::move(log)), m_acks(std::move(acks)) {}
+  ~LogHistory() override { (void)close(); }
+
+  DurabilityKind offered() const noexcept override { return DurabilityKind::persistent; }
+  std::uint64_t publisher_id() const noexcept override { return m_log.publisher_id(); }
+  std::uint64_t next_sequence() const noexcept override { return m_log.next_sequence(); }
+
+  Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq) override {
+    auto appended = m_log.append(envelope, {.expect_sequence = seq});
+    if (!appended) return std::unexpected(appended.error());
+    return {};
+  }
+
+  HistoryStart start_for(StartFrom from, std::string_view name, std::uint64_t history) const override {
+    const auto first = m_log.first_sequence();
+    const auto next = m_log.next_sequence();
+    std::uint64_t want = first;
+    switch (from) {
+      case StartFrom::start:
+        want = 1;  // everything ever published: what retention deleted is reported as lost
+        break;
+      case StartFrom::end:
+        return {next, 0};
+      case StartFrom::last_ack:
+        if (auto pos = acked(name)) {
+          want = *pos + 1;
+        } else {
+          want = 1;
+        }
+        break;
+    }
+    if (history != 0 && next > history) want = std::max(want, next - history);
+    want = std::min(want, next);
+    if (want < first) return {first, first - want};
+    return {want, 0};
+  }
+
+  Result<std::unique_ptr<HistoryCursor>> cursor(std::uint64_t seq) const override;
+
+  void ack(std::string_view name, std::uint64_t seq) override {
+    auto it = m_pending.find(name);
+    if (it == m_pending.end()) {
+      m_pending.emplace(std::string(name), seq);
+    } else {
+      it->second = std::max(it->second, seq);
+    }
+  }
+
+  Result<void> flush_acks() override {
+    while (!m_pending.empty()) {
+      auto node = m_pending.extract(m_pending.begin());
+      if (auto stored = m_acks.ack(node.key(), node.mapped()); !stored) {
+        m_pending.insert(std::move(node));  // kept for the next try
+        return stored;
+      }
+    }
+    return {};
+  }
+
+  std::optional<std::uint64_t> acked(std::string_view name) const override {
+    auto stored = m_acks.get(name);
+    if (auto it = m_pending.find(name); it != m_pending.end()) {
+      return std::max(stored.value_or(0), it->second);
+    }
+    return stored;
+  }
+
+  const Log* log() const noexcept override { return &m_log; }
+
+  Result<void> close() override {
+    auto acks = flush_acks();
+    auto closed = m_log.close();
+    if (!acks) return acks;
+    return closed;
+  }
+
+ private:
+  Log m_log;
+  AckStore m_acks;
+  std::map<std::string, std::uint64_t, std::less<>> m_pending;
+};
+
+class LogCursor final : public HistoryCursor {
+ public:
+  explicit LogCursor(LogReader reader) : m_reader(std::move(reader)) {}
+
+  Result<std::optional<std::span<const std::byte>>> next(std::uint64_t limit) override {
+    if (m_reader.position() >= limit) return std::nullopt;
+    auto rec = m_reader.next();
+    if (!rec) return std::unexpected(rec.error());
+    if (!*rec) return std::nullopt;
+    return (*rec)->body;
+  }
+  std::uint64_t position() const noexcept override { return m_reader.position(); }
+  std::uint64_t lost() const noexcept override { return m_reader.lost(); }
+
+ private:
+  LogReader m_reader;
+};
+
+Result<std::unique_ptr<HistoryCursor>> LogHistory::cursor(std::uint64_t seq) const {
+  auto reader = m_log.reader(seq);
+  if (!reader) return std::unexpected(reader.error());
+  return std::unique_ptr<HistoryCursor>(new LogCursor(std::move(*reader)));
+}
+
+}  // namespace
+
+std::unique_ptr<History> History::in_memory(std::size_t keep, std::uint64_t next_seq) {
+  return std::make_unique<MemoryHistory>(keep, next_seq);
+}
+
+Result<std::unique_ptr<History>> History::open_log(const std::string& dir, const LogOptions& options,
+                                                   const std::string& ack_store_path,
+                                                   std::uint64_t new_publisher_id) {
+  LogOptions opts = options;
+  opts.publisher_id = new_publisher_id;
+  opts.read_only = false;
+  auto log = Log::open(dir, opts);
+  if (!log) return std::unexpected(log.error());
+  auto acks = AckStore::open(ack_store_path.empty() ? std::filesystem::path(dir) / "acks"
+                                                  : std::filesystem::path(ack_store_path));
+  if (!acks) return std::unexpected(acks.error());
+  rill::detail::log().info("persistent publisher {:016x}: log {} continues at sequence {}", log->publisher_id(), dir,
+                           log->next_sequence());
+  return std::unique_ptr<History>(new LogHistory(std::move(*log), std::move(*acks)));
+}
+
+}  // namespace rill::detail
