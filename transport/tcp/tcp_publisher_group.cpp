@@ -36,6 +36,16 @@ void add_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t la
   }
 }
 
+// Appends a run to a member's in-flight list, which stays in the order things were sent
+// (its acks are cumulative in that order, not in sequence order).
+void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
+  if (!runs.empty() && runs.back().last + 1 == first) {
+    runs.back().last = last;
+  } else {
+    runs.push_back({first, last});
+  }
+}
+
 }  // namespace
 
 TcpPublisher::Group& TcpPublisher::join_group(Peer& peer, const Subscribe& s, DurabilityKind offered) {
@@ -114,7 +124,7 @@ void TcpPublisher::send_to_groups(std::span<const std::byte> frame, std::uint32_
     }
     if (sent) {
       if (member->policy == PolicyKind::backpressure) member->credit -= envelopes;
-      if (g.durable) add_range(member->in_flight, first_seq, last_seq);
+      if (g.durable) append_range(member->in_flight, first_seq, last_seq);
     } else if (g.durable) {
       add_range(g.resend, first_seq, last_seq);  // read back from the log when a member has room
     } else {
@@ -215,7 +225,7 @@ void TcpPublisher::pump_groups() {
           g.cursor.reset();  // read again from run.first next time
           break;
         }
-        add_range(member->in_flight, first, first + count - 1);
+        append_range(member->in_flight, first, first + count - 1);
         m_stats.redelivered += count;
       }
       run.first = first + count;
