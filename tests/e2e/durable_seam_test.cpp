@@ -103,6 +103,7 @@ TEST_CASE("transient_local: a late joiner gets exactly the last N before its joi
   REQUIRE_FALSE(seqs.empty());
   INFO("first " << seqs.front() << ", last " << seqs.back() << ", published " << last_seq.load()
                 << ", join seen between " << join_before.load() << " and " << join_after.load());
+  MESSAGE("late joiner: seqs " << seqs.front() << ".." << seqs.back() << ", join seen in the publish of seq " << join_before.load());
   CHECK(breaks(seqs) == 0);  // contiguous: no gap, no duplicate, in order
   CHECK(seqs.back() == last_seq.load());
   // A real late joiner, and its history was exactly N: the welcome's next_seq (the first
