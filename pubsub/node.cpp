@@ -1,5 +1,6 @@
 #include "rill/node.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <random>
@@ -75,6 +76,28 @@ Result<Publisher> Node::publisher(const PublisherOptions& options) {
 
 namespace {
 
+// A durable subscription's exactly-once state (none for the other modes). Opened before
+// connecting, so a second process with the same name fails before it receives anything.
+Result<std::optional<detail::DeliveredStore>> open_durable_state(const SubscriberOptions& options) {
+  const bool persistent = options.durability.kind == DurabilityKind::persistent;
+  if (options.durable_name.empty()) {
+    if (persistent) return fail(Errc::invalid_argument, "a persistent subscription needs a durable_name");
+    return std::optional<detail::DeliveredStore>{};
+  }
+  if (!persistent) return fail(Errc::invalid_argument, "durable_name needs persistent durability");
+  const auto& name = options.durable_name;
+  // It names a file: no separators, no dot files, nothing a shell would mangle.
+  const bool ok = name.size() <= 128 && name.front() != '.' &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                           c == '_' || c == '.';
+                  });
+  if (!ok) return fail(Errc::invalid_argument, "durable name '" + name + "': use 1-128 of [A-Za-z0-9._-], not starting with '.'");
+  auto store = detail::DeliveredStore::open(options.state_dir, name);
+  if (!store) return std::unexpected(store.error());
+  return std::optional<detail::DeliveredStore>(std::move(*store));
+}
+
 Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<detail::NodeCore>& node,
                                                           const SubscriberOptions& options) {
   if (options.policy.capacity == 0) return fail(Errc::invalid_argument, "policy capacity must be positive");
@@ -87,6 +110,8 @@ Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<
     if (!ep) return std::unexpected(ep.error());
     eps.push_back(std::move(*ep));
   }
+  auto store = open_durable_state(options);
+  if (!store) return std::unexpected(store.error());
   const auto id = random_id();
   auto transport = detail::make_subscriber_transport(*node, eps,
                                                      {.prefix = options.prefix,
@@ -98,7 +123,7 @@ Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<
                                                       .from = options.from,
                                                       .group = options.group});
   if (!transport) return std::unexpected(transport.error());
-  return std::make_unique<detail::SubscriberCore>(node, std::move(*transport), options, id);
+  return std::make_unique<detail::SubscriberCore>(node, std::move(*transport), options, id, std::move(*store));
 }
 
 }  // namespace
@@ -166,6 +191,13 @@ Subscriber::Subscriber(Subscriber&&) noexcept = default;
 Subscriber& Subscriber::operator=(Subscriber&&) noexcept = default;
 Subscriber::~Subscriber() = default;
 std::size_t Subscriber::poll(Handler handler, std::size_t limit) { return m_core->poll(handler, limit); }
+std::size_t Subscriber::poll_checked(CheckedHandler handler, std::size_t limit) { return m_core->poll(handler, limit); }
+std::size_t Subscriber::wait_poll_checked(CheckedHandler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
+  return m_core->wait_poll(handler, limit, timeout);
+}
+Result<void> Subscriber::ack(std::uint64_t publisher_id, std::uint64_t sequence) {
+  return m_core->ack(publisher_id, sequence);
+}
 std::size_t Subscriber::wait_poll(Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
   return m_core->wait_poll(handler, limit, timeout);
 }
