@@ -33,6 +33,7 @@ void run_crash(const CrashRun& cfg) {
   auto dir = shm_temp_dir();
   const auto log_dir = dir / "log";
   const auto out = dir / "sub.out";
+  std::filesystem::create_directories(dir / "state");
   const auto ep = tcp_endpoint(free_port());
   const std::string until = std::to_string(cfg.messages);
   std::mt19937_64 rng(std::random_device{}());
@@ -92,6 +93,7 @@ void run_crash(const CrashRun& cfg) {
   int kills = 0;
   int continued_checked = 0;
   std::uint64_t expect_next = 1;  // the log's next sequence before this incarnation
+  std::uint64_t final_start = 0;  // ... before the last one
   for (int round = 0;; ++round) {
     const bool final_round = kills >= cfg.publisher_kills;
     auto pub = spawn_rill(dir, "pub-" + std::to_string(round), pub_args(!final_round));
@@ -130,6 +132,7 @@ void run_crash(const CrashRun& cfg) {
       ++continued_checked;
     }
     if (final_round) {
+      final_start = expect_next;
       // Let the subscriber finish: it exits after 4 s with nothing new.
       const auto sub_done = [&] {
         if (sub->running()) return false;
@@ -152,8 +155,9 @@ void run_crash(const CrashRun& cfg) {
     expect_next = log_next_seq(log_dir);
   }
   CHECK(kills == cfg.publisher_kills);
-  MESSAGE("publisher kills " << kills << " (" << continued_checked
-                             << " incarnations checked for continuity), subscriber kills " << sub_kills);
+  MESSAGE("published under kills: " << final_start - 1 << " of " << cfg.messages << "; publisher kills " << kills
+                                    << " (" << continued_checked
+                                    << " incarnations checked for continuity), subscriber kills " << sub_kills);
   REQUIRE(log_next_seq(log_dir) == cfg.messages + 1);
 
   const auto got = parse_delivered(read_file(out));

@@ -31,6 +31,7 @@ TEST_CASE("group: 3 durable members split 100000 messages; one killed midway; ea
   };
   auto out = [&](int i) { return dir / ("member-" + std::to_string(i) + ".out"); };
   std::vector<std::unique_ptr<Process>> members;
+  for (int i = 0; i < 3; ++i) std::filesystem::create_directories(dir / ("state-" + std::to_string(i)));
   for (int i = 0; i < 3; ++i)
     members.push_back(spawn_rill_appending(dir, "member-" + std::to_string(i), member_args(i), out(i)));
   auto pub = spawn_rill(dir, "pub",

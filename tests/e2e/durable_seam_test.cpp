@@ -103,7 +103,8 @@ TEST_CASE("transient_local: a late joiner gets exactly the last N before its joi
   REQUIRE_FALSE(seqs.empty());
   INFO("first " << seqs.front() << ", last " << seqs.back() << ", published " << last_seq.load()
                 << ", join seen between " << join_before.load() << " and " << join_after.load());
-  MESSAGE("late joiner: seqs " << seqs.front() << ".." << seqs.back() << ", join seen in the publish of seq " << join_before.load());
+  MESSAGE("late joiner: seqs " << seqs.front() << ".." << seqs.back() << ", join seen in the publish of seq "
+                               << join_before.load());
   CHECK(breaks(seqs) == 0);  // contiguous: no gap, no duplicate, in order
   CHECK(seqs.back() == last_seq.load());
   // A real late joiner, and its history was exactly N: the welcome's next_seq (the first
@@ -128,7 +129,7 @@ TEST_CASE(
   auto early = spawn_rill(dir, "early", {"sub", ep, "seam/", "--count", "20000"});
   REQUIRE(early->wait(60s).ok());
   auto late = spawn_rill(dir, "late",
-                         {"sub", ep, "seam/", "--durability", "transient-local", "--policy", "backpressure:1024",
+                         {"sub", ep, "seam/", "--durability", "transient-local:1000", "--policy", "backpressure:1024",
                           "--idle-exit-ms", "3000"});
   REQUIRE(wait_until([&] { return lines(late->out()).size() >= 30'000 || !late->running(); }, 120s));
   REQUIRE(pub->running());
