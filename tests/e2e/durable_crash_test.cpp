@@ -18,8 +18,13 @@ namespace {
 struct CrashRun {
   std::uint64_t messages = 100'000;
   int publisher_kills = 200;
-  int max_life_ms = 60;  // a publisher lives 0..this after its spawn
-  int rate = 5000;       // paced while it is being killed, so the kills land before the end
+  // Most publishers are killed 0..max_publish_ms after they started publishing (their
+  // start line), paced at `rate` (at most 900 messages each, about 350 on average: the
+  // kills spread over most of the run and all land before its end). One in five is killed
+  // 0..max_startup_ms after its spawn instead: inside process start or log recovery.
+  int max_publish_ms = 60;
+  int max_startup_ms = 15;
+  int rate = 15000;
 };
 
 // The log's next sequence, read as a restarted publisher will see it (torn tail excluded).
@@ -97,12 +102,22 @@ void run_crash(const CrashRun& cfg) {
   for (int round = 0;; ++round) {
     const bool final_round = kills >= cfg.publisher_kills;
     auto pub = spawn_rill(dir, "pub-" + std::to_string(round), pub_args(!final_round));
-    const auto life = std::chrono::milliseconds(rng() % (cfg.max_life_ms + 1));
     const auto spawned = std::chrono::steady_clock::now();
     if (!final_round) {
-      while (std::chrono::steady_clock::now() - spawned < life && pub->running()) {
+      const auto started = [&] { return pub->err().find("{\"persistent\":") != std::string::npos; };
+      std::chrono::steady_clock::time_point kill_at;
+      if (rng() % 5 == 0) {
+        kill_at = spawned + std::chrono::milliseconds(rng() % (cfg.max_startup_ms + 1));
+      } else {
+        while (!started() && pub->running() && std::chrono::steady_clock::now() - spawned < 60s) {
+          tend_subscriber(true);
+          std::this_thread::sleep_for(200us);
+        }
+        kill_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(rng() % (cfg.max_publish_ms + 1));
+      }
+      while (std::chrono::steady_clock::now() < kill_at && pub->running()) {
         tend_subscriber(true);
-        std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(200us);
       }
       if (!pub->running()) {  // it finished or failed before its kill point
         const auto e = pub->wait(1s);
