@@ -103,8 +103,10 @@ void run_crash(const CrashRun& cfg) {
     const bool final_round = kills >= cfg.publisher_kills;
     auto pub = spawn_rill(dir, "pub-" + std::to_string(round), pub_args(!final_round));
     const auto spawned = std::chrono::steady_clock::now();
+    const auto started = [&] { return pub->err().find("{\"persistent\":") != std::string::npos; };
+    // A restarted publisher may find the port not free yet: spawn it again (not a kill).
+    const auto port_busy = [&] { return pub->err().find("address_in_use") != std::string::npos; };
     if (!final_round) {
-      const auto started = [&] { return pub->err().find("{\"persistent\":") != std::string::npos; };
       std::chrono::steady_clock::time_point kill_at;
       if (rng() % 5 == 0) {
         kill_at = spawned + std::chrono::milliseconds(rng() % (cfg.max_startup_ms + 1));
@@ -121,7 +123,7 @@ void run_crash(const CrashRun& cfg) {
       }
       if (!pub->running()) {  // it finished or failed before its kill point
         const auto e = pub->wait(1s);
-        if (pub->err().find("in use") != std::string::npos) continue;  // the port, not yet free: again
+        if (port_busy()) continue;
         INFO("publisher " << round << " ended on its own: " << e.describe() << "\n" << pub->err());
         FAIL_CHECK("a paced publisher reached the end before 200 kills, or failed");
         break;
@@ -131,8 +133,8 @@ void run_crash(const CrashRun& cfg) {
       ++kills;
     } else {
       // The last incarnation publishes what is left, then lingers serving catch-up.
-      REQUIRE(
-          wait_until([&] { return pub->err().find("{\"persistent\":") != std::string::npos || !pub->running(); }, 60s));
+      REQUIRE(wait_until([&] { return started() || !pub->running(); }, 60s));
+      if (!pub->running() && port_busy()) continue;
       INFO("final publisher: " << pub->err());
       REQUIRE(pub->running());
     }
