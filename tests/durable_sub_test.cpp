@@ -6,7 +6,6 @@
 // control and observable byte for byte.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,7 +13,6 @@
 #include <fstream>
 #include <stdexcept>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "pubsub/delivered_store.hpp"
@@ -115,8 +113,9 @@ class ScriptedPublisher {
   void data(std::uint64_t seq) {
     const auto text = "m" + std::to_string(seq);
     m_builder.reset();
-    send_to_peer(m_builder.finish_raw(std::as_bytes(std::span(text.data(), text.size())),
-                                      {.topic = "t", .publisher_id = id, .sequence = seq, .timestamp_ns = 1, .headers = {}}));
+    send_to_peer(
+        m_builder.finish_raw(std::as_bytes(std::span(text.data(), text.size())),
+                             {.topic = "t", .publisher_id = id, .sequence = seq, .timestamp_ns = 1, .headers = {}}));
   }
 
   Heard heard;
@@ -474,7 +473,8 @@ TEST_SUITE("durable subscription") {
 
 TEST_SUITE("handler failures") {
   // A volatile tcp publisher with ten messages "m1".."m10" for `sub`.
-  void publish_ten(rill::Node& node, const std::string& ep, rill::Subscriber& sub, std::optional<rill::Publisher>& keep) {
+  void publish_ten(rill::Node & node, const std::string& ep, rill::Subscriber& sub,
+                   std::optional<rill::Publisher>& keep) {
     auto pub = node.publisher({.endpoint = ep, .topic = "t"});
     REQUIRE(pub);
     REQUIRE(rilltest::attach(*pub, sub));
@@ -578,12 +578,13 @@ TEST_SUITE("handler failures") {
     auto pub = node.publisher({.endpoint = ep, .topic = "t"});
     REQUIRE(pub);
     std::atomic<int> ok{0};
-    auto subscription = node.subscribe(
-        {.endpoints = {ep}, .prefix = "t", .retry = {.max_attempts = 2, .backoff = 1ms, .dead_letter_dir = dlq_dir.str()}},
-        [&](const rill::MessageView& m) {
-          if (m.sequence() == 2) throw 42;
-          ok.fetch_add(1);
-        });
+    auto subscription = node.subscribe({.endpoints = {ep},
+                                        .prefix = "t",
+                                        .retry = {.max_attempts = 2, .backoff = 1ms, .dead_letter_dir = dlq_dir.str()}},
+                                       [&](const rill::MessageView& m) {
+                                         if (m.sequence() == 2) throw 42;
+                                         ok.fetch_add(1);
+                                       });
     REQUIRE(subscription);
     REQUIRE(pub->wait_for_subscribers(1, 10s));
     std::this_thread::sleep_for(100ms);  // the WELCOME reaches the subscription's thread
