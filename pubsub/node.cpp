@@ -112,6 +112,9 @@ Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<
     if (!ep) return std::unexpected(ep.error());
     eps.push_back(std::move(*ep));
   }
+  if (options.retry.backoff.count() < 0 || options.retry.max_backoff.count() < 0) {
+    return fail(Errc::invalid_argument, "retry back-off must not be negative");
+  }
   auto store = open_durable_state(options);
   if (!store) return std::unexpected(store.error());
   const auto id = random_id();

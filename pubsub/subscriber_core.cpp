@@ -61,7 +61,11 @@ SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<S
   if (m_store) load_state();
 }
 
-SubscriberCore::~SubscriberCore() = default;
+SubscriberCore::~SubscriberCore() {
+  // What the handler finished since the last round is acknowledged on the way out (the
+  // transport lingers to let it go); otherwise the publisher would resend it next time.
+  if (m_store && m_acks_due) flush_acks();
+}
 
 const SubscriberStats& SubscriberCore::stats() noexcept {
   m_stats.dropped = m_queue.discarded() + m_transport->policy_drops();
@@ -315,7 +319,7 @@ void SubscriberCore::deliver(Frame& frame, Subscriber::CheckedHandler handler) {
 
 void SubscriberCore::settle_idle() {
   for (std::uint32_t s = 0; s < m_sources.size(); ++s) credit(s);
-  if (m_acks_due) flush_acks();
+  if (m_acks_due) maybe_flush_acks();
   if (!m_any_left) return;
   m_any_left = false;
   // Everything a departed publisher sent before its BYE has been handled or dropped
