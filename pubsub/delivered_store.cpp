@@ -49,11 +49,12 @@ Result<DeliveredStore> DeliveredStore::open(const std::filesystem::path& dir, co
   if (::flock(s.m_fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     if (err == EWOULDBLOCK) {
-      return fail(Errc::address_in_use, "durable subscription " + name + " is in use by another process (" + where + ")");
+      return fail(Errc::address_in_use,
+                  "durable subscription " + name + " is in use by another process (" + where + ")");
     }
     return fail(Errc::io_error, "cannot lock " + where, err);
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(s.m_fd, &st) != 0) return fail(Errc::io_error, "cannot stat " + where, errno);
   if (!S_ISREG(st.st_mode)) return fail(Errc::corrupt, where + " is not a regular file");
   const bool fresh = st.st_size == 0;
@@ -104,7 +105,9 @@ Result<DeliveredStore> DeliveredStore::open(const std::filesystem::path& dir, co
   return s;
 }
 
-DeliveredStore::DeliveredStore(DeliveredStore&& other) noexcept { *this = std::move(other); }
+DeliveredStore::DeliveredStore(DeliveredStore&& other) noexcept {
+  *this = std::move(other);
+}
 
 DeliveredStore& DeliveredStore::operator=(DeliveredStore&& other) noexcept {
   if (this != &other) {
@@ -119,7 +122,9 @@ DeliveredStore& DeliveredStore::operator=(DeliveredStore&& other) noexcept {
   return *this;
 }
 
-DeliveredStore::~DeliveredStore() { close(); }
+DeliveredStore::~DeliveredStore() {
+  close();
+}
 
 void DeliveredStore::close() noexcept {
   if (m_map != nullptr) ::munmap(m_map, m_size);

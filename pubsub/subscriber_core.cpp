@@ -61,7 +61,11 @@ SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<S
   if (m_store) load_state();
 }
 
-SubscriberCore::~SubscriberCore() = default;
+SubscriberCore::~SubscriberCore() {
+  // What the handler finished since the last round is acknowledged on the way out (the
+  // transport lingers to let it go); otherwise the publisher would resend it next time.
+  if (m_store && m_acks_due) flush_acks();
+}
 
 const SubscriberStats& SubscriberCore::stats() noexcept {
   m_stats.dropped = m_queue.discarded() + m_transport->policy_drops();
@@ -146,11 +150,12 @@ void SubscriberCore::on_reject(std::uint32_t source, std::uint64_t publisher_id,
   m_rejected_by.push_back(publisher_id);
   ++m_stats.incompatible;
   // An application that takes the event reports it itself.
-  log().log(m_options.on_incompatible ? spdlog::level::info : spdlog::level::err,"subscription {:016x}: publisher {:016x} on {} refused it: offers {}, asked for {} ({})", m_id,
-              publisher_id, m_options.endpoints[source], to_string(offered), to_string(requested), reason);
+  log().log(m_options.on_incompatible ? spdlog::level::info : spdlog::level::err,
+            "subscription {:016x}: publisher {:016x} on {} refused it: offers {}, asked for {} ({})", m_id,
+            publisher_id, m_options.endpoints[source], to_string(offered), to_string(requested), reason);
   if (m_options.on_incompatible) {
-    m_options.on_incompatible(IncompatibleEvent{publisher_id, m_options.endpoints[source], offered, requested,
-                                                std::string(reason)});
+    m_options.on_incompatible(
+        IncompatibleEvent{publisher_id, m_options.endpoints[source], offered, requested, std::string(reason)});
   }
 }
 
@@ -314,7 +319,7 @@ void SubscriberCore::deliver(Frame& frame, Subscriber::CheckedHandler handler) {
 
 void SubscriberCore::settle_idle() {
   for (std::uint32_t s = 0; s < m_sources.size(); ++s) credit(s);
-  if (m_acks_due) flush_acks();
+  if (m_acks_due) maybe_flush_acks();
   if (!m_any_left) return;
   m_any_left = false;
   // Everything a departed publisher sent before its BYE has been handled or dropped
@@ -415,7 +420,8 @@ void SubscriberCore::idle(clock::time_point deadline, unsigned& rounds) {
   }
 }
 
-std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
+std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t limit,
+                                      std::chrono::nanoseconds timeout) {
   auto checked = [&handler](const MessageView& m) -> Result<void> {
     handler(m);
     return {};
@@ -448,7 +454,8 @@ std::optional<Sample> SubscriberCore::take() {
     auto view = accept(frame);
     if (!view) continue;
     // Durable: a taken message counts as handled (the caller owns it from here).
-    if (m_store) handled(m_publishers[m_last_publisher], &durable_slot(m_publishers[m_last_publisher]), view->sequence());
+    if (m_store)
+      handled(m_publishers[m_last_publisher], &durable_slot(m_publishers[m_last_publisher]), view->sequence());
     Sample out;
     if (view->bytes().data() != before.data()) {
       // Realigned into scratch: the sample needs bytes of its own.
@@ -480,7 +487,9 @@ namespace rill {
 
 using detail::Frame;
 
-Sample::Sample(Sample&& other) noexcept { *this = std::move(other); }
+Sample::Sample(Sample&& other) noexcept {
+  *this = std::move(other);
+}
 
 Sample& Sample::operator=(Sample&& other) noexcept {
   if (this != &other) {
@@ -496,7 +505,9 @@ Sample& Sample::operator=(Sample&& other) noexcept {
   return *this;
 }
 
-Sample::~Sample() { reset(); }
+Sample::~Sample() {
+  reset();
+}
 
 void Sample::reset() noexcept {
   if (m_has_frame) std::launder(reinterpret_cast<Frame*>(m_frame))->~Frame();

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "../policies/inbound_queue.hpp"
-#include "delivered_store.hpp"
 #include "../transport/transport.hpp"
+#include "delivered_store.hpp"
 #include "rill/subscriber.hpp"
 
 namespace rill {
@@ -50,11 +50,11 @@ class SubscriberCore final : public FrameSink {
     std::uint64_t expected = 1;  // next sequence the handler should see
     std::uint64_t last_seq = 0;  // from BYE, once it left
     bool left = false;
-    bool counted = false;        // in stats().publishers (one loaded from the state file is not, yet)
-    bool has_source = false;     // `source` is known (it greeted us or sent data)
-    std::uint32_t source = 0;    // the connection it is on (where its acks go)
-    std::uint64_t ack_want = 0;  // durable: position to acknowledge
-    std::uint64_t ack_sent = 0;  // durable: position the transport took
+    bool counted = false;            // in stats().publishers (one loaded from the state file is not, yet)
+    bool has_source = false;         // `source` is known (it greeted us or sent data)
+    std::uint32_t source = 0;        // the connection it is on (where its acks go)
+    std::uint64_t ack_want = 0;      // durable: position to acknowledge
+    std::uint64_t ack_sent = 0;      // durable: position the transport took
     DeliveredEntry* slot = nullptr;  // durable: its entry in the state file (re-checked: slots are reused)
   };
   struct SourceState {
@@ -83,7 +83,8 @@ class SubscriberCore final : public FrameSink {
   void credit(std::uint32_t source);
   void return_window_slot(std::uint32_t source);
   void settle_idle();
-  void drain_all();  // takes in everything that has arrived (up to the budget)  // queue empty: return credit, count tails of departed publishers
+  void drain_all();  // takes in everything that has arrived (up to the budget)  // queue empty: return credit, count
+                     // tails of departed publishers
   std::span<const std::byte> aligned(std::span<const std::byte> bytes);
 
   std::shared_ptr<NodeCore> m_node;
@@ -114,14 +115,16 @@ class SubscriberCore final : public FrameSink {
   bool m_direct = false;
   bool m_trusted = false;
   bool m_group = false;
-  std::vector<std::uint64_t> m_rejected_by;  // publishers that refused us (reported once each)  // a consumer group member: other members get the messages in between
-  std::optional<DeliveredStore> m_store;  // durable: exactly-once state
+  std::vector<std::uint64_t> m_rejected_by;  // publishers that refused us (reported once each)  // a consumer group
+                                             // member: other members get the messages in between
+  std::optional<DeliveredStore> m_store;     // durable: exactly-once state
   bool m_acks_due = false;
   bool m_sync_failed_logged = false;
   std::uint32_t m_unacked = 0;  // messages handled since the last ACK round
   std::chrono::steady_clock::time_point m_last_ack{};
   std::shared_ptr<DeadLetterLog> m_dlq;  // opened at the first dead letter (shared_ptr: type-erased deleter)
-  bool m_failure_logged = false;  // skip the verifier (shm ?verify=0)  // the transport queues per policy (shm); the core takes one at a time
+  bool m_failure_logged = false;  // skip the verifier (shm ?verify=0)  // the transport queues per policy (shm); the
+                                  // core takes one at a time
 };
 
 }  // namespace rill::detail

@@ -69,9 +69,10 @@ void SubscriberCore::handle(PublisherState& p, const MessageView& view, Subscrib
       ++m_stats.handler_failures;
       if (!m_failure_logged) {
         m_failure_logged = true;
-        log().warn("subscription {:016x}: the handler failed seq {} ({}) and no retry policy is set; counting further "
-                   "failures silently",
-                   m_id, seq, r.error().message());
+        log().warn(
+            "subscription {:016x}: the handler failed seq {} ({}) and no retry policy is set; counting further "
+            "failures silently",
+            m_id, seq, r.error().message());
       }
     }
   } else {

@@ -45,7 +45,7 @@ void simulate_work(std::uint64_t us) {
 // A durable run writes every handled message as one line with one write(2), so after a
 // kill -9 inside the handler this line says whether the in-doubt message got out.
 std::string last_output_line() {
-  struct stat st{};
+  struct stat st {};
   const int flags = ::fcntl(STDOUT_FILENO, F_GETFL);
   if (::fstat(STDOUT_FILENO, &st) != 0 || !S_ISREG(st.st_mode) || flags < 0 || (flags & O_APPEND) == 0) return {};
   // `>>` opens it write-only: read it through a second descriptor of our own.
@@ -78,20 +78,21 @@ std::string last_output_line() {
 // escaped, so the first `,"publisher":"` is the field, never part of the topic.
 bool line_is(const std::string& line, std::uint64_t publisher, std::uint64_t seq) {
   char want[80];
-  std::snprintf(want, sizeof want, ",\"publisher\":\"%016llx\",\"seq\":%llu,", static_cast<unsigned long long>(publisher),
-                static_cast<unsigned long long>(seq));
+  std::snprintf(want, sizeof want, ",\"publisher\":\"%016llx\",\"seq\":%llu,",
+                static_cast<unsigned long long>(publisher), static_cast<unsigned long long>(seq));
   return line.starts_with("{\"topic\":") && line.find(want) != std::string::npos;
 }
 
 }  // namespace
 
 int cmd_sub(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, {"count", "idle-exit-ms", "policy", "format", "work-us", "idle", "durable", "from", "group",
-                           "durability", "state-dir", "max-attempts", "backoff-ms", "fail-if",
-                           // webhook delivery (an http:// or https:// positional)
-                           "secret-file", "retry-schedule", "retry-jitter", "deliver-timeout-ms", "window",
-                           "dead-letter", "ca-file"},
-                          {"help"});
+  auto args = Args::parse(
+      argc, argv,
+      {"count", "idle-exit-ms", "policy", "format", "work-us", "idle", "durable", "from", "group", "durability",
+       "state-dir", "max-attempts", "backoff-ms", "fail-if",
+       // webhook delivery (an http:// or https:// positional)
+       "secret-file", "retry-schedule", "retry-jitter", "deliver-timeout-ms", "window", "dead-letter", "ca-file"},
+      {"help"});
   if (!args) return usage_error(args.error().detail, sub_usage);
   if (args->has("help")) {
     std::printf("usage: %.*s\n", static_cast<int>(sub_usage.size()), sub_usage.data());
