@@ -5,6 +5,7 @@
 // incarnation continued the log where the previous one died.
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -27,10 +28,19 @@ struct CrashRun {
   int rate = 15000;
 };
 
-// The log's next sequence, read as a restarted publisher will see it (torn tail excluded).
-std::uint64_t log_next_seq(const std::filesystem::path& dir) {
+// The log's next sequence, read as a restarted publisher will see it (torn tail excluded);
+// 1 when no segment exists yet, nullopt when a read-only open cannot tell (a publisher
+// killed while creating its first segment leaves one that only a writer's recovery removes).
+std::optional<std::uint64_t> log_next_seq(const std::filesystem::path& dir) {
+  std::error_code ec;
+  bool any_segment = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) any_segment |= e.path().extension() == ".log";
+  if (!any_segment) return 1;
   auto log = Log::open(dir, {.read_only = true});
-  if (!log) FAIL("opening the log read-only: " << log.error().message());
+  if (!log) {
+    MESSAGE("opening the log read-only: " << log.error().message());
+    return std::nullopt;
+  }
   return log->next_sequence();
 }
 
@@ -97,8 +107,8 @@ void run_crash(const CrashRun& cfg) {
   std::string publisher_id;
   int kills = 0;
   int continued_checked = 0;
-  std::uint64_t expect_next = 1;  // the log's next sequence before this incarnation
-  std::uint64_t final_start = 0;  // ... before the last one
+  std::optional<std::uint64_t> expect_next = 1;  // the log's next sequence before this incarnation
+  std::uint64_t final_start = 0;                 // ... before the last one
   for (int round = 0;; ++round) {
     const bool final_round = kills >= cfg.publisher_kills;
     auto pub = spawn_rill(dir, "pub-" + std::to_string(round), pub_args(!final_round));
@@ -145,11 +155,13 @@ void run_crash(const CrashRun& cfg) {
       REQUIRE(id.has_value());
       if (publisher_id.empty()) publisher_id = std::string(*id);
       CHECK(*id == publisher_id);
-      CHECK(json_u64(start, "next_seq") == expect_next);
-      ++continued_checked;
+      if (expect_next) {
+        CHECK(json_u64(start, "next_seq") == *expect_next);
+        ++continued_checked;
+      }
     }
     if (final_round) {
-      final_start = expect_next;
+      final_start = expect_next.value_or(0);
       // Let the subscriber finish: it exits after 4 s with nothing new.
       const auto sub_done = [&] {
         if (sub->running()) return false;
@@ -175,7 +187,7 @@ void run_crash(const CrashRun& cfg) {
   MESSAGE("published under kills: " << final_start - 1 << " of " << cfg.messages << "; publisher kills " << kills
                                     << " (" << continued_checked
                                     << " incarnations checked for continuity), subscriber kills " << sub_kills);
-  REQUIRE(log_next_seq(log_dir) == cfg.messages + 1);
+  REQUIRE(log_next_seq(log_dir) == std::optional<std::uint64_t>(cfg.messages + 1));
 
   const auto got = parse_delivered(read_file(out));
   CHECK(got.bad == 0);  // every line was written whole (one write(2) each), even under SIGKILL
