@@ -128,8 +128,12 @@ int cmd_sub(int argc, char** argv) {
     return usage_error("--idle must be spin, backoff, block or spin-block", sub_usage);
   }
   if (auto d = args->text("durability")) {
-    auto durability = parse_durability(*d);
+    // What the subscription requests: "transient-local" alone asks for all the publisher keeps.
+    auto durability = *d == "transient-local" ? Durability::transient_local(0) : parse_durability(*d);
     if (!durability) return usage_error(durability.error().detail, sub_usage);
+    if (durability->kind == DurabilityKind::persistent && !durability->dir.empty()) {
+      return usage_error("a subscription requests plain 'persistent' (the log directory is the publisher's)", sub_usage);
+    }
     opts.durability = *durability;
   }
   if (auto name = args->text("durable")) {
