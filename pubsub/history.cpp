@@ -1,7 +1,10 @@
 #include "history.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "logging.hpp"
 
@@ -85,7 +88,9 @@ Result<std::unique_ptr<HistoryCursor>> MemoryHistory::cursor(std::uint64_t seq) 
 // The persistent log: every message is appended before it is sent; cursors are log readers.
 class LogHistory final : public History {
  public:
-  LogHistory(Log log, AckStore acks) : m_log(std::move(log)), m_acks(std::move(acks)) {}
+  LogHistory(Log log, AckStore acks) : m_log(std::move(log)), m_acks(std::move(acks)) {
+    m_ack_writer = std::thread([this] { write_acks(); });
+  }
   ~LogHistory() override { (void)close(); }
 
   DurabilityKind offered() const noexcept override { return DurabilityKind::persistent; }
@@ -124,47 +129,102 @@ class LogHistory final : public History {
 
   Result<std::unique_ptr<HistoryCursor>> cursor(std::uint64_t seq) const override;
 
+  // Acks are stored by a thread of their own: each store is a write + fdatasync + rename
+  // (milliseconds on a disk), which must not stall the publishing thread.
   void ack(std::string_view name, std::uint64_t seq) override {
-    auto it = m_pending.find(name);
-    if (it == m_pending.end()) {
-      m_pending.emplace(std::string(name), seq);
-    } else {
-      it->second = std::max(it->second, seq);
+    {
+      std::lock_guard lock(m_mutex);
+      auto it = m_pending.find(name);
+      if (it == m_pending.end()) {
+        m_pending.emplace(std::string(name), seq);
+      } else {
+        it->second = std::max(it->second, seq);
+      }
     }
+    m_wake.notify_one();
   }
 
   Result<void> flush_acks() override {
-    while (!m_pending.empty()) {
-      auto node = m_pending.extract(m_pending.begin());
-      if (auto stored = m_acks.ack(node.key(), node.mapped()); !stored) {
-        m_pending.insert(std::move(node));  // kept for the next try
-        return stored;
-      }
-    }
+    std::unique_lock lock(m_mutex);
+    m_wake.notify_one();
+    m_idle.wait(lock, [&] { return !m_writing && (m_pending.empty() || m_last_error || m_stop); });
+    if (m_last_error) return std::unexpected(*m_last_error);
     return {};
   }
 
   std::optional<std::uint64_t> acked(std::string_view name) const override {
-    auto stored = m_acks.get(name);
-    if (auto it = m_pending.find(name); it != m_pending.end()) {
-      return std::max(stored.value_or(0), it->second);
+    std::optional<std::uint64_t> best = m_acks.get(name);
+    std::lock_guard lock(m_mutex);
+    for (const auto* map : {&m_pending, &m_in_flight}) {
+      if (auto it = map->find(name); it != map->end()) best = std::max(best.value_or(0), it->second);
     }
-    return stored;
+    return best;
   }
 
   const Log* log() const noexcept override { return &m_log; }
 
   Result<void> close() override {
-    auto acks = flush_acks();
+    if (m_ack_writer.joinable()) {
+      {
+        std::lock_guard lock(m_mutex);
+        m_stop = true;  // the writer stores what is pending, then ends
+      }
+      m_wake.notify_one();
+      m_ack_writer.join();
+    }
     auto closed = m_log.close();
-    if (!acks) return acks;
+    if (m_last_error) return std::unexpected(*m_last_error);
     return closed;
   }
 
  private:
+  void write_acks() {
+    std::unique_lock lock(m_mutex);
+    for (;;) {
+      m_wake.wait(lock, [&] { return !m_pending.empty() || m_stop; });
+      if (m_pending.empty()) break;  // stopping, nothing left
+      m_in_flight.swap(m_pending);
+      m_writing = true;
+      lock.unlock();
+      std::optional<Error> failed;
+      for (const auto& [name, seq] : m_in_flight) {
+        if (auto stored = m_acks.ack(name, seq); !stored) failed = stored.error();
+      }
+      lock.lock();
+      m_writing = false;
+      if (failed) {
+        rill::detail::log().error("persistent publisher {:016x}: storing acks: {}", m_log.publisher_id(),
+                                  failed->message());
+        m_last_error = failed;
+        for (auto& [name, seq] : m_in_flight) {  // kept for the next round
+          auto& p = m_pending[name];
+          p = std::max(p, seq);
+        }
+        m_in_flight.clear();
+        if (m_stop) break;
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a full disk: do not spin
+        lock.lock();
+      } else {
+        m_last_error.reset();
+        m_in_flight.clear();
+      }
+      m_idle.notify_all();
+    }
+    m_idle.notify_all();
+  }
+
   Log m_log;
   AckStore m_acks;
-  std::map<std::string, std::uint64_t, std::less<>> m_pending;
+  mutable std::mutex m_mutex;
+  std::condition_variable m_wake;
+  std::condition_variable m_idle;
+  std::map<std::string, std::uint64_t, std::less<>> m_pending;    // noted, not yet being written
+  std::map<std::string, std::uint64_t, std::less<>> m_in_flight;  // being written now
+  std::optional<Error> m_last_error;
+  bool m_writing = false;
+  bool m_stop = false;
+  std::thread m_ack_writer;
 };
 
 class LogCursor final : public HistoryCursor {

@@ -44,6 +44,54 @@ TEST_CASE("credit, welcome, bye, unsubscribe and ping round-trip") {
   CHECK(decode_control(std::span(buf).first(n))->type == ControlType::ping);
 }
 
+TEST_CASE("durable subscribe, ack, reject and the extended welcome round-trip") {
+  std::array<std::byte, max_control_bytes> buf;
+  auto n = encode_subscribe(buf, {.subscription_id = 9,
+                                  .policy = 4,
+                                  .durability = 2,
+                                  .window = 64,
+                                  .from = 1,
+                                  .history = 77,
+                                  .prefix = "md/",
+                                  .durable_name = "audit",
+                                  .group = "workers"});
+  CHECK(n == 32 + 3 + 5 + 7);
+  auto c = decode_control(std::span(buf).first(n));
+  REQUIRE(c);
+  CHECK(c->subscribe.durability == 2);
+  CHECK(c->subscribe.from == 1);
+  CHECK(c->subscribe.history == 77);
+  CHECK(c->subscribe.prefix == "md/");
+  CHECK(c->subscribe.durable_name == "audit");
+  CHECK(c->subscribe.group == "workers");
+  for (std::size_t len = 0; len < n; ++len) CHECK_FALSE(decode_control(std::span(buf).first(len)).has_value());
+  auto bad = buf;
+  bad[17] = std::byte{3};  // no such durability
+  CHECK_FALSE(decode_control(std::span(bad).first(n)));
+  bad = buf;
+  bad[25] = std::byte{6};  // the name runs into the group
+  CHECK_FALSE(decode_control(std::span(bad).first(n)));
+
+  n = encode_ack(buf, {.subscription_id = 1, .publisher_id = 2, .seq = 3});
+  c = decode_control(std::span(buf).first(n));
+  REQUIRE(c);
+  CHECK((c->type == ControlType::ack && c->ack.subscription_id == 1 && c->ack.publisher_id == 2 && c->ack.seq == 3));
+  CHECK_FALSE(decode_control(std::span(buf).first(n - 1)));
+
+  n = encode_reject(buf, {.publisher_id = 4, .subscription_id = 5, .offered = 0, .requested = 2, .reason = "why"});
+  c = decode_control(std::span(buf).first(n));
+  REQUIRE(c);
+  CHECK((c->type == ControlType::reject && c->reject.publisher_id == 4 && c->reject.subscription_id == 5));
+  CHECK((c->reject.offered == 0 && c->reject.requested == 2 && c->reject.reason == "why"));
+  for (std::size_t len = 0; len < n; ++len) CHECK_FALSE(decode_control(std::span(buf).first(len)).has_value());
+
+  n = encode_welcome(buf, {.publisher_id = 5, .next_seq = 6, .subscription_id = 7, .lost = 8, .offered = 1});
+  CHECK(n == 40);
+  c = decode_control(std::span(buf).first(n));
+  REQUIRE(c);
+  CHECK((c->welcome.lost == 8 && c->welcome.offered == 1));
+}
+
 TEST_CASE("every truncation and extension of a control frame is refused") {
   std::array<std::byte, max_control_bytes + 16> buf{};
   const auto n = encode_subscribe(buf, {.subscription_id = 9, .policy = 1, .durability = 0, .window = 0, .prefix = "abc"});

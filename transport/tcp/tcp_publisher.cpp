@@ -50,7 +50,9 @@ Result<std::unique_ptr<PublisherTransport>> TcpPublisher::create(NodeCore& node,
 }
 
 TcpPublisher::TcpPublisher(zmq::socket_t sock, const PublisherConfig& config)
-    : m_sock(std::move(sock)), m_config(config) {}
+    : m_sock(std::move(sock)), m_config(config), m_history(config.history) {
+  if (m_history) m_next_seq = m_history->next_sequence();  // persistent: continues from the log
+}
 
 TcpPublisher::~TcpPublisher() = default;
 
@@ -81,6 +83,18 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
         peer->last_seen = now;  // keepalive
         return;
       }
+      const auto offered = m_history ? m_history->offered() : DurabilityKind::volatile_;
+      if (s.durability > static_cast<std::uint8_t>(offered)) {
+        // As in DDS: asking for more than is offered is refused, never silently downgraded.
+        reject(routing_id, s, offered, "the publisher offers less durability than requested");
+        if (peer != m_peers.end()) peer->dead = true;  // an earlier subscription on this connection
+        return;
+      }
+      if (!s.group.empty()) {
+        reject(routing_id, s, offered, "consumer groups are not served by this publisher yet");
+        if (peer != m_peers.end()) peer->dead = true;
+        return;
+      }
       if (m_batch_count > 0) {
         // A held batch belongs to the subscriptions it was built for (their credit was
         // checked); send it before this one joins, so it starts at the next message
@@ -99,17 +113,35 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
       peer->matches = std::string_view(m_config.topic).starts_with(s.prefix);
       peer->dead = false;
       peer->last_seen = now;
+      if (peer->catching_up()) --m_catching_up;
+      peer->cursor.reset();
+      peer->held.clear();
+      peer->held_count = 0;
+      peer->durable_name = std::string(s.durable_name);
+      peer->acked = 0;
       ++m_stats.joined;
-      log().info("publisher {:016x}: subscription {:016x} joined (prefix '{}', {}, matches={})",
+      log().info("publisher {:016x}: subscription {:016x} joined (prefix '{}', {}, {}, matches={})",
                  m_config.publisher_id, s.subscription_id, s.prefix,
-                 to_string(Policy{peer->policy, peer->window}), peer->matches);
+                 to_string(Policy{peer->policy, peer->window}),
+                 to_string(static_cast<DurabilityKind>(s.durability)), peer->matches);
       if (peer->matches) {
+        std::uint64_t lost = 0;
+        const auto first = history_start(*peer, s, lost);
         std::array<std::byte, max_control_bytes> buf;
-        const auto n = encode_welcome(buf, {m_config.publisher_id, m_next_seq, s.subscription_id});
+        const auto n = encode_welcome(
+            buf, {m_config.publisher_id, first, s.subscription_id, lost, static_cast<std::uint8_t>(offered)});
         if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
+        if (peer->catching_up() && !peer->dead) pump_peer(*peer, 4);
       }
       break;
     }
+    case ControlType::ack:
+      if (peer != m_peers.end() && peer->subscription_id == control->ack.subscription_id &&
+          control->ack.publisher_id == m_config.publisher_id) {
+        peer->last_seen = now;
+        handle_ack(*peer, control->ack);
+      }
+      break;
     case ControlType::credit:
       if (peer != m_peers.end() && peer->subscription_id == control->credit.subscription_id &&
           control->credit.publisher_id == m_config.publisher_id) {
@@ -162,6 +194,7 @@ void TcpPublisher::remove_dead_peers() {
   std::erase_if(m_peers, [&](const Peer& p) {
     if (p.dead) {
       log().info("publisher {:016x}: subscription {:016x} left", m_config.publisher_id, p.subscription_id);
+      if (p.catching_up()) --m_catching_up;
     }
     return p.dead;
   });
@@ -173,7 +206,10 @@ void TcpPublisher::remove_dead_peers() {
 
 const TcpPublisher::Peer* TcpPublisher::blocking_peer(std::int64_t needed) const noexcept {
   for (const auto& p : m_peers) {
-    if (p.matches && p.policy == PolicyKind::backpressure && p.credit < needed && !p.dead) return &p;
+    // A peer catching up is sent history at its own pace, nothing live: it holds nobody.
+    if (p.matches && p.policy == PolicyKind::backpressure && p.credit < needed && !p.dead && !p.catching_up()) {
+      return &p;
+    }
   }
   return nullptr;
 }
@@ -212,12 +248,29 @@ Result<void> TcpPublisher::wait_for_credit(std::int64_t needed, clock::time_poin
   return {};
 }
 
+Result<void> TcpPublisher::reserve(std::chrono::nanoseconds timeout) {
+  if (m_closed) return fail(Errc::closed, "publisher closed");
+  if (m_service_countdown-- == 0) {
+    m_service_countdown = service_every;
+    drain_control();
+  }
+  if (m_has_backpressure && blocking_peer(m_batch_count + 1) != nullptr) {
+    flush();
+    drain_control();
+    if (blocking_peer(1) != nullptr) return wait_for_credit(1, clock::now() + timeout);
+  }
+  return {};
+}
+
 Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64_t seq, std::chrono::nanoseconds timeout) {
   if (m_closed) return fail(Errc::closed, "publisher closed");
   if (m_service_countdown-- == 0) {
     m_service_countdown = service_every;
     drain_control();
   }
+  // Late joiners and durable subscriptions first: one that reaches this message now is
+  // sent it live, below; the others read it from the history later.
+  if (m_catching_up > 0) pump_history(true);
   // A held-back batch already owns a window slot per envelope at every backpressure
   // peer; the new message needs one more. If that is missing, send the batch first
   // (its slots exist), then wait for room for this one.
@@ -268,7 +321,7 @@ void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t en
   std::memcpy(zmq_msg_data(&msg), frame.data(), frame.size());
   bool any_dead = false;
   for (auto& p : m_peers) {
-    if (!p.matches || p.dead) continue;
+    if (!p.matches || p.dead || p.catching_up()) continue;
     if (zmq_send(m_sock.handle(), p.routing_id.data(), p.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
       if (zmq_errno() == EAGAIN) {
         m_stats.peer_drops += envelopes;  // its pipe is full: the subscriber sees a gap, we never block
@@ -295,6 +348,7 @@ void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t en
 std::size_t TcpPublisher::service() {
   flush();
   drain_control();
+  if (m_catching_up > 0) pump_history(false);
   return m_peers.size();
 }
 
@@ -318,6 +372,15 @@ void TcpPublisher::close(std::uint64_t last_seq) {
   flush();
   m_closed = true;
   drain_control();
+  // Subscriptions still catching up get the rest of the history first (up to the linger time).
+  const auto history_deadline = clock::now() + std::chrono::milliseconds(linger_ms);
+  while (m_catching_up > 0 && clock::now() < history_deadline) {
+    pump_history(false);
+    if (m_catching_up == 0) break;
+    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
+    zmq_poll(&item, 1, 1);
+    drain_control();
+  }
   std::array<std::byte, 32> buf;
   const auto n = encode_bye(buf, {m_config.publisher_id, last_seq});
   // The BYE tells a subscriber how long the tail was; behind a full pipe it waits for

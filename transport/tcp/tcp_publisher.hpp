@@ -2,12 +2,16 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <zmq.hpp>
 
+#include "../../pubsub/history.hpp"
 #include "../transport.hpp"
+#include "tcp_wire.hpp"
 
 namespace rill::detail::tcp {
 
@@ -20,6 +24,7 @@ class TcpPublisher final : public PublisherTransport {
 
   Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
                     std::chrono::nanoseconds timeout) override;
+  Result<void> reserve(std::chrono::nanoseconds timeout) override;
   void flush() override;
   std::size_t service() override;
   Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
@@ -36,7 +41,16 @@ class TcpPublisher final : public PublisherTransport {
     bool matches = false;     // its prefix matches our topic
     bool dead = false;
     std::chrono::steady_clock::time_point last_seen;
+    // Durability: a late joiner or durable subscription is sent history first, by its
+    // cursor, and nothing live until the cursor reaches the live sequence.
+    std::unique_ptr<HistoryCursor> cursor;
+    std::vector<std::byte> held;  // a history frame the pipe had no room for (sent first next time)
+    std::uint32_t held_count = 0;
+    std::string durable_name;     // persistent: acks are stored under it
+    std::uint64_t acked = 0;      // highest seq it acknowledged
+    [[nodiscard]] bool catching_up() const noexcept { return cursor != nullptr || held_count > 0; }
   };
+
 
   TcpPublisher(zmq::socket_t sock, const PublisherConfig& config);
 
@@ -49,11 +63,21 @@ class TcpPublisher final : public PublisherTransport {
   void append_to_batch(std::span<const std::byte> envelope);
   void expire_peers(std::chrono::steady_clock::time_point now);
   void remove_dead_peers();
+  // Durability (tcp_publisher_history.cpp).
+  std::uint64_t history_start(Peer& peer, const Subscribe& s, std::uint64_t& lost);
+  void reject(std::string_view routing_id, const Subscribe& s, DurabilityKind offered, std::string_view reason);
+  void pump_history(bool publishing);
+  bool pump_peer(Peer& peer, unsigned frame_budget);
+  bool send_to(Peer& peer, std::span<const std::byte> frame, std::uint32_t envelopes);
+  void handle_ack(Peer& peer, const Ack& ack);
 
   zmq::socket_t m_sock;
   PublisherConfig m_config;
   PublisherStats m_stats;
   std::vector<Peer> m_peers;
+  History* m_history = nullptr;
+  std::size_t m_catching_up = 0;  // peers with a cursor or a held frame
+  std::uint64_t m_last_rejected = 0;
   std::uint64_t m_next_seq = 1;
   // Batching: envelopes held back in one frame (sent before any new subscription is
   // registered, so a batch only ever goes to the subscriptions it was built for).

@@ -1,0 +1,249 @@
+// Publisher-side durability over tcp loopback, in one process: transient_local late
+// joiners at full publish rate (the seam), persistent publishers that continue their
+// log after a restart and serve it to durable subscriptions, and refused requests.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+using namespace std::chrono_literals;
+using rilltest::fresh_endpoint;
+
+namespace {
+
+// A fresh log directory on tmpfs (fsync is cheap there; kill -9 semantics are the same).
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int n = 0;
+    path = std::filesystem::path("/dev/shm") /
+           ("rill-history-test-" + std::to_string(getpid()) + "-" + std::to_string(++n));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+// Collects sequences and checks they run without a gap or a repeat.
+struct Seqs {
+  std::vector<std::uint64_t> seen;
+  std::uint64_t publisher = 0;
+  void operator()(const rill::MessageView& m) {
+    seen.push_back(m.sequence());
+    publisher = m.publisher_id();
+  }
+  [[nodiscard]] bool contiguous() const {
+    for (std::size_t i = 1; i < seen.size(); ++i) {
+      if (seen[i] != seen[i - 1] + 1) return false;
+    }
+    return true;
+  }
+};
+
+bool drive_until(rill::Publisher& pub, rill::Subscriber& sub, Seqs& seqs, std::uint64_t last) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pub.service();
+    sub.poll([&](const rill::MessageView& m) { seqs(m); }, 4096);
+    if (!seqs.seen.empty() && seqs.seen.back() >= last) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("transient_local: a late joiner at full publish rate gets exactly the last N, then live") {
+  constexpr std::size_t history = 1000;
+  constexpr std::uint64_t total = 200'000;
+  rill::Node node;
+  const auto ep = fresh_endpoint();
+  auto pub = node.publisher({.endpoint = ep,
+                             .topic = "md/t",
+                             .publish_timeout = 10s,
+                             .durability = rill::Durability::transient_local(history)});
+  REQUIRE(pub);
+  std::atomic<std::uint64_t> published{0};
+  std::atomic<std::uint64_t> join_before{0};  // next_sequence() before the publish() that took the join
+  std::thread publisher([&] {
+    for (std::uint64_t i = 0; i < total; ++i) {
+      const auto before = pub->next_sequence();
+      const bool had = pub->stats().joined > 0;
+      REQUIRE(pub->publish_text("tick"));
+      if (!had && pub->stats().joined > 0) join_before = before;
+      published = i + 1;
+    }
+    // Serve until the subscriber has everything (it stops us).
+    while (published.load() != 0) {
+      pub->service();
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  while (published.load() < 20'000) std::this_thread::sleep_for(1ms);
+  Seqs seqs;
+  {
+    auto sub = node.subscriber({.endpoints = {ep},
+                                .prefix = "md/",
+                                .policy = rill::Policy::backpressure(1024),
+                                .durability = rill::Durability::transient_local(0)});
+    REQUIRE(sub);
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while ((seqs.seen.empty() || seqs.seen.back() < total) && std::chrono::steady_clock::now() < deadline) {
+      sub->wait_poll([&](const rill::MessageView& m) { seqs(m); }, 4096, 5ms);
+    }
+    CHECK(sub->stats().gaps == 0);
+    CHECK(sub->stats().duplicates == 0);
+  }
+  published = 0;
+  publisher.join();
+  REQUIRE(!seqs.seen.empty());
+  CHECK(seqs.seen.back() == total);
+  CHECK(seqs.contiguous());
+  // The join was taken inside one publish(): before that message was kept (history ends
+  // just before it) or after (it is the last history message). Either way: the last N.
+  const auto k = join_before.load();
+  REQUIRE(k > history);
+  const auto first = seqs.seen.front();
+  CHECK((first == k - history || first == k + 1 - history));
+  CHECK(pub->stats().replayed >= history - 1);
+}
+
+TEST_CASE("transient_local: a subscription may ask for fewer than the publisher keeps") {
+  rill::Node node;
+  const auto ep = fresh_endpoint();
+  auto pub = node.publisher({.endpoint = ep, .topic = "t", .durability = rill::Durability::transient_local(100)});
+  REQUIRE(pub);
+  for (int i = 0; i < 500; ++i) REQUIRE(pub->publish_text("x"));
+  auto sub = node.subscriber({.endpoints = {ep}, .prefix = "t", .durability = rill::Durability::transient_local(10)});
+  REQUIRE(sub);
+  Seqs seqs;
+  REQUIRE(drive_until(*pub, *sub, seqs, 500));
+  CHECK(seqs.seen.front() == 491);
+  CHECK(seqs.seen.size() == 10);
+  REQUIRE(pub->publish_text("live"));
+  REQUIRE(drive_until(*pub, *sub, seqs, 501));
+  CHECK(seqs.contiguous());
+}
+
+TEST_CASE("persistent: the id and sequence continue from the log; durable subscriptions replay it") {
+  TempDir dir;
+  rill::Node node;
+  const auto ep = fresh_endpoint();
+  const rill::PublisherOptions opts{.endpoint = ep,
+                                    .topic = "orders/eu",
+                                    .durability = rill::Durability::persistent(dir.path.string()),
+                                    .log = {.fsync = rill::FsyncPolicy::never()}};
+  std::uint64_t id = 0;
+  {
+    auto pub = node.publisher(opts);
+    REQUIRE(pub);
+    CHECK(pub->durability() == rill::DurabilityKind::persistent);
+    REQUIRE(pub->log() != nullptr);
+    id = pub->id();
+    for (int i = 0; i < 3000; ++i) REQUIRE(pub->publish_text("m" + std::to_string(i)));
+  }
+  auto pub = node.publisher(opts);
+  REQUIRE(pub);
+  CHECK(pub->id() == id);
+  CHECK(pub->next_sequence() == 3001);
+
+  SUBCASE("from start: all of it, then live, no gap, no duplicate") {
+    auto sub = node.subscriber({.endpoints = {ep},
+                                .prefix = "orders/",
+                                .policy = rill::Policy::backpressure(256),
+                                .durability = rill::Durability::persistent(),
+                                .durable_name = "audit",
+                                .from = rill::StartFrom::start,
+                                .state_dir = dir.path.string()});
+    REQUIRE(sub);
+    Seqs seqs;
+    REQUIRE(drive_until(*pub, *sub, seqs, 3000));
+    for (int i = 0; i < 100; ++i) REQUIRE(pub->publish_text("live"));
+    REQUIRE(drive_until(*pub, *sub, seqs, 3100));
+    CHECK(seqs.seen.front() == 1);
+    CHECK(seqs.seen.size() == 3100);
+    CHECK(seqs.contiguous());
+    CHECK(seqs.publisher == id);
+    CHECK(sub->stats().gaps == 0);
+  }
+  SUBCASE("from end: only what is published after it joined") {
+    auto sub = node.subscriber({.endpoints = {ep},
+                                .prefix = "orders/",
+                                .durability = rill::Durability::persistent(),
+                                .durable_name = "tail",
+                                .from = rill::StartFrom::end,
+                                .state_dir = dir.path.string()});
+    REQUIRE(sub);
+    REQUIRE(rilltest::attach(*pub, *sub));
+    REQUIRE(pub->publish_text("after"));
+    Seqs seqs;
+    REQUIRE(drive_until(*pub, *sub, seqs, 3001));
+    CHECK(seqs.seen == std::vector<std::uint64_t>{3001});
+  }
+  SUBCASE("a volatile subscription of a persistent publisher sees only live messages") {
+    auto sub = node.subscriber({.endpoints = {ep}, .prefix = "orders/"});
+    REQUIRE(sub);
+    REQUIRE(rilltest::attach(*pub, *sub));
+    REQUIRE(pub->publish_text("after"));
+    Seqs seqs;
+    REQUIRE(drive_until(*pub, *sub, seqs, 3001));
+    CHECK(seqs.seen == std::vector<std::uint64_t>{3001});
+  }
+}
+
+TEST_CASE("asking for more durability than offered is refused, never downgraded") {
+  rill::Node node;
+  const auto ep = fresh_endpoint();
+  auto pub = node.publisher({.endpoint = ep, .topic = "t", .durability = rill::Durability::transient_local(10)});
+  REQUIRE(pub);
+  std::vector<rill::IncompatibleEvent> events;
+  auto sub = node.subscriber({.endpoints = {ep},
+                              .prefix = "t",
+                              .durability = rill::Durability::persistent(),
+                              .durable_name = "x",
+                              .on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); }});
+  REQUIRE(sub);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (events.empty() && std::chrono::steady_clock::now() < deadline) {
+    pub->service();
+    sub->wait_poll([](const rill::MessageView&) {}, 16, 2ms);
+  }
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].publisher_id == pub->id());
+  CHECK(events[0].offered == rill::DurabilityKind::transient_local);
+  CHECK(events[0].requested == rill::DurabilityKind::persistent);
+  CHECK(sub->stats().incompatible == 1);
+  CHECK(pub->stats().incompatible == 1);
+  CHECK(pub->stats().subscribers == 0);
+  REQUIRE(pub->publish_text("not for it"));
+  for (int i = 0; i < 20; ++i) pub->service();
+  CHECK(sub->poll([](const rill::MessageView&) {}, 16) == 0);
+}
+
+TEST_CASE("durability options are checked") {
+  rill::Node node;
+  CHECK(node.publisher({.endpoint = fresh_endpoint(), .topic = "t", .durability = rill::Durability::transient_local(0)})
+            .error()
+            .code == rill::Errc::invalid_argument);
+  CHECK(node.publisher({.endpoint = fresh_endpoint(), .topic = "t", .durability = rill::Durability::persistent()})
+            .error()
+            .code == rill::Errc::invalid_argument);
+  CHECK(node.publisher({.endpoint = rilltest::fresh_shm_endpoint(),
+                        .topic = "t",
+                        .durability = rill::Durability::transient_local(5)})
+            .error()
+            .code == rill::Errc::unsupported);
+  CHECK(rill::parse_durability("transient-local:7")->history == 7);
+  CHECK(rill::parse_durability("persistent:/x")->dir == "/x");
+  CHECK(!rill::parse_durability("transient-local:0"));
+  CHECK(!rill::parse_durability("sometimes"));
+  CHECK(rill::to_string(*rill::parse_durability("transient-local:7")) == "transient-local:7");
+  CHECK(*rill::parse_start_from("last-ack") == rill::StartFrom::last_ack);
+  CHECK(!rill::parse_start_from("middle"));
+}

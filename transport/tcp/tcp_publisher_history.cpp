@@ -1,0 +1,181 @@
+// The durable half of the tcp publisher: history for late joiners and durable
+// subscriptions (sent by a cursor per subscription until it reaches the live sequence),
+// acks, and refusing requests for more durability than is offered.
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include <zmq.h>
+
+#include "../../pubsub/logging.hpp"
+#include "tcp_publisher.hpp"
+#include "tcp_wire.hpp"
+
+namespace rill::detail::tcp {
+
+namespace {
+
+// One history frame carries at most this many envelopes / bytes (a batch frame).
+constexpr std::uint32_t history_batch_messages = 1024;
+constexpr std::size_t history_batch_bytes = 256u << 10;
+// Frames sent to one catching-up subscription per publish() (the live path must not
+// stall) and per service() call.
+constexpr unsigned frames_per_publish = 4;
+constexpr unsigned frames_per_service = 64;
+
+}  // namespace
+
+void TcpPublisher::reject(std::string_view routing_id, const Subscribe& s, DurabilityKind offered,
+                          std::string_view reason) {
+  if (s.subscription_id != m_last_rejected) {
+    m_last_rejected = s.subscription_id;
+    ++m_stats.incompatible;
+    log().warn("publisher {:016x}: refused subscription {:016x}: it asks for {}, this publisher offers {} ({})",
+               m_config.publisher_id, s.subscription_id, to_string(static_cast<DurabilityKind>(s.durability)),
+               to_string(offered), reason);
+  }
+  std::array<std::byte, max_control_bytes> buf;
+  const auto n = encode_reject(buf, {.publisher_id = m_config.publisher_id,
+                                     .subscription_id = s.subscription_id,
+                                     .offered = static_cast<std::uint8_t>(offered),
+                                     .requested = s.durability,
+                                     .reason = reason});
+  send_control(std::string(routing_id), std::span(buf).first(n));
+}
+
+std::uint64_t TcpPublisher::history_start(Peer& peer, const Subscribe& s, std::uint64_t& lost) {
+  lost = 0;
+  const auto requested = static_cast<DurabilityKind>(s.durability);
+  if (m_history == nullptr || requested == DurabilityKind::volatile_) return m_next_seq;
+  HistoryStart start;
+  if (requested == DurabilityKind::transient_local) {
+    start = m_history->start_for(StartFrom::start, {}, s.history);
+    start.lost = 0;  // "the last N kept": nothing it asked for is missing
+  } else {
+    start = m_history->start_for(static_cast<StartFrom>(s.from), s.durable_name, 0);
+    lost = start.lost;
+  }
+  // The history may already hold the message being sent right now (it is kept first);
+  // that one goes out live.
+  const auto from = std::min(start.from, m_next_seq);
+  if (from == m_next_seq) return from;
+  auto cursor = m_history->cursor(from);
+  if (!cursor) {
+    log().error("publisher {:016x}: cannot read history from {} for subscription {:016x}: {}",
+                m_config.publisher_id, from, s.subscription_id, cursor.error().message());
+    lost += m_next_seq - from;  // it starts live; what it cannot be sent is reported as lost
+    return m_next_seq;
+  }
+  peer.cursor = std::move(*cursor);
+  ++m_catching_up;
+  log().info("publisher {:016x}: subscription {:016x} catches up from {} (live at {}){}", m_config.publisher_id,
+             s.subscription_id, from, m_next_seq,
+             lost > 0 ? " after " + std::to_string(lost) + " messages deleted by retention" : std::string());
+  return from;
+}
+
+bool TcpPublisher::send_to(Peer& peer, std::span<const std::byte> frame, std::uint32_t envelopes) {
+  if (zmq_send(m_sock.handle(), peer.routing_id.data(), peer.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (zmq_errno() != EAGAIN) peer.dead = true;
+    return false;  // a full pipe queues nothing: the frame is sent again later
+  }
+  if (zmq_send(m_sock.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) < 0) {
+    peer.dead = true;
+    return false;
+  }
+  if (peer.policy == PolicyKind::backpressure) peer.credit -= envelopes;
+  m_stats.replayed += envelopes;
+  return true;
+}
+
+bool TcpPublisher::pump_peer(Peer& peer, unsigned budget) {
+  for (unsigned frames = 0; frames < budget && !peer.dead; ++frames) {
+    if (peer.held_count > 0) {
+      if (!send_to(peer, peer.held, peer.held_count)) return true;
+      peer.held.clear();
+      peer.held_count = 0;
+      if (!peer.cursor) {
+        --m_catching_up;
+        return false;
+      }
+      continue;
+    }
+    // Backpressure: never more than the window it granted, history included.
+    std::int64_t room = history_batch_messages;
+    if (peer.policy == PolicyKind::backpressure) room = std::min<std::int64_t>(room, peer.credit);
+    if (room <= 0) return true;
+    const auto max_count = static_cast<std::uint32_t>(room);
+    auto& out = peer.held;
+    out.resize(batch_header_bytes);
+    std::memcpy(out.data(), batch_magic, 4);
+    std::uint32_t count = 0;
+    std::span<const std::byte> single;
+    while (count < max_count && out.size() < history_batch_bytes) {
+      auto next = peer.cursor->next(m_next_seq);
+      if (!next) {
+        log().error("publisher {:016x}: history for subscription {:016x} is unreadable, dropping it: {}",
+                    m_config.publisher_id, peer.subscription_id, next.error().message());
+        peer.dead = true;  // it rejoins (and is told) rather than silently skipping damage
+        out.clear();
+        return false;
+      }
+      if (!*next) break;
+      const auto env = **next;
+      single = env;
+      const auto at = out.size();
+      const auto padded = (env.size() + 7) & ~std::size_t{7};
+      out.resize(at + batch_entry_header_bytes + padded);
+      const auto len = static_cast<std::uint32_t>(env.size());
+      std::memcpy(out.data() + at, &len, 4);
+      std::memset(out.data() + at + 4, 0, 4);
+      std::memcpy(out.data() + at + batch_entry_header_bytes, env.data(), env.size());
+      ++count;
+    }
+    if (count == 0) {
+      out.clear();
+      if (peer.cursor->position() < m_next_seq) return true;  // the log writer has not written it yet
+      // Caught up: from the next message on it is sent live.
+      if (const auto lost = peer.cursor->lost(); lost > 0) {
+        log().warn("publisher {:016x}: subscription {:016x} missed {} history messages overwritten while it caught up",
+                   m_config.publisher_id, peer.subscription_id, lost);
+      }
+      peer.cursor.reset();
+      --m_catching_up;
+      return false;
+    }
+    if (count == 1) {
+      std::vector<std::byte> one(single.begin(), single.end());
+      out.swap(one);
+    } else {
+      std::memcpy(out.data() + 4, &count, 4);
+    }
+    peer.held_count = count;
+    if (!send_to(peer, out, count)) return true;  // kept in `held` for the next round
+    out.clear();
+    peer.held_count = 0;
+  }
+  return peer.catching_up();
+}
+
+void TcpPublisher::pump_history(bool publishing) {
+  const unsigned budget = publishing ? frames_per_publish : frames_per_service;
+  bool any_dead = false;
+  for (auto& p : m_peers) {
+    if (p.catching_up() && !p.dead && p.matches) pump_peer(p, budget);
+    any_dead = any_dead || p.dead;
+  }
+  if (any_dead) remove_dead_peers();
+}
+
+void TcpPublisher::handle_ack(Peer& peer, const Ack& ack) {
+  if (ack.seq >= m_next_seq) {
+    ++m_stats.bad_control;  // acknowledging what was never sent
+    return;
+  }
+  if (ack.seq <= peer.acked) return;
+  peer.acked = ack.seq;
+  ++m_stats.acks;
+  if (m_history != nullptr && !peer.durable_name.empty()) m_history->ack(peer.durable_name, ack.seq);
+}
+
+}  // namespace rill::detail::tcp
