@@ -626,3 +626,87 @@ TEST_SUITE("handler failures") {
     CHECK(sub->stats().dead_lettered == 0);
   }
 }
+
+TEST_SUITE("with the tcp publisher") {
+  TEST_CASE("a volatile publisher refuses a persistent request: on_incompatible, nothing delivered") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    auto pub = node.publisher({.endpoint = ep, .topic = "t"});
+    REQUIRE(pub);
+    std::vector<rill::IncompatibleEvent> events;
+    auto o = durable(ep, dir, "refused");
+    o.on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); };
+    auto sub = node.subscriber(o);
+    REQUIRE(sub);
+    int delivered = 0;
+    const auto deadline = clock_type::now() + 10s;
+    while (events.empty() && clock_type::now() < deadline) {
+      (void)pub->service();
+      sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 2ms);
+    }
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].offered == rill::DurabilityKind::volatile_);
+    CHECK(events[0].requested == rill::DurabilityKind::persistent);
+    REQUIRE(pub->publish_text("not for it"));
+    for (int i = 0; i < 20; ++i) {
+      (void)pub->service();
+      sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 1ms);
+    }
+    CHECK(sub->stats().incompatible == 1);
+    CHECK(delivered == 0);
+  }
+
+  TEST_CASE("a persistent publisher: resume from the last ack across restarts of either side, each message once") {
+    rill::Node node;
+    TempDir dir;
+    TempDir log_dir;
+    const auto ep = fresh_endpoint();
+    const rill::PublisherOptions popts{.endpoint = ep,
+                                       .topic = "t",
+                                       .durability = rill::Durability::persistent(log_dir.str()),
+                                       .log = {.fsync = rill::FsyncPolicy::never()}};
+    auto pub = std::make_optional(*node.publisher(popts));
+    std::vector<std::uint64_t> seqs;
+    const auto h = [&](const rill::MessageView& m) { seqs.push_back(m.sequence()); };
+    // Drives both until the handler saw `last` (handing it at most up to `stop_at`).
+    const auto drive = [&](rill::Subscriber& sub, std::uint64_t last) {
+      const auto deadline = clock_type::now() + 20s;
+      while ((seqs.empty() || seqs.back() < last) && clock_type::now() < deadline) {
+        (void)pub->service();
+        sub.wait_poll(h, seqs.empty() ? 64 : std::min<std::uint64_t>(64, last - seqs.back()), 1ms);
+      }
+      return !seqs.empty() && seqs.back() == last;
+    };
+    for (int i = 0; i < 1000; ++i) REQUIRE(pub->publish_text("a"));
+    {
+      auto sub = node.subscriber(durable(ep, dir, "resume"));
+      REQUIRE(sub);
+      REQUIRE(drive(*sub, 400));  // from the start (no ack yet), and only 400 of them
+      // Closing acknowledges what was handled; the rest of its window is not.
+    }
+    for (int i = 0; i < 500; ++i) REQUIRE(pub->publish_text("b"));  // 1001..1500 while it is away
+    auto sub = node.subscriber(durable(ep, dir, "resume"));
+    REQUIRE(sub);
+    REQUIRE(drive(*sub, 1500));
+    // The publisher restarts from its log (same id, sequence continues) under the subscriber.
+    const auto id = pub->id();
+    pub.reset();
+    pub.emplace(*node.publisher(popts));
+    CHECK(pub->id() == id);
+    for (int i = 0; i < 100; ++i) REQUIRE(pub->publish_text("c"));
+    REQUIRE(drive(*sub, 1600));
+    std::vector<std::uint64_t> want(1600);
+    for (std::uint64_t i = 0; i < want.size(); ++i) want[i] = i + 1;
+    CHECK(seqs == want);
+    CHECK(sub->stats().gaps == 0);
+    CHECK(sub->stats().acked <= 1600);
+    // The publisher got our position: it is stored under the durable name.
+    const auto stored_deadline = clock_type::now() + 10s;
+    while (sub->stats().acked < 1600 && clock_type::now() < stored_deadline) {
+      (void)pub->service();
+      sub->wait_poll(h, 16, 1ms);
+    }
+    CHECK(sub->stats().acked == 1600);
+  }
+}

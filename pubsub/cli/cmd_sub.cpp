@@ -61,16 +61,17 @@ std::string last_output_line() {
     if (::pread(fd, buf.data(), buf.size(), start) != static_cast<ssize_t>(buf.size())) break;
     tail.insert(0, buf);
     end = start;
-    const auto body = tail.size() > 0 && tail.back() == '\n' ? tail.size() - 1 : tail.size();
-    const auto nl = tail.rfind('\n', body == 0 ? 0 : body - 1);
-    if (nl != std::string::npos && nl < body) {
-      tail = tail.substr(nl + 1, body - nl - 1);
+    // A line is written whole or (disk full) cut short: an unterminated last line was not.
+    if (tail.back() != '\n') break;
+    const auto nl = tail.size() >= 2 ? tail.rfind('\n', tail.size() - 2) : std::string::npos;
+    if (nl != std::string::npos) {
       ::close(fd);
-      return tail;
+      return tail.substr(nl + 1, tail.size() - nl - 2);
     }
   }
   ::close(fd);
-  if (!tail.empty() && tail.back() == '\n') tail.pop_back();
+  if (end > 0 || tail.empty() || tail.back() != '\n') return {};
+  tail.pop_back();  // the file is one line
   return tail;
 }
 
@@ -128,8 +129,13 @@ int cmd_sub(int argc, char** argv) {
     return usage_error("--idle must be spin, backoff, block or spin-block", sub_usage);
   }
   if (auto d = args->text("durability")) {
-    auto durability = parse_durability(*d);
+    // What the subscription requests: "transient-local" alone asks for all the publisher keeps.
+    auto durability = *d == "transient-local" ? Durability::transient_local(0) : parse_durability(*d);
     if (!durability) return usage_error(durability.error().detail, sub_usage);
+    if (durability->kind == DurabilityKind::persistent && !durability->dir.empty()) {
+      return usage_error("a subscription requests plain 'persistent' (the log directory is the publisher's)",
+                         sub_usage);
+    }
     opts.durability = *durability;
   }
   if (auto name = args->text("durable")) {
