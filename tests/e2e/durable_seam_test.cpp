@@ -129,7 +129,7 @@ TEST_CASE(
   auto early = spawn_rill(dir, "early", {"sub", ep, "seam/", "--count", "20000"});
   REQUIRE(early->wait(60s).ok());
   auto late = spawn_rill(dir, "late",
-                         {"sub", ep, "seam/", "--durability", "transient-local:1000", "--policy", "backpressure:1024",
+                         {"sub", ep, "seam/", "--durability", "transient-local", "--policy", "backpressure:1024",
                           "--idle-exit-ms", "3000"});
   REQUIRE(wait_until([&] { return lines(late->out()).size() >= 30'000 || !late->running(); }, 120s));
   REQUIRE(pub->running());
