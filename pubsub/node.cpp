@@ -1,11 +1,12 @@
 #include "rill/node.hpp"
 
+#include <sys/random.h>
+
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <random>
 #include <thread>
-
-#include <sys/random.h>
 
 #include "../transport/transport.hpp"
 #include "history.hpp"
@@ -21,7 +22,8 @@ namespace {
 std::uint64_t random_id() {
   std::uint64_t id = 0;
   while (id == 0) {
-    if (getrandom(&id, sizeof id, 0) != sizeof id) id = static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}();
+    if (getrandom(&id, sizeof id, 0) != sizeof id)
+      id = static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}();
   }
   return id;
 }
@@ -75,6 +77,29 @@ Result<Publisher> Node::publisher(const PublisherOptions& options) {
 
 namespace {
 
+// A durable subscription's exactly-once state (none for the other modes). Opened before
+// connecting, so a second process with the same name fails before it receives anything.
+Result<std::optional<detail::DeliveredStore>> open_durable_state(const SubscriberOptions& options) {
+  const bool persistent = options.durability.kind == DurabilityKind::persistent;
+  if (options.durable_name.empty()) {
+    if (persistent) return fail(Errc::invalid_argument, "a persistent subscription needs a durable_name");
+    return std::optional<detail::DeliveredStore>{};
+  }
+  if (!persistent) return fail(Errc::invalid_argument, "durable_name needs persistent durability");
+  const auto& name = options.durable_name;
+  // It names a file: no separators, no dot files, nothing a shell would mangle.
+  const bool ok = name.size() <= 128 && name.front() != '.' && std::all_of(name.begin(), name.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                           c == '_' || c == '.';
+                  });
+  if (!ok)
+    return fail(Errc::invalid_argument,
+                "durable name '" + name + "': use 1-128 of [A-Za-z0-9._-], not starting with '.'");
+  auto store = detail::DeliveredStore::open(options.state_dir, name);
+  if (!store) return std::unexpected(store.error());
+  return std::optional<detail::DeliveredStore>(std::move(*store));
+}
+
 Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<detail::NodeCore>& node,
                                                           const SubscriberOptions& options) {
   if (options.policy.capacity == 0) return fail(Errc::invalid_argument, "policy capacity must be positive");
@@ -87,6 +112,11 @@ Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<
     if (!ep) return std::unexpected(ep.error());
     eps.push_back(std::move(*ep));
   }
+  if (options.retry.backoff.count() < 0 || options.retry.max_backoff.count() < 0) {
+    return fail(Errc::invalid_argument, "retry back-off must not be negative");
+  }
+  auto store = open_durable_state(options);
+  if (!store) return std::unexpected(store.error());
   const auto id = random_id();
   auto transport = detail::make_subscriber_transport(*node, eps,
                                                      {.prefix = options.prefix,
@@ -98,7 +128,7 @@ Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<
                                                       .from = options.from,
                                                       .group = options.group});
   if (!transport) return std::unexpected(transport.error());
-  return std::make_unique<detail::SubscriberCore>(node, std::move(*transport), options, id);
+  return std::make_unique<detail::SubscriberCore>(node, std::move(*transport), options, id, std::move(*store));
 }
 
 }  // namespace
@@ -118,7 +148,8 @@ struct Subscription::State {
   std::thread thread;
 };
 
-Result<Subscription> Node::subscribe(const SubscriberOptions& options, std::function<void(const MessageView&)> handler) {
+Result<Subscription> Node::subscribe(const SubscriberOptions& options,
+                                     std::function<void(const MessageView&)> handler) {
   if (!handler) return fail(Errc::invalid_argument, "subscribe() needs a handler");
   auto core = make_core(m_core, options);
   if (!core) return std::unexpected(core.error());
@@ -146,7 +177,9 @@ Subscription& Subscription::operator=(Subscription&& other) noexcept {
   }
   return *this;
 }
-Subscription::~Subscription() { stop(); }
+Subscription::~Subscription() {
+  stop();
+}
 
 void Subscription::stop() {
   if (m_state && m_state->thread.joinable()) {
@@ -165,13 +198,32 @@ Subscriber::Subscriber(std::unique_ptr<detail::SubscriberCore> core) : m_core(st
 Subscriber::Subscriber(Subscriber&&) noexcept = default;
 Subscriber& Subscriber::operator=(Subscriber&&) noexcept = default;
 Subscriber::~Subscriber() = default;
-std::size_t Subscriber::poll(Handler handler, std::size_t limit) { return m_core->poll(handler, limit); }
+std::size_t Subscriber::poll(Handler handler, std::size_t limit) {
+  return m_core->poll(handler, limit);
+}
+std::size_t Subscriber::poll_checked(CheckedHandler handler, std::size_t limit) {
+  return m_core->poll(handler, limit);
+}
+std::size_t Subscriber::wait_poll_checked(CheckedHandler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
+  return m_core->wait_poll(handler, limit, timeout);
+}
+Result<void> Subscriber::ack(std::uint64_t publisher_id, std::uint64_t sequence) {
+  return m_core->ack(publisher_id, sequence);
+}
 std::size_t Subscriber::wait_poll(Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
   return m_core->wait_poll(handler, limit, timeout);
 }
-std::optional<Sample> Subscriber::take() { return m_core->take(); }
-std::optional<Sample> Subscriber::wait_take(std::chrono::nanoseconds timeout) { return m_core->wait_take(timeout); }
-const SubscriberStats& Subscriber::stats() const noexcept { return m_core->stats(); }
-std::uint64_t Subscriber::id() const noexcept { return m_core->id(); }
+std::optional<Sample> Subscriber::take() {
+  return m_core->take();
+}
+std::optional<Sample> Subscriber::wait_take(std::chrono::nanoseconds timeout) {
+  return m_core->wait_take(timeout);
+}
+const SubscriberStats& Subscriber::stats() const noexcept {
+  return m_core->stats();
+}
+std::uint64_t Subscriber::id() const noexcept {
+  return m_core->id();
+}
 
 }  // namespace rill

@@ -36,7 +36,7 @@ Policy queue_policy(const SubscriberOptions& options) {
 }  // namespace
 
 SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<SubscriberTransport> transport,
-                               SubscriberOptions options, std::uint64_t id)
+                               SubscriberOptions options, std::uint64_t id, std::optional<DeliveredStore> store)
     : m_node(std::move(node)),
       m_transport(std::move(transport)),
       m_options(std::move(options)),
@@ -55,10 +55,17 @@ SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<S
   m_drain_budget = m_options.policy.kind == PolicyKind::backpressure ? m_queue.policy().capacity + 64 : 1u << 18;
   m_direct = m_transport->applies_policy();
   m_trusted = m_transport->trusted();
+  m_group = !m_options.group.empty();
   m_publishers.reserve(8);
+  m_store = std::move(store);
+  if (m_store) load_state();
 }
 
-SubscriberCore::~SubscriberCore() = default;
+SubscriberCore::~SubscriberCore() {
+  // What the handler finished since the last round is acknowledged on the way out (the
+  // transport lingers to let it go); otherwise the publisher would resend it next time.
+  if (m_store && m_acks_due) flush_acks();
+}
 
 const SubscriberStats& SubscriberCore::stats() noexcept {
   m_stats.dropped = m_queue.discarded() + m_transport->policy_drops();
@@ -80,7 +87,11 @@ SubscriberCore::PublisherState& SubscriberCore::publisher(std::uint64_t id, std:
   }
   // Not greeted (a foreign publisher that skips WELCOME): start counting from here.
   forget_oldest_if_full();
-  m_publishers.push_back({.id = id, .expected = first_seq});
+  m_publishers.push_back({.id = id, .expected = first_seq, .counted = true});
+  if (auto* e = m_store ? m_store->find(id) : nullptr) {
+    m_publishers.back().slot = e;
+    m_publishers.back().expected = std::max(first_seq, e->delivered + 1);
+  }
   ++m_stats.publishers;
   m_last_publisher = m_publishers.size() - 1;
   return m_publishers.back();
@@ -132,33 +143,73 @@ void SubscriberCore::look_at_policy_state() {
 
 void SubscriberCore::on_reject(std::uint32_t source, std::uint64_t publisher_id, DurabilityKind offered,
                                DurabilityKind requested, std::string_view reason) {
+  // The transport asks again now and then (the publisher may be restarted with more
+  // durability): a refusal by the same publisher is reported once.
+  if (std::find(m_rejected_by.begin(), m_rejected_by.end(), publisher_id) != m_rejected_by.end()) return;
+  if (m_rejected_by.size() >= max_tracked_publishers) m_rejected_by.erase(m_rejected_by.begin());
+  m_rejected_by.push_back(publisher_id);
   ++m_stats.incompatible;
-  log().error("subscription {:016x}: publisher {:016x} on {} refused it: offers {}, asked for {} ({})", m_id,
-              publisher_id, m_options.endpoints[source], to_string(offered), to_string(requested), reason);
+  // An application that takes the event reports it itself.
+  log().log(m_options.on_incompatible ? spdlog::level::info : spdlog::level::err,
+            "subscription {:016x}: publisher {:016x} on {} refused it: offers {}, asked for {} ({})", m_id,
+            publisher_id, m_options.endpoints[source], to_string(offered), to_string(requested), reason);
   if (m_options.on_incompatible) {
-    m_options.on_incompatible(IncompatibleEvent{publisher_id, m_options.endpoints[source], offered, requested,
-                                                std::string(reason)});
+    m_options.on_incompatible(
+        IncompatibleEvent{publisher_id, m_options.endpoints[source], offered, requested, std::string(reason)});
   }
 }
 
 void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq,
                                 std::uint64_t lost) {
-  (void)lost;
   auto& src = m_sources[source];
-  const bool known = std::any_of(m_publishers.begin(), m_publishers.end(),
-                                 [&](const PublisherState& p) { return p.id == publisher_id; });
-  if (!known) {
+  auto* p = find_publisher(publisher_id);
+  std::uint64_t reported_to = 0;  // gaps up to here are reported already
+  std::uint64_t old_expected = 0;
+  if (p == nullptr) {
     forget_oldest_if_full();
     m_publishers.push_back({.id = publisher_id, .expected = next_seq});
-    ++m_stats.publishers;
+    p = &m_publishers.back();
+    if (auto* e = m_store ? m_store->find(publisher_id) : nullptr) {
+      // Known from the state file (it left and came back): never hand the handler a
+      // sequence it finished before.
+      p->slot = e;
+      old_expected = e->delivered + 1;
+      p->expected = std::max(next_seq, old_expected);
+    }
     if (src.publisher_id != 0 && src.publisher_id != publisher_id) {
       // Same endpoint, new publisher instance: it published 1..next_seq-1 before it
       // learned about us. We were subscribed all along, so that is a gap.
       ++m_stats.publisher_restarts;
       log().info("subscription {:016x}: publisher on {} restarted ({:016x} -> {:016x}), resuming at seq {}", m_id,
                  m_options.endpoints[source], src.publisher_id, publisher_id, next_seq);
-      if (next_seq > 1) report_gap(m_publishers.back(), 1, next_seq - 1);
+      if (next_seq > 1) report_gap(*p, 1, next_seq - 1);
+      reported_to = next_seq - 1;
     }
+  } else if (m_store) {
+    // A durable subscription known from its state file: the publisher starts where it was
+    // asked to (the last ack, or --from end on purpose); what it skipped for retention it
+    // states in `lost`, below. Sequences up to `expected` were handled already.
+    old_expected = p->expected;
+    p->expected = std::max(p->expected, next_seq);
+  }
+  if (!p->counted) {
+    p->counted = true;
+    ++m_stats.publishers;
+  }
+  p->source = source;
+  p->has_source = true;
+  // Retention deleted these before we could have them: that is how a durable subscriber
+  // behind retention learns how much it lost.
+  if (lost > 0 && next_seq > lost) {
+    const auto first = std::max({next_seq - lost, reported_to + 1, old_expected});
+    if (first <= next_seq - 1) report_gap(*p, first, next_seq - 1);
+  }
+  if (m_store && p->slot != nullptr && p->slot->publisher_id == publisher_id && p->slot->delivered > 0) {
+    // A persistent publisher's stored ack may lag what we handled (we died before acking):
+    // acknowledge our position once so it catches up.
+    p->ack_want = std::max(p->ack_want, p->slot->delivered);
+    p->ack_sent = 0;
+    m_acks_due = true;
   }
   if (src.publisher_id != publisher_id) src.pending_credit = 0;  // credit belongs to the old instance
   src.publisher_id = publisher_id;
@@ -248,7 +299,16 @@ std::optional<MessageView> SubscriberCore::accept(Frame& frame) {
     return view;
   }
   auto& p = publisher(view.publisher_id(), view.sequence());
+  p.source = source;
+  p.has_source = true;
   const auto seq = view.sequence();
+  if (m_group) {
+    // A group member sees a share of the sequence: the rest went to other members, and a
+    // lower one is a message a departed member held, given to us now.
+    p.expected = std::max(p.expected, seq + 1);
+    ++m_stats.received;
+    return view;
+  }
   if (seq < p.expected) {
     ++m_stats.duplicates;
     return std::nullopt;
@@ -259,12 +319,14 @@ std::optional<MessageView> SubscriberCore::accept(Frame& frame) {
   return view;
 }
 
-void SubscriberCore::deliver(Frame& frame, Subscriber::Handler handler) {
-  if (auto view = accept(frame)) handler(*view);
+void SubscriberCore::deliver(Frame& frame, Subscriber::CheckedHandler handler) {
+  // accept() looked the publisher up, which leaves it at m_last_publisher.
+  if (auto view = accept(frame)) handle(m_publishers[m_last_publisher], *view, handler);
 }
 
 void SubscriberCore::settle_idle() {
   for (std::uint32_t s = 0; s < m_sources.size(); ++s) credit(s);
+  if (m_acks_due) maybe_flush_acks();
   if (!m_any_left) return;
   m_any_left = false;
   // Everything a departed publisher sent before its BYE has been handled or dropped
@@ -284,6 +346,14 @@ void SubscriberCore::drain_all() {
 }
 
 std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit) {
+  auto checked = [&handler](const MessageView& m) -> Result<void> {
+    handler(m);
+    return {};
+  };
+  return poll(Subscriber::CheckedHandler(checked), limit);
+}
+
+std::size_t SubscriberCore::poll(Subscriber::CheckedHandler handler, std::size_t limit) {
   std::size_t handled = 0;
   for (;;) {
     if (handled >= limit) break;
@@ -312,7 +382,11 @@ std::size_t SubscriberCore::poll(Subscriber::Handler handler, std::size_t limit)
   } else if (handled > 0 || limit == 0 || !queue_empty()) {
     drain_all();
   }
-  if (queue_empty()) settle_idle();
+  if (queue_empty()) {
+    settle_idle();
+  } else if (m_acks_due) {
+    maybe_flush_acks();
+  }
   // Keepalives are due every few hundred ms: look at the clock every few empty polls,
   // or now and then while busy. (Not on every empty poll: a spinning caller's loop
   // must stay short, or it notices the next arrival later.)
@@ -353,7 +427,17 @@ void SubscriberCore::idle(clock::time_point deadline, unsigned& rounds) {
   }
 }
 
-std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t limit, std::chrono::nanoseconds timeout) {
+std::size_t SubscriberCore::wait_poll(Subscriber::Handler handler, std::size_t limit,
+                                      std::chrono::nanoseconds timeout) {
+  auto checked = [&handler](const MessageView& m) -> Result<void> {
+    handler(m);
+    return {};
+  };
+  return wait_poll(Subscriber::CheckedHandler(checked), limit, timeout);
+}
+
+std::size_t SubscriberCore::wait_poll(Subscriber::CheckedHandler handler, std::size_t limit,
+                                      std::chrono::nanoseconds timeout) {
   const auto deadline = clock::now() + timeout;
   unsigned idle_rounds = 0;
   for (;;) {
@@ -376,6 +460,9 @@ std::optional<Sample> SubscriberCore::take() {
     const auto before = frame.bytes();
     auto view = accept(frame);
     if (!view) continue;
+    // Durable: a taken message counts as handled (the caller owns it from here).
+    if (m_store)
+      handled(m_publishers[m_last_publisher], &durable_slot(m_publishers[m_last_publisher]), view->sequence());
     Sample out;
     if (view->bytes().data() != before.data()) {
       // Realigned into scratch: the sample needs bytes of its own.
@@ -407,7 +494,9 @@ namespace rill {
 
 using detail::Frame;
 
-Sample::Sample(Sample&& other) noexcept { *this = std::move(other); }
+Sample::Sample(Sample&& other) noexcept {
+  *this = std::move(other);
+}
 
 Sample& Sample::operator=(Sample&& other) noexcept {
   if (this != &other) {
@@ -423,7 +512,9 @@ Sample& Sample::operator=(Sample&& other) noexcept {
   return *this;
 }
 
-Sample::~Sample() { reset(); }
+Sample::~Sample() {
+  reset();
+}
 
 void Sample::reset() noexcept {
   if (m_has_frame) std::launder(reinterpret_cast<Frame*>(m_frame))->~Frame();

@@ -8,7 +8,12 @@
 
 #include "../policies/inbound_queue.hpp"
 #include "../transport/transport.hpp"
+#include "delivered_store.hpp"
 #include "rill/subscriber.hpp"
+
+namespace rill {
+class DeadLetterLog;
+}  // namespace rill
 
 namespace rill::detail {
 
@@ -16,11 +21,14 @@ namespace rill::detail {
 class SubscriberCore final : public FrameSink {
  public:
   SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<SubscriberTransport> transport,
-                 SubscriberOptions options, std::uint64_t id);
+                 SubscriberOptions options, std::uint64_t id, std::optional<DeliveredStore> store = std::nullopt);
   ~SubscriberCore();
 
   std::size_t poll(Subscriber::Handler handler, std::size_t limit);
+  std::size_t poll(Subscriber::CheckedHandler handler, std::size_t limit);
   std::size_t wait_poll(Subscriber::Handler handler, std::size_t limit, std::chrono::nanoseconds timeout);
+  std::size_t wait_poll(Subscriber::CheckedHandler handler, std::size_t limit, std::chrono::nanoseconds timeout);
+  [[nodiscard]] Result<void> ack(std::uint64_t publisher_id, std::uint64_t seq);
   std::optional<Sample> take();
   std::optional<Sample> wait_take(std::chrono::nanoseconds timeout);
   [[nodiscard]] const SubscriberStats& stats() noexcept;
@@ -42,13 +50,29 @@ class SubscriberCore final : public FrameSink {
     std::uint64_t expected = 1;  // next sequence the handler should see
     std::uint64_t last_seq = 0;  // from BYE, once it left
     bool left = false;
+    bool counted = false;            // in stats().publishers (one loaded from the state file is not, yet)
+    bool has_source = false;         // `source` is known (it greeted us or sent data)
+    std::uint32_t source = 0;        // the connection it is on (where its acks go)
+    std::uint64_t ack_want = 0;      // durable: position to acknowledge
+    std::uint64_t ack_sent = 0;      // durable: position the transport took
+    DeliveredEntry* slot = nullptr;  // durable: its entry in the state file (re-checked: slots are reused)
   };
   struct SourceState {
     std::uint64_t publisher_id = 0;  // current publisher on this connection
     std::uint32_t pending_credit = 0;
   };
 
-  void deliver(Frame& frame, Subscriber::Handler handler);
+  void deliver(Frame& frame, Subscriber::CheckedHandler handler);
+  // Calls the handler for a sequenced message: state file, retries, dead letters, acks.
+  void handle(PublisherState& p, const MessageView& view, Subscriber::CheckedHandler handler);
+  void run_with_retries(const MessageView& view, Subscriber::CheckedHandler handler);
+  void dead_letter(const MessageView& view, const std::string& reason, unsigned attempts);
+  void handled(PublisherState& p, DeliveredEntry* e, std::uint64_t seq);
+  DeliveredEntry& durable_slot(PublisherState& p);
+  void load_state();
+  void flush_acks();
+  void maybe_flush_acks();
+  PublisherState* find_publisher(std::uint64_t id);
   // Verifies and sequences one frame; the view's bytes may be the realignment scratch.
   std::optional<MessageView> accept(Frame& frame);
   void idle(std::chrono::steady_clock::time_point deadline, unsigned& rounds);
@@ -59,7 +83,8 @@ class SubscriberCore final : public FrameSink {
   void credit(std::uint32_t source);
   void return_window_slot(std::uint32_t source);
   void settle_idle();
-  void drain_all();  // takes in everything that has arrived (up to the budget)  // queue empty: return credit, count tails of departed publishers
+  void drain_all();  // takes in everything that has arrived (up to the budget)  // queue empty: return credit, count
+                     // tails of departed publishers
   std::span<const std::byte> aligned(std::span<const std::byte> bytes);
 
   std::shared_ptr<NodeCore> m_node;
@@ -88,7 +113,18 @@ class SubscriberCore final : public FrameSink {
   Frame m_direct_frame;  // direct mode: the one frame taken from the transport, not yet delivered
   std::chrono::steady_clock::time_point m_spin_until{};
   bool m_direct = false;
-  bool m_trusted = false;  // skip the verifier (shm ?verify=0)  // the transport queues per policy (shm); the core takes one at a time
+  bool m_trusted = false;
+  bool m_group = false;
+  std::vector<std::uint64_t> m_rejected_by;  // publishers that refused us (reported once each)  // a consumer group
+                                             // member: other members get the messages in between
+  std::optional<DeliveredStore> m_store;     // durable: exactly-once state
+  bool m_acks_due = false;
+  bool m_sync_failed_logged = false;
+  std::uint32_t m_unacked = 0;  // messages handled since the last ACK round
+  std::chrono::steady_clock::time_point m_last_ack{};
+  std::shared_ptr<DeadLetterLog> m_dlq;  // opened at the first dead letter (shared_ptr: type-erased deleter)
+  bool m_failure_logged = false;  // skip the verifier (shm ?verify=0)  // the transport queues per policy (shm); the
+                                  // core takes one at a time
 };
 
 }  // namespace rill::detail

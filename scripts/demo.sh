@@ -4,7 +4,8 @@
 # (--work-us) with drop-oldest. Prints what each received, the gaps the slow one
 # counted; then the same over shared memory and over udp multicast (reliable, one
 # subscriber losing 5% of its datagrams and recovering them), webhooks in and out
-# (examples/webhook_in_out.sh), and short latency summaries from `rill perf shm|tcp`.
+# (examples/webhook_in_out.sh), durability (a durable subscriber killed and resumed from
+# its last ack against a persistent publisher), and short latency summaries from `rill perf shm|tcp`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -84,6 +85,33 @@ echo
 echo "== demo: webhooks in and out (examples/webhook_in_out.sh: signed curl -> rill serve -> rill sub delivering"
 echo "   to a second rill serve, which verifies the signature -> rill sub)"
 examples/webhook_in_out.sh "$rill"
+
+echo
+dport=$((20000 + RANDOM % 20000))
+dep="tcp://127.0.0.1:$dport"
+ddir="$out/durable"
+rm -rf "$ddir" && mkdir -p "$ddir"
+dcount=20000
+echo "== demo: durability on $dep: a persistent publisher (log in $ddir/log, fsync every:10) and a durable"
+echo "   subscriber killed with SIGKILL part way, then restarted under the same durable name"
+"$rill" pub "$dep" orders/eu --durability "persistent:$ddir/log" --count "$dcount" --rate 10000 --linger-ms 3000 \
+  2>"$out/durable-pub.txt" &
+dpub=$!
+# One write(2) per handled message, appended: what the handler did survives the kill.
+"$rill" sub "$dep" orders/ --durable billing --state-dir "$ddir" --format text >>"$ddir/handled.txt" &
+dsub=$!
+handled() { awk '$1 == "orders/eu"' "$ddir/handled.txt" | wc -l; }
+for _ in $(seq 200); do [ "$(handled)" -ge 5000 ] && break; sleep 0.05; done
+kill -9 "$dsub" && wait "$dsub" 2>/dev/null || true
+echo "subscriber killed (SIGKILL) after handling $(handled) messages; restarting it (--from last-ack)"
+"$rill" sub "$dep" orders/ --durable billing --state-dir "$ddir" --format text --idle-exit-ms 1500 >>"$ddir/handled.txt"
+wait "$dpub"
+echo "publisher:  $(tail -n 1 "$out/durable-pub.txt")"
+awk -v n="$dcount" '$1 == "orders/eu" { if ($2 != ++k) bad++ }
+  END { printf "handled %d messages in all: %s\n", k, (bad || k != n) ? "NOT 1.." n " exactly once" : "1.." n ", each exactly once, in order" }' \
+  "$ddir/handled.txt"
+echo "the log:    $("$rill" log list "$ddir/log" | head -n 1)"
+echo "its acks:   $("$rill" log list "$ddir/log" | grep '"ack"' || echo none)"
 
 echo
 echo "== rill perf tcp --size 64 (rill beside raw ZeroMQ, same run, pinned cross-core; throughput with --batch 256)"

@@ -13,8 +13,10 @@ namespace rill::cli {
 namespace {
 
 constexpr std::string_view pub_usage =
-    "rill pub ENDPOINT TOPIC [--count N] [--rate MSGS_PER_S] [--size BYTES] [--data TEXT | --stdin] "
-    "[--wait-subs N] [--wait-ms MS] [--linger-ms MS] [--timeout-ms MS] [--batch N] [--durability volatile]";
+    "rill pub ENDPOINT TOPIC [--count N | --until-seq N] [--rate MSGS_PER_S] [--size BYTES] [--data TEXT | --stdin] "
+    "[--wait-subs N] [--wait-ms MS] [--linger-ms MS] [--timeout-ms MS] [--batch N] "
+    "[--durability volatile|transient-local:N|persistent:DIR] [--fsync always|every:MS|never] "
+    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS]";
 
 // Generated payloads say which message they are and pad to --size, so a reader can check them.
 void fill_generated(std::string& out, std::uint64_t seq, std::size_t size) {
@@ -22,11 +24,50 @@ void fill_generated(std::string& out, std::uint64_t seq, std::size_t size) {
   if (out.size() < size) out.append(size - out.size(), '.');
 }
 
+// Waits for `n` subscribers while serving the ones already attached (a durable subscriber
+// catching up from the log is served from service(), so it must keep running meanwhile).
+Result<void> wait_subscribers(Publisher& pub, std::size_t n, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!stopping()) {
+    pub.service();
+    auto w = pub.wait_for_subscribers(n, std::chrono::milliseconds(5));
+    if (w) return {};
+    if (w.error().code != Errc::timed_out) return std::unexpected(w.error());
+    if (std::chrono::steady_clock::now() >= deadline) return std::unexpected(w.error());
+  }
+  return {};
+}
+
+// The persistent-only options, applied to `opts`; a message naming the bad one otherwise.
+std::optional<std::string> log_options(const Args& args, PublisherOptions& opts) {
+  const bool persistent = opts.durability.kind == DurabilityKind::persistent;
+  for (const char* name : {"fsync", "segment-bytes", "retention-bytes", "retention-age-ms"}) {
+    if (args.has(name) && !persistent) return std::string("--") + name + " needs --durability persistent:DIR";
+  }
+  if (auto f = args.text("fsync")) {
+    auto p = parse_fsync_policy(*f);
+    if (!p) return p.error().detail;
+    opts.log.fsync = *p;
+  }
+  auto segment = args.number("segment-bytes", opts.log.segment_bytes);
+  auto bytes = args.number("retention-bytes", opts.log.retention_bytes);
+  auto age = args.number("retention-age-ms", static_cast<std::uint64_t>(opts.log.retention_age.count()));
+  for (const auto* r : {&segment, &bytes, &age}) {
+    if (!*r) return r->error().detail;
+  }
+  if (*segment == 0) return std::string("--segment-bytes must be > 0");
+  opts.log.segment_bytes = *segment;
+  opts.log.retention_bytes = *bytes;
+  opts.log.retention_age = std::chrono::milliseconds(*age);
+  return std::nullopt;
+}
+
 }  // namespace
 
 int cmd_pub(int argc, char** argv) {
   auto args = Args::parse(argc, argv,
-                          {"count", "rate", "size", "data", "wait-subs", "wait-ms", "linger-ms", "timeout-ms", "batch", "durability"},
+                          {"count", "rate", "size", "data", "wait-subs", "wait-ms", "linger-ms", "timeout-ms", "batch",
+                           "durability", "fsync", "segment-bytes", "retention-bytes", "retention-age-ms", "until-seq"},
                           {"stdin", "help"});
   if (!args) return usage_error(args.error().detail, pub_usage);
   if (args->has("help")) {
@@ -35,10 +76,24 @@ int cmd_pub(int argc, char** argv) {
   }
   if (args->positional().size() != 2) return usage_error("pub needs ENDPOINT and TOPIC", pub_usage);
   if (args->has("data") && args->has("stdin")) return usage_error("--data and --stdin exclude each other", pub_usage);
-  if (auto d = args->text("durability"); d && *d != "volatile") {
-    return usage_error("--durability " + *d + " is not available yet (only volatile)", pub_usage);
+  if (args->has("until-seq") && (args->has("count") || args->has("stdin"))) {
+    return usage_error("--until-seq excludes --count and --stdin", pub_usage);
   }
+  PublisherOptions opts{.endpoint = args->positional()[0], .topic = args->positional()[1]};
+  if (auto d = args->text("durability")) {
+    auto parsed = parse_durability(*d);
+    if (!parsed) return usage_error(parsed.error().detail, pub_usage);
+    if (parsed->kind == DurabilityKind::transient_local && parsed->history == 0) {
+      return usage_error("a publisher's --durability transient-local needs :N (messages kept)", pub_usage);
+    }
+    if (parsed->kind == DurabilityKind::persistent && parsed->dir.empty()) {
+      return usage_error("a publisher's --durability persistent needs :DIR (the log directory)", pub_usage);
+    }
+    opts.durability = std::move(*parsed);
+  }
+  if (auto bad = log_options(*args, opts)) return usage_error(*bad, pub_usage);
   auto count = args->number("count", args->has("data") ? 1 : 10);
+  auto until_seq = args->number("until-seq", 0);
   auto size = args->number("size", 0);
   auto rate = args->real("rate", 0);
   auto wait_subs = args->number("wait-subs", 0);
@@ -46,24 +101,32 @@ int cmd_pub(int argc, char** argv) {
   auto linger_ms = args->number("linger-ms", 0);
   auto timeout_ms = args->number("timeout-ms", 1000);
   auto batch = args->number("batch", 1);
-  for (const auto* r : {&count, &size, &wait_subs, &wait_ms, &linger_ms, &timeout_ms, &batch}) {
+  for (const auto* r : {&count, &until_seq, &size, &wait_subs, &wait_ms, &linger_ms, &timeout_ms, &batch}) {
     if (!*r) return usage_error(r->error().detail, pub_usage);
   }
   if (!rate) return usage_error(rate.error().detail, pub_usage);
+  opts.publish_timeout = std::chrono::milliseconds(*timeout_ms);
+  opts.batch_messages = *batch;
 
   install_stop_signals();
   Node node;
-  auto pub = node.publisher({.endpoint = args->positional()[0],
-                             .topic = args->positional()[1],
-                             .publish_timeout = std::chrono::milliseconds(*timeout_ms),
-                             .batch_messages = *batch});
+  auto pub = node.publisher(opts);
   if (!pub) {
     const bool usage = pub.error().code == Errc::invalid_argument || pub.error().code == Errc::unsupported;
     std::fprintf(stderr, "rill: %s\n", pub.error().message().c_str());
     return usage ? exit_usage : exit_runtime;
   }
+  const std::uint64_t first_seq = pub->next_sequence();
+  if (pub->durability() == DurabilityKind::persistent) {
+    // Where this run continues the log: a restarted publisher keeps its id and sequence.
+    std::fprintf(stderr, "{\"persistent\":{\"publisher\":\"%016llx\",\"next_seq\":%llu}}\n",
+                 static_cast<unsigned long long>(pub->id()), static_cast<unsigned long long>(first_seq));
+    std::fflush(stderr);
+  }
+  // --until-seq: what is left to reach sequence N (0 when a previous run already did).
+  if (args->has("until-seq")) *count = *until_seq >= first_seq ? *until_seq - first_seq + 1 : 0;
   if (*wait_subs > 0) {
-    if (auto w = pub->wait_for_subscribers(*wait_subs, std::chrono::milliseconds(*wait_ms)); !w) {
+    if (auto w = wait_subscribers(*pub, *wait_subs, std::chrono::milliseconds(*wait_ms)); !w) {
       std::fprintf(stderr, "rill: waiting for subscribers: %s\n", w.error().message().c_str());
       return exit_runtime;
     }
@@ -92,8 +155,9 @@ int cmd_pub(int argc, char** argv) {
     Result<void> r = pub->publish_text(payload);
     while (!r && r.error().code == Errc::timed_out && !stopping()) r = pub->publish_text(payload);
     if (!r) {
-      if (r.error().code != Errc::timed_out) {
-        std::fprintf(stderr, "rill: publish failed: %s\n", r.error().message().c_str());
+      if (r.error().code != Errc::timed_out) {  // no_space, io_error, ...: nothing was sent
+        std::fprintf(stderr, "rill: publish failed at seq %llu: %s\n",
+                     static_cast<unsigned long long>(pub->next_sequence()), r.error().message().c_str());
         rc = exit_runtime;
       }
       break;
@@ -101,16 +165,25 @@ int cmd_pub(int argc, char** argv) {
     ++sent;
   }
   pub->flush();
-  // Keep answering joins and credits for a while (late joiners, draining subscribers).
+  // Keep answering joins, credits, acks and catch-up for a while (late joiners, draining
+  // subscribers, durable subscriptions replaying the log).
   const auto linger_end = clock::now() + std::chrono::milliseconds(*linger_ms);
   while (!stopping() && clock::now() < linger_end) {
+    const auto replayed = pub->stats().replayed;
     pub->service();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // Idle: nap. Catching a subscriber up: go straight on with the next slice.
+    if (pub->stats().replayed == replayed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const auto& st = pub->stats();
-  std::fprintf(stderr, "{\"stats\":{\"sent\":%llu,\"timeouts\":%llu,\"blocked_ns\":%llu,\"peer_drops\":%llu}}\n",
+  const std::uint64_t last_seq = pub->next_sequence() - 1;
+  std::fprintf(stderr,
+               "{\"stats\":{\"sent\":%llu,\"timeouts\":%llu,\"blocked_ns\":%llu,\"peer_drops\":%llu,"
+               "\"first_seq\":%llu,\"last_seq\":%llu,\"replayed\":%llu,\"acks\":%llu,\"incompatible\":%llu}}\n",
                static_cast<unsigned long long>(st.sent), static_cast<unsigned long long>(st.timeouts),
-               static_cast<unsigned long long>(st.blocked_ns), static_cast<unsigned long long>(st.peer_drops));
+               static_cast<unsigned long long>(st.blocked_ns), static_cast<unsigned long long>(st.peer_drops),
+               static_cast<unsigned long long>(sent > 0 ? first_seq : 0),
+               static_cast<unsigned long long>(sent > 0 ? last_seq : 0), static_cast<unsigned long long>(st.replayed),
+               static_cast<unsigned long long>(st.acks), static_cast<unsigned long long>(st.incompatible));
   return rc;
 }
 

@@ -1,5 +1,8 @@
 #include "output.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 
 namespace rill::cli {
@@ -17,11 +20,21 @@ void append_json_string(std::string& out, std::string_view in) {
   for (const char ch : in) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\u00";
@@ -120,20 +133,36 @@ void Printer::print(const MessageView& m) {
       m_line += '\n';
       break;
   }
-  std::fwrite(m_line.data(), 1, m_line.size(), stdout);
+  if (!m_direct) {
+    std::fwrite(m_line.data(), 1, m_line.size(), stdout);
+    return;
+  }
+  // One write(2): a regular file takes it whole (short only when the disk is full).
+  std::size_t done = 0;
+  while (done < m_line.size()) {
+    const auto n = ::write(STDOUT_FILENO, m_line.data() + done, m_line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 void Printer::print_stats(const SubscriberStats& s) {
-  std::printf("{\"stats\":{\"received\":%llu,\"gaps\":%llu,\"dropped\":%llu,\"malformed\":%llu,\"oversize\":%llu,"
-              "\"overflow_events\":%llu,\"publisher_restarts\":%llu,\"queue_high_water_bytes\":%llu}}\n",
-              static_cast<unsigned long long>(s.received), static_cast<unsigned long long>(s.gaps),
-              static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(s.malformed),
-              static_cast<unsigned long long>(s.oversize), static_cast<unsigned long long>(s.overflow_events),
-              static_cast<unsigned long long>(s.publisher_restarts),
-              static_cast<unsigned long long>(s.queue_high_water_bytes));
+  std::printf(
+      "{\"stats\":{\"received\":%llu,\"gaps\":%llu,\"dropped\":%llu,\"malformed\":%llu,\"oversize\":%llu,"
+      "\"overflow_events\":%llu,\"publisher_restarts\":%llu,\"queue_high_water_bytes\":%llu,"
+      "\"duplicates\":%llu,\"dead_lettered\":%llu,\"in_doubt\":%llu}}\n",
+      static_cast<unsigned long long>(s.received), static_cast<unsigned long long>(s.gaps),
+      static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(s.malformed),
+      static_cast<unsigned long long>(s.oversize), static_cast<unsigned long long>(s.overflow_events),
+      static_cast<unsigned long long>(s.publisher_restarts), static_cast<unsigned long long>(s.queue_high_water_bytes),
+      static_cast<unsigned long long>(s.duplicates), static_cast<unsigned long long>(s.dead_lettered),
+      static_cast<unsigned long long>(s.in_doubt));
   std::fflush(stdout);
 }
 
-void Printer::flush() { std::fflush(stdout); }
+void Printer::flush() {
+  std::fflush(stdout);
+}
 
 }  // namespace rill::cli

@@ -1,0 +1,712 @@
+// The subscriber side of durability: the exactly-once state file, acks, in-doubt messages,
+// retention losses, REJECT, handler retries and dead letters.
+//
+// The durable cases talk to a scripted publisher: a bare ZeroMQ ROUTER speaking the tcp
+// wire protocol (PROTOCOL.md), so every WELCOME, REJECT, resend and ACK is under the test's
+// control and observable byte for byte.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+#include <zmq.hpp>
+
+#include "pubsub/delivered_store.hpp"
+#include "rill/dead_letter.hpp"
+#include "rill/message_builder.hpp"
+#include "test_util.hpp"
+#include "transport/tcp/tcp_wire.hpp"
+
+using namespace std::chrono_literals;
+using rill::detail::DeliveredStore;
+using rilltest::fresh_endpoint;
+namespace wire = rill::detail::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/rill-dsub-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+    m_path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(m_path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_path; }
+  [[nodiscard]] std::string str() const { return m_path.string(); }
+
+ private:
+  std::filesystem::path m_path;
+};
+
+// What the scripted publisher heard from its subscriber.
+struct Heard {
+  bool subscribed = false;
+  std::uint64_t subscription_id = 0;
+  std::uint8_t durability = 0;
+  std::string durable_name;
+  std::uint8_t from = 0;
+  std::vector<std::uint64_t> acks;  // ACK positions in arrival order
+};
+
+class ScriptedPublisher {
+ public:
+  static constexpr std::uint64_t id = 0x5eed5eed12345678;
+
+  explicit ScriptedPublisher(const std::string& ep) {
+    m_sock.set(zmq::sockopt::linger, 0);
+    m_sock.bind(ep);
+  }
+
+  // Takes in what the subscriber sent (SUBSCRIBE, keepalives, ACK, UNSUBSCRIBE).
+  void receive() {
+    for (;;) {
+      zmq::message_t peer, frame;
+      if (!m_sock.recv(peer, zmq::recv_flags::dontwait)) return;
+      if (!m_sock.recv(frame, zmq::recv_flags::dontwait)) return;
+      const auto c = wire::decode_control({static_cast<const std::byte*>(frame.data()), frame.size()});
+      if (!c) continue;
+      if (c->type == wire::ControlType::subscribe) {
+        if (c->subscribe.subscription_id != heard.subscription_id) {
+          heard.subscribed = true;
+          heard.subscription_id = c->subscribe.subscription_id;
+          heard.durability = c->subscribe.durability;
+          heard.durable_name = std::string(c->subscribe.durable_name);
+          heard.from = c->subscribe.from;
+          m_peer.assign(static_cast<const char*>(peer.data()), peer.size());
+        }
+      } else if (c->type == wire::ControlType::ack && c->ack.subscription_id == heard.subscription_id) {
+        CHECK(c->ack.publisher_id == id);
+        heard.acks.push_back(c->ack.seq);
+      }
+    }
+  }
+
+  void welcome(std::uint64_t next_seq, std::uint64_t lost = 0) {
+    std::array<std::byte, wire::max_control_bytes> buf;
+    send_to_peer({buf.data(), wire::encode_welcome(buf, {.publisher_id = id,
+                                                         .next_seq = next_seq,
+                                                         .subscription_id = heard.subscription_id,
+                                                         .lost = lost,
+                                                         .offered = 2})});
+  }
+
+  void reject() {
+    std::array<std::byte, wire::max_control_bytes> buf;
+    send_to_peer({buf.data(), wire::encode_reject(buf, {.publisher_id = id,
+                                                        .subscription_id = heard.subscription_id,
+                                                        .offered = 0,
+                                                        .requested = 2,
+                                                        .reason = "volatile publisher"})});
+  }
+
+  void data(std::uint64_t seq) {
+    const auto text = "m" + std::to_string(seq);
+    m_builder.reset();
+    send_to_peer(
+        m_builder.finish_raw(std::as_bytes(std::span(text.data(), text.size())),
+                             {.topic = "t", .publisher_id = id, .sequence = seq, .timestamp_ns = 1, .headers = {}}));
+  }
+
+  Heard heard;
+
+ private:
+  void send_to_peer(std::span<const std::byte> frame) {
+    REQUIRE(!m_peer.empty());
+    m_sock.send(zmq::buffer(m_peer), zmq::send_flags::sndmore);
+    m_sock.send(zmq::buffer(frame.data(), frame.size()));
+  }
+
+  zmq::context_t m_ctx;
+  zmq::socket_t m_sock{m_ctx, zmq::socket_type::router};
+  std::string m_peer;
+  rill::MessageBuilder m_builder;
+};
+
+// Drives the subscriber and the scripted publisher until `done()` (10 s at most).
+template <class Done>
+bool pump(rill::Subscriber& sub, ScriptedPublisher& pub, rill::Subscriber::Handler h, Done done) {
+  const auto deadline = clock_type::now() + 10s;
+  while (clock_type::now() < deadline) {
+    sub.wait_poll(h, 64, 2ms);
+    pub.receive();
+    if (done()) return true;
+  }
+  return false;
+}
+
+// Drives both for a fixed time: for asserting that something does NOT happen.
+void pump_for(rill::Subscriber& sub, ScriptedPublisher& pub, rill::Subscriber::Handler h, std::chrono::milliseconds t) {
+  const auto until = clock_type::now() + t;
+  while (clock_type::now() < until) {
+    sub.wait_poll(h, 64, 2ms);
+    pub.receive();
+  }
+}
+
+rill::SubscriberOptions durable(const std::string& ep, const TempDir& dir, const std::string& name) {
+  return {.endpoints = {ep},
+          .prefix = "t",
+          .policy = rill::Policy::backpressure(64),
+          .durability = rill::Durability::persistent(),
+          .durable_name = name,
+          .state_dir = dir.str()};
+}
+
+const auto noop = [](const rill::MessageView&) {};
+
+}  // namespace
+
+TEST_SUITE("delivered store") {
+  TEST_CASE("positions survive a reopen; eviction takes the least recently used") {
+    TempDir dir;
+    {
+      auto s = DeliveredStore::open(dir.path(), "a");
+      REQUIRE(s);
+      auto& e = s->slot(7);
+      DeliveredStore::begin(e, 41);
+      DeliveredStore::finish(e, 41);
+      DeliveredStore::begin(s->slot(8), 5);  // the handler never returned
+    }
+    auto s = DeliveredStore::open(dir.path(), "a");
+    REQUIRE(s);
+    REQUIRE(s->find(7) != nullptr);
+    CHECK(s->find(7)->delivered == 41);
+    CHECK(s->find(7)->pending == 0);
+    REQUIRE(s->find(8) != nullptr);
+    CHECK(s->find(8)->pending == 5);
+    CHECK(s->find(8)->delivered == 0);
+    // Fill it: 7 and 8 are the oldest; 7 was used again, so 8 goes first.
+    (void)s->slot(7);
+    for (std::uint64_t id = 100; id < 100 + DeliveredStore::capacity - 2; ++id) (void)s->slot(id);
+    CHECK(s->find(8) != nullptr);
+    (void)s->slot(9999);
+    CHECK(s->find(8) == nullptr);
+    CHECK(s->find(7) != nullptr);
+    CHECK(s->find(9999)->delivered == 0);
+    CHECK(s->sync());
+  }
+
+  TEST_CASE("a second holder of the same name is refused with a clear error") {
+    TempDir dir;
+    auto first = DeliveredStore::open(dir.path(), "busy");
+    REQUIRE(first);
+    auto second = DeliveredStore::open(dir.path(), "busy");
+    REQUIRE(!second);
+    CHECK(second.error().code == rill::Errc::address_in_use);
+    CHECK(second.error().detail.find("durable subscription busy is in use by another process") != std::string::npos);
+    first = std::unexpected(rill::Error{});  // closed: the lock goes with it
+    CHECK(DeliveredStore::open(dir.path(), "busy"));
+  }
+
+  TEST_CASE("short, foreign and tampered files are corrupt, naming the file") {
+    TempDir dir;
+    const auto path = dir.path() / "x.rill-state";
+    std::size_t size = 0;
+    {
+      auto s = DeliveredStore::open(dir.path(), "x");
+      REQUIRE(s);
+      (void)s->slot(1);
+      (void)s->slot(2);
+      size = std::filesystem::file_size(path);
+    }
+    const auto write_at = [&](std::size_t off, std::string_view bytes) {
+      const int fd = ::open(path.c_str(), O_WRONLY);
+      REQUIRE(fd >= 0);
+      REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(off)) == static_cast<ssize_t>(bytes.size()));
+      ::close(fd);
+    };
+    const auto expect_corrupt = [&](const char* what) {
+      CAPTURE(what);
+      auto s = DeliveredStore::open(dir.path(), "x");
+      REQUIRE(!s);
+      CHECK(s.error().code == rill::Errc::corrupt);
+      CHECK(s.error().detail.find(path.string()) != std::string::npos);
+    };
+    const auto original = [&] {
+      std::ifstream in(path, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    }();
+    const auto restore = [&] {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << original;
+    };
+    std::filesystem::resize_file(path, size - 1);
+    expect_corrupt("short");
+    restore();
+    std::filesystem::resize_file(path, size + 8);
+    expect_corrupt("long");
+    restore();
+    write_at(0, "NOTRILL!");
+    expect_corrupt("bad magic");
+    restore();
+    write_at(8, std::string("\x09\0\0\0", 4));
+    expect_corrupt("version 9");
+    restore();
+    // Both slots now claim publisher 1.
+    write_at(64 + 32, std::string("\x01\0\0\0\0\0\0\0", 8));
+    expect_corrupt("duplicate publisher");
+    restore();
+    CHECK(DeliveredStore::open(dir.path(), "x"));
+    // A file whose creation died before its header was written is started afresh.
+    std::filesystem::remove(path);
+    { std::ofstream(path, std::ios::binary) << std::string(size, '\0'); }
+    CHECK(DeliveredStore::open(dir.path(), "x"));
+  }
+}
+
+TEST_SUITE("durable subscription") {
+  TEST_CASE("options are checked before anything connects") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    auto o = durable(ep, dir, "");
+    CHECK(node.subscriber(o).error().code == rill::Errc::invalid_argument);  // persistent needs a name
+    o = durable(ep, dir, "../escape");
+    CHECK(node.subscriber(o).error().code == rill::Errc::invalid_argument);
+    o = durable(ep, dir, "ok");
+    o.durability = rill::Durability::transient_local(5);
+    CHECK(node.subscriber(o).error().code == rill::Errc::invalid_argument);  // a name needs persistent
+    auto first = node.subscriber(durable(ep, dir, "ok"));
+    REQUIRE(first);
+    auto second = node.subscriber(durable(ep, dir, "ok"));
+    REQUIRE(!second);
+    CHECK(second.error().code == rill::Errc::address_in_use);
+    CHECK(std::filesystem::exists(dir.path() / "ok.rill-state"));
+  }
+
+  TEST_CASE("a REJECT reaches on_incompatible once; nothing is delivered") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    ScriptedPublisher pub(ep);
+    std::vector<rill::IncompatibleEvent> events;
+    auto o = durable(ep, dir, "rej");
+    o.on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); };
+    auto sub = node.subscriber(o);
+    REQUIRE(sub);
+    int delivered = 0;
+    const auto h = [&](const rill::MessageView&) { ++delivered; };
+    REQUIRE(pump(*sub, pub, h, [&] { return pub.heard.subscribed; }));
+    CHECK(pub.heard.durability == static_cast<std::uint8_t>(rill::DurabilityKind::persistent));
+    CHECK(pub.heard.durable_name == "rej");
+    CHECK(pub.heard.from == static_cast<std::uint8_t>(rill::StartFrom::last_ack));
+    pub.reject();
+    REQUIRE(pump(*sub, pub, h, [&] { return !events.empty(); }));
+    pub.reject();  // the transport asks again now and then; the same refusal is not news
+    pump_for(*sub, pub, h, 100ms);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].publisher_id == ScriptedPublisher::id);
+    CHECK(events[0].offered == rill::DurabilityKind::volatile_);
+    CHECK(events[0].requested == rill::DurabilityKind::persistent);
+    CHECK(events[0].reason == "volatile publisher");
+    CHECK(events[0].endpoint == ep);
+    CHECK(sub->stats().incompatible == 1);
+    CHECK(delivered == 0);
+  }
+
+  TEST_CASE("what retention deleted is reported as a gap from the WELCOME") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    ScriptedPublisher pub(ep);
+    std::vector<rill::LossEvent> losses;
+    auto o = durable(ep, dir, "behind");
+    o.on_loss = [&](const rill::LossEvent& e) { losses.push_back(e); };
+    auto sub = node.subscriber(o);
+    REQUIRE(sub);
+    std::vector<std::uint64_t> seqs;
+    const auto h = [&](const rill::MessageView& m) { seqs.push_back(m.sequence()); };
+    REQUIRE(pump(*sub, pub, h, [&] { return pub.heard.subscribed; }));
+    pub.welcome(50, 20);
+    pub.data(50);
+    REQUIRE(pump(*sub, pub, h, [&] { return seqs.size() == 1; }));
+    REQUIRE(losses.size() == 1);
+    CHECK(losses[0].publisher_id == ScriptedPublisher::id);
+    CHECK(losses[0].first == 30);
+    CHECK(losses[0].last == 49);
+    CHECK(sub->stats().gaps == 20);
+    CHECK(seqs == std::vector<std::uint64_t>{50});
+  }
+
+  TEST_CASE("exactly once into the handler across a restart; acks follow the handler") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    ScriptedPublisher pub(ep);
+    std::vector<std::uint64_t> seqs;
+    const auto h = [&](const rill::MessageView& m) { seqs.push_back(m.sequence()); };
+    {
+      auto sub = node.subscriber(durable(ep, dir, "once"));
+      REQUIRE(sub);
+      REQUIRE(pump(*sub, pub, h, [&] { return pub.heard.subscribed; }));
+      pub.welcome(1);
+      for (std::uint64_t s = 1; s <= 10; ++s) pub.data(s);
+      REQUIRE(pump(*sub, pub, h, [&] { return !pub.heard.acks.empty() && pub.heard.acks.back() == 10; }));
+      CHECK(std::is_sorted(pub.heard.acks.begin(), pub.heard.acks.end()));
+      CHECK(sub->stats().acked == 10);
+    }
+    // The publisher stored only up to 5 (say the last ACKs were lost): it resends 6..15.
+    pub.heard = {};
+    auto sub = node.subscriber(durable(ep, dir, "once"));
+    REQUIRE(sub);
+    REQUIRE(pump(*sub, pub, h, [&] { return pub.heard.subscribed; }));
+    pub.welcome(6);
+    // Right after the WELCOME it acknowledges what it finished, so the publisher catches up.
+    REQUIRE(pump(*sub, pub, h, [&] { return !pub.heard.acks.empty(); }));
+    CHECK(pub.heard.acks.front() == 10);
+    for (std::uint64_t s = 6; s <= 15; ++s) pub.data(s);
+    REQUIRE(pump(*sub, pub, h, [&] { return pub.heard.acks.back() == 15; }));
+    std::vector<std::uint64_t> want;
+    for (std::uint64_t s = 1; s <= 15; ++s) want.push_back(s);
+    CHECK(seqs == want);
+    CHECK(sub->stats().duplicates == 5);
+    CHECK(sub->stats().gaps == 0);
+    CHECK(sub->stats().in_doubt == 0);
+  }
+
+  TEST_CASE("a message the last run died inside: the in_doubt callback decides") {
+    for (const int answer : {1, 0, -1}) {  // true, false, no callback
+      CAPTURE(answer);
+      rill::Node node;
+      TempDir dir;
+      {
+        // What a kill -9 inside the handler for seq 8 leaves behind.
+        auto s = DeliveredStore::open(dir.path(), "doubt");
+        REQUIRE(s);
+        auto& e = s->slot(ScriptedPublisher::id);
+        DeliveredStore::finish(e, 7);
+        DeliveredStore::begin(e, 8);
+      }
+      const auto ep = fresh_endpoint();
+      ScriptedPublisher pub(ep);
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> asked;
+      auto o = durable(ep, dir, "doubt");
+      if (answer >= 0) {
+        o.in_doubt = [&](std::uint64_t p, std::uint64_t s) {
+          asked.emplace_back(p, s);
+          return answer == 1;
+        };
+      }
+      auto sub = node.subscriber(o);
+      REQUIRE(sub);
+      CHECK(sub->stats().in_doubt == 1);
+      if (answer >= 0) {
+        REQUIRE(asked.size() == 1);
+        CHECK(asked[0] == std::pair<std::uint64_t, std::uint64_t>{ScriptedPublisher::id, 8});
+      }
+      std::vector<std::uint64_t> seqs;
+      const auto h = [&](const rill::MessageView& m) { seqs.push_back(m.sequence()); };
+      REQUIRE(pump(*sub, pub, h, [&] { return pub.heard.subscribed; }));
+      pub.welcome(8);  // the publisher had our ack for 7
+      pub.data(8);
+      pub.data(9);
+      REQUIRE(pump(*sub, pub, h, [&] { return !seqs.empty() && seqs.back() == 9; }));
+      CHECK(seqs == (answer == 1 ? std::vector<std::uint64_t>{9} : std::vector<std::uint64_t>{8, 9}));
+    }
+  }
+
+  TEST_CASE("auto_ack off: nothing is acknowledged until ack(), and only what was delivered") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    ScriptedPublisher pub(ep);
+    auto o = durable(ep, dir, "manual");
+    o.auto_ack = false;
+    auto sub = node.subscriber(o);
+    REQUIRE(sub);
+    int got = 0;
+    const auto h = [&](const rill::MessageView&) { ++got; };
+    REQUIRE(pump(*sub, pub, h, [&] { return pub.heard.subscribed; }));
+    pub.welcome(1);
+    for (std::uint64_t s = 1; s <= 5; ++s) pub.data(s);
+    REQUIRE(pump(*sub, pub, h, [&] { return got == 5; }));
+    pump_for(*sub, pub, h, 50ms);
+    CHECK(pub.heard.acks.empty());
+    const auto too_far = sub->ack(ScriptedPublisher::id, 6);
+    REQUIRE(!too_far);
+    CHECK(too_far.error().code == rill::Errc::invalid_argument);
+    CHECK(!sub->ack(12345, 1));
+    REQUIRE(sub->ack(ScriptedPublisher::id, 3));
+    REQUIRE(pump(*sub, pub, h, [&] { return !pub.heard.acks.empty(); }));
+    CHECK(pub.heard.acks == std::vector<std::uint64_t>{3});
+    CHECK(sub->stats().acked == 3);
+  }
+
+  TEST_CASE("take(): a taken message counts as handled") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    ScriptedPublisher pub(ep);
+    {
+      auto sub = node.subscriber(durable(ep, dir, "taker"));
+      REQUIRE(sub);
+      REQUIRE(pump(*sub, pub, noop, [&] { return pub.heard.subscribed; }));
+      pub.welcome(1);
+      pub.data(1);
+      pub.data(2);
+      std::vector<std::uint64_t> seqs;
+      const auto deadline = clock_type::now() + 10s;
+      while (seqs.size() < 2 && clock_type::now() < deadline) {
+        if (auto s = sub->wait_take(5ms)) seqs.push_back(s->view().sequence());
+        pub.receive();
+      }
+      CHECK(seqs == std::vector<std::uint64_t>{1, 2});
+      REQUIRE(pump(*sub, pub, noop, [&] { return !pub.heard.acks.empty() && pub.heard.acks.back() == 2; }));
+    }
+    auto s = DeliveredStore::open(dir.path(), "taker");
+    REQUIRE(s);
+    REQUIRE(s->find(ScriptedPublisher::id) != nullptr);
+    CHECK(s->find(ScriptedPublisher::id)->delivered == 2);
+  }
+}
+
+TEST_SUITE("handler failures") {
+  // A volatile tcp publisher with ten messages "m1".."m10" for `sub`.
+  void publish_ten(rill::Node & node, const std::string& ep, rill::Subscriber& sub,
+                   std::optional<rill::Publisher>& keep) {
+    auto pub = node.publisher({.endpoint = ep, .topic = "t"});
+    REQUIRE(pub);
+    REQUIRE(rilltest::attach(*pub, sub));
+    for (int i = 1; i <= 10; ++i) REQUIRE(pub->publish_text("m" + std::to_string(i)));
+    keep.emplace(std::move(*pub));
+  }
+
+  std::vector<rill::DeadLetter> letters_in(const TempDir& dir, std::vector<std::string>& reasons,
+                                           std::vector<std::string>& payloads) {
+    std::vector<rill::DeadLetter> out;
+    auto dlq = rill::DeadLetterLog::open(dir.path(), true);
+    REQUIRE(dlq);
+    REQUIRE(dlq->for_each(0, [&](const rill::DeadLetter& d) {
+      out.push_back(d);
+      reasons.emplace_back(d.reason);
+      auto env = rill::verify_envelope(d.envelope);
+      REQUIRE(env);
+      payloads.emplace_back(rill::MessageView(*env, d.envelope).payload_text());
+      return true;
+    }));
+    return out;
+  }
+
+  TEST_CASE("a message that always fails: 3 attempts with back-off, dead-lettered, the rest in order") {
+    rill::Node node;
+    TempDir dlq_dir;
+    const auto ep = fresh_endpoint();
+    constexpr auto backoff = 30ms;
+    auto sub = node.subscriber({.endpoints = {ep},
+                                .prefix = "t",
+                                .retry = {.max_attempts = 3, .backoff = backoff, .dead_letter_dir = dlq_dir.str()}});
+    REQUIRE(sub);
+    std::optional<rill::Publisher> pub;
+    publish_ten(node, ep, *sub, pub);
+    std::vector<std::uint64_t> seqs;
+    std::vector<clock_type::time_point> attempts;
+    const auto h = [&](const rill::MessageView& m) {
+      if (m.sequence() == 5) {
+        attempts.push_back(clock_type::now());
+        throw std::runtime_error("cannot handle m5");
+      }
+      seqs.push_back(m.sequence());
+    };
+    REQUIRE(rilltest::poll_until(*sub, h, [&] { return seqs.size() == 9; }));
+    CHECK(seqs == std::vector<std::uint64_t>{1, 2, 3, 4, 6, 7, 8, 9, 10});
+    REQUIRE(attempts.size() == 3);
+    CHECK(attempts[1] - attempts[0] >= backoff);
+    CHECK(attempts[2] - attempts[1] >= 2 * backoff);  // doubled
+    const auto& st = sub->stats();
+    CHECK(st.handler_failures == 3);
+    CHECK(st.retries == 2);
+    CHECK(st.dead_lettered == 1);
+    CHECK(st.received == 10);
+    std::vector<std::string> reasons, payloads;
+    const auto letters = letters_in(dlq_dir, reasons, payloads);
+    REQUIRE(letters.size() == 1);
+    CHECK(letters[0].sequence == 5);
+    CHECK(letters[0].attempts == 3);
+    CHECK(letters[0].publisher_id == pub->id());
+    CHECK(reasons[0] == "cannot handle m5");
+    CHECK(payloads[0] == "m5");
+  }
+
+  TEST_CASE("poll_checked: an error return is retried; a message that then succeeds is not dead-lettered") {
+    rill::Node node;
+    TempDir dlq_dir;
+    const auto ep = fresh_endpoint();
+    auto sub = node.subscriber({.endpoints = {ep},
+                                .prefix = "t",
+                                .retry = {.max_attempts = 3, .backoff = 1ms, .dead_letter_dir = dlq_dir.str()}});
+    REQUIRE(sub);
+    std::optional<rill::Publisher> pub;
+    publish_ten(node, ep, *sub, pub);
+    std::vector<std::uint64_t> seqs;
+    int calls_for_3 = 0;
+    const auto h = [&](const rill::MessageView& m) -> rill::Result<void> {
+      if (m.sequence() == 3 && ++calls_for_3 == 1) return rill::fail(rill::Errc::timed_out, "database busy");
+      if (m.sequence() == 7) return rill::fail(rill::Errc::invalid_argument, "bad order 7");
+      seqs.push_back(m.sequence());
+      return {};
+    };
+    const auto deadline = clock_type::now() + 10s;
+    while (seqs.size() < 9 && clock_type::now() < deadline) sub->wait_poll_checked(h, 64, 5ms);
+    CHECK(seqs == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 8, 9, 10});
+    CHECK(calls_for_3 == 2);
+    const auto& st = sub->stats();
+    CHECK(st.handler_failures == 1 + 3);
+    CHECK(st.retries == 1 + 2);
+    CHECK(st.dead_lettered == 1);
+    std::vector<std::string> reasons, payloads;
+    const auto letters = letters_in(dlq_dir, reasons, payloads);
+    REQUIRE(letters.size() == 1);
+    CHECK(letters[0].sequence == 7);
+    CHECK(reasons[0] == "bad order 7");
+  }
+
+  TEST_CASE("callback mode takes the same path; a non-std exception is an unknown exception") {
+    rill::Node node;
+    TempDir dlq_dir;
+    const auto ep = fresh_endpoint();
+    auto pub = node.publisher({.endpoint = ep, .topic = "t"});
+    REQUIRE(pub);
+    std::atomic<int> ok{0};
+    auto subscription = node.subscribe({.endpoints = {ep},
+                                        .prefix = "t",
+                                        .retry = {.max_attempts = 2, .backoff = 1ms, .dead_letter_dir = dlq_dir.str()}},
+                                       [&](const rill::MessageView& m) {
+                                         if (m.sequence() == 2) throw 42;
+                                         ok.fetch_add(1);
+                                       });
+    REQUIRE(subscription);
+    REQUIRE(pub->wait_for_subscribers(1, 10s));
+    std::this_thread::sleep_for(100ms);  // the WELCOME reaches the subscription's thread
+    for (int i = 1; i <= 3; ++i) REQUIRE(pub->publish_text("m"));
+    const auto deadline = clock_type::now() + 10s;
+    while (subscription->stats().dead_lettered + subscription->stats().received < 4 && ok.load() < 2 &&
+           clock_type::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    while (subscription->stats().received < 3 && clock_type::now() < deadline) std::this_thread::sleep_for(5ms);
+    subscription->stop();
+    CHECK(ok.load() == 2);
+    CHECK(subscription->stats().dead_lettered == 1);
+    std::vector<std::string> reasons, payloads;
+    const auto letters = letters_in(dlq_dir, reasons, payloads);
+    REQUIRE(letters.size() == 1);
+    CHECK(letters[0].sequence == 2);
+    CHECK(letters[0].attempts == 2);
+    CHECK(reasons[0] == "unknown exception");
+  }
+
+  TEST_CASE("without a retry policy an exception still propagates out of poll()") {
+    rill::Node node;
+    const auto ep = fresh_endpoint();
+    auto sub = node.subscriber({.endpoints = {ep}, .prefix = "t"});
+    REQUIRE(sub);
+    std::optional<rill::Publisher> pub;
+    publish_ten(node, ep, *sub, pub);
+    bool thrown = false;
+    const auto deadline = clock_type::now() + 10s;
+    while (!thrown && clock_type::now() < deadline) {
+      try {
+        sub->wait_poll([](const rill::MessageView&) { throw std::runtime_error("x"); }, 64, 5ms);
+      } catch (const std::runtime_error&) {
+        thrown = true;
+      }
+    }
+    CHECK(thrown);
+    CHECK(sub->stats().dead_lettered == 0);
+  }
+}
+
+TEST_SUITE("with the tcp publisher") {
+  TEST_CASE("a volatile publisher refuses a persistent request: on_incompatible, nothing delivered") {
+    rill::Node node;
+    TempDir dir;
+    const auto ep = fresh_endpoint();
+    auto pub = node.publisher({.endpoint = ep, .topic = "t"});
+    REQUIRE(pub);
+    std::vector<rill::IncompatibleEvent> events;
+    auto o = durable(ep, dir, "refused");
+    o.on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); };
+    auto sub = node.subscriber(o);
+    REQUIRE(sub);
+    int delivered = 0;
+    const auto deadline = clock_type::now() + 10s;
+    while (events.empty() && clock_type::now() < deadline) {
+      (void)pub->service();
+      sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 2ms);
+    }
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].offered == rill::DurabilityKind::volatile_);
+    CHECK(events[0].requested == rill::DurabilityKind::persistent);
+    REQUIRE(pub->publish_text("not for it"));
+    for (int i = 0; i < 20; ++i) {
+      (void)pub->service();
+      sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 1ms);
+    }
+    CHECK(sub->stats().incompatible == 1);
+    CHECK(delivered == 0);
+  }
+
+  TEST_CASE("a persistent publisher: resume from the last ack across restarts of either side, each message once") {
+    rill::Node node;
+    TempDir dir;
+    TempDir log_dir;
+    const auto ep = fresh_endpoint();
+    const rill::PublisherOptions popts{.endpoint = ep,
+                                       .topic = "t",
+                                       .durability = rill::Durability::persistent(log_dir.str()),
+                                       .log = {.fsync = rill::FsyncPolicy::never()}};
+    auto pub = std::make_optional(*node.publisher(popts));
+    std::vector<std::uint64_t> seqs;
+    const auto h = [&](const rill::MessageView& m) { seqs.push_back(m.sequence()); };
+    // Drives both until the handler saw `last` (handing it at most up to `stop_at`).
+    const auto drive = [&](rill::Subscriber& sub, std::uint64_t last) {
+      const auto deadline = clock_type::now() + 20s;
+      while ((seqs.empty() || seqs.back() < last) && clock_type::now() < deadline) {
+        (void)pub->service();
+        sub.wait_poll(h, seqs.empty() ? 64 : std::min<std::uint64_t>(64, last - seqs.back()), 1ms);
+      }
+      return !seqs.empty() && seqs.back() == last;
+    };
+    for (int i = 0; i < 1000; ++i) REQUIRE(pub->publish_text("a"));
+    {
+      auto sub = node.subscriber(durable(ep, dir, "resume"));
+      REQUIRE(sub);
+      REQUIRE(drive(*sub, 400));  // from the start (no ack yet), and only 400 of them
+      // Closing acknowledges what was handled; the rest of its window is not.
+    }
+    for (int i = 0; i < 500; ++i) REQUIRE(pub->publish_text("b"));  // 1001..1500 while it is away
+    auto sub = node.subscriber(durable(ep, dir, "resume"));
+    REQUIRE(sub);
+    REQUIRE(drive(*sub, 1500));
+    // The publisher restarts from its log (same id, sequence continues) under the subscriber.
+    const auto id = pub->id();
+    pub.reset();
+    pub.emplace(*node.publisher(popts));
+    CHECK(pub->id() == id);
+    for (int i = 0; i < 100; ++i) REQUIRE(pub->publish_text("c"));
+    REQUIRE(drive(*sub, 1600));
+    std::vector<std::uint64_t> want(1600);
+    for (std::uint64_t i = 0; i < want.size(); ++i) want[i] = i + 1;
+    CHECK(seqs == want);
+    CHECK(sub->stats().gaps == 0);
+    CHECK(sub->stats().acked <= 1600);
+    // The publisher got our position: it is stored under the durable name.
+    const auto stored_deadline = clock_type::now() + 10s;
+    while (sub->stats().acked < 1600 && clock_type::now() < stored_deadline) {
+      (void)pub->service();
+      sub->wait_poll(h, 16, 1ms);
+    }
+    CHECK(sub->stats().acked == 1600);
+  }
+}
