@@ -174,7 +174,10 @@ void SubscriberCore::flush_acks() {
   }
   bool all = true;
   for (auto& p : m_publishers) {
-    if (p.ack_want <= p.ack_sent || !p.has_source || p.left) continue;
+    // A group member acks the last message it handled, which may be a lower sequence
+    // than the one before (a departed member's, given to it): any change is news.
+    const bool news = m_group ? p.ack_want != p.ack_sent : p.ack_want > p.ack_sent;
+    if (!news || !p.has_source || p.left) continue;
     if (m_transport->ack(p.source, p.id, p.ack_want)) {
       p.ack_sent = p.ack_want;
       m_stats.acked = p.ack_want;
