@@ -22,7 +22,7 @@ class MemoryHistory final : public History {
   std::uint64_t publisher_id() const noexcept override { return 0; }
   std::uint64_t next_sequence() const noexcept override { return m_next; }
 
-  Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq) override {
+  Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq, std::int64_t) override {
     if (seq != m_next) return fail(Errc::invalid_argument, "history: out-of-order record");
     auto& slot = m_slots[seq % m_slots.size()];
     slot.assign(envelope.begin(), envelope.end());
@@ -97,8 +97,8 @@ class LogHistory final : public History {
   std::uint64_t publisher_id() const noexcept override { return m_log.publisher_id(); }
   std::uint64_t next_sequence() const noexcept override { return m_log.next_sequence(); }
 
-  Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq) override {
-    auto appended = m_log.append(envelope, {.expect_sequence = seq});
+  Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq, std::int64_t timestamp_ns) override {
+    auto appended = m_log.append(envelope, {.timestamp_ns = timestamp_ns, .expect_sequence = seq});
     if (!appended) return std::unexpected(appended.error());
     return {};
   }

@@ -57,9 +57,10 @@ class History {
   /// The sequence the next record() must carry.
   [[nodiscard]] virtual std::uint64_t next_sequence() const noexcept = 0;
 
-  /// Keeps one envelope with sequence next_sequence() (persistent: appends it to the log,
+  /// Keeps one envelope with sequence next_sequence() and its publish timestamp (persistent: appends it to the log,
   /// durably under fsync always). On error nothing is kept and the message must not be sent.
-  [[nodiscard]] virtual Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq) = 0;
+  [[nodiscard]] virtual Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq,
+                                            std::int64_t timestamp_ns) = 0;
 
   /// Where a subscription joining now starts. transient_local: the last `history` kept
   /// (0 = all). persistent: by `from`; last_ack reads `durable_name`'s stored position.

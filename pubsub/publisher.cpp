@@ -38,7 +38,8 @@ Publisher::~Publisher() {
 }
 
 EnvelopeFields Publisher::stamp(std::span<const HeaderKV> headers) const noexcept {
-  return {.topic = m_topic, .publisher_id = m_id, .sequence = m_next_seq, .timestamp_ns = wall_clock_ns(), .headers = headers};
+  m_stamp_ns = wall_clock_ns();  // kept for the log record (one clock read per message)
+  return {.topic = m_topic, .publisher_id = m_id, .sequence = m_next_seq, .timestamp_ns = m_stamp_ns, .headers = headers};
 }
 
 Result<void> Publisher::send_built(std::span<const std::byte> envelope) {
@@ -53,7 +54,7 @@ Result<void> Publisher::send_kept(std::span<const std::byte> envelope) {
   // Room first (backpressure), so a message that is kept is also sent to everyone live;
   // then kept (persistent: in the log, durably under fsync always), then sent.
   if (auto room = m_transport->reserve(m_timeout); !room) return room;
-  if (auto kept = m_history->record(envelope, m_next_seq); !kept) return kept;
+  if (auto kept = m_history->record(envelope, m_next_seq, m_stamp_ns); !kept) return kept;
   auto sent = m_transport->send(envelope, m_next_seq, m_timeout);
   ++m_next_seq;  // kept: published, whatever the send did (late joiners read it from the history)
   return sent;

@@ -291,6 +291,13 @@ std::optional<MessageView> SubscriberCore::accept(Frame& frame) {
   }
   const MessageView view(*env, bytes);
   if (!view.topic().starts_with(m_options.prefix)) return std::nullopt;  // a publisher that ignored our prefix
+  if (!m_options.group.empty()) {
+    // A group member is sent its share of the publisher's sequence, and a departed
+    // member's messages out of order: the gaps and repeats of the whole sequence say
+    // nothing about it (the publisher accounts for the group).
+    ++m_stats.received;
+    return view;
+  }
   auto& p = publisher(view.publisher_id(), view.sequence());
   p.source = source;
   p.has_source = true;

@@ -247,3 +247,63 @@ TEST_CASE("durability options are checked") {
   CHECK(*rill::parse_start_from("last-ack") == rill::StartFrom::last_ack);
   CHECK(!rill::parse_start_from("middle"));
 }
+
+TEST_CASE("a consumer group splits the messages: each to exactly one member, also as members leave") {
+  rill::Node node;
+  const auto ep = fresh_endpoint();
+  auto pub = node.publisher({.endpoint = ep, .topic = "jobs/a", .publish_timeout = 10s});
+  REQUIRE(pub);
+  std::vector<rill::Subscriber> members;
+  for (int i = 0; i < 3; ++i) {
+    auto m = node.subscriber({.endpoints = {ep}, .prefix = "jobs/", .policy = rill::Policy::backpressure(64),
+                              .group = "workers"});
+    REQUIRE(m);
+    members.push_back(std::move(*m));
+  }
+  auto fan = node.subscriber({.endpoints = {ep}, .prefix = "jobs/"});  // fan-out beside the group
+  REQUIRE(fan);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (pub->service() < 4 && std::chrono::steady_clock::now() < deadline) {
+    for (auto& m : members) m.poll([](const rill::MessageView&) {}, 0);
+    fan->poll([](const rill::MessageView&) {}, 0);
+  }
+  REQUIRE(pub->stats().subscribers == 4);
+  std::vector<int> handled(3001, 0);
+  std::vector<std::uint64_t> per_member(3, 0);
+  std::uint64_t fan_got = 0;
+  auto drive = [&](std::uint64_t until_total) {
+    const auto end = std::chrono::steady_clock::now() + 20s;
+    auto total = [&] { return per_member[0] + per_member[1] + per_member[2]; };
+    while (total() < until_total && std::chrono::steady_clock::now() < end) {
+      pub->service();
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        members[i].poll([&](const rill::MessageView& m) { ++handled[m.sequence()], ++per_member[i]; }, 256);
+      }
+      fan->poll([&](const rill::MessageView&) { ++fan_got; }, 256);
+    }
+    return total() == until_total;
+  };
+  for (int i = 0; i < 1500; ++i) {
+    REQUIRE(pub->publish_text("job"));
+    if (i % 32 == 0) REQUIRE(drive(static_cast<std::uint64_t>(i) + 1));  // keep the windows moving
+  }
+  REQUIRE(drive(1500));
+  CHECK(per_member[0] > 0);
+  CHECK(per_member[1] > 0);
+  CHECK(per_member[2] > 0);
+  // One member leaves (UNSUBSCRIBE): the other two take everything from now on.
+  members.erase(members.begin() + 2);
+  const auto gone = per_member[2];
+  for (int i = 0; i < 1500; ++i) {
+    REQUIRE(pub->publish_text("job"));
+    if (i % 32 == 0) REQUIRE(drive(1500 + static_cast<std::uint64_t>(i) + 1));
+  }
+  REQUIRE(drive(3000));
+  CHECK(per_member[2] == gone);
+  for (std::uint64_t s = 1; s <= 3000; ++s) CHECK_MESSAGE(handled[s] == 1, "seq " << s);
+  const auto fan_deadline = std::chrono::steady_clock::now() + 10s;
+  while (fan_got < 3000 && std::chrono::steady_clock::now() < fan_deadline) {
+    fan->wait_poll([&](const rill::MessageView&) { ++fan_got; }, 256, 2ms);
+  }
+  CHECK(fan_got == 3000);  // fan-out subscriptions beside a group still get every message
+}

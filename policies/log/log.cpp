@@ -108,14 +108,21 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
     c.tail_records = 0;
   }
   const std::uint64_t seq = c.next_seq++;
+  const std::size_t before = c.active.bytes.size();
   logfmt::encode_record(c.active.bytes.grow(size), seq, pid, ts, body);
   if (c.active.first_seq == 0) c.active.first_seq = seq;
   c.active.last_seq = seq;
   c.tail_end += size;
   ++c.tail_records;
   c.st_appends.fetch_add(1, std::memory_order_relaxed);
+  if (c.opt.fsync.mode != FsyncMode::always) {
+    // The writer is woken for a new batch (it then sleeps until the batch is due) and when
+    // the batch is big enough; not for every append.
+    if (was_empty) c.active_since = std::chrono::steady_clock::now();
+    if (was_empty || (before < detail::coalesce_bytes && c.active.bytes.size() >= detail::coalesce_bytes)) c.writer_cv.notify_one();
+    return seq;
+  }
   if (was_empty || c.active.records() == c.want_records) c.writer_cv.notify_one();
-  if (c.opt.fsync.mode != FsyncMode::always) return seq;
 
   const std::uint64_t epoch = c.fail_epoch;
   c.append_cv.wait(lk, [&] { return c.committed_seq >= seq || c.fail_epoch != epoch || c.closed; });
@@ -137,6 +144,10 @@ Result<void> Log::flush() {
   std::unique_lock lk(c.mu);
   const std::uint64_t target = !c.active.empty() ? c.active.gen : !c.inflight.empty() ? c.inflight.gen : c.done_gen;
   const std::uint64_t epoch = c.fail_epoch;
+  if (c.done_gen < target) {
+    c.flush_request = std::max(c.flush_request, target);  // no coalescing delay for this one
+    c.writer_cv.notify_one();
+  }
   c.append_cv.wait(lk, [&] { return c.done_gen >= target || c.stuck || c.closed || c.fail_epoch != epoch; });
   if (c.stuck) return std::unexpected(*c.stuck);
   if (c.fail_epoch != epoch) return std::unexpected(c.failures.back().error);

@@ -94,6 +94,10 @@ struct LogFailure {
   Error error;
 };
 
+/// every/never: a batch is written once it holds this many bytes, or this long after its first record.
+inline constexpr std::size_t coalesce_bytes = 256u << 10;
+inline constexpr std::chrono::microseconds coalesce_delay{1000};
+
 struct LogCore {
   std::filesystem::path dir;
   LogOptions opt;
@@ -130,6 +134,10 @@ struct LogCore {
   std::deque<LogFailure> failures;
   std::optional<Error> stuck;      ///< every/never: a write failed; its batch is kept and retried
   std::uint64_t want_records = 0;  ///< always: the writer waits briefly for this many appenders
+  /// every/never: the writer lets a batch grow to coalesce_bytes or for coalesce_delay after
+  /// its first record (one wake-up and one write per batch, not per few appends).
+  std::chrono::steady_clock::time_point active_since{};
+  std::uint64_t flush_request = 0;  ///< flush() wants batches up to this generation written now
   bool stopping = false;
   bool closed = false;
   std::thread writer;

@@ -182,14 +182,24 @@ void LogCore::writer_main() {
       // A full disk: retry the kept batch every 100 ms (or once more when closing).
       writer_cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return stopping; });
     } else {
+      // every/never: a batch is due once it is big, old, or someone waits for it.
+      auto batch_due = [&] {
+        return !active.empty() && (always || active.bytes.size() >= coalesce_bytes || flush_request >= active.gen ||
+                                   sync_request > synced_gen || clock::now() >= active_since + coalesce_delay);
+      };
       auto ready = [&] {
-        return stopping || !active.empty() || sync_request > synced_gen ||
+        return stopping || batch_due() || sync_request > synced_gen ||
                (every && unsynced && clock::now() >= last_sync + opt.fsync.interval);
       };
-      if (every && unsynced) {
-        writer_cv.wait_until(lk, last_sync + opt.fsync.interval, ready);
-      } else {
-        writer_cv.wait(lk, ready);
+      while (!ready()) {
+        auto until = clock::time_point::max();
+        if (every && unsynced) until = last_sync + opt.fsync.interval;
+        if (!always && !active.empty()) until = std::min(until, active_since + coalesce_delay);
+        if (until == clock::time_point::max()) {
+          writer_cv.wait(lk);
+        } else {
+          writer_cv.wait_until(lk, until);
+        }
       }
     }
     if (always && !stopping && !stuck && want_records > 1 && inflight.empty() && !active.empty() &&

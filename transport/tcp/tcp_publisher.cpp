@@ -37,8 +37,7 @@ Result<std::unique_ptr<PublisherTransport>> TcpPublisher::create(NodeCore& node,
     sock.set(zmq::sockopt::rcvhwm, pipe_high_water);
     sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(1) << 20);  // control frames are tiny
     sock.set(zmq::sockopt::linger, linger_ms);
-    sock.set(zmq::sockopt::heartbeat_ivl, 1000);
-    sock.set(zmq::sockopt::heartbeat_timeout, 5000);
+    set_keepalive(sock);
     const std::string addr = "tcp://" + ep.host + ":" + std::to_string(ep.port);
     sock.bind(addr);
     log().info("publisher {:016x} bound {} topic '{}'", config.publisher_id, addr, config.topic);
@@ -90,17 +89,18 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
         if (peer != m_peers.end()) peer->dead = true;  // an earlier subscription on this connection
         return;
       }
-      if (!s.group.empty()) {
-        reject(routing_id, s, offered, "consumer groups are not served by this publisher yet");
-        if (peer != m_peers.end()) peer->dead = true;
-        return;
-      }
+
       if (m_batch_count > 0) {
         // A held batch belongs to the subscriptions it was built for (their credit was
         // checked); send it before this one joins, so it starts at the next message
         // and never receives more than its window.
         flush();
         peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.routing_id == routing_id; });
+      }
+      if (peer != m_peers.end() && !peer->group.empty()) {
+        member_left(*peer);  // the connection re-subscribed as a new subscription
+        --m_group_members;
+        peer->group.clear();
       }
       if (peer == m_peers.end()) {
         peer = m_peers.insert(m_peers.end(), Peer{});
@@ -124,7 +124,13 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
                  m_config.publisher_id, s.subscription_id, s.prefix,
                  to_string(Policy{peer->policy, peer->window}),
                  to_string(static_cast<DurabilityKind>(s.durability)), peer->matches);
-      if (peer->matches) {
+      if (peer->matches && !s.group.empty()) {
+        join_group(*peer, s, offered);
+        std::array<std::byte, max_control_bytes> buf;
+        const auto n = encode_welcome(
+            buf, {m_config.publisher_id, m_next_seq, s.subscription_id, 0, static_cast<std::uint8_t>(offered)});
+        if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
+      } else if (peer->matches) {
         std::uint64_t lost = 0;
         const auto first = history_start(*peer, s, lost);
         std::array<std::byte, max_control_bytes> buf;
@@ -139,7 +145,11 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
       if (peer != m_peers.end() && peer->subscription_id == control->ack.subscription_id &&
           control->ack.publisher_id == m_config.publisher_id) {
         peer->last_seen = now;
-        handle_ack(*peer, control->ack);
+        if (peer->group.empty()) {
+          handle_ack(*peer, control->ack);
+        } else {
+          member_acked(*peer, control->ack.seq);
+        }
       }
       break;
     case ControlType::credit:
@@ -191,6 +201,13 @@ void TcpPublisher::expire_peers(clock::time_point now) {
 
 void TcpPublisher::remove_dead_peers() {
   const auto before = m_peers.size();
+  for (auto& p : m_peers) {
+    if (p.dead && !p.group.empty()) {
+      member_left(p);  // its unacknowledged messages go to another member
+      --m_group_members;
+      p.group.clear();
+    }
+  }
   std::erase_if(m_peers, [&](const Peer& p) {
     if (p.dead) {
       log().info("publisher {:016x}: subscription {:016x} left", m_config.publisher_id, p.subscription_id);
@@ -207,11 +224,12 @@ void TcpPublisher::remove_dead_peers() {
 const TcpPublisher::Peer* TcpPublisher::blocking_peer(std::int64_t needed) const noexcept {
   for (const auto& p : m_peers) {
     // A peer catching up is sent history at its own pace, nothing live: it holds nobody.
-    if (p.matches && p.policy == PolicyKind::backpressure && p.credit < needed && !p.dead && !p.catching_up()) {
+    if (p.matches && p.policy == PolicyKind::backpressure && p.credit < needed && !p.dead && !p.catching_up() &&
+        p.group.empty()) {
       return &p;
     }
   }
-  return nullptr;
+  return m_group_members > 0 ? blocking_group(needed) : nullptr;
 }
 
 Result<void> TcpPublisher::wait_for_credit(std::int64_t needed, clock::time_point deadline) {
@@ -271,6 +289,7 @@ Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64
   // Late joiners and durable subscriptions first: one that reaches this message now is
   // sent it live, below; the others read it from the history later.
   if (m_catching_up > 0) pump_history(true);
+  if (m_group_members > 0) pump_groups();
   // A held-back batch already owns a window slot per envelope at every backpressure
   // peer; the new message needs one more. If that is missing, send the batch first
   // (its slots exist), then wait for room for this one.
@@ -282,19 +301,20 @@ Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64
     }
   }
   if (m_config.batch_messages <= 1) {
-    send_frame(envelope, 1);
+    send_frame(envelope, 1, seq);
   } else {
-    append_to_batch(envelope);
+    append_to_batch(envelope, seq);
   }
   ++m_stats.sent;
   m_next_seq = seq + 1;
   return {};
 }
 
-void TcpPublisher::append_to_batch(std::span<const std::byte> envelope) {
+void TcpPublisher::append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq) {
   const auto padded = (envelope.size() + 7) & ~std::size_t{7};
   if (m_batch_count > 0 && m_batch.size() + batch_entry_header_bytes + padded > m_config.batch_bytes) flush();
   if (m_batch_count == 0) {
+    m_batch_first = seq;
     m_batch.resize(batch_header_bytes);
     std::memcpy(m_batch.data(), batch_magic, 4);
   }
@@ -310,18 +330,18 @@ void TcpPublisher::append_to_batch(std::span<const std::byte> envelope) {
 void TcpPublisher::flush() {
   if (m_batch_count == 0) return;
   std::memcpy(m_batch.data() + 4, &m_batch_count, 4);
-  send_frame(m_batch, m_batch_count);
+  send_frame(m_batch, m_batch_count, m_batch_first);
   m_batch_count = 0;
   m_batch.clear();  // keeps its capacity: no allocation in steady state
 }
 
-void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t envelopes) {
+void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t envelopes, std::uint64_t first_seq) {
   zmq_msg_t msg;
   if (zmq_msg_init_size(&msg, frame.size()) != 0) return;  // out of memory: every peer sees the gap
   std::memcpy(zmq_msg_data(&msg), frame.data(), frame.size());
   bool any_dead = false;
   for (auto& p : m_peers) {
-    if (!p.matches || p.dead || p.catching_up()) continue;
+    if (!p.matches || p.dead || p.catching_up() || !p.group.empty()) continue;
     if (zmq_send(m_sock.handle(), p.routing_id.data(), p.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
       if (zmq_errno() == EAGAIN) {
         m_stats.peer_drops += envelopes;  // its pipe is full: the subscriber sees a gap, we never block
@@ -342,6 +362,7 @@ void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t en
     if (p.policy == PolicyKind::backpressure) p.credit -= envelopes;
   }
   zmq_msg_close(&msg);
+  if (m_group_members > 0) send_to_groups(frame, envelopes, first_seq);
   if (any_dead) remove_dead_peers();
 }
 
@@ -349,6 +370,7 @@ std::size_t TcpPublisher::service() {
   flush();
   drain_control();
   if (m_catching_up > 0) pump_history(false);
+  if (m_group_members > 0) pump_groups();
   return m_peers.size();
 }
 

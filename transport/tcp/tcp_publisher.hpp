@@ -15,6 +15,20 @@
 
 namespace rill::detail::tcp {
 
+/// A run of sequence numbers, both ends included.
+struct SeqRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+};
+
+/// Envelopes per history frame at most.
+inline constexpr std::uint32_t history_batch_limit = 1024;
+
+/// Reads up to `max` envelopes below sequence `limit` from `cursor` into `out`: one bare
+/// envelope, or a batch frame (up to 256 KiB). Returns how many (0: none readable yet).
+Result<std::uint32_t> fill_history_frame(HistoryCursor& cursor, std::uint64_t limit, std::uint32_t max,
+                                         std::vector<std::byte>& out);
+
 /// See PublisherTransport for the threading rule: one publishing thread.
 class TcpPublisher final : public PublisherTransport {
  public:
@@ -32,6 +46,17 @@ class TcpPublisher final : public PublisherTransport {
   [[nodiscard]] const PublisherStats& stats() const override { return m_stats; }
 
  private:
+  // Consumer group: its members split the messages, each to one member. A durable
+  // group (persistent publisher and request) sends a member's unacknowledged messages
+  // to another member when it leaves or dies, and stores the group's position.
+  struct Group {
+    std::string name;
+    std::size_t next_member = 0;      // round-robin position
+    std::deque<SeqRange> resend;      // to send (again) to some member, ascending
+    std::unique_ptr<HistoryCursor> cursor;  // reads `resend`
+    std::uint64_t acked = 0;          // the group handled everything up to here
+    bool durable = false;
+  };
   struct Peer {
     std::string routing_id;
     std::uint64_t subscription_id = 0;
@@ -47,6 +72,8 @@ class TcpPublisher final : public PublisherTransport {
     std::vector<std::byte> held;  // a history frame the pipe had no room for (sent first next time)
     std::uint32_t held_count = 0;
     std::string durable_name;     // persistent: acks are stored under it
+    std::string group;            // consumer group member ("" = fan-out)
+    std::deque<SeqRange> in_flight;  // durable group member: sent, not yet acked (send order)
     std::uint64_t acked = 0;      // highest seq it acknowledged
     [[nodiscard]] bool catching_up() const noexcept { return cursor != nullptr || held_count > 0; }
   };
@@ -59,8 +86,8 @@ class TcpPublisher final : public PublisherTransport {
   bool send_control(const std::string& routing_id, std::span<const std::byte> frame);
   Result<void> wait_for_credit(std::int64_t needed, std::chrono::steady_clock::time_point deadline);
   [[nodiscard]] const Peer* blocking_peer(std::int64_t needed) const noexcept;
-  void send_frame(std::span<const std::byte> frame, std::uint32_t envelopes);
-  void append_to_batch(std::span<const std::byte> envelope);
+  void send_frame(std::span<const std::byte> frame, std::uint32_t envelopes, std::uint64_t first_seq);
+  void append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq);
   void expire_peers(std::chrono::steady_clock::time_point now);
   void remove_dead_peers();
   // Durability (tcp_publisher_history.cpp).
@@ -70,6 +97,15 @@ class TcpPublisher final : public PublisherTransport {
   bool pump_peer(Peer& peer, unsigned frame_budget);
   bool send_to(Peer& peer, std::span<const std::byte> frame, std::uint32_t envelopes);
   void handle_ack(Peer& peer, const Ack& ack);
+  // Consumer groups (tcp_publisher_group.cpp).
+  Group& join_group(Peer& peer, const Subscribe& s, DurabilityKind offered);
+  Peer* pick_member(Group& g, std::uint32_t envelopes);
+  void send_to_groups(std::span<const std::byte> frame, std::uint32_t envelopes, std::uint64_t first_seq);
+  void member_acked(Peer& peer, std::uint64_t seq);
+  void member_left(Peer& peer);
+  void pump_groups();
+  void advance_group_ack(Group& g);
+  [[nodiscard]] const Peer* blocking_group(std::int64_t needed) const noexcept;
 
   zmq::socket_t m_sock;
   PublisherConfig m_config;
@@ -77,6 +113,10 @@ class TcpPublisher final : public PublisherTransport {
   std::vector<Peer> m_peers;
   History* m_history = nullptr;
   std::size_t m_catching_up = 0;  // peers with a cursor or a held frame
+  std::vector<Group> m_groups;
+  std::size_t m_group_members = 0;  // peers in some group
+  std::uint64_t m_batch_first = 0;  // sequence of the first envelope in m_batch
+  std::vector<std::byte> m_group_frame;  // a group's history frame being built
   std::uint64_t m_last_rejected = 0;
   std::uint64_t m_next_seq = 1;
   // Batching: envelopes held back in one frame (sent before any new subscription is

@@ -15,8 +15,7 @@ namespace rill::detail::tcp {
 
 namespace {
 
-// One history frame carries at most this many envelopes / bytes (a batch frame).
-constexpr std::uint32_t history_batch_messages = 1024;
+// One history frame carries at most this many bytes (a batch frame).
 constexpr std::size_t history_batch_bytes = 256u << 10;
 // Frames sent to one catching-up subscription per publish() (the live path must not
 // stall) and per service() call.
@@ -88,6 +87,43 @@ bool TcpPublisher::send_to(Peer& peer, std::span<const std::byte> frame, std::ui
   return true;
 }
 
+Result<std::uint32_t> fill_history_frame(HistoryCursor& cursor, std::uint64_t limit, std::uint32_t max,
+                                         std::vector<std::byte>& out) {
+  out.resize(batch_header_bytes);
+  std::memcpy(out.data(), batch_magic, 4);
+  std::uint32_t count = 0;
+  std::span<const std::byte> single;
+  while (count < max && out.size() < history_batch_bytes) {
+    auto next = cursor.next(limit);
+    if (!next) {
+      out.clear();
+      return std::unexpected(next.error());
+    }
+    if (!*next) break;
+    const auto env = **next;
+    single = env;
+    const auto at = out.size();
+    const auto padded = (env.size() + 7) & ~std::size_t{7};
+    out.resize(at + batch_entry_header_bytes + padded);
+    const auto len = static_cast<std::uint32_t>(env.size());
+    std::memcpy(out.data() + at, &len, 4);
+    std::memset(out.data() + at + 4, 0, 4);
+    std::memcpy(out.data() + at + batch_entry_header_bytes, env.data(), env.size());
+    ++count;
+  }
+  if (count == 0) {
+    out.clear();
+  } else if (count == 1) {
+    // A lone envelope goes bare (it lies 16 bytes into the frame; moved to the front).
+    const auto size = single.size();
+    std::memmove(out.data(), out.data() + batch_header_bytes + batch_entry_header_bytes, size);
+    out.resize(size);
+  } else {
+    std::memcpy(out.data() + 4, &count, 4);
+  }
+  return count;
+}
+
 bool TcpPublisher::pump_peer(Peer& peer, unsigned budget) {
   for (unsigned frames = 0; frames < budget && !peer.dead; ++frames) {
     if (peer.held_count > 0) {
@@ -101,38 +137,17 @@ bool TcpPublisher::pump_peer(Peer& peer, unsigned budget) {
       continue;
     }
     // Backpressure: never more than the window it granted, history included.
-    std::int64_t room = history_batch_messages;
+    std::int64_t room = history_batch_limit;
     if (peer.policy == PolicyKind::backpressure) room = std::min<std::int64_t>(room, peer.credit);
     if (room <= 0) return true;
-    const auto max_count = static_cast<std::uint32_t>(room);
-    auto& out = peer.held;
-    out.resize(batch_header_bytes);
-    std::memcpy(out.data(), batch_magic, 4);
-    std::uint32_t count = 0;
-    std::span<const std::byte> single;
-    while (count < max_count && out.size() < history_batch_bytes) {
-      auto next = peer.cursor->next(m_next_seq);
-      if (!next) {
-        log().error("publisher {:016x}: history for subscription {:016x} is unreadable, dropping it: {}",
-                    m_config.publisher_id, peer.subscription_id, next.error().message());
-        peer.dead = true;  // it rejoins (and is told) rather than silently skipping damage
-        out.clear();
-        return false;
-      }
-      if (!*next) break;
-      const auto env = **next;
-      single = env;
-      const auto at = out.size();
-      const auto padded = (env.size() + 7) & ~std::size_t{7};
-      out.resize(at + batch_entry_header_bytes + padded);
-      const auto len = static_cast<std::uint32_t>(env.size());
-      std::memcpy(out.data() + at, &len, 4);
-      std::memset(out.data() + at + 4, 0, 4);
-      std::memcpy(out.data() + at + batch_entry_header_bytes, env.data(), env.size());
-      ++count;
+    auto count = fill_history_frame(*peer.cursor, m_next_seq, static_cast<std::uint32_t>(room), peer.held);
+    if (!count) {
+      log().error("publisher {:016x}: history for subscription {:016x} is unreadable, dropping it: {}",
+                  m_config.publisher_id, peer.subscription_id, count.error().message());
+      peer.dead = true;  // it rejoins (and is told) rather than silently skipping damage
+      return false;
     }
-    if (count == 0) {
-      out.clear();
+    if (*count == 0) {
       if (peer.cursor->position() < m_next_seq) return true;  // the log writer has not written it yet
       // Caught up: from the next message on it is sent live.
       if (const auto lost = peer.cursor->lost(); lost > 0) {
@@ -143,15 +158,9 @@ bool TcpPublisher::pump_peer(Peer& peer, unsigned budget) {
       --m_catching_up;
       return false;
     }
-    if (count == 1) {
-      std::vector<std::byte> one(single.begin(), single.end());
-      out.swap(one);
-    } else {
-      std::memcpy(out.data() + 4, &count, 4);
-    }
-    peer.held_count = count;
-    if (!send_to(peer, out, count)) return true;  // kept in `held` for the next round
-    out.clear();
+    peer.held_count = *count;
+    if (!send_to(peer, peer.held, *count)) return true;  // kept in `held` for the next round
+    peer.held.clear();
     peer.held_count = 0;
   }
   return peer.catching_up();

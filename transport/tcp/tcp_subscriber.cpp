@@ -63,8 +63,7 @@ Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& nod
       sock.set(zmq::sockopt::linger, 200);   // lets the unsubscribe out on close
       sock.set(zmq::sockopt::reconnect_ivl, 50);
       sock.set(zmq::sockopt::reconnect_ivl_max, 500);
-      sock.set(zmq::sockopt::heartbeat_ivl, 1000);
-      sock.set(zmq::sockopt::heartbeat_timeout, 5000);
+      set_keepalive(sock);
       // Frames up to twice the limit reach us and are counted as oversize; beyond that
       // ZeroMQ drops the connection before buffering them.
       sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes) * 2 + 4096);

@@ -24,6 +24,11 @@ T get(std::span<const std::byte> in, std::size_t at) noexcept {
   return value;
 }
 
+// memcpy of an empty view may be handed a null pointer, which memcpy must never get.
+void copy_text(std::span<std::byte> out, std::size_t at, std::string_view text) noexcept {
+  if (!text.empty()) std::memcpy(out.data() + at, text.data(), text.size());
+}
+
 std::size_t header(std::span<std::byte> out, ControlType type) noexcept {
   std::memcpy(out.data(), control_magic, 4);
   out[4] = static_cast<std::byte>(type);
@@ -121,9 +126,9 @@ std::size_t encode_subscribe(std::span<std::byte> out, const Subscribe& s) noexc
   out[26] = static_cast<std::byte>(group_len);
   out[27] = std::byte{0};
   put(out, 28, s.history);
-  std::memcpy(out.data() + 32, s.prefix.data(), len);
-  std::memcpy(out.data() + 32 + len, s.durable_name.data(), name_len);
-  std::memcpy(out.data() + 32 + len + name_len, s.group.data(), group_len);
+  copy_text(out, 32, s.prefix.substr(0, len));
+  copy_text(out, 32 + len, s.durable_name.substr(0, name_len));
+  copy_text(out, 32 + len + name_len, s.group.substr(0, group_len));
   return 32u + len + name_len + group_len;
 }
 
@@ -144,7 +149,7 @@ std::size_t encode_reject(std::span<std::byte> out, const Reject& r) noexcept {
   out[25] = static_cast<std::byte>(r.requested);
   put(out, 26, len);
   put(out, 28, std::uint32_t{0});
-  std::memcpy(out.data() + 32, r.reason.data(), len);
+  copy_text(out, 32, r.reason.substr(0, len));
   return 32u + len;
 }
 

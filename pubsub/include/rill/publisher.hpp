@@ -126,6 +126,7 @@ class Publisher {
   std::string m_topic;
   std::uint64_t m_id = 0;
   std::uint64_t m_next_seq = 1;
+  mutable std::int64_t m_stamp_ns = 0;  // the last stamp()'s timestamp
   std::chrono::milliseconds m_timeout{1000};
   std::size_t m_max_bytes = 0;
 };
