@@ -291,20 +291,15 @@ std::optional<MessageView> SubscriberCore::accept(Frame& frame) {
   }
   const MessageView view(*env, bytes);
   if (!view.topic().starts_with(m_options.prefix)) return std::nullopt;  // a publisher that ignored our prefix
-  if (!m_options.group.empty()) {
-    // A group member is sent its share of the publisher's sequence, and a departed
-    // member's messages out of order: the gaps and repeats of the whole sequence say
-    // nothing about it (the publisher accounts for the group).
-    ++m_stats.received;
-    return view;
-  }
   auto& p = publisher(view.publisher_id(), view.sequence());
   p.source = source;
   p.has_source = true;
   const auto seq = view.sequence();
   if (m_group) {
-    // A group member sees a share of the sequence: the rest went to other members, and a
-    // lower one is a message a departed member held, given to us now.
+    // A group member is sent its share of the publisher's sequence, and a departed
+    // member's messages out of order: the gaps and repeats of the whole sequence say
+    // nothing about it (the publisher accounts for the group). The publisher is still
+    // looked up above: its state-file slot and its acks are per publisher.
     p.expected = std::max(p.expected, seq + 1);
     ++m_stats.received;
     return view;
