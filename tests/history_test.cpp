@@ -198,6 +198,7 @@ TEST_CASE("persistent: the id and sequence continue from the log; durable subscr
 }
 
 TEST_CASE("asking for more durability than offered is refused, never downgraded") {
+  TempDir dir;
   rill::Node node;
   const auto ep = fresh_endpoint();
   auto pub = node.publisher({.endpoint = ep, .topic = "t", .durability = rill::Durability::transient_local(10)});
@@ -207,6 +208,7 @@ TEST_CASE("asking for more durability than offered is refused, never downgraded"
                               .prefix = "t",
                               .durability = rill::Durability::persistent(),
                               .durable_name = "x",
+                              .state_dir = dir.path.string(),
                               .on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); }});
   REQUIRE(sub);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -294,6 +296,11 @@ TEST_CASE("a consumer group splits the messages: each to exactly one member, als
   // One member leaves (UNSUBSCRIBE): the other two take everything from now on.
   members.erase(members.begin() + 2);
   const auto gone = per_member[2];
+  // A volatile group loses what was in flight to a member that left; publish on once the
+  // publisher has seen it go, so every message has a member to reach.
+  const auto left_by = std::chrono::steady_clock::now() + 10s;
+  while (pub->service() > 3 && std::chrono::steady_clock::now() < left_by) std::this_thread::sleep_for(1ms);
+  REQUIRE(pub->stats().subscribers == 3);
   for (int i = 0; i < 1500; ++i) {
     REQUIRE(pub->publish_text("job"));
     if (i % 32 == 0) REQUIRE(drive(1500 + static_cast<std::uint64_t>(i) + 1));
