@@ -20,7 +20,7 @@ struct PublisherStats {
   std::uint64_t incompatible = 0;   ///< subscriptions refused: they asked for more durability than offered
   std::uint64_t replayed = 0;       ///< history messages sent to late joiners and durable subscriptions
   std::uint64_t acks = 0;           ///< acknowledgements received from durable subscriptions
-  std::uint64_t redelivered = 0;    ///< group messages sent again because their member left unacknowledged
+  std::uint64_t redelivered = 0;    ///< durable group messages sent from the log (catch-up, no member had room, a member left unacknowledged)
   std::uint64_t log_errors = 0;     ///< persistent: appends that failed (no_space, io_error): not sent
 };
 
