@@ -71,11 +71,16 @@ TEST_CASE("transient_local: a late joiner at full publish rate gets exactly the 
   REQUIRE(pub);
   std::atomic<std::uint64_t> published{0};
   std::atomic<std::uint64_t> join_before{0};  // next_sequence() before the publish() that took the join
+  std::atomic<bool> publish_failed{false};
   std::thread publisher([&] {
     for (std::uint64_t i = 0; i < total; ++i) {
       const auto before = pub->next_sequence();
       const bool had = pub->stats().joined > 0;
-      REQUIRE(pub->publish_text("tick"));
+      if (!pub->publish_text("tick")) {
+        publish_failed = true;  // (doctest's REQUIRE must not throw on this thread)
+        published = total;
+        break;
+      }
       if (!had && pub->stats().joined > 0) join_before = before;
       published = i + 1;
     }
@@ -102,6 +107,7 @@ TEST_CASE("transient_local: a late joiner at full publish rate gets exactly the 
   }
   published = 0;
   publisher.join();
+  REQUIRE(!publish_failed);
   REQUIRE(!seqs.seen.empty());
   CHECK(seqs.seen.back() == total);
   CHECK(seqs.contiguous());
