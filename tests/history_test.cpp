@@ -16,20 +16,13 @@
 using namespace std::chrono_literals;
 using rilltest::fresh_endpoint;
 
+// Log directories on tmpfs: fsync is cheap there, and kill -9 semantics are the same.
+struct TempDir : rilltest::TempDir {
+  TempDir() : rilltest::TempDir("/dev/shm") {}
+};
+
 namespace {
 
-// A fresh log directory on tmpfs (fsync is cheap there; kill -9 semantics are the same).
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static int n = 0;
-    path = std::filesystem::path("/dev/shm") /
-           ("rill-history-test-" + std::to_string(getpid()) + "-" + std::to_string(++n));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 // Collects sequences and checks they run without a gap or a repeat.
 struct Seqs {
@@ -143,7 +136,7 @@ TEST_CASE("persistent: the id and sequence continue from the log; durable subscr
   const auto ep = fresh_endpoint();
   const rill::PublisherOptions opts{.endpoint = ep,
                                     .topic = "orders/eu",
-                                    .durability = rill::Durability::persistent(dir.path.string()),
+                                    .durability = rill::Durability::persistent(dir.str()),
                                     .log = {.fsync = rill::FsyncPolicy::never()}};
   std::uint64_t id = 0;
   {
@@ -166,7 +159,7 @@ TEST_CASE("persistent: the id and sequence continue from the log; durable subscr
                                 .durability = rill::Durability::persistent(),
                                 .durable_name = "audit",
                                 .from = rill::StartFrom::start,
-                                .state_dir = dir.path.string()});
+                                .state_dir = dir.str()});
     REQUIRE(sub);
     Seqs seqs;
     REQUIRE(drive_until(*pub, *sub, seqs, 3000));
@@ -184,7 +177,7 @@ TEST_CASE("persistent: the id and sequence continue from the log; durable subscr
                                 .durability = rill::Durability::persistent(),
                                 .durable_name = "tail",
                                 .from = rill::StartFrom::end,
-                                .state_dir = dir.path.string()});
+                                .state_dir = dir.str()});
     REQUIRE(sub);
     REQUIRE(rilltest::attach(*pub, *sub));
     REQUIRE(pub->publish_text("after"));
@@ -214,7 +207,7 @@ TEST_CASE("asking for more durability than offered is refused, never downgraded"
                               .prefix = "t",
                               .durability = rill::Durability::persistent(),
                               .durable_name = "x",
-                              .state_dir = dir.path.string(),
+                              .state_dir = dir.str(),
                               .on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); }});
   REQUIRE(sub);
   const auto deadline = std::chrono::steady_clock::now() + 10s;

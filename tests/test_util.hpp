@@ -6,12 +6,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <thread>
 
 #include "rill/rill.hpp"
+#include "temp_dir.hpp"
 
 namespace rilltest {
 
@@ -60,26 +59,6 @@ inline bool attach(rill::Publisher& pub, rill::Subscriber& sub, std::size_t subs
 
 namespace rilltest {
 
-/// A directory of its own under the temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/rill-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    m_path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_path; }
-  [[nodiscard]] std::string str() const { return m_path.string(); }
-
- private:
-  std::filesystem::path m_path;
-};
 
 /// Polls until `done()` or 10 s; returns done().
 template <class Done>

@@ -272,6 +272,14 @@ Result<void> TcpPublisher::reserve(std::chrono::nanoseconds timeout) {
     m_service_countdown = service_every;
     drain_control();
   }
+  // Late joiners and durable subscriptions first: one that reaches the live sequence now
+  // is sent the next message live (and counts for its window, below); the others read it
+  // from the history later.
+  if (m_catching_up > 0) pump_history(true);
+  if (m_group_members > 0) pump_groups();
+  // A held-back batch already owns a window slot per envelope at every backpressure
+  // peer; the new message needs one more. If that is missing, send the batch first
+  // (its slots exist), then wait for room for this one.
   if (m_has_backpressure && blocking_peer(m_batch_count + 1) != nullptr) {
     flush();
     drain_control();
@@ -281,25 +289,9 @@ Result<void> TcpPublisher::reserve(std::chrono::nanoseconds timeout) {
 }
 
 Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64_t seq, std::chrono::nanoseconds timeout) {
-  if (m_closed) return fail(Errc::closed, "publisher closed");
-  if (m_service_countdown-- == 0) {
-    m_service_countdown = service_every;
-    drain_control();
-  }
-  // Late joiners and durable subscriptions first: one that reaches this message now is
-  // sent it live, below; the others read it from the history later.
-  if (m_catching_up > 0) pump_history(true);
-  if (m_group_members > 0) pump_groups();
-  // A held-back batch already owns a window slot per envelope at every backpressure
-  // peer; the new message needs one more. If that is missing, send the batch first
-  // (its slots exist), then wait for room for this one.
-  if (m_has_backpressure && blocking_peer(m_batch_count + 1) != nullptr) {
-    flush();
-    drain_control();
-    if (blocking_peer(1) != nullptr) {
-      if (auto waited = wait_for_credit(1, clock::now() + timeout); !waited) return waited;
-    }
-  }
+  // A durable publisher reserved already (before keeping the message); doing it again
+  // finds the room it made.
+  if (auto room = reserve(timeout); !room) return room;
   if (m_config.batch_messages <= 1) {
     send_frame(envelope, 1, seq);
   } else {
