@@ -79,11 +79,11 @@ namespace {
 
 // A durable subscription's exactly-once state (none for the other modes). Opened before
 // connecting, so a second process with the same name fails before it receives anything.
-Result<std::optional<detail::DeliveredStore>> open_durable_state(const SubscriberOptions& options) {
+Result<detail::DurableState> open_durable_state(const SubscriberOptions& options) {
   const bool persistent = options.durability.kind == DurabilityKind::persistent;
   if (options.durable_name.empty()) {
     if (persistent) return fail(Errc::invalid_argument, "a persistent subscription needs a durable_name");
-    return std::optional<detail::DeliveredStore>{};
+    return detail::DurableState{};
   }
   if (!persistent) return fail(Errc::invalid_argument, "durable_name needs persistent durability");
   const auto& name = options.durable_name;
@@ -95,9 +95,15 @@ Result<std::optional<detail::DeliveredStore>> open_durable_state(const Subscribe
   if (!ok)
     return fail(Errc::invalid_argument,
                 "durable name '" + name + "': use 1-128 of [A-Za-z0-9._-], not starting with '.'");
+  if (!options.group.empty()) {
+    // Members of one group share the ledger in their (common) state directory.
+    auto ledger = detail::GroupLedger::open(options.state_dir, name);
+    if (!ledger) return std::unexpected(ledger.error());
+    return detail::DurableState{.store = std::nullopt, .ledger = std::move(*ledger)};
+  }
   auto store = detail::DeliveredStore::open(options.state_dir, name);
   if (!store) return std::unexpected(store.error());
-  return std::optional<detail::DeliveredStore>(std::move(*store));
+  return detail::DurableState{.store = std::move(*store), .ledger = std::nullopt};
 }
 
 Result<std::unique_ptr<detail::SubscriberCore>> make_core(const std::shared_ptr<detail::NodeCore>& node,

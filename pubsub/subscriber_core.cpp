@@ -36,7 +36,7 @@ Policy queue_policy(const SubscriberOptions& options) {
 }  // namespace
 
 SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<SubscriberTransport> transport,
-                               SubscriberOptions options, std::uint64_t id, std::optional<DeliveredStore> store)
+                               SubscriberOptions options, std::uint64_t id, DurableState durable)
     : m_node(std::move(node)),
       m_transport(std::move(transport)),
       m_options(std::move(options)),
@@ -57,14 +57,15 @@ SubscriberCore::SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<S
   m_trusted = m_transport->trusted();
   m_group = !m_options.group.empty();
   m_publishers.reserve(8);
-  m_store = std::move(store);
+  m_store = std::move(durable.store);
+  m_ledger = std::move(durable.ledger);
   if (m_store) load_state();
 }
 
 SubscriberCore::~SubscriberCore() {
   // What the handler finished since the last round is acknowledged on the way out (the
   // transport lingers to let it go); otherwise the publisher would resend it next time.
-  if (m_store && m_acks_due) flush_acks();
+  if (durable() && m_acks_due) flush_acks();
 }
 
 const SubscriberStats& SubscriberCore::stats() noexcept {
@@ -456,8 +457,14 @@ std::optional<Sample> SubscriberCore::take() {
     auto view = accept(frame);
     if (!view) continue;
     // Durable: a taken message counts as handled (the caller owns it from here).
-    if (m_store)
-      handled(m_publishers[m_last_publisher], &durable_slot(m_publishers[m_last_publisher]), view->sequence());
+    auto& p = m_publishers[m_last_publisher];
+    if (m_store) handled(p, &durable_slot(p), view->sequence());
+    if (m_ledger) {
+      GroupLedger::Claim claim;
+      if (!claim_in_group(p, *view, claim)) continue;
+      m_ledger->finish(claim);
+      handled(p, nullptr, view->sequence());
+    }
     Sample out;
     if (view->bytes().data() != before.data()) {
       // Realigned into scratch: the sample needs bytes of its own.

@@ -9,6 +9,7 @@
 #include "../policies/inbound_queue.hpp"
 #include "../transport/transport.hpp"
 #include "delivered_store.hpp"
+#include "group_ledger.hpp"
 #include "rill/subscriber.hpp"
 
 namespace rill {
@@ -17,11 +18,18 @@ class DeadLetterLog;
 
 namespace rill::detail {
 
+/// A durable subscription's exactly-once state: its own file, or (a consumer group
+/// member) the ledger it shares with the other members on its host.
+struct DurableState {
+  std::optional<DeliveredStore> store;
+  std::optional<GroupLedger> ledger;
+};
+
 /// Single-threaded: everything runs on the thread that polls.
 class SubscriberCore final : public FrameSink {
  public:
   SubscriberCore(std::shared_ptr<NodeCore> node, std::unique_ptr<SubscriberTransport> transport,
-                 SubscriberOptions options, std::uint64_t id, std::optional<DeliveredStore> store = std::nullopt);
+                 SubscriberOptions options, std::uint64_t id, DurableState durable = {});
   ~SubscriberCore();
 
   std::size_t poll(Subscriber::Handler handler, std::size_t limit);
@@ -68,6 +76,10 @@ class SubscriberCore final : public FrameSink {
   void run_with_retries(const MessageView& view, Subscriber::CheckedHandler handler);
   void dead_letter(const MessageView& view, const std::string& reason, unsigned attempts);
   void handled(PublisherState& p, DeliveredEntry* e, std::uint64_t seq);
+  // A group member: looks the message up in the shared ledger; false when another
+  // member finished it (acknowledged and skipped here).
+  bool claim_in_group(PublisherState& p, const MessageView& view, GroupLedger::Claim& claim);
+  [[nodiscard]] bool durable() const noexcept { return m_store || m_ledger; }
   DeliveredEntry& durable_slot(PublisherState& p);
   void load_state();
   void flush_acks();
@@ -118,6 +130,7 @@ class SubscriberCore final : public FrameSink {
   std::vector<std::uint64_t> m_rejected_by;  // publishers that refused us (reported once each)  // a consumer group
                                              // member: other members get the messages in between
   std::optional<DeliveredStore> m_store;     // durable: exactly-once state
+  std::optional<GroupLedger> m_ledger;       // durable group member: the members' shared state
   bool m_acks_due = false;
   bool m_sync_failed_logged = false;
   std::uint32_t m_unacked = 0;  // messages handled since the last ACK round

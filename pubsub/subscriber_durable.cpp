@@ -58,9 +58,12 @@ DeliveredEntry& SubscriberCore::durable_slot(PublisherState& p) {
 void SubscriberCore::handle(PublisherState& p, const MessageView& view, Subscriber::CheckedHandler handler) {
   const auto seq = view.sequence();
   DeliveredEntry* e = nullptr;
+  GroupLedger::Claim claim;
   if (m_store) {
     e = &durable_slot(p);
     DeliveredStore::begin(*e, seq);
+  } else if (m_ledger && !claim_in_group(p, view, claim)) {
+    return;
   }
   if (m_options.retry.max_attempts == 0) {
     // No retry policy: an exception propagates to the caller as it always did; a
@@ -79,10 +82,39 @@ void SubscriberCore::handle(PublisherState& p, const MessageView& view, Subscrib
     run_with_retries(view, handler);
   }
   if (e != nullptr) handled(p, e, seq);
+  if (m_ledger) {
+    m_ledger->finish(claim);
+    handled(p, nullptr, seq);
+  }
+}
+
+bool SubscriberCore::claim_in_group(PublisherState& p, const MessageView& view, GroupLedger::Claim& claim) {
+  const auto seq = view.sequence();
+  claim = m_ledger->begin(p.id, seq);
+  switch (claim.verdict) {
+    case GroupLedger::Verdict::handle:
+    case GroupLedger::Verdict::untracked:
+      return true;
+    case GroupLedger::Verdict::done:
+      // Another member (one that died before acknowledging it) finished it.
+      ++m_stats.duplicates;
+      handled(p, nullptr, seq);
+      return false;
+    case GroupLedger::Verdict::in_doubt:
+      break;
+  }
+  ++m_stats.in_doubt;
+  const bool done = m_options.in_doubt && m_options.in_doubt(p.id, seq);
+  log().warn("consumer group '{}': publisher {:016x} seq {} was in the handler of a member that died; {}",
+             m_options.group, p.id, seq, done ? "the application says it was handled" : "it is delivered again");
+  if (!done) return true;
+  m_ledger->finish(claim);
+  handled(p, nullptr, seq);
+  return false;
 }
 
 void SubscriberCore::handled(PublisherState& p, DeliveredEntry* e, std::uint64_t seq) {
-  DeliveredStore::finish(*e, seq);
+  if (e != nullptr) DeliveredStore::finish(*e, seq);
   if (!m_options.auto_ack) return;
   p.ack_want = seq;
   m_acks_due = true;
@@ -143,8 +175,19 @@ void SubscriberCore::dead_letter(const MessageView& view, const std::string& rea
 }
 
 Result<void> SubscriberCore::ack(std::uint64_t publisher_id, std::uint64_t seq) {
-  if (!m_store) return fail(Errc::invalid_argument, "ack() needs a durable subscription (persistent, durable_name)");
+  if (!durable()) return fail(Errc::invalid_argument, "ack() needs a durable subscription (persistent, durable_name)");
   auto* p = find_publisher(publisher_id);
+  if (m_ledger) {
+    // A group member acknowledges in the order it was sent messages, whatever their sequence.
+    if (p == nullptr || seq == 0 || seq >= p->expected) {
+      return fail(Errc::invalid_argument, "cannot acknowledge seq " + std::to_string(seq) + " of publisher " +
+                                              std::to_string(publisher_id) + ": not delivered to the handler yet");
+    }
+    p->ack_want = seq;
+    m_acks_due = true;
+    if (++m_unacked >= ack_every) flush_acks();
+    return {};
+  }
   const auto* e = m_store->find(publisher_id);
   if (p == nullptr || e == nullptr || seq == 0 || seq > e->delivered) {
     return fail(Errc::invalid_argument, "cannot acknowledge seq " + std::to_string(seq) + " of publisher " +
@@ -164,7 +207,7 @@ void SubscriberCore::maybe_flush_acks() {
 void SubscriberCore::flush_acks() {
   // The publisher forgets what we acknowledge; the local state must never be behind it,
   // even after power loss, or a message would be neither redelivered nor marked handled.
-  if (auto synced = m_store->sync(); !synced) {
+  if (auto synced = m_store ? m_store->sync() : m_ledger->sync(); !synced) {
     if (!m_sync_failed_logged) {
       m_sync_failed_logged = true;
       log().error("durable subscription {}: {}; acknowledgements wait until it works", m_options.durable_name,
