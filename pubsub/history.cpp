@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "logging.hpp"
+#include "sequence_mark.hpp"
 
 namespace rill::detail {
 
@@ -88,7 +89,8 @@ Result<std::unique_ptr<HistoryCursor>> MemoryHistory::cursor(std::uint64_t seq) 
 // The persistent log: every message is appended before it is sent; cursors are log readers.
 class LogHistory final : public History {
  public:
-  LogHistory(Log log, AckStore acks) : m_log(std::move(log)), m_acks(std::move(acks)) {
+  LogHistory(Log log, AckStore acks, SequenceMark mark, bool reserve)
+      : m_log(std::move(log)), m_acks(std::move(acks)), m_mark(std::move(mark)), m_reserve(reserve) {
     m_ack_writer = std::thread([this] { write_acks(); });
   }
   ~LogHistory() override { (void)close(); }
@@ -100,7 +102,9 @@ class LogHistory final : public History {
   Result<void> record(std::span<const std::byte> envelope, std::uint64_t seq, std::int64_t timestamp_ns) override {
     auto appended = m_log.append(envelope, {.timestamp_ns = timestamp_ns, .expect_sequence = seq});
     if (!appended) return std::unexpected(appended.error());
-    return {};
+    // Under every/never it may be sent before its record is written: the mark keeps its
+    // number from being handed out again after a crash.
+    return m_mark.hand_out(seq, m_reserve);
   }
 
   HistoryStart start_for(StartFrom from, std::string_view name, std::uint64_t history) const override {
@@ -173,6 +177,7 @@ class LogHistory final : public History {
       m_ack_writer.join();
     }
     auto closed = m_log.close();
+    if (closed) closed = m_mark.settle(m_log.next_sequence() - 1);  // all of it is in the log
     if (m_last_error) return std::unexpected(*m_last_error);
     return closed;
   }
@@ -216,6 +221,8 @@ class LogHistory final : public History {
 
   Log m_log;
   AckStore m_acks;
+  SequenceMark m_mark;
+  bool m_reserve;
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
   std::condition_variable m_idle;
@@ -232,17 +239,21 @@ class LogCursor final : public HistoryCursor {
   explicit LogCursor(LogReader reader) : m_reader(std::move(reader)) {}
 
   Result<std::optional<std::span<const std::byte>>> next(std::uint64_t limit) override {
-    if (m_reader.position() >= limit) return std::nullopt;
-    auto rec = m_reader.next();
-    if (!rec) return std::unexpected(rec.error());
-    if (!*rec) return std::nullopt;
-    return (*rec)->body;
+    for (;;) {
+      if (m_reader.position() >= limit) return std::nullopt;
+      auto rec = m_reader.next();
+      if (!rec) return std::unexpected(rec.error());
+      if (!*rec) return std::nullopt;
+      if (!(*rec)->body.empty()) return (*rec)->body;
+      ++m_crash_lost;  // a number handed out by a publisher that died before logging it
+    }
   }
   std::uint64_t position() const noexcept override { return m_reader.position(); }
-  std::uint64_t lost() const noexcept override { return m_reader.lost(); }
+  std::uint64_t lost() const noexcept override { return m_reader.lost() + m_crash_lost; }
 
  private:
   LogReader m_reader;
+  std::uint64_t m_crash_lost = 0;
 };
 
 Result<std::unique_ptr<HistoryCursor>> LogHistory::cursor(std::uint64_t seq) const {
@@ -257,6 +268,43 @@ std::unique_ptr<History> History::in_memory(std::size_t keep, std::uint64_t next
   return std::make_unique<MemoryHistory>(keep, next_seq);
 }
 
+namespace {
+
+// A previous run under fsync every/never died after handing out numbers whose records never
+// reached the log: they are written as empty records (PROTOCOL.md 13.6), which readers
+// count as lost, and the sequence goes on after them; never are they handed out again.
+Result<void> account_for_crash(const std::string& dir, const LogOptions& opts, Log& log, SequenceMark& mark) {
+  const auto last = log.next_sequence() - 1;
+  const auto handed_out = mark.last_handed_out();
+  if (handed_out > last) {
+    rill::detail::log().warn("persistent publisher {:016x}: sequences {}..{} were handed out but never reached the "
+                             "log {} (the publisher died under fsync {}); they are recorded as lost",
+                             log.publisher_id(), last + 1, handed_out, dir, to_string(opts.fsync));
+    // One fdatasync for all of them, whatever the policy.
+    LogOptions quick = opts;
+    quick.fsync = FsyncPolicy::never();
+    if (opts.fsync.mode == FsyncMode::always) {
+      if (auto c = log.close(); !c) return c;
+      auto reopened = Log::open(dir, quick);
+      if (!reopened) return std::unexpected(reopened.error());
+      log = std::move(*reopened);
+    }
+    for (auto seq = last + 1; seq <= handed_out; ++seq) {
+      if (auto a = log.append({}, {.expect_sequence = seq}); !a) return std::unexpected(a.error());
+    }
+    if (auto s = log.sync(); !s) return s;
+    if (opts.fsync.mode == FsyncMode::always) {
+      if (auto c = log.close(); !c) return c;
+      auto reopened = Log::open(dir, opts);
+      if (!reopened) return std::unexpected(reopened.error());
+      log = std::move(*reopened);
+    }
+  }
+  return mark.settle(log.next_sequence() - 1);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<History>> History::open_log(const std::string& dir, const LogOptions& options,
                                                    const std::string& ack_store_path,
                                                    std::uint64_t new_publisher_id) {
@@ -265,12 +313,17 @@ Result<std::unique_ptr<History>> History::open_log(const std::string& dir, const
   opts.read_only = false;
   auto log = Log::open(dir, opts);
   if (!log) return std::unexpected(log.error());
+  auto mark = SequenceMark::open(dir);
+  if (!mark) return std::unexpected(mark.error());
+  if (auto lost = account_for_crash(dir, opts, *log, *mark); !lost) return std::unexpected(lost.error());
   auto acks = AckStore::open(ack_store_path.empty() ? std::filesystem::path(dir) / "acks"
                                                   : std::filesystem::path(ack_store_path));
   if (!acks) return std::unexpected(acks.error());
   rill::detail::log().info("persistent publisher {:016x}: log {} continues at sequence {}", log->publisher_id(), dir,
                            log->next_sequence());
-  return std::unique_ptr<History>(new LogHistory(std::move(*log), std::move(*acks)));
+  // Under `always` a record is durable before it is sent: nothing to reserve.
+  const bool reserve = opts.fsync.mode != FsyncMode::always;
+  return std::unique_ptr<History>(new LogHistory(std::move(*log), std::move(*acks), std::move(*mark), reserve));
 }
 
 }  // namespace rill::detail

@@ -139,6 +139,10 @@ int log_inspect(const std::string& dir, const Args& args) {
   std::uint64_t printed = 0;
   std::uint64_t malformed = 0;
   const int rc = walk(*log, start, *to, args.has("follow"), *idle, [&](const LogRecord& r) {
+    if (r.body.empty()) {  // PROTOCOL.md 13.6: a number handed out, its message never logged
+      std::fprintf(stderr, "rill: record %" PRIu64 " is lost: its publisher died before logging it\n", r.sequence);
+      return true;
+    }
     auto env = verify_envelope(r.body);
     if (!env) {
       ++malformed;
