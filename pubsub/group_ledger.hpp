@@ -1,5 +1,5 @@
 // GroupLedger: what the members of a durable consumer group on one host have handled,
-// shared by all of them through one mmap'ed file (STATE_DIR/<durable name>.rill-group,
+// shared by all of them through one mmap'ed file (STATE_DIR/<group name>.rill-group,
 // layout in PROTOCOL.md section 15). A message the publisher hands to a survivor after a
 // member died is looked up here first: if the dead member finished it, the survivor skips
 // it, so each message reaches exactly one member's handler.

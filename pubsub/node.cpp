@@ -86,18 +86,23 @@ Result<detail::DurableState> open_durable_state(const SubscriberOptions& options
     return detail::DurableState{};
   }
   if (!persistent) return fail(Errc::invalid_argument, "durable_name needs persistent durability");
+  // Each names a file: no separators, no dot files, nothing a shell would mangle.
+  auto file_safe = [](const std::string& what, const std::string& name) -> Result<void> {
+    const bool ok = !name.empty() && name.size() <= 128 && name.front() != '.' &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                             c == '_' || c == '.';
+                    });
+    if (ok) return {};
+    return fail(Errc::invalid_argument, what + " '" + name + "': use 1-128 of [A-Za-z0-9._-], not starting with '.'");
+  };
   const auto& name = options.durable_name;
-  // It names a file: no separators, no dot files, nothing a shell would mangle.
-  const bool ok = name.size() <= 128 && name.front() != '.' && std::all_of(name.begin(), name.end(), [](char c) {
-                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                           c == '_' || c == '.';
-                  });
-  if (!ok)
-    return fail(Errc::invalid_argument,
-                "durable name '" + name + "': use 1-128 of [A-Za-z0-9._-], not starting with '.'");
+  if (auto ok = file_safe("durable name", name); !ok) return std::unexpected(ok.error());
   if (!options.group.empty()) {
-    // Members of one group share the ledger in their (common) state directory.
-    auto ledger = detail::GroupLedger::open(options.state_dir, name);
+    // The group's members on this host share its ledger in their (common) state directory,
+    // whatever their durable names.
+    if (auto ok = file_safe("group name", options.group); !ok) return std::unexpected(ok.error());
+    auto ledger = detail::GroupLedger::open(options.state_dir, options.group);
     if (!ledger) return std::unexpected(ledger.error());
     return detail::DurableState{.store = std::nullopt, .ledger = std::move(*ledger)};
   }
