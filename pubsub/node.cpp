@@ -83,9 +83,13 @@ Result<std::optional<detail::DeliveredStore>> open_durable_state(const Subscribe
   const bool persistent = options.durability.kind == DurabilityKind::persistent;
   if (options.durable_name.empty()) {
     if (persistent) return fail(Errc::invalid_argument, "a persistent subscription needs a durable_name");
+    if (options.handled_on_ack) return fail(Errc::invalid_argument, "handled_on_ack needs a durable subscription");
     return std::optional<detail::DeliveredStore>{};
   }
   if (!persistent) return fail(Errc::invalid_argument, "durable_name needs persistent durability");
+  if (options.handled_on_ack && (options.auto_ack || !options.group.empty())) {
+    return fail(Errc::invalid_argument, "handled_on_ack needs auto_ack = false and no consumer group");
+  }
   const auto& name = options.durable_name;
   // It names a file: no separators, no dot files, nothing a shell would mangle.
   const bool ok = name.size() <= 128 && name.front() != '.' && std::all_of(name.begin(), name.end(), [](char c) {

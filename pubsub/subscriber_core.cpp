@@ -455,8 +455,9 @@ std::optional<Sample> SubscriberCore::take() {
     const auto before = frame.bytes();
     auto view = accept(frame);
     if (!view) continue;
-    // Durable: a taken message counts as handled (the caller owns it from here).
-    if (m_store)
+    // Durable: a taken message counts as handled (the caller owns it from here), unless
+    // handled-ness follows ack().
+    if (m_store && !m_options.handled_on_ack)
       handled(m_publishers[m_last_publisher], &durable_slot(m_publishers[m_last_publisher]), view->sequence());
     Sample out;
     if (view->bytes().data() != before.data()) {

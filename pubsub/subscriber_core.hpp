@@ -68,6 +68,7 @@ class SubscriberCore final : public FrameSink {
   void run_with_retries(const MessageView& view, Subscriber::CheckedHandler handler);
   void dead_letter(const MessageView& view, const std::string& reason, unsigned attempts);
   void handled(PublisherState& p, DeliveredEntry* e, std::uint64_t seq);
+  Result<void> ack_handled(PublisherState* p, std::uint64_t publisher_id, std::uint64_t seq);
   DeliveredEntry& durable_slot(PublisherState& p);
   void load_state();
   void flush_acks();

@@ -43,7 +43,7 @@ struct RetryOptions {
   /// Handler calls per message before it is dead-lettered; 0: failures are not caught
   /// (an exception propagates out of poll(), as without durability).
   unsigned max_attempts = 0;
-  std::chrono::milliseconds backoff{10};       ///< wait before the first retry; doubles each time
+  std::chrono::milliseconds backoff{10};        ///< wait before the first retry; doubles each time
   std::chrono::milliseconds max_backoff{1000};  ///< ... up to this
   /// The dead-letter log's directory ("" with max_attempts > 0: the message is logged and
   /// skipped, counted in dead_lettered).
@@ -60,14 +60,14 @@ enum class IdleStrategy : std::uint8_t {
 
 /// How a subscription behaves; fill with designated initializers.
 struct SubscriberOptions {
-  std::vector<std::string> endpoints;              ///< publishers to connect to (same scheme)
-  std::string prefix;                              ///< topic prefix to match ("" = everything)
-  Policy policy = Policy::drop_oldest(1024);       ///< what happens when it falls behind
-  IdleStrategy idle = IdleStrategy::backoff;       ///< used by wait_poll()
-  std::chrono::microseconds spin_before_block{50}; ///< spin_block: how long to spin first
-  std::size_t max_message_bytes = 64u << 20;       ///< larger frames are counted as oversize and dropped
-  VerifyLimits verify{};                           ///< verifier bounds for envelopes from the network
-  std::function<void(const LossEvent&)> on_loss{}; ///< called on the polling thread for every gap
+  std::vector<std::string> endpoints;                         ///< publishers to connect to (same scheme)
+  std::string prefix;                                         ///< topic prefix to match ("" = everything)
+  Policy policy = Policy::drop_oldest(1024);                  ///< what happens when it falls behind
+  IdleStrategy idle = IdleStrategy::backoff;                  ///< used by wait_poll()
+  std::chrono::microseconds spin_before_block{50};            ///< spin_block: how long to spin first
+  std::size_t max_message_bytes = 64u << 20;                  ///< larger frames are counted as oversize and dropped
+  VerifyLimits verify{};                                      ///< verifier bounds for envelopes from the network
+  std::function<void(const LossEvent&)> on_loss{};            ///< called on the polling thread for every gap
   std::function<void(const SubscriberStats&)> on_overflow{};  ///< buffer policy went past its limit (once)
 
   /// Durability requested: volatile (live only), transient_local (the publisher's last
@@ -83,6 +83,12 @@ struct SubscriberOptions {
   std::string state_dir{};
   /// persistent: acknowledge automatically once the handler returns (false: call ack()).
   bool auto_ack = true;
+  /// persistent with auto_ack = false: a message counts as handled in the state file only
+  /// once ack() covers it, not when the handler returns. For handlers that hand messages on
+  /// to finish later (a webhook POST): after a crash everything past the last ack() is
+  /// delivered again (at-least-once for the unacknowledged tail; never for acknowledged
+  /// ones). Not with a consumer group.
+  bool handled_on_ack = false;
   /// Consumer group: subscriptions sharing this name split the topic's messages, each
   /// message to one member. Durable (with durable_name) against a persistent publisher:
   /// a member's unacknowledged messages go to another member when it leaves or dies.
@@ -118,7 +124,8 @@ class Subscriber {
   std::size_t wait_poll_checked(CheckedHandler handler, std::size_t limit, std::chrono::nanoseconds timeout);
 
   /// Acknowledges everything from `publisher_id` up to `sequence` (auto_ack = false).
-  /// Only messages already handed to the handler can be acknowledged.
+  /// Only messages already handed to the handler can be acknowledged. With handled_on_ack
+  /// it also marks them handled in the state file (cumulative, like the ack).
   [[nodiscard]] Result<void> ack(std::uint64_t publisher_id, std::uint64_t sequence);
 
   /// Takes the next message as a Sample the caller keeps (no copy; on shm its chunk is
