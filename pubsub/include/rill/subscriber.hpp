@@ -43,7 +43,7 @@ struct RetryOptions {
   /// Handler calls per message before it is dead-lettered; 0: failures are not caught
   /// (an exception propagates out of poll(), as without durability).
   unsigned max_attempts = 0;
-  std::chrono::milliseconds backoff{10};        ///< wait before the first retry; doubles each time
+  std::chrono::milliseconds backoff{10};       ///< wait before the first retry; doubles each time
   std::chrono::milliseconds max_backoff{1000};  ///< ... up to this
   /// The dead-letter log's directory ("" with max_attempts > 0: the message is logged and
   /// skipped, counted in dead_lettered).
@@ -60,14 +60,14 @@ enum class IdleStrategy : std::uint8_t {
 
 /// How a subscription behaves; fill with designated initializers.
 struct SubscriberOptions {
-  std::vector<std::string> endpoints;                         ///< publishers to connect to (same scheme)
-  std::string prefix;                                         ///< topic prefix to match ("" = everything)
-  Policy policy = Policy::drop_oldest(1024);                  ///< what happens when it falls behind
-  IdleStrategy idle = IdleStrategy::backoff;                  ///< used by wait_poll()
-  std::chrono::microseconds spin_before_block{50};            ///< spin_block: how long to spin first
-  std::size_t max_message_bytes = 64u << 20;                  ///< larger frames are counted as oversize and dropped
-  VerifyLimits verify{};                                      ///< verifier bounds for envelopes from the network
-  std::function<void(const LossEvent&)> on_loss{};            ///< called on the polling thread for every gap
+  std::vector<std::string> endpoints;              ///< publishers to connect to (same scheme)
+  std::string prefix;                              ///< topic prefix to match ("" = everything)
+  Policy policy = Policy::drop_oldest(1024);       ///< what happens when it falls behind
+  IdleStrategy idle = IdleStrategy::backoff;       ///< used by wait_poll()
+  std::chrono::microseconds spin_before_block{50}; ///< spin_block: how long to spin first
+  std::size_t max_message_bytes = 64u << 20;       ///< larger frames are counted as oversize and dropped
+  VerifyLimits verify{};                           ///< verifier bounds for envelopes from the network
+  std::function<void(const LossEvent&)> on_loss{}; ///< called on the polling thread for every gap
   std::function<void(const SubscriberStats&)> on_overflow{};  ///< buffer policy went past its limit (once)
 
   /// Durability requested: volatile (live only), transient_local (the publisher's last
