@@ -19,7 +19,7 @@ constexpr std::string_view serve_usage =
     "[--header-timeout-ms MS] [--body-timeout-ms MS] [--idle-timeout-ms MS] [--max-connections N] "
     "[--replay-cache N] [--carry-headers NAME,...]\n"
     "         [--durability volatile|transient-local:N|persistent:DIR] [--fsync always|every:MS|never] "
-    "[--retention-bytes N] [--retention-age-ms MS]";
+    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS]";
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
@@ -66,6 +66,7 @@ int cmd_serve(int argc, char** argv) {
                            "tls-key",
                            "durability",
                            "fsync",
+                           "segment-bytes",
                            "retention-bytes",
                            "retention-age-ms"},
                           {"help"});
@@ -137,7 +138,7 @@ int cmd_serve(int argc, char** argv) {
     }
     iopt.durability = std::move(*parsed);
   }
-  for (const char* name : {"fsync", "retention-bytes", "retention-age-ms"}) {
+  for (const char* name : {"fsync", "segment-bytes", "retention-bytes", "retention-age-ms"}) {
     if (args->has(name) && iopt.durability.kind != DurabilityKind::persistent) {
       return usage_error(std::string("--") + name + " needs --durability persistent:DIR", serve_usage);
     }
@@ -147,11 +148,14 @@ int cmd_serve(int argc, char** argv) {
     if (!p) return usage_error(p.error().detail, serve_usage);
     iopt.log.fsync = *p;
   }
+  auto segment_bytes = args->number("segment-bytes", iopt.log.segment_bytes);
   auto retention_bytes = args->number("retention-bytes", 0);
   auto retention_age = args->number("retention-age-ms", 0);
-  for (const auto* r : {&retention_bytes, &retention_age}) {
+  for (const auto* r : {&segment_bytes, &retention_bytes, &retention_age}) {
     if (!*r) return usage_error(r->error().detail, serve_usage);
   }
+  if (*segment_bytes == 0) return usage_error("--segment-bytes must be > 0", serve_usage);
+  iopt.log.segment_bytes = *segment_bytes;
   iopt.log.retention_bytes = *retention_bytes;
   iopt.log.retention_age = std::chrono::milliseconds(*retention_age);
   if (auto t = args->text("topics")) iopt.topics = split_list(*t);

@@ -100,7 +100,14 @@ Result<std::unique_ptr<Ingress>> Ingress::create(Node& node, IngressOptions opti
     if (auto loaded = in->load_topic_numbering(); !loaded) return std::unexpected(loaded.error());
   }
   const auto declared = in->m_options.topics;
-  for (const auto& t : declared) {
+  // Persistent: the topics of earlier runs are served at once (durable subscribers catch up
+  // from their logs without waiting for a new POST), then the declared ones.
+  auto opening = in->m_numbering;
+  std::erase_if(opening, [&](const std::string& t) {
+    return !declared.empty() && std::find(declared.begin(), declared.end(), t) == declared.end();
+  });
+  opening.insert(opening.end(), declared.begin(), declared.end());
+  for (const auto& t : opening) {
     auto created = in->topic(t);
     if (!created) return std::unexpected(created.error());
   }
