@@ -47,6 +47,13 @@ int run_delivery(const Args& args, const SubscriberOptions& opts, const std::str
   auto deliverer = http::WebhookDeliverer::create(std::move(dopt));
   if (!deliverer) return usage_error(deliverer.error().detail, usage);
 
+  bool refused = false;
+  std::string refusal;
+  sopts.on_incompatible = [&](const IncompatibleEvent& e) {
+    refused = true;
+    refusal = "publisher " + e.endpoint + " refused the subscription: it offers " + std::string(to_string(e.offered)) +
+              ", this subscription asks for " + std::string(to_string(e.requested));
+  };
   install_stop_signals();
   Node node;
   auto sub = node.subscriber(sopts);
@@ -60,7 +67,7 @@ int run_delivery(const Args& args, const SubscriberOptions& opts, const std::str
   std::uint64_t finished = 0;
   std::uint64_t seen = 0;
   auto& d = **deliverer;
-  while (!stopping() && (*count == 0 || finished < *count)) {
+  while (!stopping() && !refused && (*count == 0 || finished < *count)) {
     finished += d.step(*sub, std::chrono::milliseconds(20));
     const auto now = clock::now();
     if (d.stats().taken != seen || d.stats().pending > 0) {
@@ -71,6 +78,10 @@ int run_delivery(const Args& args, const SubscriberOptions& opts, const std::str
     }
   }
   d.shutdown();
+  if (refused) {
+    std::fprintf(stderr, "rill: %s\n", refusal.c_str());
+    return exit_runtime;
+  }
   const auto& s = sub->stats();
   const auto& ds = d.stats();
   using ull = unsigned long long;

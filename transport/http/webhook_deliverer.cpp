@@ -383,14 +383,24 @@ void WebhookDeliverer::dead_letter(Delivery& d, std::string_view reason) {
     line += base64_encode(std::span(reinterpret_cast<const unsigned char*>(d.payload.data()), d.payload.size()));
   }
   line += "\"}\n";
+  bool stored = false;
   if (m_dead_letters != nullptr) {
-    std::fwrite(line.data(), 1, line.size(), m_dead_letters);
-    std::fflush(m_dead_letters);
+    stored = std::fwrite(line.data(), 1, line.size(), m_dead_letters) == line.size();
+    stored = std::fflush(m_dead_letters) == 0 && stored;
     // Durable: the line is the message's only copy once it is acknowledged.
-    if (m_options.ack_finished) ::fdatasync(::fileno(m_dead_letters));
+    if (m_options.ack_finished) stored = ::fdatasync(::fileno(m_dead_letters)) == 0 && stored;
   }
   ++m_stats.dead_lettered;
-  mark_done(d);
+  if (stored || !m_options.ack_finished) {
+    mark_done(d);
+  } else {
+    // Never acknowledged, so it holds its publisher's acks (and, once the window fills,
+    // the delivery) back, and the next run delivers it again.
+    detail::log().error(
+        "webhook: publisher {:016x} seq {} could not be dead-lettered in '{}'; it stays "
+        "unacknowledged and is delivered again after a restart",
+        d.publisher, d.seq, m_options.dead_letter_path);
+  }
   d.used = false;
   --m_stats.pending;
 }

@@ -349,4 +349,41 @@ TEST_CASE("durable http ingress: disk full answers 503 with Retry-After, nothing
                              << accepted.size() << " in the log after space was freed");
 }
 
+TEST_CASE("durable http usage: combinations that make no sense exit 2 with one 'rill: ' line") {
+  TempDir dir;
+  const auto pub = tcp_endpoint(free_port());
+  const std::string url = "http://127.0.0.1:1/x";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"sub", pub, url, "t", "--format", "json"}, "--format does not apply to webhook delivery"},
+      {{"sub", pub, url, "t", "--max-attempts", "3"}, "--max-attempts does not apply to webhook delivery"},
+      {{"sub", pub, url, "t", "--from", "start"}, "--from needs --durable NAME"},
+      {{"sub", pub, url, "t", "--state-dir", "."}, "--state-dir needs --durable NAME"},
+      {{"sub", pub, url, "t", "--durable", "d", "--group", "g"}, "does not combine with --group"},
+      {{"sub", pub, url, "t", "--durable", "d", "--durability", "transient-local"}, "durable_name needs persistent"},
+      {{"serve", "--http", "127.0.0.1:0", "--publish", pub, "--fsync", "always"}, "--fsync needs --durability"},
+      {{"serve", "--http", "127.0.0.1:0", "--publish", pub, "--durability", "persistent"}, "needs :DIR"},
+      {{"serve", "--http", "127.0.0.1:0", "--publish", pub, "--durability", "transient-local:0"}, "transient-local needs a positive"},
+      {{"serve", "--http", "127.0.0.1:0", "--publish", pub, "--durability", "persistent:x", "--fsync", "sometimes"},
+       "fsync"},
+  };
+  int i = 0;
+  for (const auto& [args, reason] : cases) {
+    auto p = spawn_rill(dir, "usage" + std::to_string(i++), args);
+    const auto e = p->wait(10s);
+    const auto err = p->err();
+    INFO(p->command_line());
+    INFO("stderr: " << err);
+    CHECK(e.describe() == "exit 2");
+    CHECK(err.starts_with("rill: "));
+    CHECK(err.find(reason) != std::string::npos);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  }
+  // A durable delivery from a publisher that offers less: exit 1 naming both.
+  auto volatile_pub = spawn_rill(dir, "vpub", {"pub", pub, "t", "--count", "1", "--linger-ms", "20000"});
+  auto sub = spawn_rill(dir, "vsub", {"sub", pub, url, "t", "--durable", "d", "--state-dir", dir.path().string()});
+  const auto e = sub->wait(20s);
+  CHECK(e.describe() == "exit 1");
+  CHECK(sub->err().find("refused the subscription") != std::string::npos);
+}
+
 }  // namespace rill::e2e::http
