@@ -8,7 +8,10 @@
 #   examples/webhook_in_out.sh [path/to/rill]
 #
 # Both servers share one secret file (a whsec_ key), so B accepts only what A's
-# subscription signed. Copy the commands you need; every process is stopped at the end.
+# subscription signed. A keeps each topic in a log (fsync always: a 202 means it is on
+# disk) and the delivery is durable (a message is acknowledged only once B accepted it, so
+# a crash of the delivering `rill sub` loses nothing; B drops a resend by its webhook-id).
+# Copy the commands you need; every process is stopped at the end.
 set -euo pipefail
 rill=${1:-build/release/pubsub/cli/rill}
 work=$(mktemp -d "${TMPDIR:-/tmp}/rill-webhooks.XXXXXX")
@@ -20,17 +23,20 @@ a_http=$base b_http=$((base + 1)) a_pub=$((base + 2)) b_pub=$((base + 3))
 key_hex=$(openssl rand -hex 32)
 echo "whsec_$(printf %s "$key_hex" | xxd -r -p | base64 -w0)" >"$work/secret"
 
-# Ingress A: signed webhooks in; topic "orders" is published on tcp port a_pub.
+# Ingress A: signed webhooks in; topic "orders" is published on tcp port a_pub and kept
+# in the log $work/a-log/orders.
 "$rill" serve --http "127.0.0.1:$a_http" --publish "tcp://127.0.0.1:$a_pub" --topics orders \
-  --secret-file "$work/secret" 2>"$work/a.err" &
+  --secret-file "$work/secret" --durability "persistent:$work/a-log" --fsync always 2>"$work/a.err" &
 pids+=($!)
 # Ingress B: the delivery target, same secret.
 "$rill" serve --http "127.0.0.1:$b_http" --publish "tcp://127.0.0.1:$b_pub" --topics orders-relayed \
   --secret-file "$work/secret" 2>"$work/b.err" &
 pids+=($!)
-# Egress: subscribe to A's topic and deliver every message to B, signed, with retries.
+# Egress: subscribe to A's topic and deliver every message to B, signed, with retries;
+# durable: its position survives a restart (state in $work, acks in A's log).
 "$rill" sub "tcp://127.0.0.1:$a_pub" "http://127.0.0.1:$b_http/topics/orders-relayed" orders \
-  --secret-file "$work/secret" --policy backpressure:64 --dead-letter "$work/dead.jsonl" >"$work/deliver.out" &
+  --secret-file "$work/secret" --policy backpressure:64 --dead-letter "$work/dead.jsonl" \
+  --durable relay --state-dir "$work" >"$work/deliver.out" &
 pids+=($!)
 # The final reader, on B's topic.
 "$rill" sub "tcp://127.0.0.1:$b_pub" orders-relayed --count 3 --format json --idle-exit-ms 10000 >"$work/final.out" &

@@ -83,9 +83,13 @@ Result<detail::DurableState> open_durable_state(const SubscriberOptions& options
   const bool persistent = options.durability.kind == DurabilityKind::persistent;
   if (options.durable_name.empty()) {
     if (persistent) return fail(Errc::invalid_argument, "a persistent subscription needs a durable_name");
+    if (options.handled_on_ack) return fail(Errc::invalid_argument, "handled_on_ack needs a durable subscription");
     return detail::DurableState{};
   }
   if (!persistent) return fail(Errc::invalid_argument, "durable_name needs persistent durability");
+  if (options.handled_on_ack && (options.auto_ack || !options.group.empty())) {
+    return fail(Errc::invalid_argument, "handled_on_ack needs auto_ack = false and no consumer group");
+  }
   // Each names a file: no separators, no dot files, nothing a shell would mangle.
   auto file_safe = [](const std::string& what, const std::string& name) -> Result<void> {
     const bool ok = !name.empty() && name.size() <= 128 && name.front() != '.' &&

@@ -456,9 +456,10 @@ std::optional<Sample> SubscriberCore::take() {
     const auto before = frame.bytes();
     auto view = accept(frame);
     if (!view) continue;
-    // Durable: a taken message counts as handled (the caller owns it from here).
+    // Durable: a taken message counts as handled (the caller owns it from here), unless
+    // handled-ness follows ack().
     auto& p = m_publishers[m_last_publisher];
-    if (m_store) handled(p, &durable_slot(p), view->sequence());
+    if (m_store && !m_options.handled_on_ack) handled(p, &durable_slot(p), view->sequence());
     if (m_ledger) {
       GroupLedger::Claim claim;
       if (!claim_in_group(p, *view, claim)) continue;

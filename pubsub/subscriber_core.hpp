@@ -80,6 +80,7 @@ class SubscriberCore final : public FrameSink {
   // member finished it (acknowledged and skipped here).
   bool claim_in_group(PublisherState& p, const MessageView& view, GroupLedger::Claim& claim);
   [[nodiscard]] bool durable() const noexcept { return m_store || m_ledger; }
+  Result<void> ack_handled(PublisherState* p, std::uint64_t publisher_id, std::uint64_t seq);
   DeliveredEntry& durable_slot(PublisherState& p);
   void load_state();
   void flush_acks();

@@ -59,7 +59,8 @@ void SubscriberCore::handle(PublisherState& p, const MessageView& view, Subscrib
   const auto seq = view.sequence();
   DeliveredEntry* e = nullptr;
   GroupLedger::Claim claim;
-  if (m_store) {
+  // handled_on_ack: the state file moves in ack(), once the application is done with it.
+  if (m_store && !m_options.handled_on_ack) {
     e = &durable_slot(p);
     DeliveredStore::begin(*e, seq);
   } else if (m_ledger && !claim_in_group(p, view, claim)) {
@@ -188,12 +189,32 @@ Result<void> SubscriberCore::ack(std::uint64_t publisher_id, std::uint64_t seq) 
     if (++m_unacked >= ack_every) flush_acks();
     return {};
   }
+  if (m_options.handled_on_ack) return ack_handled(p, publisher_id, seq);
   const auto* e = m_store->find(publisher_id);
   if (p == nullptr || e == nullptr || seq == 0 || seq > e->delivered) {
     return fail(Errc::invalid_argument, "cannot acknowledge seq " + std::to_string(seq) + " of publisher " +
                                             std::to_string(publisher_id) + ": not delivered to the handler yet");
   }
   if (seq <= p->ack_want) return {};  // cumulative: already covered
+  p->ack_want = seq;
+  m_acks_due = true;
+  if (++m_unacked >= ack_every) flush_acks();
+  return {};
+}
+
+Result<void> SubscriberCore::ack_handled(PublisherState* p, std::uint64_t publisher_id, std::uint64_t seq) {
+  DeliveredEntry* e = p != nullptr ? &durable_slot(*p) : m_store->find(publisher_id);
+  // Handed to the handler: below `expected` while the publisher is tracked. One that left
+  // (its state is dropped) can only be acknowledged up to what the state file allows:
+  // its messages were handed before it left, so the file's slot still names it.
+  const bool handed = p != nullptr ? seq < p->expected : e != nullptr;
+  if (e == nullptr || seq == 0 || !handed) {
+    return fail(Errc::invalid_argument, "cannot acknowledge seq " + std::to_string(seq) + " of publisher " +
+                                            std::to_string(publisher_id) + ": not delivered to the handler yet");
+  }
+  if (seq <= e->delivered) return {};  // cumulative: already covered
+  DeliveredStore::finish(*e, seq);
+  if (p == nullptr || p->left) return {};  // nobody to tell; the state file holds it for the next run
   p->ack_want = seq;
   m_acks_due = true;
   if (++m_unacked >= ack_every) flush_acks();

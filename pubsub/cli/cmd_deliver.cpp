@@ -35,12 +35,28 @@ int run_delivery(const Args& args, const SubscriberOptions& opts, const std::str
   dopt.window = *window;
   if (auto p = args.text("dead-letter")) dopt.dead_letter_path = *p;
   if (auto c = args.text("ca-file")) dopt.ca_file = *c;
+  SubscriberOptions sopts = opts;
+  const bool durable = !opts.durable_name.empty();
+  if (durable) {
+    // At-least-once across crashes: a message counts as handled only once its POST
+    // succeeded or it was dead-lettered (see WebhookDeliverer::ack_finished).
+    sopts.auto_ack = false;
+    sopts.handled_on_ack = true;
+    dopt.ack_finished = true;
+  }
   auto deliverer = http::WebhookDeliverer::create(std::move(dopt));
   if (!deliverer) return usage_error(deliverer.error().detail, usage);
 
+  bool refused = false;
+  std::string refusal;
+  sopts.on_incompatible = [&](const IncompatibleEvent& e) {
+    refused = true;
+    refusal = "publisher " + e.endpoint + " refused the subscription: it offers " + std::string(to_string(e.offered)) +
+              ", this subscription asks for " + std::string(to_string(e.requested));
+  };
   install_stop_signals();
   Node node;
-  auto sub = node.subscriber(opts);
+  auto sub = node.subscriber(sopts);
   if (!sub) {
     const bool bad = sub.error().code == Errc::invalid_argument || sub.error().code == Errc::unsupported;
     std::fprintf(stderr, "rill: %s\n", sub.error().message().c_str());
@@ -51,7 +67,7 @@ int run_delivery(const Args& args, const SubscriberOptions& opts, const std::str
   std::uint64_t finished = 0;
   std::uint64_t seen = 0;
   auto& d = **deliverer;
-  while (!stopping() && (*count == 0 || finished < *count)) {
+  while (!stopping() && !refused && (*count == 0 || finished < *count)) {
     finished += d.step(*sub, std::chrono::milliseconds(20));
     const auto now = clock::now();
     if (d.stats().taken != seen || d.stats().pending > 0) {
@@ -62,15 +78,23 @@ int run_delivery(const Args& args, const SubscriberOptions& opts, const std::str
     }
   }
   d.shutdown();
+  if (refused) {
+    std::fprintf(stderr, "rill: %s\n", refusal.c_str());
+    return exit_runtime;
+  }
   const auto& s = sub->stats();
   const auto& ds = d.stats();
+  using ull = unsigned long long;
   std::printf(
       "{\"stats\":{\"received\":%llu,\"gaps\":%llu,\"dropped\":%llu,\"delivered\":%llu,\"attempts\":%llu,"
-      "\"retries\":%llu,\"dead_lettered\":%llu}}\n",
-      static_cast<unsigned long long>(s.received), static_cast<unsigned long long>(s.gaps),
-      static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(ds.delivered),
-      static_cast<unsigned long long>(ds.attempts), static_cast<unsigned long long>(ds.retries),
-      static_cast<unsigned long long>(ds.dead_lettered));
+      "\"retries\":%llu,\"dead_lettered\":%llu",
+      ull(s.received), ull(s.gaps), ull(s.dropped), ull(ds.delivered), ull(ds.attempts), ull(ds.retries),
+      ull(ds.dead_lettered));
+  if (durable) {
+    std::printf(",\"acked\":%llu,\"duplicates\":%llu,\"left_unfinished\":%llu", ull(ds.acked), ull(s.duplicates),
+                ull(ds.left_unfinished));
+  }
+  std::printf("}}\n");
   std::fflush(stdout);
   return exit_ok;
 }

@@ -27,7 +27,8 @@ constexpr std::string_view sub_usage =
     "         [--max-attempts N] [--backoff-ms MS] [--dead-letter DIR] [--fail-if TEXT]\n"
     "rill sub ENDPOINT... http(s)://HOST/PATH TOPIC_PREFIX [--secret-file FILE] [--retry-schedule 0,5s,5m,...] "
     "[--retry-jitter F] [--deliver-timeout-ms MS] [--window N] [--dead-letter FILE] [--ca-file PEM] [--count N] "
-    "[--idle-exit-ms MS] [--policy ...]";
+    "[--idle-exit-ms MS] [--policy ...]\n"
+    "         [--durable NAME [--from start|end|last-ack] [--state-dir DIR]] [--durability ...] [--group NAME]";
 
 void simulate_work(std::uint64_t us) {
   if (us == 0) return;
@@ -162,7 +163,25 @@ int cmd_sub(int argc, char** argv) {
   opts.retry.max_backoff = std::max(opts.retry.max_backoff, opts.retry.backoff);
   const auto fail_if = args->text("fail-if");
 #ifdef RILL_WITH_HTTP
-  if (!deliver_url.empty()) return run_delivery(*args, opts, deliver_url, sub_usage);
+  if (!deliver_url.empty()) {
+    // The handler is the deliverer: these shape a printing handler, which it is not.
+    for (const char* name : {"format", "work-us", "fail-if", "max-attempts", "backoff-ms"}) {
+      if (args->has(name)) {
+        return usage_error(std::string("--") + name +
+                               " does not apply to webhook delivery (retries: --retry-schedule; failures: "
+                               "--dead-letter FILE)",
+                           sub_usage);
+      }
+    }
+    if (opts.durable_name.empty()) {
+      for (const char* name : {"from", "state-dir"}) {
+        if (args->has(name)) return usage_error(std::string("--") + name + " needs --durable NAME", sub_usage);
+      }
+    } else if (!opts.group.empty()) {
+      return usage_error("durable webhook delivery does not combine with --group", sub_usage);
+    }
+    return run_delivery(*args, opts, deliver_url, sub_usage);
+  }
 #else
   if (!deliver_url.empty()) return usage_error("webhook delivery is not built (RILL_WITH_HTTP=OFF)", sub_usage);
 #endif

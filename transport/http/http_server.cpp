@@ -9,7 +9,9 @@
 
 #include <boost/beast/core/string.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "../../pubsub/logging.hpp"
@@ -449,8 +451,16 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options, Req
   if (impl->listen_fd < 0) return fail(Errc::io_error, "http: socket", errno);
   const int one = 1;
   ::setsockopt(impl->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(impl->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  // A previous instance that just died (kill -9, then a restart) can hold the port a little
+  // longer: the kernel tears its io_uring ring, and the sockets in it, down asynchronously,
+  // after the process is gone. So a busy port is retried for a short while.
+  const auto bind_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (::bind(impl->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     const int e = errno;
+    if (e == EADDRINUSE && std::chrono::steady_clock::now() < bind_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
     return fail(e == EADDRINUSE ? Errc::address_in_use : Errc::io_error,
                 "http: bind " + options.host + ":" + std::to_string(options.port), e);
   }

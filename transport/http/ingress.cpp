@@ -1,7 +1,15 @@
 #include "ingress.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <boost/beast/core/string.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "../../pubsub/logging.hpp"
 #include "rill/endpoint.hpp"
@@ -36,6 +44,20 @@ Response text(int status, std::string_view body) {
 
 }  // namespace
 
+std::string topic_dir_name(std::string_view topic) {
+  std::string out;
+  for (std::size_t i = 0; i < topic.size(); ++i) {
+    if (topic[i] == '/') {
+      out += "%2F";
+    } else if (i == 0 && topic[i] == '.') {
+      out += "%2E";
+    } else {
+      out += topic[i];
+    }
+  }
+  return out;
+}
+
 bool valid_topic(std::string_view t) noexcept {
   if (t.empty() || t.size() > 200 || t.front() == '/' || t.find("//") != std::string_view::npos) return false;
   for (const char c : t) {
@@ -61,14 +83,31 @@ Result<std::unique_ptr<Ingress>> Ingress::create(Node& node, IngressOptions opti
   if (ep->port + options.max_topics - 1 > 65535) {
     return fail(Errc::invalid_argument, "--publish port + topic count runs past 65535");
   }
+  const auto& d = options.durability;
+  if (d.kind == DurabilityKind::persistent && d.dir.empty()) {
+    return fail(Errc::invalid_argument, "persistent durability needs a log directory (persistent:DIR)");
+  }
+  if (d.kind == DurabilityKind::transient_local && d.history == 0) {
+    return fail(Errc::invalid_argument, "transient-local durability needs :N (messages kept per topic)");
+  }
   for (auto& h : options.carry_headers) {
     for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   std::unique_ptr<Ingress> in(new Ingress(node, std::move(options)));
   in->m_base_host = ep->host;
   in->m_base_port = ep->port;
+  if (d.kind == DurabilityKind::persistent) {
+    if (auto loaded = in->load_topic_numbering(); !loaded) return std::unexpected(loaded.error());
+  }
   const auto declared = in->m_options.topics;
-  for (const auto& t : declared) {
+  // Persistent: the topics of earlier runs are served at once (durable subscribers catch up
+  // from their logs without waiting for a new POST), then the declared ones.
+  auto opening = in->m_numbering;
+  std::erase_if(opening, [&](const std::string& t) {
+    return !declared.empty() && std::find(declared.begin(), declared.end(), t) == declared.end();
+  });
+  opening.insert(opening.end(), declared.begin(), declared.end());
+  for (const auto& t : opening) {
     auto created = in->topic(t);
     if (!created) return std::unexpected(created.error());
   }
@@ -79,12 +118,68 @@ std::string Ingress::endpoint_for(std::size_t index) const {
   return "tcp://" + m_base_host + ":" + std::to_string(m_base_port + index);
 }
 
+Result<void> Ingress::load_topic_numbering() {
+  const std::filesystem::path dir = m_options.durability.dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return fail(Errc::io_error, "cannot create " + dir.string() + ": " + ec.message());
+  std::ifstream in(dir / "topics");
+  std::string line;
+  while (std::getline(in, line)) {
+    // A line cut short by a crash while it was appended has no newline: it is dropped
+    // (its topic had no publisher yet, so nothing was published on it).
+    if (in.eof()) break;
+    if (!valid_topic(line)) {
+      return fail(Errc::corrupt,
+                  (dir / "topics").string() + ": line " + std::to_string(m_numbering.size() + 1) + " is not a topic");
+    }
+    m_numbering.push_back(line);
+  }
+  return {};
+}
+
+Result<std::size_t> Ingress::topic_index(std::string_view name) {
+  if (m_options.durability.kind != DurabilityKind::persistent) return m_topics.size();
+  // Persistent: a topic keeps its number (so its port) across restarts; the record is
+  // durable before the topic's first message is accepted.
+  const auto it = std::find(m_numbering.begin(), m_numbering.end(), name);
+  if (it != m_numbering.end()) return static_cast<std::size_t>(it - m_numbering.begin());
+  if (m_base_port + m_numbering.size() > 65535) return fail(Errc::too_large, "no port left for another topic");
+  const auto path = std::filesystem::path(m_options.durability.dir) / "topics";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return fail(Errc::io_error, "cannot open " + path.string() + ": " + std::strerror(errno));
+  std::string line(name);
+  line += '\n';
+  const auto wrote = ::write(fd, line.data(), line.size());
+  const int err = errno;
+  const bool ok = wrote == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) {
+    // A partial line ends without a newline and is ignored at the next start; a later
+    // append starts on a fresh line only if we cut it now.
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && wrote > 0) std::filesystem::resize_file(path, size - static_cast<std::uintmax_t>(wrote), ec);
+    return fail(err == ENOSPC ? Errc::no_space : Errc::io_error,
+                "cannot record topic '" + std::string(name) + "' in " + path.string() + ": " + std::strerror(err));
+  }
+  m_numbering.emplace_back(name);
+  return m_numbering.size() - 1;
+}
+
 Result<Ingress::Topic*> Ingress::topic(std::string_view name) {
   if (const auto it = m_by_name.find(std::string(name)); it != m_by_name.end()) return it->second;
   if (m_topics.size() >= m_options.max_topics) return fail(Errc::too_large, "topic limit reached");
-  const auto endpoint = endpoint_for(m_topics.size());
-  auto pub = m_node.publisher(
-      {.endpoint = endpoint, .topic = std::string(name), .publish_timeout = m_options.publish_timeout});
+  auto index = topic_index(name);
+  if (!index) return std::unexpected(index.error());
+  const auto endpoint = endpoint_for(*index);
+  PublisherOptions popt{.endpoint = endpoint, .topic = std::string(name), .publish_timeout = m_options.publish_timeout};
+  popt.durability = m_options.durability;
+  if (popt.durability.kind == DurabilityKind::persistent) {
+    popt.durability.dir = (std::filesystem::path(m_options.durability.dir) / topic_dir_name(name)).string();
+    popt.log = m_options.log;
+  }
+  auto pub = m_node.publisher(popt);
   if (!pub) return std::unexpected(pub.error());
   auto t = std::make_unique<Topic>(Topic{std::string(name), endpoint, std::move(*pub)});
   detail::log().info("http: topic '{}' is published on {}", t->name, t->endpoint);
@@ -150,8 +245,12 @@ Response Ingress::on_request(const Request& req) {
   }
   auto t = topic(name);
   if (!t) {
-    ++m_publish_errors;
-    return Response{.status = 503, .body = "cannot publish this topic now\n", .retry_after_s = 5};
+    ++(t.error().code == Errc::no_space ? m_no_space : m_publish_errors);
+    detail::log().error("http: cannot open topic '{}': {}", name, t.error().message());
+    return Response{.status = 503,
+                    .body = t.error().code == Errc::no_space ? "disk full: cannot create this topic now; retry later\n"
+                                                             : "cannot publish this topic now\n",
+                    .retry_after_s = 5};
   }
   std::array<HeaderKV, max_carried> headers;
   std::size_t n = 0;
@@ -163,8 +262,12 @@ Response Ingress::on_request(const Request& req) {
   for (const auto& key : m_options.carry_headers) carry(key);
 
   const auto start = std::chrono::steady_clock::now();
+  const auto seq_before = (*t)->publisher.next_sequence();
   auto sent =
       (*t)->publisher.publish_bytes(std::as_bytes(std::span(body.data(), body.size())), std::span(headers.data(), n));
+  // A message the history kept is published even if a live send then failed (subscribers
+  // get it from the history): the client must not send it again.
+  if (!sent && (*t)->publisher.next_sequence() != seq_before) sent = {};
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::size_t b = 0;
   while (b < latency_bounds_s.size() && took > latency_bounds_s[b]) ++b;
@@ -176,8 +279,20 @@ Response Ingress::on_request(const Request& req) {
       return Response{
           .status = 429, .body = "subscribers are behind (backpressure); retry later\n", .retry_after_s = 1};
     }
+    const auto code = sent.error().code;
+    if (code == Errc::too_large) return text(413, "message larger than the publisher's limit\n");
+    if (code == Errc::no_space) {
+      ++m_no_space;
+      return Response{.status = 503,
+                      .body = "disk full: the message was not stored (nothing published); retry later\n",
+                      .retry_after_s = 5};
+    }
     ++m_publish_errors;
-    return Response{.status = 503, .body = "publish failed\n", .retry_after_s = 1};
+    detail::log().error("http: publish on '{}' failed: {}", (*t)->name, sent.error().message());
+    return Response{.status = 503,
+                    .body = code == Errc::io_error ? "the log cannot be written (nothing published); retry later\n"
+                                                   : "publish failed (nothing published); retry later\n",
+                    .retry_after_s = 5};
   }
   ++m_published;
   m_published_bytes += body.size();
@@ -242,6 +357,7 @@ void Ingress::render_metrics() {
   o += "# TYPE rill_http_publish_drops_total counter\n";
   add("rill_http_publish_drops_total{reason=\"backpressure\"} %llu\n", ull(m_publish_timeouts));
   add("rill_http_publish_drops_total{reason=\"error\"} %llu\n", ull(m_publish_errors));
+  add("rill_http_publish_drops_total{reason=\"no_space\"} %llu\n", ull(m_no_space));
   o += "# TYPE rill_http_auth_failures_total counter\n";
   for (int r = 1; r < static_cast<int>(m_auth_failures.size()); ++r) {
     add("rill_http_auth_failures_total{reason=\"%s\"} %llu\n", std::string(to_string(VerifyResult(r))).c_str(),
@@ -267,6 +383,44 @@ void Ingress::render_metrics() {
     add("rill_topic_sent_total{topic=\"%s\"} %llu\n", n, ull(ps.sent));
     add("rill_topic_peer_drops_total{topic=\"%s\"} %llu\n", n, ull(ps.peer_drops));
     add("rill_topic_blocked_seconds_total{topic=\"%s\"} %.6f\n", n, static_cast<double>(ps.blocked_ns) / 1e9);
+  }
+  render_log_metrics();
+}
+
+}  // namespace rill::http
+
+namespace rill::http {
+
+void Ingress::render_log_metrics() {
+  if (m_options.durability.kind != DurabilityKind::persistent) return;
+  using ull = unsigned long long;
+  char line[512];
+  const auto add = [&](const char* fmt, auto... args) {
+    const int k = std::snprintf(line, sizeof line, fmt, args...);
+    if (k > 0) m_scratch.append(line, std::min<std::size_t>(static_cast<std::size_t>(k), sizeof line - 1));
+  };
+  // Each topic's log: where its sequence stands, what the writer did, how much is kept.
+  m_scratch += "# TYPE rill_log_next_sequence gauge\n# TYPE rill_log_first_sequence gauge\n";
+  m_scratch += "# TYPE rill_log_appends_total counter\n# TYPE rill_log_batches_total counter\n";
+  m_scratch += "# TYPE rill_log_fsyncs_total counter\n# TYPE rill_log_bytes_total counter\n";
+  m_scratch += "# TYPE rill_log_no_space_errors_total counter\n# TYPE rill_log_segments gauge\n";
+  m_scratch += "# TYPE rill_topic_acks_total counter\n# TYPE rill_topic_replayed_total counter\n";
+  for (const auto& t : m_topics) {
+    const auto* log = t->publisher.log();
+    if (log == nullptr) continue;
+    const char* n = t->name.c_str();
+    const auto ls = log->stats();
+    add("rill_log_next_sequence{topic=\"%s\"} %llu\n", n, ull(log->next_sequence()));
+    add("rill_log_first_sequence{topic=\"%s\"} %llu\n", n, ull(log->first_sequence()));
+    add("rill_log_appends_total{topic=\"%s\"} %llu\n", n, ull(ls.appends));
+    add("rill_log_batches_total{topic=\"%s\"} %llu\n", n, ull(ls.batches));
+    add("rill_log_fsyncs_total{topic=\"%s\"} %llu\n", n, ull(ls.fsyncs));
+    add("rill_log_bytes_total{topic=\"%s\"} %llu\n", n, ull(ls.bytes));
+    add("rill_log_no_space_errors_total{topic=\"%s\"} %llu\n", n, ull(ls.no_space_errors));
+    add("rill_log_segments{topic=\"%s\"} %zu\n", n, log->segments().size());
+    const auto& ps = t->publisher.stats();
+    add("rill_topic_acks_total{topic=\"%s\"} %llu\n", n, ull(ps.acks));
+    add("rill_topic_replayed_total{topic=\"%s\"} %llu\n", n, ull(ps.replayed));
   }
 }
 

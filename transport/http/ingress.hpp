@@ -31,6 +31,12 @@ struct IngressOptions {
   std::size_t replay_capacity = 100'000;           ///< webhook-ids remembered for de-duplication
   std::chrono::milliseconds publish_timeout{200};  ///< past it under backpressure: 429
   std::vector<std::string> carry_headers{};        ///< request headers carried, besides the defaults
+  /// What each topic's publisher keeps for late joiners: transient_local(N), or
+  /// persistent(DIR): topic T's log is in DIR/<T> ('/' in T written %2F), so the publisher id
+  /// and sequence continue after a restart; DIR/topics records the topic numbering so each
+  /// topic keeps its port. Under fsync `always`, 202 means the message is in the log durably.
+  Durability durability{};
+  LogOptions log{};  ///< persistent: fsync policy, segment size, retention
 };
 
 /// See RequestHandler: every method runs on the server thread.
@@ -57,7 +63,10 @@ class Ingress final : public RequestHandler {
   Ingress(Node& node, IngressOptions options);
 
   Result<Topic*> topic(std::string_view name);
+  Result<std::size_t> topic_index(std::string_view name);
+  Result<void> load_topic_numbering();
   void render_metrics();
+  void render_log_metrics();
   void render_topics();
 
   Node& m_node;
@@ -66,6 +75,7 @@ class Ingress final : public RequestHandler {
   std::uint16_t m_base_port = 0;
   std::vector<std::unique_ptr<Topic>> m_topics;
   std::unordered_map<std::string, Topic*> m_by_name;
+  std::vector<std::string> m_numbering;  // persistent: DIR/topics, topic i on port base + i
   ReplayCache m_replays;
   const Server* m_server = nullptr;
   std::string m_scratch;  // /metrics and /topics bodies (reused)
@@ -76,12 +86,17 @@ class Ingress final : public RequestHandler {
   std::uint64_t m_duplicates = 0;
   std::uint64_t m_publish_timeouts = 0;
   std::uint64_t m_publish_errors = 0;
+  std::uint64_t m_no_space = 0;                    // persistent: publishes refused because the disk is full
   std::array<std::uint64_t, 5> m_auth_failures{};  // by VerifyResult
   static constexpr std::array<double, 12> latency_bounds_s = {5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
                                                               5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1, 2.5e-1};
   std::array<std::uint64_t, latency_bounds_s.size() + 1> m_latency_buckets{};
   double m_latency_sum_s = 0;
 };
+
+/// The directory name of a topic's log: '/' becomes %2F and a leading '.' %2E (topics
+/// never hold '%'), so every topic gets its own directory directly under the base.
+[[nodiscard]] std::string topic_dir_name(std::string_view topic);
 
 /// True for topics `rill serve` accepts in a path: 1-200 bytes of [A-Za-z0-9._~/-], not
 /// starting with '/' and without "//".

@@ -1,6 +1,7 @@
 #include "webhook_deliverer.hpp"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -115,6 +116,7 @@ Result<std::unique_ptr<WebhookDeliverer>> WebhookDeliverer::create(DeliveryOptio
     if (slot->easy == nullptr) return fail(Errc::io_error, "curl_easy_init failed");
     d->m_slots.push_back(std::move(slot));
   }
+  if (d->m_options.ack_finished) d->m_taken.reserve(d->m_options.window);
   return d;
 }
 
@@ -148,6 +150,7 @@ void WebhookDeliverer::take(const MessageView& m) {
                 static_cast<unsigned long long>(d.seq));
   d.webhook_id = id;
   d.due = Clock::now() + m_options.schedule.delay_before(1, m_rng);
+  if (m_options.ack_finished) m_taken.push_back({.publisher = d.publisher, .seq = d.seq});
   ++m_stats.taken;
   ++m_stats.pending;
 }
@@ -218,7 +221,9 @@ void WebhookDeliverer::start_attempt(Delivery& d) {
 std::size_t WebhookDeliverer::step(Subscriber& sub, std::chrono::milliseconds max_wait) {
   auto now = Clock::now();
   std::size_t done = 0;
-  const std::size_t room = m_options.window - m_stats.pending;
+  // Durable: a finished delivery still counts until it is acknowledged (an unfinished one
+  // of its publisher comes first), so what a crash can deliver again stays within the window.
+  const std::size_t room = m_options.window - (m_options.ack_finished ? m_taken.size() : m_stats.pending);
   if (room > 0) {
     const auto handler = [this](const MessageView& m) { take(m); };
     if (m_stats.pending == 0) {
@@ -249,7 +254,51 @@ std::size_t WebhookDeliverer::step(Subscriber& sub, std::chrono::milliseconds ma
     curl_multi_perform(static_cast<CURLM*>(m_multi), &running);
     done += collect_finished();
   }
+  if (m_options.ack_finished) ack_done(sub);
   return done;
+}
+
+void WebhookDeliverer::mark_done(const Delivery& d) {
+  if (!m_options.ack_finished) return;
+  for (auto& t : m_taken) {
+    if (t.publisher == d.publisher && t.seq == d.seq) {
+      t.done = true;
+      return;
+    }
+  }
+}
+
+void WebhookDeliverer::ack_done(Subscriber& sub) {
+  // POSTs finish out of order; an ack covers everything up to its sequence, so only the
+  // finished prefix of each publisher's deliveries may be acknowledged. m_taken is in
+  // take order: a finished entry is acked and dropped unless an unfinished one of the
+  // same publisher comes before it.
+  m_blocked.clear();
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < m_taken.size(); ++i) {
+    const auto t = m_taken[i];
+    const bool blocked = std::find(m_blocked.begin(), m_blocked.end(), t.publisher) != m_blocked.end();
+    if (!t.done || blocked) {
+      if (!blocked) m_blocked.push_back(t.publisher);
+      m_taken[kept++] = t;
+      continue;
+    }
+    // The last finished entry of this publisher's prefix carries the ack.
+    bool last_of_prefix = true;
+    for (std::size_t j = i + 1; j < m_taken.size(); ++j) {
+      if (m_taken[j].publisher != t.publisher) continue;
+      last_of_prefix = !m_taken[j].done;
+      break;
+    }
+    ++m_stats.acked;
+    if (!last_of_prefix) continue;
+    if (auto r = sub.ack(t.publisher, t.seq); !r) {
+      ++m_stats.ack_errors;
+      detail::log().error("webhook: cannot acknowledge publisher {:016x} seq {}: {}", t.publisher, t.seq,
+                          r.error().message());
+    }
+  }
+  m_taken.resize(kept);
 }
 
 std::size_t WebhookDeliverer::collect_finished() {
@@ -291,6 +340,7 @@ std::size_t WebhookDeliverer::collect_finished() {
 
 void WebhookDeliverer::finish(Delivery& d, std::string_view reason) {
   if (!reason.empty()) return dead_letter(d, reason);
+  mark_done(d);
   d.used = false;
   --m_stats.pending;
 }
@@ -333,11 +383,24 @@ void WebhookDeliverer::dead_letter(Delivery& d, std::string_view reason) {
     line += base64_encode(std::span(reinterpret_cast<const unsigned char*>(d.payload.data()), d.payload.size()));
   }
   line += "\"}\n";
+  bool stored = false;
   if (m_dead_letters != nullptr) {
-    std::fwrite(line.data(), 1, line.size(), m_dead_letters);
-    std::fflush(m_dead_letters);
+    stored = std::fwrite(line.data(), 1, line.size(), m_dead_letters) == line.size();
+    stored = std::fflush(m_dead_letters) == 0 && stored;
+    // Durable: the line is the message's only copy once it is acknowledged.
+    if (m_options.ack_finished) stored = ::fdatasync(::fileno(m_dead_letters)) == 0 && stored;
   }
   ++m_stats.dead_lettered;
+  if (stored || !m_options.ack_finished) {
+    mark_done(d);
+  } else {
+    // Never acknowledged, so it holds its publisher's acks (and, once the window fills,
+    // the delivery) back, and the next run delivers it again.
+    detail::log().error(
+        "webhook: publisher {:016x} seq {} could not be dead-lettered in '{}'; it stays "
+        "unacknowledged and is delivered again after a restart",
+        d.publisher, d.seq, m_options.dead_letter_path);
+  }
   d.used = false;
   --m_stats.pending;
 }
@@ -350,7 +413,18 @@ void WebhookDeliverer::shutdown() {
       d->in_flight = false;
       --m_active;
     }
+    if (m_options.ack_finished) {
+      // Not acknowledged: the durable subscription delivers it again next run.
+      ++m_stats.left_unfinished;
+      d->used = false;
+      --m_stats.pending;
+      continue;
+    }
     dead_letter(*d, "shutdown before delivery (after " + std::to_string(d->attempts) + " attempts)");
+  }
+  if (m_stats.left_unfinished > 0) {
+    detail::log().info("webhook: {} unfinished deliveries are left unacknowledged for the next run",
+                       m_stats.left_unfinished);
   }
 }
 

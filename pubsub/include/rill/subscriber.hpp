@@ -83,6 +83,12 @@ struct SubscriberOptions {
   std::string state_dir{};
   /// persistent: acknowledge automatically once the handler returns (false: call ack()).
   bool auto_ack = true;
+  /// persistent with auto_ack = false: a message counts as handled in the state file only
+  /// once ack() covers it, not when the handler returns. For handlers that hand messages on
+  /// to finish later (a webhook POST): after a crash everything past the last ack() is
+  /// delivered again (at-least-once for the unacknowledged tail; never for acknowledged
+  /// ones). Not with a consumer group.
+  bool handled_on_ack = false;
   /// Consumer group: subscriptions sharing this name split the topic's messages, each
   /// message to one member. Durable (with durable_name) against a persistent publisher:
   /// a member's unacknowledged messages go to another member when it leaves or dies.
@@ -118,7 +124,8 @@ class Subscriber {
   std::size_t wait_poll_checked(CheckedHandler handler, std::size_t limit, std::chrono::nanoseconds timeout);
 
   /// Acknowledges everything from `publisher_id` up to `sequence` (auto_ack = false).
-  /// Only messages already handed to the handler can be acknowledged.
+  /// Only messages already handed to the handler can be acknowledged. With handled_on_ack
+  /// it also marks them handled in the state file (cumulative, like the ack).
   [[nodiscard]] Result<void> ack(std::uint64_t publisher_id, std::uint64_t sequence);
 
   /// Takes the next message as a Sample the caller keeps (no copy; on shm its chunk is
