@@ -211,7 +211,7 @@ TEST_CASE("acks: stored under the durable name; acks beyond what was sent, or ba
   auto& s = hand.claim(2, last_ack, "forged");
   (void)pub->service();
   REQUIRE(s.joined.load() == 1);  // no position stored yet: from the start
-  s.acked.store(5000);             // never sent
+  s.acked.store(5000);            // never sent
   (void)pub->service();
   CHECK(pub->stats().bad_control == 1);
   CHECK(pub->stats().acks == 0);

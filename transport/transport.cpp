@@ -19,8 +19,8 @@ namespace rill::detail {
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
   if (config.history != nullptr && ep.scheme != "tcp" && ep.scheme != "shm") {
-    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp and shm only; " +
-                                       ep.scheme + " publishers are volatile");
+    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp and shm only; " + ep.scheme +
+                                       " publishers are volatile");
   }
 #ifdef RILL_WITH_TCP
   if (ep.scheme == "tcp") return tcp::TcpPublisher::create(node, ep, config);

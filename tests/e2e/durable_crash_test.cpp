@@ -4,12 +4,11 @@
 // 1..100000 exactly once, in order, all from the log's publisher id, and every publisher
 // incarnation continued the log where the previous one died.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <optional>
 #include <random>
 #include <thread>
-
-#include <unistd.h>
 
 #include "durable_util.hpp"
 #include "rill/rill.hpp"
@@ -96,7 +95,8 @@ void run_crash(const CrashRun& cfg) {
   int sub_spawns = 0;
   int sub_kills = 0;
   std::unique_ptr<Process> sub = spawn_rill_appending(dir, "sub-0", sub_args, out);
-  auto sub_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
+  auto sub_deadline = std::chrono::steady_clock::now() +
+                      std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
   // Keeps the subscriber alive, and kills it with SIGKILL at its deadline while `killing`.
   auto tend_subscriber = [&](bool killing) {
     if (killing && std::chrono::steady_clock::now() >= sub_deadline) {
@@ -106,7 +106,8 @@ void run_crash(const CrashRun& cfg) {
     }
     if (!sub->running()) {
       sub = spawn_rill_appending(dir, "sub-" + std::to_string(++sub_spawns), sub_args, out);
-      sub_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
+      sub_deadline = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
     }
   };
 

@@ -3,12 +3,11 @@
 // no gap and no duplicate at the seam. In process (to pin the join to a sequence) and as
 // processes.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include "durable_util.hpp"
 #include "rill/rill.hpp"

@@ -138,8 +138,8 @@ struct Slot {
   std::atomic<std::uint64_t> dropped;                     ///< messages the publisher discarded for this slot's policy
   std::atomic<std::uint32_t> overflowed;                  ///< 1 once a buffer policy passed its byte limit
   std::atomic<std::uint32_t> rejected;                    ///< RejectReason; set instead of `joined`
-  std::atomic<std::uint64_t> lost;      ///< with `joined`: messages before it asked for that retention deleted
-  std::atomic<std::uint32_t> offered;   ///< with `joined` or `rejected`: the publisher's rill::DurabilityKind
+  std::atomic<std::uint64_t> lost;     ///< with `joined`: messages before it asked for that retention deleted
+  std::atomic<std::uint32_t> offered;  ///< with `joined` or `rejected`: the publisher's rill::DurabilityKind
   std::atomic<std::uint32_t> reserved2;
 
   // Lines 3-5: the durability request, written by the subscriber while claiming; the
@@ -170,6 +170,10 @@ struct ChunkHeader {
 inline constexpr std::size_t chunk_header_bytes = 64;
 static_assert(sizeof(ChunkHeader) == chunk_header_bytes);
 static_assert(sizeof(Slot) == 7 * cache_line);
+// PROTOCOL.md 11.3 gives these offsets.
+static_assert(offsetof(Slot, lost) == 152 && offsetof(Slot, offered) == 160);
+static_assert(offsetof(Slot, durability) == 192 && offsetof(Slot, durable_name) == 216);
+static_assert(offsetof(Slot, acked) == 384);
 static_assert(sizeof(SegmentHeader) <= 4096);
 
 }  // namespace rill::detail::shm

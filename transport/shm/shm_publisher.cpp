@@ -38,8 +38,13 @@ Result<std::unique_ptr<PublisherTransport>> ShmPublisher::create(const Endpoint&
 }
 
 ShmPublisher::ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config)
-    : m_map(map), m_options(options), m_config(config), m_peers(map->slot_count()), m_cursor(map->class_count(), 0),
-      m_warm(map->class_count()), m_history(config.history) {
+    : m_map(map),
+      m_options(options),
+      m_config(config),
+      m_peers(map->slot_count()),
+      m_cursor(map->class_count(), 0),
+      m_warm(map->class_count()),
+      m_history(config.history) {
   if (m_history) m_next_seq = m_history->next_sequence();  // persistent: continues from the log
   for (std::uint32_t c = 0; c < map->class_count(); ++c) {
     m_warm[c].slots.resize(std::min<std::uint32_t>(map->pool(c).count, 4096));

@@ -39,6 +39,9 @@ class ShmPublisher final : public PublisherTransport {
   struct Peer {
     bool active = false;
     PolicyKind kind = PolicyKind::drop_oldest;
+    // Durable subscriptions: the history still to send (nothing live is sent to it while
+    // set). Next to `active`: the fan-out loop reads both for every slot.
+    std::unique_ptr<HistoryCursor> cursor;
     std::uint64_t capacity = 0;    // messages the ring may hold for it
     std::uint64_t byte_limit = 0;  // buffer policy
     std::uint64_t head = 0;        // next position to write
@@ -50,9 +53,7 @@ class ShmPublisher final : public PublisherTransport {
     std::uint64_t subscription_id = 0;
     bool overflowed = false;
     bool rejected = false;  // refused at take-in; freed when its subscriber leaves
-    // Durable subscriptions: the history still to send (nothing live is sent to it while
-    // set), and the acked position (persistent, with a durable name).
-    std::unique_ptr<HistoryCursor> cursor;
+    // The history envelope read but not yet placed, and the acked position (persistent, with a durable name).
     std::vector<std::byte> held;  // an envelope read from the cursor that found no free chunk yet
     std::uint64_t held_seq = 0;
     std::string durable_name;
@@ -115,9 +116,9 @@ class ShmPublisher final : public PublisherTransport {
   };
   std::vector<WarmRing> m_warm;
   [[nodiscard]] std::uint32_t class_of(std::uint32_t index) const noexcept;
-  History* m_history;  // nullptr: volatile
-  std::size_t m_catching_up = 0;    // peers with a history cursor
-  std::size_t m_ack_peers = 0;      // peers whose acks are stored
+  History* m_history;                 // nullptr: volatile
+  std::size_t m_catching_up = 0;      // peers with a history cursor
+  std::size_t m_ack_peers = 0;        // peers whose acks are stored
   std::uint64_t m_last_rejected = 0;  // subscription id: a retrying refused one is counted once
   std::uint64_t m_roster_seen = ~0ull;
   std::uint64_t m_next_seq = 1;

@@ -23,8 +23,8 @@ constexpr auto history_linger = std::chrono::seconds(2);
 bool valid_durable_name(std::string_view name) {
   return name.size() <= max_durable_name_bytes && (name.empty() || name.front() != '.') &&
          std::all_of(name.begin(), name.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                  c == '_' || c == '.';
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                  c == '.';
          });
 }
 
@@ -97,8 +97,8 @@ std::optional<std::uint64_t> ShmPublisher::accept_request(std::uint32_t slot, Pe
     if (auto cursor = m_history->cursor(first)) {
       p.cursor = std::move(*cursor);
       ++m_catching_up;
-      log().info("shm://{}: subscription {:016x} catches up from {} (live at {}){}", m_options.name,
-                 p.subscription_id, first, m_next_seq,
+      log().info("shm://{}: subscription {:016x} catches up from {} (live at {}){}", m_options.name, p.subscription_id,
+                 first, m_next_seq,
                  lost > 0 ? " after " + std::to_string(lost) + " messages deleted by retention" : std::string());
     } else {
       log().error("shm://{}: cannot read history from {} for subscription {:016x}: {}", m_options.name, first,
@@ -172,7 +172,7 @@ bool ShmPublisher::pump_peer(std::uint32_t slot, Peer& p, unsigned budget) {
       }
       if (!*next) {
         if (p.cursor->position() >= m_next_seq) finish_catch_up(p);  // caught up: live from now on
-        break;  // else the log has not made it readable yet
+        break;                                                       // else the log has not made it readable yet
       }
       env = **next;
       seq = p.cursor->position() - 1;
