@@ -99,37 +99,40 @@ class HandSlot {
 
 }  // namespace
 
-TEST_CASE("history is paced by a small ring: a drop-oldest late joiner gets all of it, then live, nothing dropped") {
-  rill::Node node;
-  const auto ep = rilltest::fresh_shm_endpoint("ring=16");
-  auto pub = node.publisher({.endpoint = ep, .topic = "h/t", .durability = rill::Durability::transient_local(500)});
-  REQUIRE(pub);
-  for (int i = 0; i < 700; ++i) REQUIRE(pub->publish_text("old " + std::to_string(i)));
-  auto sub = node.subscriber({.endpoints = {ep},
-                              .prefix = "h/",
-                              .policy = rill::Policy::drop_oldest(8),
-                              .durability = rill::Durability::transient_local(0)});
-  REQUIRE(sub);
-  Seqs seqs;
-  // The publisher keeps publishing while the subscriber catches up, four messages per
-  // poll: the ring (8 deep for it) could not hold the history and the live ones at once.
-  const auto deadline = clock_type::now() + 20s;
-  std::uint64_t last = 700;
-  while ((seqs.seen.empty() || seqs.seen.back() < 1000) && clock_type::now() < deadline) {
-    if (last < 1000) {
-      REQUIRE(pub->publish_text("live"));
-      ++last;
+TEST_CASE("history is paced by a small ring: a late joiner of any policy gets all of it, then live, nothing dropped") {
+  for (const auto policy : {rill::Policy::drop_oldest(8), rill::Policy::drop_newest(8), rill::Policy::buffer(4096),
+                            rill::Policy::backpressure(8)}) {
+    CAPTURE(rill::to_string(policy));
+    rill::Node node;
+    const auto ep = rilltest::fresh_shm_endpoint("ring=16");
+    auto pub = node.publisher({.endpoint = ep, .topic = "h/t", .durability = rill::Durability::transient_local(500)});
+    REQUIRE(pub);
+    for (int i = 0; i < 700; ++i) REQUIRE(pub->publish_text("old " + std::to_string(i)));
+    auto sub = node.subscriber(
+        {.endpoints = {ep}, .prefix = "h/", .policy = policy, .durability = rill::Durability::transient_local(0)});
+    REQUIRE(sub);
+    Seqs seqs;
+    // The publisher keeps publishing while the subscriber catches up, four messages per
+    // poll: the ring (8 deep, or 4 KiB) could not hold the history and the live ones at once.
+    const auto deadline = clock_type::now() + 20s;
+    std::uint64_t last = 700;
+    while ((seqs.seen.empty() || seqs.seen.back() < 1000) && clock_type::now() < deadline) {
+      if (last < 1000) {
+        REQUIRE(pub->publish_text("live"));
+        ++last;
+      }
+      (void)pub->service();
+      sub->poll([&](const rill::MessageView& m) { seqs(m); }, 4);
     }
-    (void)pub->service();
-    sub->poll([&](const rill::MessageView& m) { seqs(m); }, 4);
+    REQUIRE(!seqs.seen.empty());
+    CHECK(seqs.seen.front() == 201);  // the last 500 of the 700 published before it joined
+    CHECK(seqs.seen.back() == 1000);
+    CHECK(seqs.contiguous_from(201));
+    CHECK(sub->stats().dropped == 0);
+    CHECK(sub->stats().gaps == 0);
+    CHECK(pub->stats().replayed >= 500);
+    CHECK(pub->stats().peer_drops == 0);
   }
-  REQUIRE(!seqs.seen.empty());
-  CHECK(seqs.seen.front() == 201);  // the last 500 of the 700 published before it joined
-  CHECK(seqs.seen.back() == 1000);
-  CHECK(seqs.contiguous_from(201));
-  CHECK(sub->stats().dropped == 0);
-  CHECK(sub->stats().gaps == 0);
-  CHECK(pub->stats().replayed >= 500);
 }
 
 TEST_CASE("a closing publisher first sends a catching-up subscription the rest of its history") {

@@ -156,6 +156,8 @@ bool ShmPublisher::pump_peer(std::uint32_t slot, Peer& p, unsigned budget) {
       break;
     }
     if (p.head - *t >= p.capacity) break;  // the ring is full: history waits, it is never dropped
+    // A buffer policy's byte limit paces it too (one envelope may pass it, as a live one may).
+    if (p.kind == PolicyKind::buffer && p.queued_bytes >= p.byte_limit) break;
     std::span<const std::byte> env;
     std::uint64_t seq = 0;
     if (!p.held.empty()) {
