@@ -319,11 +319,6 @@ TEST_CASE("durability options are checked") {
   CHECK(node.publisher({.endpoint = fresh_endpoint(), .topic = "t", .durability = rill::Durability::persistent()})
             .error()
             .code == rill::Errc::invalid_argument);
-  CHECK(node.publisher({.endpoint = rilltest::fresh_shm_endpoint(),
-                        .topic = "t",
-                        .durability = rill::Durability::transient_local(5)})
-            .error()
-            .code == rill::Errc::unsupported);
   CHECK(rill::parse_durability("transient-local:7")->history == 7);
   CHECK(rill::parse_durability("persistent:/x")->dir == "/x");
   CHECK(!rill::parse_durability("transient-local:0"));

@@ -26,6 +26,11 @@ inline std::string fresh_endpoint() {
   return "udp://239.253." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
          std::to_string(30000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&reliable=1&linger_ms=300&mtu=9000";
 #endif
+#ifdef RILL_TEST_SHM_ENDPOINTS
+  // Built with RILL_TEST_SHM_ENDPOINTS (tests/shm_durable.cmake): the same cases over shm.
+  static unsigned n = 0;
+  return "shm://rilltest-" + std::to_string(::getpid()) + "-e" + std::to_string(n++);
+#endif
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -4,6 +4,7 @@
 // 1..100000 exactly once, in order, all from the log's publisher id, and every publisher
 // incarnation continued the log where the previous one died.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <optional>
 #include <random>
@@ -26,6 +27,10 @@ struct CrashRun {
   int max_publish_ms = 60;
   int max_startup_ms = 15;
   int rate = 15000;
+  bool shm = false;  // shm://NAME instead of tcp
+  // Each subscriber incarnation is killed min_sub_life_ms + 0..sub_life_spread_ms after its spawn.
+  int min_sub_life_ms = 50;
+  int sub_life_spread_ms = 400;
 };
 
 // The log's next sequence, read as a restarted publisher will see it (torn tail excluded);
@@ -49,7 +54,7 @@ void run_crash(const CrashRun& cfg) {
   const auto log_dir = dir / "log";
   const auto out = dir / "sub.out";
   std::filesystem::create_directories(dir / "state");
-  const auto ep = tcp_endpoint(free_port());
+  const auto ep = cfg.shm ? "shm://rill-crash-" + std::to_string(::getpid()) : tcp_endpoint(free_port());
   const std::string until = std::to_string(cfg.messages);
   std::mt19937_64 rng(std::random_device{}());
   INFO("seed-free run; work dir " << dir.path());
@@ -90,7 +95,8 @@ void run_crash(const CrashRun& cfg) {
   int sub_spawns = 0;
   int sub_kills = 0;
   std::unique_ptr<Process> sub = spawn_rill_appending(dir, "sub-0", sub_args, out);
-  auto sub_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50 + rng() % 400);
+  auto sub_deadline = std::chrono::steady_clock::now() +
+                      std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
   // Keeps the subscriber alive, and kills it with SIGKILL at its deadline while `killing`.
   auto tend_subscriber = [&](bool killing) {
     if (killing && std::chrono::steady_clock::now() >= sub_deadline) {
@@ -100,7 +106,8 @@ void run_crash(const CrashRun& cfg) {
     }
     if (!sub->running()) {
       sub = spawn_rill_appending(dir, "sub-" + std::to_string(++sub_spawns), sub_args, out);
-      sub_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50 + rng() % 400);
+      sub_deadline = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
     }
   };
 
@@ -212,6 +219,18 @@ void run_crash(const CrashRun& cfg) {
 
 TEST_CASE("crash: persistent publisher and durable subscriber killed at random points lose and repeat nothing") {
   run_crash({});
+}
+
+// Over shm (smaller, to keep ctest short): a killed subscriber's slot is reclaimed by the
+// publisher, a killed publisher's segment is replaced by the next one's, and the durable
+// subscription resumes from its acked position in the new segment.
+TEST_CASE("shm crash: persistent publisher and durable subscriber killed at random points lose and repeat nothing") {
+  run_crash({.messages = 20'000,
+             .publisher_kills = 50,
+             .max_publish_ms = 40,
+             .shm = true,
+             .min_sub_life_ms = 20,
+             .sub_life_spread_ms = 100});
 }
 
 }  // namespace rill::e2e

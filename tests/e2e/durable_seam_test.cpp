@@ -1,7 +1,9 @@
-// transient_local over tcp: a subscriber joining a publisher that runs at full rate gets
-// exactly the last N messages published before its join, then live ones, with no gap and
-// no duplicate at the seam. In process (to pin the join to a sequence) and as processes.
+// transient_local over tcp and shm: a subscriber joining a publisher that runs at full
+// rate gets exactly the last N messages published before its join, then live ones, with
+// no gap and no duplicate at the seam. In process (to pin the join to a sequence) and as
+// processes.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -23,10 +25,11 @@ std::size_t breaks(const std::vector<std::uint64_t>& seqs) {
   return n;
 }
 
-}  // namespace
+std::string shm_endpoint(const char* what) {
+  return "shm://rill-seam-" + std::string(what) + "-" + std::to_string(::getpid());
+}
 
-TEST_CASE("transient_local: a late joiner gets exactly the last N before its join, then live, no gap, no duplicate") {
-  const auto ep = tcp_endpoint(free_port());
+void seam_in_process(const std::string& ep) {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> published{0};    // next_sequence() - 1, as the thread goes
   std::atomic<std::uint64_t> join_before{0};  // next_sequence() before the publish() in which the join showed
@@ -115,11 +118,8 @@ TEST_CASE("transient_local: a late joiner gets exactly the last N before its joi
   CHECK(seqs.front() + kept <= join_after.load());
 }
 
-TEST_CASE(
-    "transient_local between processes: a late `rill sub` gets history then live, contiguous, while `rill pub` runs "
-    "flat out") {
+void seam_processes(const std::string& ep) {
   auto dir = shm_temp_dir();
-  const auto ep = tcp_endpoint(free_port());
   // A publisher with no pacing and far more to send than the test needs: it is stopped
   // (SIGTERM) once the late joiner has seen enough live messages.
   auto pub = spawn_rill(dir, "pub",
@@ -153,6 +153,27 @@ TEST_CASE(
   const auto st = parse_stats(late->out());
   CHECK(st["gaps"] == 0);
   CHECK(st["received"] == seqs.size());
+}
+
+}  // namespace
+
+TEST_CASE("transient_local: a late joiner gets exactly the last N before its join, then live, no gap, no duplicate") {
+  seam_in_process(tcp_endpoint(free_port()));
+}
+
+TEST_CASE(
+    "transient_local between processes: a late `rill sub` gets history then live, contiguous, while `rill pub` runs "
+    "flat out") {
+  seam_processes(tcp_endpoint(free_port()));
+}
+
+// The same over shared memory: the history is copied into the late joiner's ring.
+TEST_CASE("shm seam: a late joiner gets exactly the last N before its join, then live, no gap, no duplicate") {
+  seam_in_process(shm_endpoint("thread"));
+}
+
+TEST_CASE("shm seam between processes: a late `rill sub` gets history then live while `rill pub` runs flat out") {
+  seam_processes(shm_endpoint("proc"));
 }
 
 }  // namespace rill::e2e

@@ -16,13 +16,14 @@
 namespace rill::detail::shm {
 
 inline constexpr char shm_magic[8] = {'R', 'I', 'L', 'L', 'S', 'H', 'M', '\0'};
-inline constexpr std::uint32_t shm_version = 1;
+inline constexpr std::uint32_t shm_version = 2;
 inline constexpr std::size_t cache_line = 64;
 inline constexpr std::uint32_t max_slots = 63;  // one holder bit each in a 64-bit word
 inline constexpr std::uint32_t max_classes = 8;
 inline constexpr std::uint32_t max_topic_bytes = 256;
 inline constexpr std::uint32_t max_chunks = 1u << 24;         // a ring entry keeps 24 bits of chunk index
 inline constexpr std::uint64_t publisher_holds = 1ull << 63;  // holder bit of the publisher's own loans
+inline constexpr std::uint32_t max_durable_name_bytes = 128;
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -48,6 +49,13 @@ enum class SlotState : std::uint32_t {
 [[nodiscard]] constexpr std::uint32_t owner_pid(std::uint64_t owner) noexcept {
   return static_cast<std::uint32_t>(owner >> 8);
 }
+
+/// Why a publisher refused a slot (Slot::rejected); 0 while it did not.
+enum class RejectReason : std::uint32_t {
+  none = 0,
+  durability = 1,  ///< the request asks for more durability than the publisher offers
+  malformed = 2,   ///< the request is not one a subscriber writes (bad kind, start or name)
+};
 
 /// A ring entry: (position + 1) in the high 40 bits, the chunk index in the low 24.
 /// 0 means "never written". A reader at position p takes the entry only if it names p.
@@ -107,7 +115,7 @@ struct SegmentHeader {
   std::atomic<std::uint32_t> pub_waiting;
 };
 
-/// One subscriber's place in the segment: three cache lines, each written mostly by
+/// One subscriber's place in the segment: seven cache lines, each written mostly by
 /// one side so that they do not bounce between cores.
 struct Slot {
   // Line 0: written by the subscriber (while claiming, and its wake-up handshake).
@@ -126,10 +134,25 @@ struct Slot {
   alignas(cache_line) std::atomic<std::uint64_t> tail;
 
   // Line 2: written by the publisher.
-  alignas(cache_line) std::atomic<std::uint64_t> joined;  ///< 0, then the first sequence offered
+  alignas(cache_line) std::atomic<std::uint64_t> joined;  ///< 0, then the first sequence offered (history first)
   std::atomic<std::uint64_t> dropped;                     ///< messages the publisher discarded for this slot's policy
   std::atomic<std::uint32_t> overflowed;                  ///< 1 once a buffer policy passed its byte limit
+  std::atomic<std::uint32_t> rejected;                    ///< RejectReason; set instead of `joined`
+  std::atomic<std::uint64_t> lost;     ///< with `joined`: messages before it asked for that retention deleted
+  std::atomic<std::uint32_t> offered;  ///< with `joined` or `rejected`: the publisher's rill::DurabilityKind
   std::atomic<std::uint32_t> reserved2;
+
+  // Lines 3-5: the durability request, written by the subscriber while claiming; the
+  // publisher reads it once, when it takes the slot in, and validates every field.
+  alignas(cache_line) std::uint32_t durability;  ///< rill::DurabilityKind requested
+  std::uint32_t start_from;                      ///< rill::StartFrom (persistent)
+  std::uint64_t history;                         ///< transient_local: at most this many (0: all kept)
+  std::uint32_t durable_name_bytes;              ///< persistent: length of durable_name, at most 128
+  std::uint32_t reserved3;
+  char durable_name[max_durable_name_bytes];
+
+  // Line 6: written by a durable subscriber: it handled everything up to this sequence.
+  alignas(cache_line) std::atomic<std::uint64_t> acked;
 };
 
 /// Precedes each chunk's data. Written by the publisher before the chunk is published,
@@ -146,7 +169,11 @@ struct ChunkHeader {
 
 inline constexpr std::size_t chunk_header_bytes = 64;
 static_assert(sizeof(ChunkHeader) == chunk_header_bytes);
-static_assert(sizeof(Slot) == 3 * cache_line);
+static_assert(sizeof(Slot) == 7 * cache_line);
+// PROTOCOL.md 11.3 gives these offsets.
+static_assert(offsetof(Slot, lost) == 152 && offsetof(Slot, offered) == 160);
+static_assert(offsetof(Slot, durability) == 192 && offsetof(Slot, durable_name) == 216);
+static_assert(offsetof(Slot, acked) == 384);
 static_assert(sizeof(SegmentHeader) <= 4096);
 
 }  // namespace rill::detail::shm

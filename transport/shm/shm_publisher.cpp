@@ -38,8 +38,14 @@ Result<std::unique_ptr<PublisherTransport>> ShmPublisher::create(const Endpoint&
 }
 
 ShmPublisher::ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config)
-    : m_map(map), m_options(options), m_config(config), m_peers(map->slot_count()), m_cursor(map->class_count(), 0),
-      m_warm(map->class_count()) {
+    : m_map(map),
+      m_options(options),
+      m_config(config),
+      m_peers(map->slot_count()),
+      m_cursor(map->class_count(), 0),
+      m_warm(map->class_count()),
+      m_history(config.history) {
+  if (m_history) m_next_seq = m_history->next_sequence();  // persistent: continues from the log
   for (std::uint32_t c = 0; c < map->class_count(); ++c) {
     m_warm[c].slots.resize(std::min<std::uint32_t>(map->pool(c).count, 4096));
   }
@@ -77,14 +83,15 @@ bool ShmPublisher::reclaim_under_pressure() {
   const std::vector<std::uint32_t> active = m_active;  // a bad tail evicts its slot meanwhile
   for (auto slot : active) {
     Peer& p = m_peers[slot];
-    if (p.kind == PolicyKind::backpressure || !p.active) continue;
+    // A catching-up ring holds history, which is paced by the ring, never dropped.
+    if (p.kind == PolicyKind::backpressure || !p.active || p.cursor) continue;
     const auto t = tail_of(slot, p);
     if (t && p.head > *t && pop_oldest(slot, p, *t)) any = true;
   }
   return any;
 }
 
-Result<std::uint32_t> ShmPublisher::allocate(std::size_t bytes, std::chrono::nanoseconds timeout) {
+Result<std::uint32_t> ShmPublisher::allocate(std::size_t bytes, std::chrono::nanoseconds timeout, bool may_reclaim) {
   std::uint32_t first = 0;
   while (first < m_map->class_count() && m_map->pool(first).chunk_bytes - chunk_header_bytes < bytes) ++first;
   if (first == m_map->class_count()) {
@@ -108,7 +115,7 @@ Result<std::uint32_t> ShmPublisher::allocate(std::size_t bytes, std::chrono::nan
     for (auto c = first; c < m_map->class_count(); ++c) {
       if (auto idx = scan_class(c)) return *idx;
     }
-    if (reclaim_under_pressure()) continue;
+    if (may_reclaim && reclaim_under_pressure()) continue;
     const auto now = clock::now();
     if (round == 0) deadline = now + timeout;
     if (now >= deadline) {
@@ -252,7 +259,7 @@ Result<void> ShmPublisher::wait_for_room(std::chrono::nanoseconds timeout) {
     std::copy(m_active.begin(), m_active.end(), active);  // a bad tail evicts its slot meanwhile
     for (std::size_t k = 0; k < count; ++k) {
       Peer& p = m_peers[active[k]];
-      if (p.kind != PolicyKind::backpressure || !p.active) continue;
+      if (p.kind != PolicyKind::backpressure || !p.active || p.cursor) continue;  // history waits for room itself
       const auto t = tail_of(active[k], p);
       if (t && p.head - *t >= p.capacity) {
         blocker = active[k];
@@ -302,7 +309,13 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   h->data_offset = offset;
   h->data_size = size;
   h->sequence = seq;
+  // Everything before `seq` is in the history (a durable publisher keeps a message
+  // before sending it, and counts it published even when its send failed).
+  m_next_seq = seq;
   refresh_roster();
+  // Catching-up subscriptions are sent history (up to seq - 1) before this message is
+  // fanned out: one that reaches seq here is sent seq live, so the seam has no gap.
+  if (m_catching_up > 0) pump_history(history_per_publish);
   if (m_backpressure_peers > 0) {
     if (auto room = wait_for_room(timeout); !room) {
       unloan(index);
@@ -319,7 +332,7 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   for (std::size_t k = 0; k < count; ++k) {
     const auto slot = active[k];
     Peer& p = m_peers[slot];
-    if (!p.active) continue;
+    if (!p.active || p.cursor) continue;  // catching up: it gets seq from the history
     bool deliver = true;
     switch (p.kind) {
       case PolicyKind::drop_oldest:
@@ -374,6 +387,7 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
       futex_wake(s.wake, 1);
     }
   }
+  if (m_ack_peers > 0) take_acks();
   if (++m_sends_since_look >= sends_per_clock_look) {
     m_sends_since_look = 0;
     if (clock::now() >= m_next_liveness) check_liveness();
@@ -391,9 +405,13 @@ void ShmPublisher::refresh_roster() {
     const auto owner = m_map->slot(i).owner.load(std::memory_order_acquire);
     const auto state = owner_state(owner);
     if (state == SlotState::active && !m_peers[i].active) {
-      take_in(i, owner);
+      if (!m_peers[i].rejected) take_in(i, owner);
     } else if (m_peers[i].active && state != SlotState::active) {
       retire(i);
+    } else if (m_peers[i].rejected && state != SlotState::active) {
+      // A refused slot was never given a ring entry or a chunk: it is free at once.
+      m_peers[i].rejected = false;
+      if (state == SlotState::leaving) m_map->slot(i).owner.store(0, std::memory_order_release);
     }
   }
 }
@@ -418,8 +436,10 @@ void ShmPublisher::take_in(std::uint32_t slot, std::uint64_t owner) {
   p.pid = owner_pid(owner);
   p.start = s.owner_start;
   p.subscription_id = s.subscription_id;
+  const auto first = accept_request(slot, p);
+  if (!first) return;  // refused: the subscriber sees `rejected`
   p.active = true;
-  s.joined.store(m_next_seq, std::memory_order_release);
+  s.joined.store(*first, std::memory_order_release);  // last: the subscriber reads lost and offered after it
   m_active.push_back(slot);
   if (p.kind == PolicyKind::backpressure) ++m_backpressure_peers;
   ++m_stats.joined;
@@ -442,6 +462,7 @@ void ShmPublisher::retire(std::uint32_t slot) {
       ++t;
     }
   }
+  forget_durable(slot, p);
   if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
   p.active = false;
   std::erase(m_active, slot);
@@ -501,7 +522,9 @@ void ShmPublisher::evict(std::uint32_t slot, const char* why) {
   Peer& p = m_peers[slot];
   log().warn("shm://{}: subscription {:016x} (pid {}) {}; reclaiming its chunks", m_options.name, p.subscription_id,
              owner_pid(owner), why);
+  p.rejected = false;
   if (p.active) {
+    forget_durable(slot, p);
     if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
     p.active = false;
     std::erase(m_active, slot);
@@ -519,6 +542,8 @@ void ShmPublisher::evict(std::uint32_t slot, const char* why) {
 
 std::size_t ShmPublisher::service() {
   refresh_roster();
+  if (m_catching_up > 0) pump_history(history_per_service);
+  if (m_ack_peers > 0) take_acks();
   if (clock::now() >= m_next_liveness) check_liveness();
   return m_active.size();
 }
@@ -532,8 +557,19 @@ Result<std::size_t> ShmPublisher::wait_for_subscribers(std::size_t n, clock::tim
   }
 }
 
+Result<void> ShmPublisher::reserve(std::chrono::nanoseconds timeout) {
+  // A durable publisher keeps a message only once it can be sent: the same wait as
+  // publish_chunk's, taken before the message is recorded.
+  if (m_closed) return fail(Errc::closed, "publisher closed");
+  refresh_roster();
+  if (m_catching_up > 0) pump_history(history_per_publish);
+  if (m_backpressure_peers > 0) return wait_for_room(timeout);
+  return {};
+}
+
 void ShmPublisher::close(std::uint64_t last_seq) {
   if (m_closed) return;
+  linger_for_history();
   m_closed = true;
   auto& hdr = m_map->header();
   hdr.last_seq.store(last_seq, std::memory_order_relaxed);

@@ -6,8 +6,11 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
+#include "../../pubsub/history.hpp"
 #include "../transport.hpp"
 #include "shm_segment.hpp"
 
@@ -24,6 +27,7 @@ class ShmPublisher final : public PublisherTransport {
   void unloan(std::uint32_t handle) noexcept override;
   Result<void> send_loan(std::uint32_t handle, std::span<const std::byte> envelope, std::uint64_t seq,
                          std::chrono::nanoseconds timeout) override;
+  [[nodiscard]] Result<void> reserve(std::chrono::nanoseconds timeout) override;
   void flush() override {}
   std::size_t service() override;
   Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
@@ -35,6 +39,9 @@ class ShmPublisher final : public PublisherTransport {
   struct Peer {
     bool active = false;
     PolicyKind kind = PolicyKind::drop_oldest;
+    // Durable subscriptions: the history still to send (nothing live is sent to it while
+    // set). Next to `active`: the fan-out loop reads both for every slot.
+    std::unique_ptr<HistoryCursor> cursor;
     std::uint64_t capacity = 0;    // messages the ring may hold for it
     std::uint64_t byte_limit = 0;  // buffer policy
     std::uint64_t head = 0;        // next position to write
@@ -45,10 +52,23 @@ class ShmPublisher final : public PublisherTransport {
     std::uint64_t start = 0;
     std::uint64_t subscription_id = 0;
     bool overflowed = false;
+    bool rejected = false;  // refused at take-in; freed when its subscriber leaves
+    // The history envelope read but not yet placed, and the acked position (persistent, with a durable name).
+    std::vector<std::byte> held;  // an envelope read from the cursor that found no free chunk yet
+    std::uint64_t held_seq = 0;
+    std::string durable_name;
+    bool acks = false;
+    std::uint64_t acked = 0;
+    std::uint64_t bad_ack = 0;
   };
 
+  // History envelopes copied into one catching-up slot's ring per publish() (the live
+  // path must not stall) and per service() call; the ring's room bounds both.
+  static constexpr unsigned history_per_publish = 32;
+  static constexpr unsigned history_per_service = 1024;
+
   ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config);
-  Result<std::uint32_t> allocate(std::size_t bytes, std::chrono::nanoseconds timeout);
+  Result<std::uint32_t> allocate(std::size_t bytes, std::chrono::nanoseconds timeout, bool may_reclaim = true);
   std::optional<std::uint32_t> scan_class(std::uint32_t c);
   bool reclaim_under_pressure();
   Result<void> publish_chunk(std::uint32_t index, std::uint32_t offset, std::uint32_t size, std::uint64_t seq,
@@ -68,6 +88,17 @@ class ShmPublisher final : public PublisherTransport {
   void check_liveness();
   void free_left_slots();
   void count_drop(std::uint32_t slot, Peer& p);
+  // shm_publisher_history.cpp: durable subscriptions.
+  std::optional<std::uint64_t> accept_request(std::uint32_t slot, Peer& p);
+  void forget_durable(std::uint32_t slot, Peer& p);
+  void linger_for_history();
+  void reject(std::uint32_t slot, Peer& p, RejectReason why, std::string_view request);
+  void pump_history(unsigned budget);
+  bool pump_peer(std::uint32_t slot, Peer& p, unsigned budget);
+  void finish_catch_up(Peer& p);
+  void take_acks();
+  void take_ack(std::uint32_t slot, Peer& p);
+  void wake(std::uint32_t slot);
 
   Mapping* m_map;
   ShmOptions m_options;
@@ -85,6 +116,10 @@ class ShmPublisher final : public PublisherTransport {
   };
   std::vector<WarmRing> m_warm;
   [[nodiscard]] std::uint32_t class_of(std::uint32_t index) const noexcept;
+  History* m_history;                 // nullptr: volatile
+  std::size_t m_catching_up = 0;      // peers with a history cursor
+  std::size_t m_ack_peers = 0;        // peers whose acks are stored
+  std::uint64_t m_last_rejected = 0;  // subscription id: a retrying refused one is counted once
   std::uint64_t m_roster_seen = ~0ull;
   std::uint64_t m_next_seq = 1;
   std::size_t m_backpressure_peers = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <thread>
 
 #include "../../pubsub/logging.hpp"
@@ -16,6 +17,9 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 constexpr auto attach_retry = std::chrono::milliseconds(100);
+// A refused subscription asks again now and then (the publisher may be restarted with
+// more durability), not at the pace of a missing publisher.
+constexpr auto rejected_retry = std::chrono::seconds(1);
 constexpr auto publisher_liveness_period = std::chrono::milliseconds(100);
 
 // A Frame holding one chunk: the holder bit is cleared and the mapping released when
@@ -130,6 +134,17 @@ void ShmSubscriber::attach(Conn& c, clock::time_point now) {
   s.joined.store(0, std::memory_order_relaxed);
   s.dropped.store(0, std::memory_order_relaxed);
   s.overflowed.store(0, std::memory_order_relaxed);
+  s.rejected.store(0, std::memory_order_relaxed);
+  s.lost.store(0, std::memory_order_relaxed);
+  s.offered.store(0, std::memory_order_relaxed);
+  s.acked.store(0, std::memory_order_relaxed);
+  s.durability = static_cast<std::uint32_t>(m_config.durability.kind);
+  s.start_from = static_cast<std::uint32_t>(m_config.from);
+  s.history = m_config.durability.history;
+  const auto name_bytes = std::min<std::size_t>(m_config.durable_name.size(), max_durable_name_bytes);
+  std::memset(s.durable_name, 0, sizeof s.durable_name);
+  std::memcpy(s.durable_name, m_config.durable_name.data(), name_bytes);
+  s.durable_name_bytes = static_cast<std::uint32_t>(name_bytes);
   // Entries a previous occupant left behind could name positions we are about to read.
   auto* ring = map->ring(slot);
   for (std::uint32_t i = 0; i < map->ring_capacity(); ++i) ring[i].store(0, std::memory_order_relaxed);
@@ -243,12 +258,7 @@ bool ShmSubscriber::refill(Conn& c) {
 std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std::size_t max) {
   Conn& c = m_conns[index];
   if (c.map == nullptr) return 0;
-  if (!c.welcomed) {
-    const auto first = c.map->slot(c.slot).joined.load(std::memory_order_acquire);
-    if (first == 0) return 0;  // the publisher has not taken us in yet
-    c.welcomed = true;
-    sink.on_welcome(index, c.map->publisher_id(), first, 0);
-  }
+  if (!c.welcomed && !greeted(index, sink)) return 0;
   const std::uint64_t bit = 1ull << c.slot;
   std::size_t n = 0;
   while (n < max) {
@@ -277,6 +287,40 @@ std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std:
     ++n;
   }
   return n;
+}
+
+bool ShmSubscriber::greeted(std::uint32_t index, FrameSink& sink) {
+  // The publisher answers a claimed slot with `joined` (history starts there) or `rejected`.
+  Conn& c = m_conns[index];
+  auto& s = c.map->slot(c.slot);
+  if (const auto why = s.rejected.load(std::memory_order_acquire); why != 0) {
+    const auto offered = std::min<std::uint32_t>(s.offered.load(std::memory_order_relaxed),
+                                                 static_cast<std::uint32_t>(DurabilityKind::persistent));
+    const auto reason = why == static_cast<std::uint32_t>(RejectReason::durability)
+                            ? "the publisher offers less durability than requested"
+                            : "the publisher found this subscription's request malformed";
+    sink.on_reject(index, c.map->publisher_id(), static_cast<DurabilityKind>(offered), m_config.durability.kind,
+                   reason);
+    detach(c);
+    c.next_attempt = clock::now() + rejected_retry;
+    return false;
+  }
+  const auto first = s.joined.load(std::memory_order_acquire);
+  if (first == 0) return false;  // the publisher has not taken us in yet
+  c.welcomed = true;
+  sink.on_welcome(index, c.map->publisher_id(), first, s.lost.load(std::memory_order_relaxed));
+  return true;
+}
+
+bool ShmSubscriber::ack(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t seq) {
+  // The publisher reads the word at its next publish or service() and stores it. An ack
+  // for a publisher we are not attached to is dropped: a new welcome makes the core ack again.
+  if (source >= m_conns.size()) return true;
+  Conn& c = m_conns[source];
+  if (c.map == nullptr || !c.welcomed || c.map->publisher_id() != publisher_id) return true;
+  auto& acked = c.map->slot(c.slot).acked;
+  if (seq > acked.load(std::memory_order_relaxed)) acked.store(seq, std::memory_order_release);
+  return true;
 }
 
 std::size_t ShmSubscriber::drain(FrameSink& sink, std::size_t max) {

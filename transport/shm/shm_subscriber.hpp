@@ -21,6 +21,7 @@ class ShmSubscriber final : public SubscriberTransport {
   std::size_t drain(FrameSink& sink, std::size_t max) override;
   void wait(std::chrono::nanoseconds timeout) override;
   bool consumed(std::uint32_t, std::uint64_t, std::uint32_t) override { return true; }  // the ring's tail is the window
+  bool ack(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t seq) override;
   void service(std::chrono::steady_clock::time_point now) override;
   [[nodiscard]] bool applies_policy() const noexcept override { return true; }
   [[nodiscard]] bool trusted() const noexcept override { return m_trusted; }
@@ -50,6 +51,7 @@ class ShmSubscriber final : public SubscriberTransport {
   std::size_t drain_conn(std::uint32_t index, FrameSink& sink, std::size_t max);
   bool end_of_publisher(std::uint32_t index, FrameSink& sink);
   bool refill(Conn& c);
+  bool greeted(std::uint32_t index, FrameSink& sink);
   [[nodiscard]] bool has_entry(const Conn& c) const noexcept;
 
   SubscriberConfig m_config;

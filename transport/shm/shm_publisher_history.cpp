@@ -1,0 +1,260 @@
+// The durable half of the shm publisher: a slot's durability request is checked when
+// the slot is taken in, history is copied into the slot's ring (paced by the ring, never
+// dropped) until it reaches the live sequence, and the acked word durable subscribers
+// write is handed to the History. PROTOCOL.md section 11 describes the fields.
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "../../pubsub/logging.hpp"
+#include "shm_futex.hpp"
+#include "shm_publisher.hpp"
+
+namespace rill::detail::shm {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// How long close() keeps sending history to subscriptions still catching up (as tcp's linger).
+constexpr auto history_linger = std::chrono::seconds(2);
+
+// A durable name names a file on the subscriber's side: the same rule as Node's check.
+bool valid_durable_name(std::string_view name) {
+  return name.size() <= max_durable_name_bytes && (name.empty() || name.front() != '.') &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                  c == '.';
+         });
+}
+
+const char* reason_text(RejectReason why) {
+  return why == RejectReason::durability ? "the publisher offers less durability than requested"
+                                         : "malformed durability request";
+}
+
+}  // namespace
+
+void ShmPublisher::reject(std::uint32_t slot, Peer& p, RejectReason why, std::string_view request) {
+  auto& s = m_map->slot(slot);
+  const auto offered = m_history ? m_history->offered() : DurabilityKind::volatile_;
+  if (p.subscription_id != m_last_rejected) {
+    m_last_rejected = p.subscription_id;
+    ++m_stats.incompatible;
+    log().warn("shm://{}: refused subscription {:016x} (pid {}): it asks for {}, this publisher offers {} ({})",
+               m_options.name, p.subscription_id, p.pid, request, to_string(offered), reason_text(why));
+  }
+  p.rejected = true;
+  s.offered.store(static_cast<std::uint32_t>(offered), std::memory_order_relaxed);
+  s.rejected.store(static_cast<std::uint32_t>(why), std::memory_order_release);
+  wake(slot);
+}
+
+std::optional<std::uint64_t> ShmPublisher::accept_request(std::uint32_t slot, Peer& p) {
+  auto& s = m_map->slot(slot);
+  const auto offered = m_history ? m_history->offered() : DurabilityKind::volatile_;
+  // Read once into private memory: the segment may change under us.
+  const auto kind = s.durability;
+  const auto from = s.start_from;
+  const auto history = s.history;
+  const auto name_bytes = s.durable_name_bytes;
+  if (kind > static_cast<std::uint32_t>(DurabilityKind::persistent) ||
+      from > static_cast<std::uint32_t>(StartFrom::end) || name_bytes > max_durable_name_bytes) {
+    reject(slot, p, RejectReason::malformed, "an unknown durability");
+    return std::nullopt;
+  }
+  const auto requested = static_cast<DurabilityKind>(kind);
+  if (requested > offered) {
+    reject(slot, p, RejectReason::durability, to_string(requested));
+    return std::nullopt;
+  }
+  std::string name(s.durable_name, name_bytes);
+  if (!valid_durable_name(name)) {
+    reject(slot, p, RejectReason::malformed, "a durable name that is not one");
+    return std::nullopt;
+  }
+  s.offered.store(static_cast<std::uint32_t>(offered), std::memory_order_relaxed);
+  s.lost.store(0, std::memory_order_relaxed);
+  if (m_history == nullptr || requested == DurabilityKind::volatile_) return m_next_seq;
+
+  HistoryStart start;
+  if (requested == DurabilityKind::transient_local) {
+    start = m_history->start_for(StartFrom::start, {}, history);
+    start.lost = 0;  // "the last N kept": nothing it asked for is missing
+  } else {
+    start = m_history->start_for(static_cast<StartFrom>(from), name, 0);
+    if (!name.empty()) {
+      p.durable_name = std::move(name);
+      p.acks = true;
+      ++m_ack_peers;
+    }
+  }
+  std::uint64_t lost = start.lost;
+  // The history may already hold the message being sent right now (it is kept first);
+  // that one goes out live.
+  const auto first = std::min(start.from, m_next_seq);
+  if (first < m_next_seq) {
+    if (auto cursor = m_history->cursor(first)) {
+      p.cursor = std::move(*cursor);
+      ++m_catching_up;
+      log().info("shm://{}: subscription {:016x} catches up from {} (live at {}){}", m_options.name, p.subscription_id,
+                 first, m_next_seq,
+                 lost > 0 ? " after " + std::to_string(lost) + " messages deleted by retention" : std::string());
+    } else {
+      log().error("shm://{}: cannot read history from {} for subscription {:016x}: {}", m_options.name, first,
+                  p.subscription_id, cursor.error().message());
+      lost += m_next_seq - first;  // it starts live; what it cannot be sent is reported as lost
+      s.lost.store(lost, std::memory_order_relaxed);
+      return m_next_seq;
+    }
+  }
+  s.lost.store(lost, std::memory_order_relaxed);
+  return first;
+}
+
+void ShmPublisher::forget_durable(std::uint32_t slot, Peer& p) {
+  if (p.acks) {
+    take_ack(slot, p);  // the last position it wrote before it left or died
+    p.acks = false;
+    --m_ack_peers;
+  }
+  if (p.cursor) finish_catch_up(p);
+}
+
+void ShmPublisher::finish_catch_up(Peer& p) {
+  if (const auto lost = p.cursor->lost(); lost > 0) {
+    log().warn("shm://{}: subscription {:016x} missed {} history messages overwritten while it caught up",
+               m_options.name, p.subscription_id, lost);
+  }
+  p.cursor.reset();
+  p.held.clear();
+  --m_catching_up;
+}
+
+void ShmPublisher::wake(std::uint32_t slot) {
+  // Pairs with the subscriber's fence between raising `sleeping` and looking at its ring.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  auto& s = m_map->slot(slot);
+  if (s.sleeping.load(std::memory_order_relaxed) != 0) {
+    s.wake.fetch_add(1, std::memory_order_release);
+    futex_wake(s.wake, 1);
+  }
+}
+
+bool ShmPublisher::pump_peer(std::uint32_t slot, Peer& p, unsigned budget) {
+  const auto mask = m_map->ring_capacity() - 1;
+  unsigned pushed = 0;
+  bool evicted = false;
+  while (pushed < budget) {
+    const auto t = tail_of(slot, p);
+    if (!t) {
+      evicted = true;
+      break;
+    }
+    if (p.kind == PolicyKind::buffer && !sync_buffer_tail(slot, p)) {
+      evicted = true;
+      break;
+    }
+    if (p.head - *t >= p.capacity) break;  // the ring is full: history waits, it is never dropped
+    // A buffer policy's byte limit paces it too (one envelope may pass it, as a live one may).
+    if (p.kind == PolicyKind::buffer && p.queued_bytes >= p.byte_limit) break;
+    std::span<const std::byte> env;
+    std::uint64_t seq = 0;
+    if (!p.held.empty()) {
+      env = p.held;
+      seq = p.held_seq;
+    } else {
+      auto next = p.cursor->next(m_next_seq);
+      if (!next) {
+        // Damage is never skipped silently: it goes live, and its gap detection counts what it missed.
+        log().error("shm://{}: history for subscription {:016x} is unreadable from {}, sending it live: {}",
+                    m_options.name, p.subscription_id, p.cursor->position(), next.error().message());
+        finish_catch_up(p);
+        break;
+      }
+      if (!*next) {
+        if (p.cursor->position() >= m_next_seq) finish_catch_up(p);  // caught up: live from now on
+        break;                                                       // else the log has not made it readable yet
+      }
+      env = **next;
+      seq = p.cursor->position() - 1;
+    }
+    auto idx = allocate(env.size(), std::chrono::nanoseconds(0), false);
+    if (!idx) {
+      if (idx.error().code == Errc::too_large) {
+        log().error("shm://{}: history message {} ({} bytes) fits no chunk; subscription {:016x} misses it",
+                    m_options.name, seq, env.size(), p.subscription_id);
+        p.held.clear();
+        continue;
+      }
+      if (p.held.empty()) {  // every chunk is in use: keep it for the next round
+        p.held.assign(env.begin(), env.end());
+        p.held_seq = seq;
+      }
+      break;
+    }
+    auto* h = m_map->chunk(*idx);
+    std::memcpy(reinterpret_cast<std::byte*>(h) + chunk_header_bytes, env.data(), env.size());
+    h->data_offset = chunk_header_bytes;
+    h->data_size = static_cast<std::uint32_t>(env.size());
+    h->sequence = seq;
+    h->holders.store(1ull << slot, std::memory_order_release);  // the publisher's own bit goes
+    if (p.kind == PolicyKind::buffer) {
+      p.sizes[p.head & mask] = static_cast<std::uint32_t>(env.size());
+      p.queued_bytes += env.size();
+    }
+    m_map->ring(slot)[p.head & mask].store(make_entry(p.head, *idx), std::memory_order_release);
+    ++p.head;
+    ++pushed;
+    ++m_stats.replayed;
+    p.held.clear();
+  }
+  if (pushed > 0 && !evicted) wake(slot);
+  return !evicted;
+}
+
+void ShmPublisher::pump_history(unsigned budget) {
+  std::uint32_t active[max_slots];
+  const std::size_t count = m_active.size();
+  std::copy(m_active.begin(), m_active.end(), active);  // a bad tail evicts its slot meanwhile
+  for (std::size_t k = 0; k < count && m_catching_up > 0; ++k) {
+    Peer& p = m_peers[active[k]];
+    if (p.active && p.cursor) pump_peer(active[k], p, budget);
+  }
+}
+
+void ShmPublisher::take_ack(std::uint32_t slot, Peer& p) {
+  const auto seq = m_map->slot(slot).acked.load(std::memory_order_acquire);
+  if (seq <= p.acked) return;  // nothing new (or backwards: written by someone else)
+  if (seq >= m_next_seq) {
+    if (seq != p.bad_ack) ++m_stats.bad_control;  // acknowledging what was never sent (counted once)
+    p.bad_ack = seq;
+    return;
+  }
+  p.acked = seq;
+  ++m_stats.acks;
+  m_history->ack(p.durable_name, seq);
+}
+
+void ShmPublisher::take_acks() {
+  for (const auto slot : m_active) {
+    Peer& p = m_peers[slot];
+    if (p.acks) take_ack(slot, p);
+  }
+}
+
+void ShmPublisher::linger_for_history() {
+  // Subscriptions still catching up get the rest of their history first, as on tcp.
+  const auto deadline = clock::now() + history_linger;
+  while (m_catching_up > 0 && clock::now() < deadline) {
+    const auto before = m_stats.replayed;
+    refresh_roster();
+    pump_history(history_per_service);
+    if (m_ack_peers > 0) take_acks();
+    if (clock::now() >= m_next_liveness) check_liveness();
+    if (m_stats.replayed == before) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  if (m_ack_peers > 0) take_acks();
+}
+
+}  // namespace rill::detail::shm
