@@ -18,8 +18,8 @@ namespace rill::detail {
 // Transports register by URI scheme here; each lives in its own folder.
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
-  if (config.history != nullptr && ep.scheme != "tcp") {
-    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp only; " + ep.scheme +
+  if (config.history != nullptr && ep.scheme != "tcp" && ep.scheme != "udp") {
+    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp and udp only; " + ep.scheme +
                                        " publishers are volatile");
   }
 #ifdef RILL_WITH_TCP
@@ -33,7 +33,8 @@ Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& n
 #endif
   (void)node;
   if (ep.scheme == "http" || ep.scheme == "https") {
-    return fail(Errc::unsupported, "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint");
+    return fail(Errc::unsupported,
+                "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint");
   }
   return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
 }
@@ -46,9 +47,14 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
       return fail(Errc::invalid_argument, "one subscriber's endpoints must share a scheme");
     }
   }
-  if ((config.durability.kind != DurabilityKind::volatile_ || !config.group.empty()) && eps.front().scheme != "tcp") {
-    return fail(Errc::unsupported, "durable subscriptions and consumer groups run over tcp only; " +
-                                       eps.front().scheme + " subscriptions are volatile");
+  if (!config.group.empty() && eps.front().scheme != "tcp") {
+    return fail(Errc::unsupported, "consumer groups run over tcp only; " + eps.front().scheme +
+                                       " subscriptions fan out to every subscriber");
+  }
+  if (config.durability.kind != DurabilityKind::volatile_ && eps.front().scheme != "tcp" &&
+      eps.front().scheme != "udp") {
+    return fail(Errc::unsupported, "durable subscriptions run over tcp and udp only; " + eps.front().scheme +
+                                       " subscriptions are volatile");
   }
 #ifdef RILL_WITH_TCP
   if (eps.front().scheme == "tcp") return tcp::TcpSubscriber::create(node, eps, config);
