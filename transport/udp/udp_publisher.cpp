@@ -519,9 +519,9 @@ void UdpPublisher::close(std::uint64_t last_seq) {
   }
   log().info(
       "publisher {:016x} closed after seq {}: {} datagrams, {} NAKs, {} retransmits, {} asked-for messages "
-      "already gone",
+      "already gone, {} history datagrams, {} messages answered from the history",
       m_config.publisher_id, last_seq, m_counters.datagrams, m_counters.naks, m_counters.retransmits,
-      m_counters.unavailable);
+      m_counters.unavailable, m_counters.history_datagrams, m_counters.history_naked);
 }
 
 }  // namespace rill::detail::udp
