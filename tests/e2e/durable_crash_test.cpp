@@ -26,6 +26,7 @@ struct CrashRun {
   int max_publish_ms = 60;
   int max_startup_ms = 15;
   int rate = 15000;
+  bool udp = false;  // reliable udp multicast on loopback instead of tcp
 };
 
 // The log's next sequence, read as a restarted publisher will see it (torn tail excluded);
@@ -49,7 +50,7 @@ void run_crash(const CrashRun& cfg) {
   const auto log_dir = dir / "log";
   const auto out = dir / "sub.out";
   std::filesystem::create_directories(dir / "state");
-  const auto ep = tcp_endpoint(free_port());
+  const auto ep = cfg.udp ? udp_endpoint() : tcp_endpoint(free_port());
   const std::string until = std::to_string(cfg.messages);
   std::mt19937_64 rng(std::random_device{}());
   INFO("seed-free run; work dir " << dir.path());
@@ -212,6 +213,12 @@ void run_crash(const CrashRun& cfg) {
 
 TEST_CASE("crash: persistent publisher and durable subscriber killed at random points lose and repeat nothing") {
   run_crash({});
+}
+
+TEST_CASE(
+    "udp crash: persistent publisher and durable subscriber over udp killed at random points lose and repeat "
+    "nothing") {
+  run_crash({.messages = 20'000, .publisher_kills = 30, .udp = true});
 }
 
 }  // namespace rill::e2e

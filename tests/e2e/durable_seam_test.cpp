@@ -1,6 +1,7 @@
-// transient_local over tcp: a subscriber joining a publisher that runs at full rate gets
-// exactly the last N messages published before its join, then live ones, with no gap and
-// no duplicate at the seam. In process (to pin the join to a sequence) and as processes.
+// transient_local over tcp and over reliable udp multicast: a subscriber joining a
+// publisher that runs at full rate gets exactly the last N messages published before its
+// join, then live ones, with no gap and no duplicate at the seam. In process (to pin the
+// join to a sequence) and as processes.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -25,8 +26,7 @@ std::size_t breaks(const std::vector<std::uint64_t>& seqs) {
 
 }  // namespace
 
-TEST_CASE("transient_local: a late joiner gets exactly the last N before its join, then live, no gap, no duplicate") {
-  const auto ep = tcp_endpoint(free_port());
+void in_process_seam(const std::string& ep) {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> published{0};    // next_sequence() - 1, as the thread goes
   std::atomic<std::uint64_t> join_before{0};  // next_sequence() before the publish() in which the join showed
@@ -115,11 +115,8 @@ TEST_CASE("transient_local: a late joiner gets exactly the last N before its joi
   CHECK(seqs.front() + kept <= join_after.load());
 }
 
-TEST_CASE(
-    "transient_local between processes: a late `rill sub` gets history then live, contiguous, while `rill pub` runs "
-    "flat out") {
+void process_seam(const std::string& ep) {
   auto dir = shm_temp_dir();
-  const auto ep = tcp_endpoint(free_port());
   // A publisher with no pacing and far more to send than the test needs: it is stopped
   // (SIGTERM) once the late joiner has seen enough live messages.
   auto pub = spawn_rill(dir, "pub",
@@ -153,6 +150,27 @@ TEST_CASE(
   const auto st = parse_stats(late->out());
   CHECK(st["gaps"] == 0);
   CHECK(st["received"] == seqs.size());
+}
+
+TEST_CASE("transient_local: a late joiner gets exactly the last N before its join, then live, no gap, no duplicate") {
+  in_process_seam(tcp_endpoint(free_port()));
+}
+
+TEST_CASE(
+    "transient_local between processes: a late `rill sub` gets history then live, contiguous, while `rill pub` runs "
+    "flat out") {
+  process_seam(tcp_endpoint(free_port()));
+}
+
+TEST_CASE(
+    "udp transient_local: a late joiner gets exactly the last N before its join, then live, no gap, no duplicate") {
+  in_process_seam(udp_endpoint());
+}
+
+TEST_CASE(
+    "udp transient_local between processes: a late `rill sub` gets history then live, contiguous, while `rill pub` "
+    "runs flat out") {
+  process_seam(udp_endpoint());
 }
 
 }  // namespace rill::e2e

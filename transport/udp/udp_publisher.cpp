@@ -213,6 +213,17 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const DurableRequ
     fresh.reliable = (h.flags & flag_reliable) != 0;
     if (q != nullptr && !fresh.reliable) return;  // the subscriber refuses this itself; never served
     if (!admit(fresh, s, q, from)) return;
+    if (!fresh.durable_name.empty()) {
+      // A durable name is held by one subscriber at a time (its state file is locked): an
+      // earlier holder is gone (killed, so it never said LEAVE) and must not hold anyone.
+      const auto before = m_receivers.size();
+      std::erase_if(m_receivers, [&](const Receiver& x) { return x.durable_name == fresh.durable_name; });
+      if (m_receivers.size() != before) {
+        m_stats.left += before - m_receivers.size();
+        log().info("publisher {:016x}: durable name '{}' rejoined as subscription {:016x}; its earlier one is gone",
+                   m_config.publisher_id, fresh.durable_name, s.subscription_id);
+      }
+    }
     m_receivers.push_back(std::move(fresh));
     r = m_receivers.end() - 1;
     ++m_stats.joined;
