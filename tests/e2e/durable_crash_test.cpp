@@ -27,6 +27,9 @@ struct CrashRun {
   int max_startup_ms = 15;
   int rate = 15000;
   bool udp = false;  // reliable udp multicast on loopback instead of tcp
+  // The subscriber is killed sub_min_ms + 0..sub_span_ms after each spawn.
+  int sub_min_ms = 50;
+  int sub_span_ms = 400;
 };
 
 // The log's next sequence, read as a restarted publisher will see it (torn tail excluded);
@@ -91,7 +94,8 @@ void run_crash(const CrashRun& cfg) {
   int sub_spawns = 0;
   int sub_kills = 0;
   std::unique_ptr<Process> sub = spawn_rill_appending(dir, "sub-0", sub_args, out);
-  auto sub_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50 + rng() % 400);
+  auto sub_deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.sub_min_ms + rng() % (cfg.sub_span_ms + 1));
   // Keeps the subscriber alive, and kills it with SIGKILL at its deadline while `killing`.
   auto tend_subscriber = [&](bool killing) {
     if (killing && std::chrono::steady_clock::now() >= sub_deadline) {
@@ -101,7 +105,8 @@ void run_crash(const CrashRun& cfg) {
     }
     if (!sub->running()) {
       sub = spawn_rill_appending(dir, "sub-" + std::to_string(++sub_spawns), sub_args, out);
-      sub_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50 + rng() % 400);
+      sub_deadline =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.sub_min_ms + rng() % (cfg.sub_span_ms + 1));
     }
   };
 
@@ -218,7 +223,7 @@ TEST_CASE("crash: persistent publisher and durable subscriber killed at random p
 TEST_CASE(
     "udp crash: persistent publisher and durable subscriber over udp killed at random points lose and repeat "
     "nothing") {
-  run_crash({.messages = 20'000, .publisher_kills = 30, .udp = true});
+  run_crash({.messages = 20'000, .publisher_kills = 30, .udp = true, .sub_min_ms = 20, .sub_span_ms = 100});
 }
 
 }  // namespace rill::e2e
