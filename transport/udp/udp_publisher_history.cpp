@@ -23,7 +23,7 @@ namespace {
 // History in flight to one subscription (sent, not yet reported received) is bounded by
 // bytes and by messages: it must fit the subscriber's socket buffer and its reorder ring
 // (PublisherStream::ring_size), or it would be lost and asked for again.
-constexpr std::size_t history_window_bytes = 512u << 10;
+constexpr std::size_t history_window_bytes = 4u << 20;
 constexpr std::uint64_t history_window_max = PublisherStream::ring_size / 2;
 constexpr std::uint64_t history_window_min = 16;
 // Datagrams answered from the history for one NAK.

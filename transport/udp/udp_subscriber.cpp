@@ -26,7 +26,7 @@ constexpr auto restart_silence = std::chrono::milliseconds(500);
 // A durable subscription reports progress this often while messages (history) pour in,
 // so the publisher's paced catch-up never waits for the periodic STATUS.
 constexpr std::uint64_t status_step_messages = 512;
-constexpr std::uint64_t status_step_bytes = 128u << 10;
+constexpr std::uint64_t status_step_bytes = 256u << 10;
 
 }  // namespace
 
@@ -53,7 +53,9 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
     options.push_back(*o);
   }
   std::unique_ptr<UdpSubscriber> sub(new UdpSubscriber(config, (buffer_bytes + 15) & ~std::size_t{15}));
-  auto control = UdpSocket::open_control(options.front());
+  // A durable subscription's history comes to the control socket: as big a buffer as the group's.
+  auto control =
+      UdpSocket::open_control(options.front(), durable ? std::max(options.front().rcvbuf, 1 << 20) : 1 << 20);
   if (!control) return std::unexpected(control.error());
   sub->m_control = std::move(*control);
   sub->m_fds.push_back(sub->m_control.fd());
@@ -174,6 +176,7 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
   }
   auto& s = *r->stream;
   s.heard(m_now);
+  if (control && (type == Type::data || type == Type::frag)) m_history_flowing = true;
   switch (type) {
     case Type::data:
       for_each_entry(bytes, d->data.count, [&](std::uint32_t i, std::size_t offset, std::size_t length) {
@@ -292,8 +295,10 @@ std::size_t UdpSubscriber::drain(FrameSink& sink, std::size_t max) {
   std::size_t n = deliver_ready(sink, max);
   // Control is looked at every few calls (an empty read is a system call on the
   // latency path); a WELCOME that must precede data is fetched when that data comes.
-  if (++m_control_countdown >= control_every) {
+  if (m_history_flowing || ++m_control_countdown >= control_every) {
+    // (While history comes by unicast the control socket is the data path: read it every time.)
     m_control_countdown = 0;
+    m_history_flowing = false;
     drain_control(sink);
   }
   const auto groups = static_cast<std::uint32_t>(m_groups.size());

@@ -79,7 +79,8 @@ class UdpSubscriber final : public SubscriberTransport {
   BufferPool* m_pool;
   std::vector<Remote> m_remotes;
   std::size_t m_last_remote = 0;
-  bool m_durable = false;  // transient_local / persistent request
+  bool m_durable = false;          // transient_local / persistent request
+  bool m_history_flowing = false;  // history datagrams came in the last control read
   std::size_t m_reassembly_in_use = 0;
   StreamCounters m_counters;
   FaultInjector m_fault;
