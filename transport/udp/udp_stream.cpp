@@ -65,8 +65,8 @@ bool PublisherStream::accept_seq(std::uint64_t seq) {
   return true;
 }
 
-void PublisherStream::store(std::uint64_t seq, Frame&& frame) {
-  m_stored_bytes += frame.bytes().size();
+void PublisherStream::store(std::uint64_t seq, Frame&& frame, std::size_t bytes) {
+  m_stored_bytes += bytes;
   slot(seq).frame = std::move(frame);
   ++m_present;
   if (seq > m_highest) m_highest = seq;
@@ -74,7 +74,7 @@ void PublisherStream::store(std::uint64_t seq, Frame&& frame) {
 
 void PublisherStream::on_envelope(std::uint64_t seq, Buffer* buffer, std::size_t offset, std::size_t length) {
   if (!accept_seq(seq)) return;
-  store(seq, make_frame(buffer, offset, length, m_source));
+  store(seq, make_frame(buffer, offset, length, m_source), length);
 }
 
 PublisherStream::Partial* PublisherStream::partial_for(const Frag& f) {
@@ -148,8 +148,9 @@ void PublisherStream::on_fragment(const Frag& f) {
   new (frame.storage()) HeldSpan{p->buffer, 0, p->msg_len};
   m_reassembly_in_use -= p->msg_len;
   const auto seq = p->seq;
+  const auto bytes = p->msg_len;
   m_partials.erase(m_partials.begin() + (p - m_partials.data()));
-  store(seq, std::move(frame));
+  store(seq, std::move(frame), bytes);
 }
 
 void PublisherStream::on_heartbeat(const Heartbeat& h, bool bye, clock::time_point now, bool unicast) {

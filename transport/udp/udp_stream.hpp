@@ -109,7 +109,7 @@ class PublisherStream {
   Slot& slot(std::uint64_t seq) noexcept { return m_ring[seq % ring_size]; }
   const Slot& slot(std::uint64_t seq) const noexcept { return m_ring[seq % ring_size]; }
   bool accept_seq(std::uint64_t seq);
-  void store(std::uint64_t seq, Frame&& frame);
+  void store(std::uint64_t seq, Frame&& frame, std::size_t bytes);
   Partial* partial_for(const Frag& f);
   void drop_partial(std::size_t index, bool count_incomplete);
 
