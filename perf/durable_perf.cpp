@@ -1,13 +1,16 @@
 // rill_durable_perf: what durability costs a publisher, and how fast a log replays, each
 // beside the same work without durability, measured in the same run.
 //
-//   rill_durable_perf [--dir DIR] [--count N] [--replay-mib MIB] [--rounds R] [--json FILE]
+//   rill_durable_perf [--dir DIR] [--count N] [--replay-mib MIB] [--rounds R] [--json FILE] [--transport tcp|udp]
 //
 // publish  64-byte messages, one publishing thread, no subscriber: persistent with fsync
 //          every:10 (log in DIR) vs volatile. R alternating rounds of N messages; medians.
 // replay   a log of 1 KiB messages (MIB MiB) replayed from the page cache to a durable tcp
 //          subscriber (--from start) vs the same messages published live to a subscriber
-//          (batches of 256, backpressure window 4096 on both).
+//          (batches of 256, backpressure window 4096 on both). --transport udp: the same over
+//          reliable udp multicast on loopback (mtu 9000).
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,9 +23,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "rill/rill.hpp"
 
@@ -39,7 +39,16 @@ std::string arg(int argc, char** argv, const char* name, const char* fallback) {
   return fallback;
 }
 
+std::string g_transport = "tcp";
+
 std::string fresh_endpoint() {
+  if (g_transport == "udp") {
+    static unsigned k = 0;
+    ++k;
+    const auto pid = static_cast<unsigned>(getpid());
+    return "udp://239.250." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
+           std::to_string(36000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&mtu=9000";
+  }
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -101,14 +110,18 @@ double receive_all(rill::Subscriber& sub, std::uint64_t last, std::uint64_t expe
         4096, 10ms);
   }
   const double s = std::chrono::duration<double>(clk::now() - t0).count();
-  if (got != expect) std::fprintf(stderr, "rill_durable_perf: received %llu of %llu\n",
-                                  static_cast<unsigned long long>(got), static_cast<unsigned long long>(expect));
+  if (got != expect)
+    std::fprintf(stderr, "rill_durable_perf: received %llu of %llu\n", static_cast<unsigned long long>(got),
+                 static_cast<unsigned long long>(expect));
   return static_cast<double>(got) / s;
 }
 
 double live_rate(rill::Node& node, std::uint64_t count, std::size_t size) {
   const auto ep = fresh_endpoint();
-  auto pub = node.publisher({.endpoint = ep, .topic = "perf/replay", .publish_timeout = 10s, .batch_messages = 256,
+  auto pub = node.publisher({.endpoint = ep,
+                             .topic = "perf/replay",
+                             .publish_timeout = 10s,
+                             .batch_messages = 256,
                              .batch_bytes = 256u << 10});
   if (!pub) die("publisher", pub.error());
   auto sub = node.subscriber({.endpoints = {ep}, .prefix = "perf/", .policy = rill::Policy::backpressure(4096)});
@@ -167,6 +180,11 @@ int main(int argc, char** argv) {
   const auto replay_mib = std::stoull(arg(argc, argv, "--replay-mib", "1024"));
   const int rounds = std::stoi(arg(argc, argv, "--rounds", "3"));
   const std::string json = arg(argc, argv, "--json", "");
+  g_transport = arg(argc, argv, "--transport", "tcp");
+  if (g_transport != "tcp" && g_transport != "udp") {
+    std::fprintf(stderr, "rill_durable_perf: --transport must be tcp or udp\n");
+    return 2;
+  }
   const fs::path dir = base / ("rill-durable-perf-" + std::to_string(getpid()));
   fs::remove_all(dir);
   rill::Node node;
@@ -228,8 +246,8 @@ int main(int argc, char** argv) {
     out << "{\"publish\":{\"size\":64,\"count\":" << count << ",\"rounds\":" << rounds
         << ",\"persistent_every10_msgs_s\":" << p << ",\"volatile_msgs_s\":" << v << ",\"ratio\":" << p / v
         << ",\"subscribed\":{\"persistent_every10_msgs_s\":" << ps << ",\"volatile_msgs_s\":" << vs
-        << ",\"ratio\":" << ps / vs << "}},\"replay\":{\"size\":1024,\"count\":" << replay_count << ",\"replay_msgs_s\":" << rp
-        << ",\"live_msgs_s\":" << lv << ",\"ratio\":" << rp / lv << "}}\n";
+        << ",\"ratio\":" << ps / vs << "}},\"replay\":{\"size\":1024,\"count\":" << replay_count
+        << ",\"replay_msgs_s\":" << rp << ",\"live_msgs_s\":" << lv << ",\"ratio\":" << rp / lv << "}}\n";
   }
   return 0;
 }

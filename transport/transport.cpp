@@ -18,8 +18,8 @@ namespace rill::detail {
 // Transports register by URI scheme here; each lives in its own folder.
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
-  if (config.history != nullptr && ep.scheme != "tcp" && ep.scheme != "shm") {
-    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp and shm only; " + ep.scheme +
+  if (config.history != nullptr && ep.scheme != "tcp" && ep.scheme != "shm" && ep.scheme != "udp") {
+    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp, shm and udp only; " + ep.scheme +
                                        " publishers are volatile");
   }
 #ifdef RILL_WITH_TCP
@@ -33,7 +33,8 @@ Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& n
 #endif
   (void)node;
   if (ep.scheme == "http" || ep.scheme == "https") {
-    return fail(Errc::unsupported, "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint");
+    return fail(Errc::unsupported,
+                "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint");
   }
   return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
 }
@@ -51,8 +52,9 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
                                        " subscriptions fan out to every subscriber");
   }
   if (config.durability.kind != DurabilityKind::volatile_ && eps.front().scheme != "tcp" &&
-      eps.front().scheme != "shm") {
-    return fail(Errc::unsupported, "durable subscriptions run over tcp and shm only; " + eps.front().scheme +
+      eps.front().scheme != "shm" &&
+      eps.front().scheme != "udp") {
+    return fail(Errc::unsupported, "durable subscriptions run over tcp, shm and udp only; " + eps.front().scheme +
                                        " subscriptions are volatile");
   }
 #ifdef RILL_WITH_TCP

@@ -28,6 +28,7 @@ struct CrashRun {
   int max_startup_ms = 15;
   int rate = 15000;
   bool shm = false;  // shm://NAME instead of tcp
+  bool udp = false;  // reliable udp multicast on loopback instead of tcp
   // Each subscriber incarnation is killed min_sub_life_ms + 0..sub_life_spread_ms after its spawn.
   int min_sub_life_ms = 50;
   int sub_life_spread_ms = 400;
@@ -54,7 +55,9 @@ void run_crash(const CrashRun& cfg) {
   const auto log_dir = dir / "log";
   const auto out = dir / "sub.out";
   std::filesystem::create_directories(dir / "state");
-  const auto ep = cfg.shm ? "shm://rill-crash-" + std::to_string(::getpid()) : tcp_endpoint(free_port());
+  const auto ep = cfg.shm   ? "shm://rill-crash-" + std::to_string(::getpid())
+                  : cfg.udp ? udp_endpoint()
+                            : tcp_endpoint(free_port());
   const std::string until = std::to_string(cfg.messages);
   std::mt19937_64 rng(std::random_device{}());
   INFO("seed-free run; work dir " << dir.path());
@@ -96,7 +99,7 @@ void run_crash(const CrashRun& cfg) {
   int sub_kills = 0;
   std::unique_ptr<Process> sub = spawn_rill_appending(dir, "sub-0", sub_args, out);
   auto sub_deadline = std::chrono::steady_clock::now() +
-                      std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
+                      std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % (cfg.sub_life_spread_ms + 1));
   // Keeps the subscriber alive, and kills it with SIGKILL at its deadline while `killing`.
   auto tend_subscriber = [&](bool killing) {
     if (killing && std::chrono::steady_clock::now() >= sub_deadline) {
@@ -107,7 +110,7 @@ void run_crash(const CrashRun& cfg) {
     if (!sub->running()) {
       sub = spawn_rill_appending(dir, "sub-" + std::to_string(++sub_spawns), sub_args, out);
       sub_deadline = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % cfg.sub_life_spread_ms);
+                     std::chrono::milliseconds(cfg.min_sub_life_ms + rng() % (cfg.sub_life_spread_ms + 1));
     }
   };
 
@@ -231,6 +234,12 @@ TEST_CASE("shm crash: persistent publisher and durable subscriber killed at rand
              .shm = true,
              .min_sub_life_ms = 20,
              .sub_life_spread_ms = 100});
+}
+
+TEST_CASE(
+    "udp crash: persistent publisher and durable subscriber over udp killed at random points lose and repeat "
+    "nothing") {
+  run_crash({.messages = 20'000, .publisher_kills = 30, .udp = true, .min_sub_life_ms = 20, .sub_life_spread_ms = 100});
 }
 
 }  // namespace rill::e2e

@@ -1,7 +1,7 @@
-// transient_local over tcp and shm: a subscriber joining a publisher that runs at full
-// rate gets exactly the last N messages published before its join, then live ones, with
-// no gap and no duplicate at the seam. In process (to pin the join to a sequence) and as
-// processes.
+// transient_local over tcp, shm and reliable udp multicast: a subscriber joining a
+// publisher that runs at full rate gets exactly the last N messages published before its
+// join, then live ones, with no gap and no duplicate at the seam. In process (to pin the
+// join to a sequence) and as processes.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -174,6 +174,17 @@ TEST_CASE("shm seam: a late joiner gets exactly the last N before its join, then
 
 TEST_CASE("shm seam between processes: a late `rill sub` gets history then live while `rill pub` runs flat out") {
   seam_processes(shm_endpoint("proc"));
+}
+
+TEST_CASE(
+    "udp transient_local: a late joiner gets exactly the last N before its join, then live, no gap, no duplicate") {
+  seam_in_process(udp_endpoint());
+}
+
+TEST_CASE(
+    "udp transient_local between processes: a late `rill sub` gets history then live, contiguous, while `rill pub` "
+    "runs flat out") {
+  seam_processes(udp_endpoint());
 }
 
 }  // namespace rill::e2e

@@ -2,6 +2,8 @@
 // appending to one output file across restarts, and parsing of `rill sub` json lines.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -18,6 +20,16 @@ namespace rill::e2e {
 inline TempDir shm_temp_dir() {
   if (std::filesystem::is_directory("/dev/shm")) ::setenv("TMPDIR", "/dev/shm", 1);
   return TempDir();
+}
+
+/// A reliable udp endpoint on loopback: a multicast group of its own per call and process,
+/// on a port the OS just had free.
+inline std::string udp_endpoint() {
+  static unsigned k = 0;
+  ++k;
+  const auto pid = static_cast<unsigned>(::getpid());
+  return "udp://239.251." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
+         std::to_string(free_port()) + "?iface=127.0.0.1&reliable=1";
 }
 
 /// Spawns `rill ARGS...` with stdout appended to `out` (opened O_APPEND by the shell, then

@@ -1,7 +1,8 @@
 // Fuzz target for the udp datagram decoder and the receive stream's reassembler
 // (transport/udp/udp_wire.hpp, udp_stream.hpp).
 //
-// Input: one mode byte (bit 0: reliable), then datagrams as [u16 length][bytes]...
+// Input: one mode byte (bit 0: reliable, bit 1: a durable subscription), then datagrams
+// as [u16 length][bytes]...
 // Every datagram goes through decode(); what it accepts must have the documented
 // shape (DATA entries inside the datagram and 8-aligned, FRAG geometry exact,
 // control datagrams re-encode to the same bytes). Accepted datagrams then drive one
@@ -39,7 +40,9 @@ struct CheckingSink final : rill::detail::FrameSink {
     g_sink = g_sink + h;
     ++frames;
   }
-  void on_welcome(std::uint32_t, std::uint64_t, std::uint64_t next, std::uint64_t) override { expect(next != 0, "welcome at 0"); }
+  void on_welcome(std::uint32_t, std::uint64_t, std::uint64_t next, std::uint64_t) override {
+    expect(next != 0, "welcome at 0");
+  }
   void on_reject(std::uint32_t, std::uint64_t, rill::DurabilityKind, rill::DurabilityKind, std::string_view) override {}
   void on_bye(std::uint32_t, std::uint64_t, std::uint64_t) override {}
   void on_bad_frame(std::uint32_t, rill::Errc, std::size_t) override {}
@@ -69,11 +72,15 @@ void check_shape(std::span<const std::byte> d, const udp::Datagram& g) {
       n = udp::encode_heartbeat(buf, g.header.type, g.header.publisher_id, g.header.flags, g.heartbeat);
       break;
     case udp::Type::welcome:
-      if (g.header.flags != 0) return;  // encode_welcome writes flags 0
-      n = udp::encode_welcome(buf, g.header.publisher_id, g.welcome);
+      if ((g.header.flags & ~udp::flag_durable) != 0) return;  // encode_welcome writes flags 0 or durable
+      n = udp::encode_welcome(buf, g.header.publisher_id, g.welcome, g.header.flags == udp::flag_durable);
+      break;
+    case udp::Type::reject:
+      if (g.header.flags != 0) return;
+      n = udp::encode_reject(buf, g.header.publisher_id, g.reject);
       break;
     case udp::Type::status:
-      n = udp::encode_status(buf, g.header.publisher_id, g.header.flags, g.status);
+      n = udp::encode_status(buf, g.header.publisher_id, g.header.flags, g.status, g.durable ? &g.request : nullptr);
       break;
     case udp::Type::nak:
       if (g.header.flags != 0) return;
@@ -92,12 +99,14 @@ void check_shape(std::span<const std::byte> d, const udp::Datagram& g) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const bool reliable = (data[0] & 1) != 0;
+  const bool durable = (data[0] & 2) != 0;
   std::size_t in_use = 0;
   udp::StreamCounters counters;
   CheckingSink sink;
   {
     udp::PublisherStream stream(
-        7, 0, sockaddr_in{}, {.reliable = reliable, .max_message = max_message, .reassembly_bytes = reassembly_limit},
+        7, 0, sockaddr_in{},
+        {.reliable = reliable, .max_message = max_message, .reassembly_bytes = reassembly_limit, .durable = durable},
         in_use, counters);
     const auto now = std::chrono::steady_clock::now();
     std::size_t at = 1;
@@ -126,10 +135,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             break;
           case udp::Type::heartbeat:
           case udp::Type::bye:
-            stream.on_heartbeat(g->heartbeat, g->header.type == udp::Type::bye, now);
+            // Odd steps: as if it came unicast (a NAK answer), which a durable stream trusts.
+            stream.on_heartbeat(g->heartbeat, g->header.type == udp::Type::bye, now, (step & 1) != 0);
             break;
           case udp::Type::welcome:
-            stream.welcome(g->welcome.next_seq, sink);
+            stream.welcome(g->welcome.next_seq, g->welcome.lost, sink);
             break;
           default:
             break;

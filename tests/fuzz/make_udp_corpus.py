@@ -37,6 +37,19 @@ def welcome(next_seq, sub=5):
     return header(5) + struct.pack("<QQ", sub, next_seq)
 
 
+def durable_welcome(next_seq, lost, sub=5):
+    return header(5, 0x10) + struct.pack("<QQQ", sub, next_seq, lost)
+
+
+def durable_status(kind=2, frm=0, history=0, ack=0, name=b"audit", prefix=b"md/"):
+    return (header(0x11, 0x19) + struct.pack("<QQQIBBH", 5, 10, 8, 64, 4, 0, len(prefix)) + prefix +
+            struct.pack("<BBHIQ", kind, frm, len(name), history, ack) + name)
+
+
+def reject(offered=0, requested=2, reason=b"less offered"):
+    return header(6) + struct.pack("<QBBHI", 5, offered, requested, len(reason), 0) + reason
+
+
 def status(prefix=b"md/"):
     return header(0x11, 0x09) + struct.pack("<QQQIBBH", 5, 10, 8, 64, 4, 0, len(prefix)) + prefix
 
@@ -52,8 +65,8 @@ def leave():
     return header(0x13) + struct.pack("<Q", 5)
 
 
-def seed(name, reliable, dgrams):
-    body = bytes([1 if reliable else 0])
+def seed(name, reliable, dgrams, durable=False):
+    body = bytes([(1 if reliable else 0) | (2 if durable else 0)])
     for d in dgrams:
         body += struct.pack("<H", len(d)) + d
     with open(os.path.join(out_dir, name), "wb") as f:
@@ -78,6 +91,10 @@ seed("bye_best_effort", False, [welcome(1), data(1, env[:1]), hb(10, 10, bye=Tru
 seed("control_types", True, [status(), nak([(3, 9, 0, 0xFFFFFFFF), (12, 12, 4, 7)]), leave(), welcome(1)])
 seed("far_ahead", True, [welcome(1), data(1, env[:1]), data(20000, env[:1]), data(16385, env[:1]), hb(40000, 1)])
 seed("huge_first_seq", True, [welcome(0x3FFFFFFFFFFFFF00), data(0x3FFFFFFFFFFFFFF0, env[:4]), hb(0x3FFFFFFFFFFFFFFF, 1)])
+seed("durable_history_then_live", True, [durable_welcome(3, 2), data(40, env[:2]), hb(42, 30), data(3, env),
+                                         hb(42, 30), data(8, env), hb(42, 20)], durable=True)
+seed("durable_control_types", True, [durable_status(), durable_status(1, 0, 100, 0, b""), reject(),
+                                     durable_welcome(9, 8)], durable=True)
 bad = data(1, env[:2])
 seed("malformed_shapes", True, [welcome(1), bad[:-3], bad + b"\0" * 8, b"RLU\x02" + bad[4:], header(9), b"hello",
                                  header(2) + b"\0" * 40])

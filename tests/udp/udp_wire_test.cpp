@@ -201,6 +201,62 @@ TEST_CASE("STATUS, NAK, WELCOME and LEAVE round-trip; bad ranges are refused") {
   CHECK(d->leave_subscription == 5);
 }
 
+TEST_CASE("durable STATUS, durable WELCOME and REJECT round-trip; every lying field is refused") {
+  std::array<std::byte, max_control_bytes> buf{};
+  const Status st{
+      .subscription_id = 5, .received_seq = 10, .consumed_seq = 8, .window = 64, .policy = 4, .prefix = "md/"};
+  const DurableRequest q{.kind = 2, .from = 1, .history = 0, .ack_seq = 9, .name = "audit"};
+  auto n = encode_status(buf, 3, flag_reliable, st, &q);
+  CHECK(n == 48 + 3 + durable_block_bytes + 5);
+  auto d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK(d->header.flags == (flag_reliable | flag_durable));
+  CHECK(d->durable);
+  CHECK((d->request.kind == 2 && d->request.from == 1 && d->request.ack_seq == 9 && d->request.name == "audit"));
+  CHECK(d->status.prefix == "md/");
+  CHECK_FALSE(decode(std::span(buf).first(n - 1), 1024));       // name length lies
+  CHECK_FALSE(decode(std::span(buf).first(48 + 3 + 8), 1024));  // block cut short
+  // A plain STATUS carries no block; flag_durable without one is refused.
+  n = encode_status(buf, 3, flag_reliable, st);
+  d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK_FALSE(d->durable);
+  buf[5] |= std::byte{flag_durable};
+  CHECK_FALSE(decode(std::span(buf).first(n), 1024));
+  const auto refused = [&](DurableRequest bad) {
+    return !decode(std::span(buf).first(encode_status(buf, 3, 0, st, &bad)), 1024);
+  };
+  CHECK(refused({.kind = 0, .from = 0, .history = 0, .ack_seq = 0, .name = ""}));  // volatile is no request
+  CHECK(refused({.kind = 3, .from = 0, .history = 0, .ack_seq = 0, .name = ""}));  // unknown kind
+  CHECK(refused({.kind = 2, .from = 3, .history = 0, .ack_seq = 0, .name = ""}));  // unknown from
+  CHECK(refused({.kind = 2, .from = 0, .history = 0, .ack_seq = max_sequence, .name = ""}));
+  const std::string long_name(max_name_bytes, 'n');
+  CHECK_FALSE(refused({.kind = 2, .from = 0, .history = 0, .ack_seq = 0, .name = long_name}));
+  n = encode_status(buf, 3, 0, st, &q);
+  const std::uint16_t too_long = max_name_bytes + 1;
+  std::memcpy(buf.data() + 48 + 3 + 2, &too_long, 2);
+  CHECK_FALSE(decode(std::span(buf).first(n), 1024));
+
+  n = encode_welcome(buf, 3, {.subscription_id = 5, .next_seq = 77, .lost = 40}, true);
+  CHECK(n == 40);
+  d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK((d->welcome.next_seq == 77 && d->welcome.lost == 40));
+  CHECK_FALSE(decode(std::span(buf).first(32), 1024));  // flag says 40 bytes
+  n = encode_welcome(buf, 3, {.subscription_id = 5, .next_seq = 77, .lost = 77}, true);
+  CHECK_FALSE(decode(std::span(buf).first(n), 1024));  // lost more than came before
+
+  n = encode_reject(buf, 3, {.subscription_id = 5, .offered = 1, .requested = 2, .reason = "less offered"});
+  d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK(d->header.type == Type::reject);
+  CHECK((d->reject.subscription_id == 5 && d->reject.offered == 1 && d->reject.requested == 2));
+  CHECK(d->reject.reason == "less offered");
+  CHECK_FALSE(decode(std::span(buf).first(n - 1), 1024));
+  buf[24] = std::byte{7};  // no such durability
+  CHECK_FALSE(decode(std::span(buf).first(n), 1024));
+}
+
 TEST_CASE("the retransmit window evicts oldest first, finds by sequence and fragment, reports its oldest") {
   RetransmitWindow w(4096, 8);
   for (std::uint64_t s = 1; s <= 6; ++s) {

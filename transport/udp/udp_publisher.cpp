@@ -29,6 +29,10 @@ constexpr auto retransmit_holdoff = std::chrono::microseconds(1500);
 // A subscriber silent for this long (it sends STATUS every 200 ms) is gone.
 constexpr auto receiver_timeout = std::chrono::milliseconds(3000);
 constexpr std::size_t max_receivers = 1024;
+// History datagrams sent to each catching-up subscription per publish (the live path
+// must not stall) and per service() call.
+constexpr unsigned history_per_publish = 4;
+constexpr unsigned history_per_service = 64;
 
 void wait_fd(int fd, short events, std::chrono::nanoseconds timeout) {
   pollfd p{fd, events, 0};
@@ -42,6 +46,11 @@ Result<std::unique_ptr<PublisherTransport>> UdpPublisher::create(NodeCore&, cons
                                                                  const PublisherConfig& config) {
   auto options = parse_options(ep);
   if (!options) return std::unexpected(options.error());
+  if (config.history != nullptr && !options->reliable) {
+    return fail(Errc::invalid_argument,
+                "a transient_local or persistent publisher needs reliable=1 on udp: best effort cannot promise a "
+                "seamless history");
+  }
   auto sock = UdpSocket::open_sender(*options);
   if (!sock) return std::unexpected(sock.error());
   const auto local = sock->local_address();
@@ -68,6 +77,11 @@ UdpPublisher::UdpPublisher(UdpSocket sock, const UdpOptions& options, const Publ
       m_iov(io_batch),
       m_msgs(io_batch),
       m_hb_interval(hb_min) {
+  m_history = config.history;
+  if (m_history != nullptr) {
+    m_next_seq = m_history->next_sequence();  // persistent: continues from the log
+    m_hist_dgram.resize(options.max_datagram());
+  }
   m_group.sin_family = AF_INET;
   m_group.sin_addr = options.group;
   m_group.sin_port = htons(options.port);
@@ -78,6 +92,8 @@ UdpPublisher::~UdpPublisher() = default;
 
 void UdpPublisher::refresh() {
   m_stats.subscribers = m_receivers.size();
+  m_catching_up = static_cast<std::size_t>(
+      std::count_if(m_receivers.begin(), m_receivers.end(), [](const Receiver& r) { return r.catching_up(); }));
   m_has_backpressure = std::any_of(m_receivers.begin(), m_receivers.end(),
                                    [](const Receiver& r) { return r.matches && r.policy == PolicyKind::backpressure; });
 }
@@ -143,6 +159,7 @@ void UdpPublisher::drain_control(clock::time_point now) {
     if (got < static_cast<int>(ctl_batch)) break;
   }
   expire(now);
+  flush_acks();
 }
 
 void UdpPublisher::handle(std::span<const std::byte> dgram, const sockaddr_in& from, clock::time_point now) {
@@ -162,7 +179,7 @@ void UdpPublisher::handle(std::span<const std::byte> dgram, const sockaddr_in& f
   if (d->header.publisher_id != m_config.publisher_id) return;
   switch (d->header.type) {
     case Type::status:
-      on_status(d->header, d->status, from, now);
+      on_status(d->header, d->status, d->durable ? &d->request : nullptr, from, now);
       break;
     case Type::nak:
       on_nak(d->nak, from, now);
@@ -180,7 +197,8 @@ void UdpPublisher::handle(std::span<const std::byte> dgram, const sockaddr_in& f
   }
 }
 
-void UdpPublisher::on_status(const Header& h, const Status& s, const sockaddr_in& from, clock::time_point now) {
+void UdpPublisher::on_status(const Header& h, const Status& s, const DurableRequest* q, const sockaddr_in& from,
+                             clock::time_point now) {
   auto r = std::find_if(m_receivers.begin(), m_receivers.end(),
                         [&](const Receiver& x) { return x.subscription_id == s.subscription_id; });
   if (r == m_receivers.end()) {
@@ -193,23 +211,38 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const sockaddr_in
     fresh.consumed = fresh.received = m_next_seq - 1;
     fresh.matches = std::string_view(m_config.topic).starts_with(s.prefix);
     fresh.reliable = (h.flags & flag_reliable) != 0;
-    m_receivers.push_back(fresh);
+    if (q != nullptr && !fresh.reliable) return;  // the subscriber refuses this itself; never served
+    if (!admit(fresh, s, q, from)) return;
+    if (!fresh.durable_name.empty()) {
+      // A durable name is held by one subscriber at a time (its state file is locked): an
+      // earlier holder is gone (killed, so it never said LEAVE) and must not hold anyone.
+      const auto before = m_receivers.size();
+      std::erase_if(m_receivers, [&](const Receiver& x) { return x.durable_name == fresh.durable_name; });
+      if (m_receivers.size() != before) {
+        m_stats.left += before - m_receivers.size();
+        log().info("publisher {:016x}: durable name '{}' rejoined as subscription {:016x}; its earlier one is gone",
+                   m_config.publisher_id, fresh.durable_name, s.subscription_id);
+      }
+    }
+    m_receivers.push_back(std::move(fresh));
     r = m_receivers.end() - 1;
     ++m_stats.joined;
-    log().info("publisher {:016x}: subscription {:016x} joined from {} (prefix '{}', {}, reliable={}, matches={})",
+    log().info("publisher {:016x}: subscription {:016x} joined from {} (prefix '{}', {}, {}, reliable={}, matches={})",
                m_config.publisher_id, s.subscription_id, to_string(from.sin_addr, ntohs(from.sin_port)), s.prefix,
-               to_string(Policy{r->policy, r->window}), r->reliable ? 1 : 0, r->matches);
+               to_string(Policy{r->policy, r->window}), to_string(r->durability), r->reliable ? 1 : 0, r->matches);
     refresh();
   }
   r->addr = from;
   r->last_seen = now;
   if ((h.flags & flag_welcomed) == 0) {
     // First contact, or our WELCOME was lost: (re)send it with the same start.
-    std::array<std::byte, 32> buf;
-    const auto n = encode_welcome(buf, m_config.publisher_id, {s.subscription_id, r->join_seq});
+    std::array<std::byte, 40> buf;
+    const auto n = encode_welcome(buf, m_config.publisher_id, {s.subscription_id, r->join_seq, r->lost}, r->durable());
     m_sock.send_to(std::span(buf).first(n), from);
     return;
   }
+  r->welcomed = true;
+  if (q != nullptr) note_ack(*r, q->ack_seq);
   // Positions only move forward (a late, reordered STATUS says less).
   r->consumed = std::max(r->consumed, std::min(s.consumed_seq, last_sent()));
   r->received = std::max(r->received, std::min(s.received_seq, last_sent()));
@@ -220,8 +253,28 @@ void UdpPublisher::on_nak(const Nak& n, const sockaddr_in& from, clock::time_poi
   ++m_counters.naks;
   const auto oldest = m_window.oldest_seq(next_unsent());
   bool unavailable = false;
+  Receiver* durable = nullptr;
+  if (m_history != nullptr) {
+    const auto r = std::find_if(m_receivers.begin(), m_receivers.end(),
+                                [&](const Receiver& x) { return x.subscription_id == n.subscription_id; });
+    if (r != m_receivers.end() && r->durable() && r->matches) durable = &*r;
+  }
+  std::uint64_t history_oldest = 0;
   for (std::uint16_t i = 0; i < n.count; ++i) {
     auto range = n.ranges[i];
+    if (durable != nullptr) {
+      // Catching up, it asks for all it has not got: what the cursor has not sent yet
+      // comes from the cursor. Older than the window comes from the history.
+      if (durable->catching_up()) range.last = std::min(range.last, durable->cursor->position() - 1);
+      if (range.first > range.last) continue;
+      if (range.first < oldest) {
+        const auto until = std::min(range.last, oldest - 1);
+        history_oldest = serve_from_history(*durable, range.first, until);
+        if (range.first < history_oldest) unavailable = true;
+        range.first = until + 1;
+        if (range.first > range.last) continue;
+      }
+    }
     if (range.first < oldest) {
       unavailable = true;
       m_counters.unavailable += std::min(range.last + 1, oldest) - range.first;
@@ -237,16 +290,18 @@ void UdpPublisher::on_nak(const Nak& n, const sockaddr_in& from, clock::time_poi
       if (m_sock.send_to(rec.bytes(), m_group)) ++m_counters.retransmits;
     });
   }
-  // Tell the asker what is gone, so it reports the loss instead of asking again.
-  if (unavailable) heartbeat(now, Type::heartbeat, &from);
+  // Tell the asker what is gone, so it reports the loss instead of asking again (a
+  // durable subscription: what the history no longer has).
+  if (unavailable) heartbeat(now, Type::heartbeat, &from, durable != nullptr ? history_oldest : 0);
 }
 
-void UdpPublisher::heartbeat(clock::time_point, Type type, const sockaddr_in* to) {
+void UdpPublisher::heartbeat(clock::time_point, Type type, const sockaddr_in* to, std::uint64_t oldest) {
   std::array<std::byte, 32> buf;
   // What was sent: messages held in an unsent batch are not announced (they would look lost).
   const auto next = next_unsent();
+  if (oldest == 0) oldest = m_window.oldest_seq(next);
   const auto n = encode_heartbeat(buf, type, m_config.publisher_id, m_options.reliable ? flag_reliable : 0,
-                                  {next, std::min(next, m_window.oldest_seq(next))});
+                                  {next, std::max<std::uint64_t>(1, std::min(next, oldest))});
   m_sock.send_to(std::span(buf).first(n), to != nullptr ? *to : m_group);
 }
 
@@ -266,6 +321,9 @@ void UdpPublisher::maybe_heartbeat(clock::time_point now) {
 
 const UdpPublisher::Receiver* UdpPublisher::blocker(std::uint64_t seq) const noexcept {
   for (const auto& r : m_receivers) {
+    // One catching up holds the publisher too (its consumed position is in its history):
+    // over multicast it receives live messages anyway, and it could never catch up with a
+    // publisher that outruns what it handles.
     if (r.matches && r.policy == PolicyKind::backpressure && seq > r.consumed + r.window) return &r;
   }
   return nullptr;
@@ -287,8 +345,22 @@ Result<void> UdpPublisher::wait_for_room(std::uint64_t seq, clock::time_point de
     wait_fd(m_sock.fd(), POLLIN, std::min<clock::duration>(deadline - now, std::chrono::milliseconds(1)));
     now = clock::now();
     drain_control(now);
+    if (m_catching_up > 0) pump_history(history_per_service);
   }
   m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
+  return {};
+}
+
+Result<void> UdpPublisher::reserve(std::chrono::nanoseconds timeout) {
+  // A durable publisher keeps a message only once it can be sent: wait for room first.
+  if (m_closed) return fail(Errc::closed, "publisher closed");
+  if (m_has_backpressure && blocker(m_next_seq) != nullptr) {
+    close_batch();
+    send_pending();
+    drain_control(clock::now());
+    if (m_catching_up > 0) pump_history(history_per_publish);
+    if (blocker(m_next_seq) != nullptr) return wait_for_room(m_next_seq, clock::now() + timeout);
+  }
   return {};
 }
 
@@ -301,6 +373,9 @@ Result<void> UdpPublisher::send(std::span<const std::byte> envelope, std::uint64
     drain_control(now);
     maybe_heartbeat(now);
   }
+  // Late joiners and durable subscriptions first: one that reaches the live sequence now
+  // takes this message live.
+  if (m_catching_up > 0) pump_history(history_per_publish);
   if (m_has_backpressure && blocker(seq) != nullptr) {
     // What is held back must go out first: the receiver cannot consume it otherwise.
     close_batch();
@@ -402,6 +477,7 @@ std::size_t UdpPublisher::service() {
   flush();
   const auto now = clock::now();
   drain_control(now);
+  if (m_catching_up > 0) pump_history(history_per_service);
   maybe_heartbeat(now);
   return m_receivers.size();
 }
@@ -440,21 +516,23 @@ void UdpPublisher::close(std::uint64_t last_seq) {
     heartbeat(now, Type::bye);
     const auto until = std::min(deadline, now + interval);
     while (now < until) {
-      wait_fd(m_sock.fd(), POLLIN, until - now);
+      // Subscriptions still catching up get the rest of the history first.
+      if (m_catching_up > 0) pump_history(history_per_service);
+      wait_fd(m_sock.fd(), POLLIN, m_catching_up > 0 ? std::chrono::milliseconds(1) : until - now);
       now = clock::now();
       drain_control(now);
     }
     const bool done = std::all_of(m_receivers.begin(), m_receivers.end(), [&](const Receiver& r) {
-      return r.bye_seen && (!r.reliable || r.received >= last_seq);
+      return r.bye_seen && !r.catching_up() && (!r.reliable || r.received >= last_seq);
     });
     if (done || now >= deadline) break;
     interval = std::min(interval * 2, std::chrono::milliseconds(50));
   }
   log().info(
       "publisher {:016x} closed after seq {}: {} datagrams, {} NAKs, {} retransmits, {} asked-for messages "
-      "already gone",
+      "already gone, {} history datagrams, {} messages answered from the history",
       m_config.publisher_id, last_seq, m_counters.datagrams, m_counters.naks, m_counters.retransmits,
-      m_counters.unavailable);
+      m_counters.unavailable, m_counters.history_datagrams, m_counters.history_naked);
 }
 
 }  // namespace rill::detail::udp

@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "../../pubsub/history.hpp"
 #include "../transport.hpp"
 #include "udp_fault.hpp"
 #include "udp_options.hpp"
@@ -22,7 +24,9 @@ struct PublisherCounters {
   std::uint64_t datagrams = 0;
   std::uint64_t naks = 0;
   std::uint64_t retransmits = 0;
-  std::uint64_t unavailable = 0;  ///< NAKed sequences already gone from the window
+  std::uint64_t unavailable = 0;        ///< NAKed sequences already gone from the window
+  std::uint64_t history_datagrams = 0;  // sent by unicast from the history (catch-up and NAK answers)
+  std::uint64_t history_naked = 0;      // messages answered from the history for a NAK
 };
 
 /// See PublisherTransport for the threading rule: one publishing thread.
@@ -33,6 +37,7 @@ class UdpPublisher final : public PublisherTransport {
   ~UdpPublisher() override;
 
   Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq, std::chrono::nanoseconds timeout) override;
+  [[nodiscard]] Result<void> reserve(std::chrono::nanoseconds timeout) override;
   void flush() override;
   std::size_t service() override;
   Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
@@ -53,16 +58,47 @@ class UdpPublisher final : public PublisherTransport {
     bool matches = false;
     bool reliable = false;
     bool bye_seen = false;
+    bool welcomed = false;  // its STATUS says it has our WELCOME
     clock::time_point last_seen;
+    // A durable (transient_local/persistent) subscription: the history it asked for goes
+    // to it alone, by unicast, from `cursor` until that reaches the live sequence.
+    DurabilityKind durability = DurabilityKind::volatile_;
+    std::string durable_name;
+    std::unique_ptr<HistoryCursor> cursor;
+    std::uint64_t lost = 0;       // its WELCOME's: asked for but deleted by retention
+    std::uint64_t acked = 0;      // its last acknowledged position (stored in the history)
+    std::size_t avg_bytes = 256;  // history envelope size, averaged (paces by bytes)
+    [[nodiscard]] bool catching_up() const noexcept { return cursor != nullptr; }
+    [[nodiscard]] bool durable() const noexcept { return durability != DurabilityKind::volatile_; }
   };
 
   UdpPublisher(UdpSocket sock, const UdpOptions& options, const PublisherConfig& config);
 
   void drain_control(clock::time_point now);
   void handle(std::span<const std::byte> dgram, const sockaddr_in& from, clock::time_point now);
-  void on_status(const Header& h, const Status& s, const sockaddr_in& from, clock::time_point now);
+  /// `q`: the durable block, or nullptr.
+  void on_status(const Header& h, const Status& s, const DurableRequest* q, const sockaddr_in& from,
+                 clock::time_point now);
   void on_nak(const Nak& n, const sockaddr_in& from, clock::time_point now);
-  void heartbeat(clock::time_point now, Type type = Type::heartbeat, const sockaddr_in* to = nullptr);
+  void heartbeat(clock::time_point now, Type type = Type::heartbeat, const sockaddr_in* to = nullptr,
+                 std::uint64_t oldest = 0);
+  // udp_publisher_history.cpp: durable subscriptions.
+  /// Settles a joining subscription's durable request: false (and a REJECT sent) when it
+  /// asks for more than is offered; otherwise its start, `lost` and catch-up cursor.
+  bool admit(Receiver& r, const Status& s, const DurableRequest* q, const sockaddr_in& from);
+  void reject(const Status& s, const DurableRequest& q, DurabilityKind offered, std::string_view reason,
+              const sockaddr_in& to);
+  void pump_history(unsigned budget);
+  void pump_receiver(Receiver& r, unsigned budget);
+  /// Sends [cursor, limit) to `r` by unicast, at most about `budget` datagrams; returns the
+  /// datagrams sent, or an error when the history cannot be read.
+  Result<unsigned> send_history(Receiver& r, HistoryCursor& cursor, std::uint64_t limit, unsigned budget);
+  void send_unicast(std::span<std::byte> dgram, const sockaddr_in& to);
+  /// Answers a NAK of a durable subscription for messages first..last no longer in the
+  /// window from the history; returns the oldest sequence the history still has.
+  std::uint64_t serve_from_history(Receiver& r, std::uint64_t first, std::uint64_t last);
+  void note_ack(Receiver& r, std::uint64_t seq);
+  void flush_acks();
   void maybe_heartbeat(clock::time_point now);
   void close_batch();
   void send_fragments(std::span<const std::byte> envelope, std::uint64_t seq);
@@ -80,6 +116,11 @@ class UdpPublisher final : public PublisherTransport {
   PublisherConfig m_config;
   PublisherStats m_stats;
   PublisherCounters m_counters;
+  History* m_history = nullptr;   // transient_local / persistent; owned by the Publisher
+  std::size_t m_catching_up = 0;  // receivers with a cursor
+  std::uint64_t m_last_rejected = 0;
+  bool m_acks_pending = false;
+  std::vector<std::byte> m_hist_dgram;  // a history datagram being built
   sockaddr_in m_group{};
   RetransmitWindow m_window;
   std::vector<Receiver> m_receivers;

@@ -101,10 +101,10 @@ Result<UdpSocket> UdpSocket::open_group(const UdpOptions& o) {
   return s;
 }
 
-Result<UdpSocket> UdpSocket::open_control(const UdpOptions& o) {
+Result<UdpSocket> UdpSocket::open_control(const UdpOptions& o, int receive_bytes) {
   auto s = make_socket();
   if (!s) return s;
-  buffer_size(s->fd(), SO_RCVBUFFORCE, SO_RCVBUF, 1 << 20);
+  buffer_size(s->fd(), SO_RCVBUFFORCE, SO_RCVBUF, receive_bytes);
   if (auto r = bind_to(s->fd(), o.iface, 0, o); !r) return std::unexpected(r.error());
   return s;
 }

@@ -31,7 +31,8 @@ class UdpSocket {
   /// Bound to group:port (shared with other subscribers on the host) and joined on iface.
   [[nodiscard]] static Result<UdpSocket> open_group(const UdpOptions& o);
   /// Bound to iface:0: where a subscriber sends control from and gets answers.
-  [[nodiscard]] static Result<UdpSocket> open_control(const UdpOptions& o);
+  /// `receive_bytes`: its receive buffer (a durable subscription's history arrives here).
+  [[nodiscard]] static Result<UdpSocket> open_control(const UdpOptions& o, int receive_bytes = 1 << 20);
 
   [[nodiscard]] int fd() const noexcept { return m_fd; }
   [[nodiscard]] sockaddr_in local_address() const noexcept;

@@ -35,7 +35,7 @@ PublisherStream::~PublisherStream() {
   while (!m_partials.empty()) drop_partial(m_partials.size() - 1, false);
 }
 
-void PublisherStream::welcome(std::uint64_t next_seq, FrameSink& sink) {
+void PublisherStream::welcome(std::uint64_t next_seq, std::uint64_t lost, FrameSink& sink) {
   if (m_welcomed) return;  // a repeated WELCOME (ours was re-sent) changes nothing
   m_welcomed = true;
   m_baseline = m_next = next_seq;
@@ -43,7 +43,7 @@ void PublisherStream::welcome(std::uint64_t next_seq, FrameSink& sink) {
   m_give_up = next_seq;
   if (m_highest < next_seq - 1) m_highest = next_seq - 1;
   if (m_bye) m_highest = std::max(m_highest, m_bye_last);
-  sink.on_welcome(m_source, m_id, next_seq, 0);
+  sink.on_welcome(m_source, m_id, next_seq, lost);
 }
 
 bool PublisherStream::accept_seq(std::uint64_t seq) {
@@ -65,7 +65,8 @@ bool PublisherStream::accept_seq(std::uint64_t seq) {
   return true;
 }
 
-void PublisherStream::store(std::uint64_t seq, Frame&& frame) {
+void PublisherStream::store(std::uint64_t seq, Frame&& frame, std::size_t bytes) {
+  m_stored_bytes += bytes;
   slot(seq).frame = std::move(frame);
   ++m_present;
   if (seq > m_highest) m_highest = seq;
@@ -73,7 +74,7 @@ void PublisherStream::store(std::uint64_t seq, Frame&& frame) {
 
 void PublisherStream::on_envelope(std::uint64_t seq, Buffer* buffer, std::size_t offset, std::size_t length) {
   if (!accept_seq(seq)) return;
-  store(seq, make_frame(buffer, offset, length, m_source));
+  store(seq, make_frame(buffer, offset, length, m_source), length);
 }
 
 PublisherStream::Partial* PublisherStream::partial_for(const Frag& f) {
@@ -147,11 +148,12 @@ void PublisherStream::on_fragment(const Frag& f) {
   new (frame.storage()) HeldSpan{p->buffer, 0, p->msg_len};
   m_reassembly_in_use -= p->msg_len;
   const auto seq = p->seq;
+  const auto bytes = p->msg_len;
   m_partials.erase(m_partials.begin() + (p - m_partials.data()));
-  store(seq, std::move(frame));
+  store(seq, std::move(frame), bytes);
 }
 
-void PublisherStream::on_heartbeat(const Heartbeat& h, bool bye, clock::time_point now) {
+void PublisherStream::on_heartbeat(const Heartbeat& h, bool bye, clock::time_point now, bool unicast) {
   m_last_heard = now;
   if (bye && !m_bye) {
     m_bye = true;
@@ -160,6 +162,7 @@ void PublisherStream::on_heartbeat(const Heartbeat& h, bool bye, clock::time_poi
   if (!m_welcomed) return;
   if (m_limits.reliable) {
     m_highest = std::max(m_highest, h.next_seq - 1);  // a lost tail becomes a visible gap
+    if (m_limits.durable && !unicast) return;         // its history may still have them
     m_oldest = std::max(m_oldest, h.oldest_seq);
     m_give_up = std::max(m_give_up, m_oldest);
   } else if (m_bye) {

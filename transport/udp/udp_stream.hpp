@@ -31,6 +31,10 @@ struct StreamLimits {
   bool reliable = true;
   std::size_t max_message = 64u << 20;
   std::size_t reassembly_bytes = 128u << 20;  ///< all partial messages of all streams together
+  /// A durable subscription: what the publisher can still send it is what its history
+  /// keeps, told by unicast; the group heartbeat's oldest (its retransmit window) is not
+  /// a reason to give anything up.
+  bool durable = false;
 };
 
 /// Not thread-safe: the subscriber's polling thread only.
@@ -53,14 +57,17 @@ class PublisherStream {
   [[nodiscard]] bool bye_seen() const noexcept { return m_bye; }
   [[nodiscard]] bool finished() const noexcept { return m_bye_reported; }
 
-  /// The publisher's WELCOME: delivery starts at next_seq. Tells the sink once.
-  void welcome(std::uint64_t next_seq, FrameSink& sink);
+  /// The publisher's WELCOME: delivery starts at next_seq (`lost` before it were deleted
+  /// by retention). Tells the sink once.
+  void welcome(std::uint64_t next_seq, std::uint64_t lost, FrameSink& sink);
+  void welcome(std::uint64_t next_seq, FrameSink& sink) { welcome(next_seq, 0, sink); }
   /// One envelope of a DATA datagram (a reference to `buffer` is taken if kept).
   void on_envelope(std::uint64_t seq, Buffer* buffer, std::size_t offset, std::size_t length);
   /// One FRAG datagram.
   void on_fragment(const Frag& f);
-  /// A HEARTBEAT or BYE: the tail and what can still be retransmitted.
-  void on_heartbeat(const Heartbeat& h, bool bye, clock::time_point now);
+  /// A HEARTBEAT or BYE: the tail and what can still be retransmitted (`unicast`: an
+  /// answer to our NAK, on the control socket).
+  void on_heartbeat(const Heartbeat& h, bool bye, clock::time_point now, bool unicast = false);
   /// Moves deliverable messages into the sink (at most `budget`); returns how many.
   std::size_t deliver(FrameSink& sink, std::size_t budget);
   /// True when deliver() has something to hand over now.
@@ -81,6 +88,8 @@ class PublisherStream {
   /// The handler finished `n` more messages of this publisher (backpressure).
   void consumed(std::uint32_t n) noexcept { m_consumed += n; }
   [[nodiscard]] clock::time_point last_heard() const noexcept { return m_last_heard; }
+  /// Envelope bytes stored so far (paces a durable subscription's STATUS during catch-up).
+  [[nodiscard]] std::uint64_t stored_bytes() const noexcept { return m_stored_bytes; }
   void heard(clock::time_point now) noexcept { m_last_heard = now; }
 
  private:
@@ -100,7 +109,7 @@ class PublisherStream {
   Slot& slot(std::uint64_t seq) noexcept { return m_ring[seq % ring_size]; }
   const Slot& slot(std::uint64_t seq) const noexcept { return m_ring[seq % ring_size]; }
   bool accept_seq(std::uint64_t seq);
-  void store(std::uint64_t seq, Frame&& frame);
+  void store(std::uint64_t seq, Frame&& frame, std::size_t bytes);
   Partial* partial_for(const Frag& f);
   void drop_partial(std::size_t index, bool count_incomplete);
 
@@ -124,6 +133,7 @@ class PublisherStream {
   std::uint64_t m_present = 0;   // frames held in the ring
   std::uint64_t m_skipped = 0;   // sequences given up (count as consumed: they hold no window)
   std::uint64_t m_consumed = 0;  // handler finished (backpressure only)
+  std::uint64_t m_stored_bytes = 0;
   clock::time_point m_nak_due = clock::time_point::max();
   clock::time_point m_last_heard{};
   std::uint32_t m_nak_attempts = 0;

@@ -17,6 +17,16 @@ constexpr auto vanished_after = std::chrono::milliseconds(3000);
 // A departed publisher's state is kept this long for late duplicates, then dropped.
 constexpr auto forget_after = std::chrono::milliseconds(2000);
 constexpr std::size_t max_remotes = 64;
+// A refused durable request is asked again this often (the publisher may be restarted
+// with more durability).
+constexpr auto reject_retry = std::chrono::milliseconds(1000);
+// A publisher id heard from a new address after its old address was silent this long is
+// the same publisher restarted (a persistent publisher keeps its id from its log).
+constexpr auto restart_silence = std::chrono::milliseconds(500);
+// A durable subscription reports progress this often while messages (history) pour in,
+// so the publisher's paced catch-up never waits for the periodic STATUS.
+constexpr std::uint64_t status_step_messages = 512;
+constexpr std::uint64_t status_step_bytes = 256u << 10;
 
 }  // namespace
 
@@ -25,16 +35,27 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
   if (config.prefix.size() > max_prefix_bytes)
     return fail(Errc::invalid_argument, "topic prefix longer than 1024 bytes");
   if (eps.size() > 7) return fail(Errc::invalid_argument, "a udp subscriber takes at most 7 endpoints");
+  const bool durable = config.durability.kind != DurabilityKind::volatile_;
+  if (config.durable_name.size() > max_name_bytes)
+    return fail(Errc::invalid_argument, "durable name longer than 255 bytes");
   std::vector<UdpOptions> options;
   std::size_t buffer_bytes = 0;
   for (const auto& ep : eps) {
     auto o = parse_options(ep);
     if (!o) return std::unexpected(o.error());
     buffer_bytes = std::max(buffer_bytes, o->max_datagram());
+    if (durable && !o->reliable) {
+      return fail(Errc::invalid_argument,
+                  "a transient_local or persistent subscription needs reliable=1 on udp: best effort cannot promise a "
+                  "seamless history (" +
+                      ep.uri + ")");
+    }
     options.push_back(*o);
   }
   std::unique_ptr<UdpSubscriber> sub(new UdpSubscriber(config, (buffer_bytes + 15) & ~std::size_t{15}));
-  auto control = UdpSocket::open_control(options.front());
+  // A durable subscription's history comes to the control socket: as big a buffer as the group's.
+  auto control =
+      UdpSocket::open_control(options.front(), durable ? std::max(options.front().rcvbuf, 1 << 20) : 1 << 20);
   if (!control) return std::unexpected(control.error());
   sub->m_control = std::move(*control);
   sub->m_fds.push_back(sub->m_control.fd());
@@ -47,6 +68,7 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
                o.reliable ? 1 : 0);
   }
   sub->m_fault = FaultInjector(options.front().fault);
+  sub->m_durable = durable;
   return std::unique_ptr<SubscriberTransport>(std::move(sub));
 }
 
@@ -98,7 +120,8 @@ UdpSubscriber::Remote* UdpSubscriber::discover(std::uint64_t publisher_id, std::
   const auto& o = m_groups[source].options;
   StreamLimits limits{.reliable = o.reliable,
                       .max_message = m_config.max_message_bytes,
-                      .reassembly_bytes = std::max<std::size_t>(m_config.max_message_bytes * 2, 16u << 20)};
+                      .reassembly_bytes = std::max<std::size_t>(m_config.max_message_bytes * 2, 16u << 20),
+                      .durable = m_durable};
   m_remotes.push_back(Remote{.stream = std::make_unique<PublisherStream>(publisher_id, source, from, limits,
                                                                          m_reassembly_in_use, m_counters)});
   m_remotes.back().stream->heard(m_now);
@@ -118,11 +141,11 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
   const auto d = decode(bytes, m_config.max_message_bytes);
   if (!d) return bad(sink, source, len);
   const auto type = d->header.type;
-  const bool from_publisher =
-      type == Type::data || type == Type::frag || type == Type::heartbeat || type == Type::bye || type == Type::welcome;
-  // The group carries data, heartbeats and BYE; our control socket welcomes and
-  // answers to NAKs. Anything else there is misdirected.
-  const bool misdirected = control ? (type != Type::welcome && type != Type::heartbeat) : type == Type::welcome;
+  const bool from_publisher = type == Type::data || type == Type::frag || type == Type::heartbeat ||
+                              type == Type::bye || type == Type::welcome || type == Type::reject;
+  // The group carries data, heartbeats and BYE; our control socket welcomes, refusals,
+  // answers to NAKs and (durable) history. Anything else there is misdirected.
+  const bool misdirected = control ? type == Type::bye : (type == Type::welcome || type == Type::reject);
   if (!from_publisher || misdirected) return bad(sink, source, len);
   Remote* r = find(d->header.publisher_id);
   if (r == nullptr) {
@@ -137,10 +160,23 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
     r = find(id);
     if (r == nullptr) return;
   }
+  if (!same_address(r->stream->address(), from)) {
+    // A known publisher id from another address is someone else's datagram, unless the
+    // old address went silent: then it is that publisher restarted (a persistent one
+    // keeps its id), and it starts over with us.
+    if (control || (!r->stream->bye_seen() && m_now - r->stream->last_heard() < restart_silence)) {
+      return bad(sink, source, len);
+    }
+    log().info("subscription {:016x}: publisher {:016x} restarted at {}", m_config.subscription_id,
+               d->header.publisher_id, to_string(from.sin_addr, ntohs(from.sin_port)));
+    m_remotes.erase(m_remotes.begin() + (r - m_remotes.data()));
+    m_last_remote = 0;
+    r = discover(d->header.publisher_id, source, from);
+    if (r == nullptr) return bad(sink, source, len);
+  }
   auto& s = *r->stream;
-  // A known publisher id from another address is someone else's datagram.
-  if (!same_address(s.address(), from)) return bad(sink, source, len);
   s.heard(m_now);
+  if (control && (type == Type::data || type == Type::frag)) m_history_flowing = true;
   switch (type) {
     case Type::data:
       for_each_entry(bytes, d->data.count, [&](std::uint32_t i, std::size_t offset, std::size_t length) {
@@ -153,12 +189,21 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
     case Type::heartbeat:
     case Type::bye:
       if (type == Type::bye && !s.bye_seen()) r->status_now = true;  // confirm it
-      s.on_heartbeat(d->heartbeat, type == Type::bye, m_now);
+      s.on_heartbeat(d->heartbeat, type == Type::bye, m_now, control);
       break;
+    case Type::reject:
+      if (d->reject.subscription_id != m_config.subscription_id || s.welcomed()) return;
+      r->rejected = true;
+      r->status_now = false;
+      r->next_status = m_now + reject_retry;
+      sink.on_reject(s.source(), s.id(), static_cast<DurabilityKind>(d->reject.offered),
+                     static_cast<DurabilityKind>(d->reject.requested), d->reject.reason);
+      return;
     default:                                                               // welcome
       if (d->welcome.subscription_id != m_config.subscription_id) return;  // meant for an earlier us
       if (!s.welcomed()) r->status_now = true;
-      s.welcome(d->welcome.next_seq, sink);
+      r->rejected = false;
+      s.welcome(d->welcome.next_seq, d->welcome.lost, sink);
       break;
   }
   if (s.gap_pending() || r->status_now) m_timers_due = true;
@@ -237,6 +282,11 @@ std::size_t UdpSubscriber::deliver_ready(FrameSink& sink, std::size_t budget) {
   for (auto& r : m_remotes) {
     if (n >= budget) break;
     n += r.stream->deliver(sink, budget - n);
+    if (m_durable && (r.stream->received_seq() >= r.status_received + status_step_messages ||
+                      r.stream->stored_bytes() >= r.status_bytes + status_step_bytes)) {
+      r.status_now = true;
+      m_timers_due = true;
+    }
   }
   return n;
 }
@@ -245,8 +295,10 @@ std::size_t UdpSubscriber::drain(FrameSink& sink, std::size_t max) {
   std::size_t n = deliver_ready(sink, max);
   // Control is looked at every few calls (an empty read is a system call on the
   // latency path); a WELCOME that must precede data is fetched when that data comes.
-  if (++m_control_countdown >= control_every) {
+  if (m_history_flowing || ++m_control_countdown >= control_every) {
+    // (While history comes by unicast the control socket is the data path: read it every time.)
     m_control_countdown = 0;
+    m_history_flowing = false;
     drain_control(sink);
   }
   const auto groups = static_cast<std::uint32_t>(m_groups.size());
@@ -293,15 +345,24 @@ void UdpSubscriber::send_status(Remote& r, clock::time_point now) {
   if (s.welcomed()) flags |= flag_welcomed;
   if (s.bye_seen()) flags |= flag_bye_seen;
   std::array<std::byte, max_control_bytes> buf;
+  const DurableRequest request{
+      .kind = static_cast<std::uint8_t>(m_config.durability.kind),
+      .from = static_cast<std::uint8_t>(m_config.from),
+      .history = static_cast<std::uint32_t>(std::min<std::size_t>(m_config.durability.history, UINT32_MAX)),
+      .ack_seq = r.ack_seq,
+      .name = m_config.durable_name};
   const auto n = encode_status(buf, s.id(), flags,
                                {.subscription_id = m_config.subscription_id,
                                 .received_seq = s.received_seq(),
                                 .consumed_seq = bp ? s.consumed_seq() : s.received_seq(),
                                 .window = bp ? static_cast<std::uint32_t>(m_config.policy.capacity) : 0,
                                 .policy = static_cast<std::uint8_t>(m_config.policy.kind),
-                                .prefix = m_config.prefix});
+                                .prefix = m_config.prefix},
+                               m_durable ? &request : nullptr);
   if (m_control.send_to(std::span(buf).first(n), s.address())) r.status_now = false;
-  r.next_status = now + (s.welcomed() ? std::chrono::milliseconds(status_every) : join_retry);
+  r.status_received = s.received_seq();
+  r.status_bytes = s.stored_bytes();
+  r.next_status = now + (r.rejected ? reject_retry : s.welcomed() ? status_every : join_retry);
 }
 
 void UdpSubscriber::timers(clock::time_point now) {
@@ -340,6 +401,14 @@ void UdpSubscriber::wait(std::chrono::nanoseconds timeout) {
   }
   wait_readable(m_fds, std::max<clock::duration>(until - now, clock::duration::zero()));
   m_timers_due = true;
+}
+
+bool UdpSubscriber::ack(std::uint32_t, std::uint64_t publisher_id, std::uint64_t seq) {
+  Remote* r = find(publisher_id);
+  if (r == nullptr) return true;  // it left; the next instance is told on its WELCOME
+  r->ack_seq = std::max(r->ack_seq, seq);
+  send_status(*r, clock::now());  // the core calls this every so many messages, not per message
+  return true;
 }
 
 bool UdpSubscriber::consumed(std::uint32_t, std::uint64_t publisher_id, std::uint32_t n) {

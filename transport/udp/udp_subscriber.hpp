@@ -27,6 +27,7 @@ class UdpSubscriber final : public SubscriberTransport {
   std::size_t drain(FrameSink& sink, std::size_t max) override;
   void wait(std::chrono::nanoseconds timeout) override;
   bool consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) override;
+  bool ack(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t seq) override;
   void service(std::chrono::steady_clock::time_point now) override;
 
   [[nodiscard]] const StreamCounters& counters() const noexcept { return m_counters; }
@@ -44,6 +45,10 @@ class UdpSubscriber final : public SubscriberTransport {
     std::unique_ptr<PublisherStream> stream;
     clock::time_point next_status{};
     bool status_now = true;
+    bool rejected = false;              // it refused our durable request: asked again now and then
+    std::uint64_t ack_seq = 0;          // durable: handled up to here (sent in every STATUS)
+    std::uint64_t status_received = 0;  // received_seq / stored bytes in our last STATUS
+    std::uint64_t status_bytes = 0;
   };
   struct Held {  // a datagram the fault injector reordered
     Buffer* buffer = nullptr;
@@ -74,6 +79,8 @@ class UdpSubscriber final : public SubscriberTransport {
   BufferPool* m_pool;
   std::vector<Remote> m_remotes;
   std::size_t m_last_remote = 0;
+  bool m_durable = false;          // transient_local / persistent request
+  bool m_history_flowing = false;  // history datagrams came in the last control read
   std::size_t m_reassembly_in_use = 0;
   StreamCounters m_counters;
   FaultInjector m_fault;

@@ -97,13 +97,29 @@ std::optional<Datagram> decode(std::span<const std::byte> d, std::size_t max_mes
         return std::nullopt;
       }
       break;
-    case Type::welcome:
-      if (d.size() != 32) return std::nullopt;
-      out.welcome = {get<std::uint64_t>(d, 16), get<std::uint64_t>(d, 24)};
+    case Type::welcome: {
+      const bool durable = (out.header.flags & flag_durable) != 0;
+      if (d.size() != (durable ? 40u : 32u)) return std::nullopt;
+      out.welcome = {get<std::uint64_t>(d, 16), get<std::uint64_t>(d, 24), durable ? get<std::uint64_t>(d, 32) : 0};
       if (out.welcome.subscription_id == 0 || out.welcome.next_seq == 0 || out.welcome.next_seq >= max_sequence) {
         return std::nullopt;
       }
+      if (out.welcome.lost >= out.welcome.next_seq) return std::nullopt;  // cannot have lost more than came before
       break;
+    }
+    case Type::reject: {
+      if (d.size() < 32) return std::nullopt;
+      auto& r = out.reject;
+      r.subscription_id = get<std::uint64_t>(d, 16);
+      r.offered = get<std::uint8_t>(d, 24);
+      r.requested = get<std::uint8_t>(d, 25);
+      const auto len = get<std::uint16_t>(d, 26);
+      if (r.subscription_id == 0 || r.offered > 2 || r.requested > 2 || get<std::uint32_t>(d, 28) != 0)
+        return std::nullopt;
+      if (len > max_name_bytes || d.size() != 32u + len) return std::nullopt;
+      r.reason = {reinterpret_cast<const char*>(d.data()) + 32, len};
+      break;
+    }
     case Type::status: {
       if (d.size() < 48) return std::nullopt;
       auto& s = out.status;
@@ -115,8 +131,24 @@ std::optional<Datagram> decode(std::span<const std::byte> d, std::size_t max_mes
       const auto reserved = get<std::uint8_t>(d, 45);
       const auto prefix_len = get<std::uint16_t>(d, 46);
       if (s.subscription_id == 0 || reserved != 0 || s.policy < 1 || s.policy > 4) return std::nullopt;
-      if (prefix_len > max_prefix_bytes || d.size() != 48u + prefix_len) return std::nullopt;
+      if (prefix_len > max_prefix_bytes || d.size() < 48u + prefix_len) return std::nullopt;
       s.prefix = {reinterpret_cast<const char*>(d.data()) + 48, prefix_len};
+      out.durable = (out.header.flags & flag_durable) != 0;
+      if (!out.durable) {
+        if (d.size() != 48u + prefix_len) return std::nullopt;
+        break;
+      }
+      const std::size_t at = 48u + prefix_len;
+      if (d.size() < at + durable_block_bytes) return std::nullopt;
+      auto& q = out.request;
+      q.kind = get<std::uint8_t>(d, at);
+      q.from = get<std::uint8_t>(d, at + 1);
+      const auto name_len = get<std::uint16_t>(d, at + 2);
+      q.history = get<std::uint32_t>(d, at + 4);
+      q.ack_seq = get<std::uint64_t>(d, at + 8);
+      if (q.kind < 1 || q.kind > 2 || q.from > 2 || q.ack_seq >= max_sequence) return std::nullopt;
+      if (name_len > max_name_bytes || d.size() != at + durable_block_bytes + name_len) return std::nullopt;
+      q.name = {reinterpret_cast<const char*>(d.data()) + at + durable_block_bytes, name_len};
       break;
     }
     case Type::nak: {
@@ -189,16 +221,33 @@ std::size_t encode_heartbeat(std::span<std::byte> out, Type type, std::uint64_t 
   return 32;
 }
 
-std::size_t encode_welcome(std::span<std::byte> out, std::uint64_t publisher_id, const Welcome& w) noexcept {
-  put_header(out, Type::welcome, 0, publisher_id);
+std::size_t encode_welcome(std::span<std::byte> out, std::uint64_t publisher_id, const Welcome& w,
+                           bool durable) noexcept {
+  put_header(out, Type::welcome, durable ? flag_durable : 0, publisher_id);
   put<std::uint64_t>(out, 16, w.subscription_id);
   put<std::uint64_t>(out, 24, w.next_seq);
-  return 32;
+  if (!durable) return 32;
+  put<std::uint64_t>(out, 32, w.lost);
+  return 40;
 }
 
-std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, std::uint8_t flags,
-                          const Status& s) noexcept {
-  put_header(out, Type::status, flags, publisher_id);
+std::size_t encode_reject(std::span<std::byte> out, std::uint64_t publisher_id, const Reject& r) noexcept {
+  put_header(out, Type::reject, 0, publisher_id);
+  put<std::uint64_t>(out, 16, r.subscription_id);
+  put<std::uint8_t>(out, 24, r.offered);
+  put<std::uint8_t>(out, 25, r.requested);
+  const auto len = static_cast<std::uint16_t>(std::min(r.reason.size(), max_name_bytes));
+  put<std::uint16_t>(out, 26, len);
+  put<std::uint32_t>(out, 28, 0);
+  std::memcpy(out.data() + 32, r.reason.data(), len);
+  return 32u + len;
+}
+
+std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, std::uint8_t flags, const Status& s,
+                          const DurableRequest* durable) noexcept {
+  put_header(out, Type::status,
+             static_cast<std::uint8_t>(durable != nullptr ? flags | flag_durable : flags & ~flag_durable),
+             publisher_id);
   put<std::uint64_t>(out, 16, s.subscription_id);
   put<std::uint64_t>(out, 24, s.received_seq);
   put<std::uint64_t>(out, 32, s.consumed_seq);
@@ -208,7 +257,17 @@ std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, 
   const auto len = static_cast<std::uint16_t>(std::min(s.prefix.size(), max_prefix_bytes));
   put<std::uint16_t>(out, 46, len);
   std::memcpy(out.data() + 48, s.prefix.data(), len);
-  return 48u + len;
+  if (durable == nullptr) return 48u + len;
+  const std::size_t at = 48u + len;
+  const auto& q = *durable;
+  const auto name_len = static_cast<std::uint16_t>(std::min(q.name.size(), max_name_bytes));
+  put<std::uint8_t>(out, at, q.kind);
+  put<std::uint8_t>(out, at + 1, q.from);
+  put<std::uint16_t>(out, at + 2, name_len);
+  put<std::uint32_t>(out, at + 4, q.history);
+  put<std::uint64_t>(out, at + 8, q.ack_seq);
+  std::memcpy(out.data() + at + durable_block_bytes, q.name.data(), name_len);
+  return at + durable_block_bytes + name_len;
 }
 
 std::size_t encode_nak(std::span<std::byte> out, std::uint64_t publisher_id, const Nak& n) noexcept {
@@ -236,6 +295,10 @@ std::size_t encode_leave(std::span<std::byte> out, std::uint64_t publisher_id, s
 
 void mark_retransmit(std::span<std::byte> dgram) noexcept {
   if (dgram.size() > 5) dgram[5] |= std::byte{flag_retransmit};
+}
+
+void mark_history(std::span<std::byte> dgram) noexcept {
+  if (dgram.size() > 5) dgram[5] |= std::byte{flag_durable};
 }
 
 }  // namespace rill::detail::udp

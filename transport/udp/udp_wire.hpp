@@ -21,6 +21,7 @@ enum class Type : std::uint8_t {
   heartbeat = 0x03,  ///< publisher -> group (or one subscriber): what was sent, what is still retained
   bye = 0x04,        ///< publisher -> group: leaving after last_seq
   welcome = 0x05,    ///< publisher -> subscriber: registered; its messages start at next_seq
+  reject = 0x06,     ///< publisher -> subscriber: refused (it asked for more durability than offered)
   status = 0x11,     ///< subscriber -> publisher: join/keepalive, receive and consume positions, window
   nak = 0x12,        ///< subscriber -> publisher: please retransmit these ranges
   leave = 0x13,      ///< subscriber -> publisher: I am leaving
@@ -33,7 +34,10 @@ inline constexpr std::size_t frag_header_bytes = 48;      ///< + seq, msg_len, f
 inline constexpr std::size_t max_datagram_bytes = 65507;  ///< the largest IPv4 UDP payload
 inline constexpr std::size_t max_prefix_bytes = 1024;
 inline constexpr std::size_t max_nak_ranges = 32;
-inline constexpr std::size_t max_control_bytes = 48 + max_prefix_bytes;  ///< the largest non-data datagram
+inline constexpr std::size_t max_name_bytes = 255;      ///< durable names (as over tcp) and REJECT reasons
+inline constexpr std::size_t durable_block_bytes = 16;  ///< STATUS with flag_durable: + kind, from, name, history, ack
+/// The largest non-data datagram (a durable STATUS).
+inline constexpr std::size_t max_control_bytes = 48 + max_prefix_bytes + durable_block_bytes + max_name_bytes;
 inline constexpr std::uint32_t all_fragments = 0xFFFFFFFFu;
 /// Sequences at or above this are refused: no publisher gets there, and keeping far from
 /// the top keeps every `seq + n` in the receiver free of wrap-around.
@@ -44,6 +48,9 @@ inline constexpr std::uint8_t flag_reliable = 0x01;    ///< heartbeat/status: th
 inline constexpr std::uint8_t flag_bye_seen = 0x02;    ///< status: the subscriber has seen this publisher's BYE
 inline constexpr std::uint8_t flag_retransmit = 0x04;  ///< data/frag: a retransmission
 inline constexpr std::uint8_t flag_welcomed = 0x08;    ///< status: the subscriber has this publisher's WELCOME
+/// status: a durable block follows the prefix; welcome: `lost` follows; data/frag: sent
+/// from the history to one subscriber (unicast).
+inline constexpr std::uint8_t flag_durable = 0x10;
 
 struct Header {
   Type type{};
@@ -79,6 +86,25 @@ struct Heartbeat {
 struct Welcome {
   std::uint64_t subscription_id = 0;
   std::uint64_t next_seq = 0;
+  std::uint64_t lost = 0;  ///< flag_durable: messages before next_seq it asked for that retention deleted
+};
+
+/// The durable part of a STATUS (flag_durable): what the subscription asks for when it
+/// joins, and its acknowledged position afterwards.
+struct DurableRequest {
+  std::uint8_t kind = 0;      ///< DurabilityKind: transient_local or persistent
+  std::uint8_t from = 0;      ///< StartFrom
+  std::uint32_t history = 0;  ///< transient_local: at most this many (0: all kept)
+  std::uint64_t ack_seq = 0;  ///< handled everything up to here (0: nothing acknowledged yet)
+  std::string_view name;      ///< durable name ("" = not durable: no acks stored)
+};
+
+/// REJECT: the subscription asked for `requested`, the publisher offers `offered`.
+struct Reject {
+  std::uint64_t subscription_id = 0;
+  std::uint8_t offered = 0;
+  std::uint8_t requested = 0;
+  std::string_view reason;
 };
 
 /// STATUS: everything up to received_seq arrived in order; the handler finished
@@ -116,7 +142,10 @@ struct Datagram {
   Frag frag;
   Heartbeat heartbeat;  ///< also BYE
   Welcome welcome;
+  Reject reject;
   Status status;
+  bool durable = false;    ///< STATUS with flag_durable: `request` is meaningful
+  DurableRequest request;  ///< the durable block of a STATUS
   Nak nak;
   std::uint64_t leave_subscription = 0;
 };
@@ -152,14 +181,20 @@ std::size_t append_entry(std::span<std::byte> out, std::size_t at, std::span<con
 std::size_t encode_frag(std::span<std::byte> out, std::uint64_t publisher_id, const Frag& f) noexcept;
 std::size_t encode_heartbeat(std::span<std::byte> out, Type type, std::uint64_t publisher_id, std::uint8_t flags,
                              const Heartbeat& h) noexcept;
-std::size_t encode_welcome(std::span<std::byte> out, std::uint64_t publisher_id, const Welcome& w) noexcept;
-std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, std::uint8_t flags,
-                          const Status& s) noexcept;
+/// `durable`: the 40-byte form with `lost` (flag_durable).
+std::size_t encode_welcome(std::span<std::byte> out, std::uint64_t publisher_id, const Welcome& w,
+                           bool durable = false) noexcept;
+std::size_t encode_reject(std::span<std::byte> out, std::uint64_t publisher_id, const Reject& r) noexcept;
+/// `durable`: appends the durable block (flag_durable).
+std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, std::uint8_t flags, const Status& s,
+                          const DurableRequest* durable = nullptr) noexcept;
 std::size_t encode_nak(std::span<std::byte> out, std::uint64_t publisher_id, const Nak& n) noexcept;
 std::size_t encode_leave(std::span<std::byte> out, std::uint64_t publisher_id, std::uint64_t subscription_id) noexcept;
 
 /// Marks an encoded DATA/FRAG datagram as a retransmission (sets flag_retransmit).
 void mark_retransmit(std::span<std::byte> dgram) noexcept;
+/// Marks an encoded DATA/FRAG datagram as history sent to one subscriber (flag_durable).
+void mark_history(std::span<std::byte> dgram) noexcept;
 
 /// Fragment geometry: how many fragments a message of `len` bytes needs with
 /// `frag_size` bytes each.
