@@ -205,6 +205,9 @@ std::uint64_t UdpPublisher::serve_from_history(Receiver& r, std::uint64_t first,
     const auto served = send_history(r, **cursor, last + 1, nak_history_budget);
     if (served) {
       m_counters.history_naked += (*cursor)->position() - first;
+      // Numbers a crashed publisher handed out and never logged (PROTOCOL.md 13.6) are
+      // lost records, which the cursor skips: the subscriber gives them up (a gap it counts).
+      if ((*cursor)->lost() > 0) return last + 1;
       return oldest;
     }
     cursor = std::unexpected(served.error());
