@@ -353,7 +353,15 @@ Result<void> UdpPublisher::wait_for_room(std::uint64_t seq, clock::time_point de
 
 Result<void> UdpPublisher::reserve(std::chrono::nanoseconds timeout) {
   // A durable publisher keeps a message only once it can be sent: wait for room first.
+  // Control is read here, not in its send(): a subscription joining between the two
+  // could hold a message that is kept already.
   if (m_closed) return fail(Errc::closed, "publisher closed");
+  if (m_countdown-- == 0 || m_receivers.empty()) {
+    m_countdown = service_every;
+    const auto now = clock::now();
+    drain_control(now);
+    maybe_heartbeat(now);
+  }
   if (m_has_backpressure && blocker(m_next_seq) != nullptr) {
     close_batch();
     send_pending();
@@ -367,7 +375,7 @@ Result<void> UdpPublisher::reserve(std::chrono::nanoseconds timeout) {
 Result<void> UdpPublisher::send(std::span<const std::byte> envelope, std::uint64_t seq,
                                 std::chrono::nanoseconds timeout) {
   if (m_closed) return fail(Errc::closed, "publisher closed");
-  if (m_countdown-- == 0 || m_receivers.empty()) {
+  if (m_history == nullptr && (m_countdown-- == 0 || m_receivers.empty())) {
     m_countdown = service_every;
     const auto now = clock::now();
     drain_control(now);
