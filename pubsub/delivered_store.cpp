@@ -1,14 +1,6 @@
 #include "delivered_store.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
-#include <utility>
 
 namespace rill::detail {
 
@@ -41,39 +33,17 @@ bool all_zero(const std::byte* p, std::size_t n) {
 }  // namespace
 
 Result<DeliveredStore> DeliveredStore::open(const std::filesystem::path& dir, const std::string& name) {
-  DeliveredStore s;
-  s.m_path = (dir.empty() ? std::filesystem::path(".") : dir) / (name + ".rill-state");
-  const auto where = s.m_path.string();
-  s.m_fd = ::open(where.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (s.m_fd < 0) return fail(Errc::io_error, "cannot open durable state file " + where, errno);
-  if (::flock(s.m_fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    if (err == EWOULDBLOCK) {
-      return fail(Errc::address_in_use,
-                  "durable subscription " + name + " is in use by another process (" + where + ")");
-    }
-    return fail(Errc::io_error, "cannot lock " + where, err);
+  const auto path = (dir.empty() ? std::filesystem::path(".") : dir) / (name + ".rill-state");
+  auto file = MappedFile::open(path, file_size, "a subscriber state file", MappedFile::Lock::exclusive_now);
+  if (!file) {
+    if (file.error().code != Errc::address_in_use) return std::unexpected(file.error());
+    return fail(Errc::address_in_use,
+                "durable subscription " + name + " is in use by another process (" + path.string() + ")");
   }
-  struct stat st {};
-  if (::fstat(s.m_fd, &st) != 0) return fail(Errc::io_error, "cannot stat " + where, errno);
-  if (!S_ISREG(st.st_mode)) return fail(Errc::corrupt, where + " is not a regular file");
-  const bool fresh = st.st_size == 0;
-  if (fresh) {
-    // Sized before it is mapped: touching a page past the end would be SIGBUS.
-    if (::ftruncate(s.m_fd, static_cast<off_t>(file_size)) != 0) {
-      return fail(errno == ENOSPC ? Errc::no_space : Errc::io_error, "cannot size " + where, errno);
-    }
-  } else if (static_cast<std::size_t>(st.st_size) != file_size) {
-    return fail(Errc::corrupt, where + ": " + std::to_string(st.st_size) + " bytes, a state file has " +
-                                   std::to_string(file_size) + " (not a rill subscriber state file, or damaged)");
-  }
-  s.m_map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, s.m_fd, 0);
-  if (s.m_map == MAP_FAILED) {
-    s.m_map = nullptr;
-    return fail(Errc::io_error, "cannot map " + where, errno);
-  }
-  s.m_size = file_size;
-  auto* base = static_cast<std::byte*>(s.m_map);
+  const bool fresh = file->fresh();
+  DeliveredStore s(std::move(*file));
+  const auto where = path.string();
+  auto* base = s.m_file.data();
   auto* h = reinterpret_cast<Header*>(base);
   // All zeros: a previous creation died between sizing and writing the header.
   if (fresh || all_zero(base, header_size)) {
@@ -105,34 +75,6 @@ Result<DeliveredStore> DeliveredStore::open(const std::filesystem::path& dir, co
   return s;
 }
 
-DeliveredStore::DeliveredStore(DeliveredStore&& other) noexcept {
-  *this = std::move(other);
-}
-
-DeliveredStore& DeliveredStore::operator=(DeliveredStore&& other) noexcept {
-  if (this != &other) {
-    close();
-    m_path = std::move(other.m_path);
-    m_fd = std::exchange(other.m_fd, -1);
-    m_map = std::exchange(other.m_map, nullptr);
-    m_size = std::exchange(other.m_size, 0);
-    m_entries = std::exchange(other.m_entries, nullptr);
-    m_next_stamp = std::exchange(other.m_next_stamp, nullptr);
-  }
-  return *this;
-}
-
-DeliveredStore::~DeliveredStore() {
-  close();
-}
-
-void DeliveredStore::close() noexcept {
-  if (m_map != nullptr) ::munmap(m_map, m_size);
-  if (m_fd >= 0) ::close(m_fd);  // releases the flock
-  m_map = nullptr;
-  m_fd = -1;
-}
-
 DeliveredEntry* DeliveredStore::find(std::uint64_t publisher_id) noexcept {
   for (auto& e : entries()) {
     if (e.publisher_id == publisher_id) return &e;
@@ -161,11 +103,6 @@ DeliveredEntry& DeliveredStore::slot(std::uint64_t publisher_id) noexcept {
   victim->stamp = (*m_next_stamp)++;
   store(victim->publisher_id, publisher_id);
   return *victim;
-}
-
-Result<void> DeliveredStore::sync() noexcept {
-  if (::msync(m_map, m_size, MS_SYNC) != 0) return fail(Errc::io_error, "msync " + m_path.string(), errno);
-  return {};
 }
 
 }  // namespace rill::detail

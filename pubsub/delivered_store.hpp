@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 
+#include "mapped_file.hpp"
 #include "rill/error.hpp"
 
 namespace rill::detail {
@@ -32,9 +33,9 @@ class DeliveredStore {
   /// it; corrupt (naming the file) when it is not a state file of this version.
   [[nodiscard]] static Result<DeliveredStore> open(const std::filesystem::path& dir, const std::string& name);
 
-  DeliveredStore(DeliveredStore&& other) noexcept;
-  DeliveredStore& operator=(DeliveredStore&& other) noexcept;
-  ~DeliveredStore();
+  DeliveredStore(DeliveredStore&&) noexcept = default;
+  DeliveredStore& operator=(DeliveredStore&&) noexcept = default;
+  ~DeliveredStore() = default;
 
   /// Every slot (free ones have publisher_id 0).
   [[nodiscard]] std::span<DeliveredEntry> entries() noexcept { return {m_entries, capacity}; }
@@ -52,21 +53,17 @@ class DeliveredStore {
     store(e.pending, 0);
   }
   /// msync(MS_SYNC): what is stored now survives power loss.
-  [[nodiscard]] Result<void> sync() noexcept;
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_path; }
+  [[nodiscard]] Result<void> sync() noexcept { return m_file.sync(); }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_file.path(); }
 
  private:
-  DeliveredStore() = default;
+  explicit DeliveredStore(MappedFile file) noexcept : m_file(std::move(file)) {}
   // Release stores: the compiler keeps their order, which is what a kill -9 observes.
   static void store(std::uint64_t& field, std::uint64_t v) noexcept {
     std::atomic_ref<std::uint64_t>(field).store(v, std::memory_order_release);
   }
-  void close() noexcept;
 
-  std::filesystem::path m_path;
-  int m_fd = -1;
-  void* m_map = nullptr;
-  std::size_t m_size = 0;
+  MappedFile m_file;
   DeliveredEntry* m_entries = nullptr;
   std::uint64_t* m_next_stamp = nullptr;
 };

@@ -86,32 +86,14 @@ constexpr auto live_owner_wait = std::chrono::seconds(10);
 }  // namespace
 
 Result<GroupLedger> GroupLedger::open(const std::filesystem::path& dir, const std::string& name) {
-  GroupLedger g;
-  g.m_path = (dir.empty() ? std::filesystem::path(".") : dir) / (name + ".rill-group");
-  const auto where = g.m_path.string();
-  g.m_fd = ::open(where.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (g.m_fd < 0) return fail(Errc::io_error, "cannot open consumer group ledger " + where, errno);
-  // Members start together: one at a time sizes and initialises the file.
-  if (::flock(g.m_fd, LOCK_EX) != 0) return fail(Errc::io_error, "cannot lock " + where, errno);
-  struct stat st {};
-  if (::fstat(g.m_fd, &st) != 0) return fail(Errc::io_error, "cannot stat " + where, errno);
-  if (!S_ISREG(st.st_mode)) return fail(Errc::corrupt, where + " is not a regular file");
-  const bool fresh = st.st_size == 0;
-  if (fresh) {
-    if (::ftruncate(g.m_fd, static_cast<off_t>(file_size)) != 0) {  // sparse: pages appear as they are used
-      return fail(errno == ENOSPC ? Errc::no_space : Errc::io_error, "cannot size " + where, errno);
-    }
-  } else if (static_cast<std::size_t>(st.st_size) != file_size) {
-    return fail(Errc::corrupt, where + ": " + std::to_string(st.st_size) + " bytes, a group ledger has " +
-                                   std::to_string(file_size) + " (not a rill group ledger, or damaged)");
-  }
-  g.m_map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, g.m_fd, 0);
-  if (g.m_map == MAP_FAILED) {
-    g.m_map = nullptr;
-    return fail(Errc::io_error, "cannot map " + where, errno);
-  }
-  g.m_size = file_size;
-  auto* base = static_cast<std::byte*>(g.m_map);
+  const auto path = (dir.empty() ? std::filesystem::path(".") : dir) / (name + ".rill-group");
+  // Members start together: one at a time sizes and initialises the file (flock, dropped below).
+  auto file = MappedFile::open(path, file_size, "a group ledger", MappedFile::Lock::exclusive_wait);
+  if (!file) return std::unexpected(file.error());
+  const bool fresh = file->fresh();
+  GroupLedger g(std::move(*file));
+  const auto where = path.string();
+  auto* base = g.m_file.data();
   auto* h = reinterpret_cast<Header*>(base);
   static constexpr char zeros[8] = {};
   if (fresh || std::memcmp(h->magic, zeros, sizeof zeros) == 0) {
@@ -119,7 +101,7 @@ Result<GroupLedger> GroupLedger::open(const std::filesystem::path& dir, const st
     h->member_slots = member_slots;
     h->publishers = publishers;
     h->window = window;
-    if (::msync(base, cells_at, MS_SYNC) != 0) return fail(Errc::io_error, "msync " + where, errno);
+    if (auto synced = g.m_file.sync(); !synced) return std::unexpected(synced.error());
     std::memcpy(h->magic, magic, sizeof magic);  // last: a file with its magic is complete
   } else if (std::memcmp(h->magic, magic, sizeof magic) != 0) {
     return fail(Errc::corrupt, where + ": bad magic (not a rill group ledger)");
@@ -130,7 +112,7 @@ Result<GroupLedger> GroupLedger::open(const std::filesystem::path& dir, const st
   // A free member slot is one whose lock nobody holds (its last holder exited or died).
   bool taken = false;
   for (std::uint32_t i = 0; i < member_slots && !taken; ++i) {
-    if (lock_byte(g.m_fd, members_at + i * member_line, F_WRLCK, F_OFD_SETLK) != 0) continue;
+    if (lock_byte(g.m_file.fd(), members_at + i * member_line, F_WRLCK, F_OFD_SETLK) != 0) continue;
     auto* gen = reinterpret_cast<std::uint64_t*>(base + members_at + i * member_line);
     // A new generation: cells a dead holder of this slot left "begun" stay told apart from ours.
     auto next = (word(gen).load() + 1) & 0xffff;
@@ -140,7 +122,7 @@ Result<GroupLedger> GroupLedger::open(const std::filesystem::path& dir, const st
     g.m_generation = static_cast<std::uint32_t>(next);
     taken = true;
   }
-  ::flock(g.m_fd, LOCK_UN);
+  ::flock(g.m_file.fd(), LOCK_UN);
   if (!taken) {
     return fail(Errc::address_in_use,
                 where + ": all " + std::to_string(member_slots) + " member slots are held by running group members");
@@ -148,38 +130,8 @@ Result<GroupLedger> GroupLedger::open(const std::filesystem::path& dir, const st
   return g;
 }
 
-GroupLedger::GroupLedger(GroupLedger&& other) noexcept {
-  *this = std::move(other);
-}
-
-GroupLedger& GroupLedger::operator=(GroupLedger&& other) noexcept {
-  if (this != &other) {
-    close();
-    m_path = std::move(other.m_path);
-    m_fd = std::exchange(other.m_fd, -1);
-    m_map = std::exchange(other.m_map, nullptr);
-    m_size = std::exchange(other.m_size, 0);
-    m_slot = other.m_slot;
-    m_generation = other.m_generation;
-    m_full_logged = other.m_full_logged;
-    m_window_logged = other.m_window_logged;
-  }
-  return *this;
-}
-
-GroupLedger::~GroupLedger() {
-  close();
-}
-
-void GroupLedger::close() noexcept {
-  if (m_map != nullptr) ::munmap(m_map, m_size);
-  if (m_fd >= 0) ::close(m_fd);  // releases the member slot's lock
-  m_map = nullptr;
-  m_fd = -1;
-}
-
 std::uint64_t* GroupLedger::cells_of(std::uint64_t publisher_id) noexcept {
-  auto* base = static_cast<std::byte*>(m_map);
+  auto* base = m_file.data();
   auto* table = reinterpret_cast<std::uint64_t*>(base + publishers_at);
   for (std::uint32_t i = 0; i < publishers; ++i) {
     auto id = word(&table[i * 2]);
@@ -196,9 +148,9 @@ bool GroupLedger::owner_alive(std::uint64_t value) const noexcept {
   const auto slot = cell_slot(value);
   if (slot == m_slot) return cell_gen(value) == m_generation;
   struct flock l {};
-  if (lock_byte(m_fd, members_at + slot * member_line, F_WRLCK, F_OFD_GETLK, &l) != 0) return false;
+  if (lock_byte(m_file.fd(), members_at + slot * member_line, F_WRLCK, F_OFD_GETLK, &l) != 0) return false;
   if (l.l_type == F_UNLCK) return false;  // nobody holds the slot: its member is gone
-  auto* gen = reinterpret_cast<std::uint64_t*>(static_cast<std::byte*>(m_map) + members_at + slot * member_line);
+  auto* gen = reinterpret_cast<std::uint64_t*>(m_file.data() + members_at + slot * member_line);
   return (word(gen).load(std::memory_order_acquire) & 0xffff) == cell_gen(value);
 }
 
@@ -210,7 +162,7 @@ GroupLedger::Claim GroupLedger::begin(std::uint64_t publisher_id, std::uint64_t 
       log().warn(
           "consumer group ledger {}: {} publishers are remembered already; messages of publisher {:016x} "
           "are not tracked (a member's death can have them handled twice)",
-          m_path.string(), publishers, publisher_id);
+          path().string(), publishers, publisher_id);
     }
     return {};
   }
@@ -239,7 +191,7 @@ GroupLedger::Claim GroupLedger::begin(std::uint64_t publisher_id, std::uint64_t 
         log().warn(
             "consumer group ledger {}: publisher {:016x} seq {} is more than {} messages behind the group; "
             "it is not tracked",
-            m_path.string(), publisher_id, seq, window);
+            path().string(), publisher_id, seq, window);
       }
       return {};
     }
@@ -255,8 +207,7 @@ void GroupLedger::finish(const Claim& claim) noexcept {
 }
 
 Result<void> GroupLedger::sync() noexcept {
-  if (::msync(m_map, m_size, MS_SYNC) != 0) return fail(Errc::io_error, "msync " + m_path.string(), errno);
-  return {};
+  return m_file.sync();
 }
 
 }  // namespace rill::detail

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "mapped_file.hpp"
 #include "rill/error.hpp"
 
 namespace rill::detail {
@@ -36,9 +37,9 @@ class GroupLedger {
   /// address_in_use when all member slots are taken by live processes.
   [[nodiscard]] static Result<GroupLedger> open(const std::filesystem::path& dir, const std::string& name);
 
-  GroupLedger(GroupLedger&& other) noexcept;
-  GroupLedger& operator=(GroupLedger&& other) noexcept;
-  ~GroupLedger();
+  GroupLedger(GroupLedger&&) noexcept = default;
+  GroupLedger& operator=(GroupLedger&&) noexcept = default;
+  ~GroupLedger() = default;
 
   /// Marks (publisher_id, seq) as being handled by this member, unless another member
   /// has finished it or died inside its handler. Waits (up to a few seconds) while a live
@@ -49,21 +50,17 @@ class GroupLedger {
   /// msync(MS_SYNC): what is recorded now survives power loss.
   [[nodiscard]] Result<void> sync() noexcept;
 
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_path; }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_file.path(); }
   [[nodiscard]] std::uint32_t member() const noexcept { return m_slot; }
 
  private:
-  GroupLedger() = default;
-  void close() noexcept;
+  explicit GroupLedger(MappedFile file) noexcept : m_file(std::move(file)) {}
   std::uint64_t* cells_of(std::uint64_t publisher_id) noexcept;
   // True while the member that stored `value` still runs (its slot's lock is held and
   // the slot was not taken over since).
   [[nodiscard]] bool owner_alive(std::uint64_t value) const noexcept;
 
-  std::filesystem::path m_path;
-  int m_fd = -1;
-  void* m_map = nullptr;
-  std::size_t m_size = 0;
+  MappedFile m_file;
   std::uint32_t m_slot = 0;
   std::uint32_t m_generation = 0;
   bool m_full_logged = false;

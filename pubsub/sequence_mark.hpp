@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 
+#include "mapped_file.hpp"
 #include "rill/error.hpp"
 
 namespace rill::detail {
@@ -20,9 +21,9 @@ class SequenceMark {
   /// Opens (or creates) `dir/sequence.mark`. corrupt (naming it) when it is not one.
   [[nodiscard]] static Result<SequenceMark> open(const std::filesystem::path& dir);
 
-  SequenceMark(SequenceMark&& other) noexcept;
-  SequenceMark& operator=(SequenceMark&& other) noexcept;
-  ~SequenceMark();
+  SequenceMark(SequenceMark&&) noexcept = default;
+  SequenceMark& operator=(SequenceMark&&) noexcept = default;
+  ~SequenceMark() = default;
 
   /// The last sequence that may have been sent before this open: exact after a process
   /// crash (same boot), the synced reservation after a reboot; 0 for a new file.
@@ -35,12 +36,9 @@ class SequenceMark {
   [[nodiscard]] Result<void> settle(std::uint64_t last) noexcept;
 
  private:
-  SequenceMark() = default;
-  void close() noexcept;
+  explicit SequenceMark(MappedFile file) noexcept : m_file(std::move(file)) {}
 
-  std::filesystem::path m_path;
-  int m_fd = -1;
-  void* m_map = nullptr;
+  MappedFile m_file;
   std::uint64_t m_found = 0;
   std::uint64_t m_reserved = 0;  // a copy of the synced reservation
 };

@@ -153,7 +153,7 @@ TEST_CASE("persistent: the id and sequence continue from the log; durable subscr
     for (int i = 0; i < 3000; ++i) REQUIRE(pub->publish_text("m" + std::to_string(i)));
   }
   auto pub = node.publisher(opts);
-  REQUIRE(pub);
+  REQUIRE_MESSAGE(pub, (pub ? std::string() : pub.error().message()));
   CHECK(pub->id() == id);
   CHECK(pub->next_sequence() == 3001);
 

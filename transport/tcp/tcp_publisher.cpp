@@ -21,6 +21,8 @@ using clock = std::chrono::steady_clock;
 // Control traffic is read every this many publishes, and whenever credit is short.
 // (A read that finds nothing costs libzmq two system calls, so not every time.)
 constexpr unsigned service_every = 256;
+// How long create() retries a bind that finds the port in use.
+constexpr auto rebind_wait = std::chrono::milliseconds(1000);
 
 std::string_view as_view(const zmq_msg_t& m) {
   return {static_cast<const char*>(zmq_msg_data(const_cast<zmq_msg_t*>(&m))), zmq_msg_size(const_cast<zmq_msg_t*>(&m))};
@@ -39,7 +41,13 @@ Result<std::unique_ptr<PublisherTransport>> TcpPublisher::create(NodeCore& node,
     sock.set(zmq::sockopt::linger, linger_ms);
     set_keepalive(sock);
     const std::string addr = "tcp://" + ep.host + ":" + std::to_string(ep.port);
-    sock.bind(addr);
+    // A publisher on this endpoint that just closed (a restart in the same process) still
+    // holds the port until libzmq's I/O thread has closed its listener: retry briefly.
+    const auto deadline = std::chrono::steady_clock::now() + rebind_wait;
+    while (zmq_bind(sock.handle(), addr.c_str()) != 0) {
+      if (zmq_errno() != EADDRINUSE || std::chrono::steady_clock::now() >= deadline) throw zmq::error_t();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     log().info("publisher {:016x} bound {} topic '{}'", config.publisher_id, addr, config.topic);
     return std::unique_ptr<PublisherTransport>(new TcpPublisher(std::move(sock), config));
   } catch (const zmq::error_t& e) {
