@@ -47,8 +47,8 @@ Result<SegmentHeader> decode_segment_header(std::span<const std::byte> in) {
   return h;
 }
 
-void encode_record(std::byte* out, std::uint64_t seq, std::uint64_t publisher_id, std::int64_t ts_ns,
-                   std::span<const std::byte> body) noexcept {
+void encode_record_unsealed(std::byte* out, std::uint64_t seq, std::uint64_t publisher_id, std::int64_t ts_ns,
+                            std::span<const std::byte> body) noexcept {
   const std::size_t size = record_size(body.size());
   put<std::uint32_t>(out, static_cast<std::uint32_t>(body.size()));
   put<std::uint64_t>(out + 8, seq);
@@ -56,9 +56,29 @@ void encode_record(std::byte* out, std::uint64_t seq, std::uint64_t publisher_id
   put<std::int64_t>(out + 24, ts_ns);
   if (!body.empty()) std::memcpy(out + record_header_bytes, body.data(), body.size());
   std::memset(out + record_header_bytes + body.size(), 0, size - record_header_bytes - body.size());
-  // The CRC covers the length and everything after itself, padding included: no byte of a
-  // record escapes it (a length changed within the same padding would otherwise pass).
+}
+
+namespace {
+// The CRC covers the length and everything after itself, padding included: no byte of a
+// record escapes it (a length changed within the same padding would otherwise pass).
+void seal(std::byte* out, std::size_t size) noexcept {
   put<std::uint32_t>(out + 4, crc32c(crc32c(0, {out, 4}), {out + 8, size - 8}));
+}
+}  // namespace
+
+void encode_record(std::byte* out, std::uint64_t seq, std::uint64_t publisher_id, std::int64_t ts_ns,
+                   std::span<const std::byte> body) noexcept {
+  encode_record_unsealed(out, seq, publisher_id, ts_ns, body);
+  seal(out, record_size(body.size()));
+}
+
+void seal_records(std::span<std::byte> records) noexcept {
+  for (std::size_t off = 0; off + record_header_bytes <= records.size();) {
+    std::byte* p = records.data() + off;
+    const std::size_t size = record_size(get<std::uint32_t>(p));
+    seal(p, size);
+    off += size;
+  }
 }
 
 RecordCheck check_record(std::span<const std::byte> data, std::size_t offset, std::size_t max_body,

@@ -49,6 +49,12 @@ struct RecordView {
 /// Writes a whole record (header, body, zero padding, CRC) into `out` (record_size(body) bytes).
 void encode_record(std::byte* out, std::uint64_t seq, std::uint64_t publisher_id, std::int64_t ts_ns,
                    std::span<const std::byte> body) noexcept;
+/// The same without the CRC: the log's appenders leave it to the writer thread, which
+/// seals a whole batch before writing it (seal_records), off the publishing thread.
+void encode_record_unsealed(std::byte* out, std::uint64_t seq, std::uint64_t publisher_id, std::int64_t ts_ns,
+                            std::span<const std::byte> body) noexcept;
+/// Sets the CRC of every record in `records` (whole records back to back, as encoded).
+void seal_records(std::span<std::byte> records) noexcept;
 
 enum class RecordCheck {
   ok,

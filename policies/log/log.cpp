@@ -94,7 +94,10 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
     need_roll = c.tail_records > 0 && c.tail_end + size > c.opt.segment_bytes;
     const bool fits = c.active.empty() || c.active.bytes.size() + size <= c.opt.buffer_bytes;
     if (fits && !(need_roll && c.active.roll_at != SIZE_MAX)) break;
-    c.append_cv.wait(lk);  // group commit is behind: the buffer is full (bounded memory)
+    // Group commit is behind: the buffer is full (bounded memory). The writer takes it next.
+    c.flush_request = std::max(c.flush_request, c.active.gen);
+    c.writer_cv.notify_one();
+    c.append_cv.wait(lk);
   }
   if (meta.expect_sequence != 0 && meta.expect_sequence != c.next_seq) {
     return fail(Errc::invalid_argument, "expected to append sequence " + std::to_string(meta.expect_sequence) +
@@ -108,18 +111,19 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
     c.tail_records = 0;
   }
   const std::uint64_t seq = c.next_seq++;
-  const std::size_t before = c.active.bytes.size();
-  logfmt::encode_record(c.active.bytes.grow(size), seq, pid, ts, body);
+  logfmt::encode_record_unsealed(c.active.bytes.grow(size), seq, pid, ts, body);  // sealed by the writer
   if (c.active.first_seq == 0) c.active.first_seq = seq;
   c.active.last_seq = seq;
   c.tail_end += size;
   ++c.tail_records;
-  c.st_appends.fetch_add(1, std::memory_order_relaxed);
+  c.st_appends.store(c.st_appends.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (c.opt.fsync.mode != FsyncMode::always) {
-    // The writer is woken for a new batch (it then sleeps until the batch is due) and when
-    // the batch is big enough; not for every append.
-    if (was_empty) c.active_since = std::chrono::steady_clock::now();
-    if (was_empty || (before < detail::coalesce_bytes && c.active.bytes.size() >= detail::coalesce_bytes)) c.writer_cv.notify_one();
+    // While records flow the writer looks at the buffer every coalesce_delay by itself; it
+    // is woken only from a nap (and above, by a full buffer), not per batch or append.
+    if (was_empty) {
+      c.active_since = std::chrono::steady_clock::now();
+      if (c.writer_napping) c.writer_cv.notify_one();
+    }
     return seq;
   }
   if (was_empty || c.active.records() == c.want_records) c.writer_cv.notify_one();

@@ -64,6 +64,7 @@ struct ByteBuf {
   [[nodiscard]] std::size_t size() const noexcept { return n; }
   [[nodiscard]] bool empty() const noexcept { return n == 0; }
   [[nodiscard]] std::span<const std::byte> span() const noexcept { return {p.get(), n}; }
+  [[nodiscard]] std::span<std::byte> span() noexcept { return {p.get(), n}; }
   void clear() noexcept { n = 0; }
 };
 
@@ -109,15 +110,16 @@ struct LogCore {
   mutable std::mutex seg_mu;
   std::deque<std::shared_ptr<LogSegment>> segs;
   std::atomic<std::uint64_t> first_seq{1};
-  std::atomic<std::uint64_t> visible_seq{0};
+  alignas(64) std::atomic<std::uint64_t> visible_seq{0};  ///< written per batch by the writer
 
   // Readers waiting for records.
   std::mutex vis_mu;
   std::condition_variable vis_cv;
   std::atomic<int> vis_waiters{0};
 
-  // The append side. Guarded by mu.
-  std::mutex mu;
+  // The append side. Guarded by mu; on cache lines of its own, away from what the writer
+  // thread and readers write per batch.
+  alignas(64) std::mutex mu;
   std::condition_variable append_cv;  ///< appenders: space in the buffer, their batch done
   std::condition_variable writer_cv;  ///< the writer: work to do
   LogBatch active;
@@ -138,17 +140,22 @@ struct LogCore {
   /// its first record (one wake-up and one write per batch, not per few appends).
   std::chrono::steady_clock::time_point active_since{};
   std::uint64_t flush_request = 0;  ///< flush() wants batches up to this generation written now
+  /// every/never: the writer sleeps until woken (or longer than coalesce_delay); an append to
+  /// an empty buffer wakes it. Otherwise it looks at the buffer by itself within coalesce_delay.
+  bool writer_napping = false;
   bool stopping = false;
   bool closed = false;
   std::thread writer;
 
+  std::atomic<std::uint64_t> st_appends{0};  ///< written under mu (a plain load and store, no locked add)
+
   // Owned by the writer thread (and by open/close when it does not run).
-  int fd = -1;
+  alignas(64) int fd = -1;
   std::uint64_t file_end = 0;
   io_uring ring{};
   bool ring_ok = false;
 
-  std::atomic<std::uint64_t> st_appends{0}, st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
+  std::atomic<std::uint64_t> st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
 
   ~LogCore();
 

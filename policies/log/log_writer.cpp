@@ -134,6 +134,9 @@ Result<void> LogCore::write_batch(LogBatch& b, bool sync) {
     return {};
   };
   if (b.stage == 0) {
+    // Appenders leave the CRCs to this thread (one pass over a batch that is still in cache,
+    // on a core the publisher is not using); sealing again on a retry gives the same bytes.
+    logfmt::seal_records(b.bytes.span());
     if (auto w = write_part(all.first(split)); !w) return w;
     b.stage = b.roll_at == SIZE_MAX ? 3 : 1;
   }
@@ -177,6 +180,7 @@ void LogCore::writer_main() {
   // back) lets one fsync carry all N. One appender: it is already there, so no wait.
   auto batch_done = clock::now();
   clock::duration delay{};
+  int polls_left = 0;  ///< every/never: empty rounds to poll before napping until woken
   for (;;) {
     if (stuck) {
       // A full disk: retry the kept batch every 100 ms (or once more when closing).
@@ -195,11 +199,20 @@ void LogCore::writer_main() {
         auto until = clock::time_point::max();
         if (every && unsynced) until = last_sync + opt.fsync.interval;
         if (!always && !active.empty()) until = std::min(until, active_since + coalesce_delay);
+        // every/never while records flow: look again in coalesce_delay rather than be woken
+        // by the next append. A wake-up from the publishing thread tends to put this thread
+        // on the publisher's core, preempting it, while the other core idles.
+        if (!always && polls_left > 0) {
+          --polls_left;
+          until = std::min(until, clock::now() + coalesce_delay);
+        }
+        writer_napping = until == clock::time_point::max() || until > clock::now() + coalesce_delay;
         if (until == clock::time_point::max()) {
           writer_cv.wait(lk);
         } else {
           writer_cv.wait_until(lk, until);
         }
+        writer_napping = false;
       }
     }
     if (always && !stopping && !stuck && want_records > 1 && inflight.empty() && !active.empty() &&
@@ -233,6 +246,7 @@ void LogCore::writer_main() {
         }
         inflight.clear();
         unsynced = true;
+        polls_left = 2;
       }
       committed_seq = visible_seq.load();
       if (stuck) log().warn("log {}: writes resumed", dir.string());
