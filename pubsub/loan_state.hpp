@@ -25,8 +25,9 @@ struct LoanState final : flatbuffers::Allocator {
   // A raw payload placed at the end of the chunk with no builder at all (the envelope's
   // head is written in front of it at publish): the cheapest way to send bytes.
   std::byte* direct_data = nullptr;
-  std::size_t initial = 0;  // the builder's first buffer size, once one is needed
+  std::size_t initial = 0;                // the builder's first buffer size, once one is needed
   std::size_t transport_topic_bytes = 0;  // the publisher's topic length (room for the head)
+  bool heap_only = false;                 // never borrow from the transport (durable publishers)
   std::optional<MessageBuilder> builder;
 
   MessageBuilder& make_builder() {
@@ -56,6 +57,7 @@ struct LoanState final : flatbuffers::Allocator {
       chunk_given = true;
       return reinterpret_cast<std::uint8_t*>(chunk.data + chunk.capacity - size);  // end stays 64-aligned
     }
+    if (heap_only) return static_cast<std::uint8_t*>(::operator new (size, std::align_val_t{64}));
     if (auto bigger = transport->loan(size)) {
       if (have_chunk) {
         old = chunk;

@@ -4,6 +4,7 @@
 
 #include "../transport/transport.hpp"
 #include "history.hpp"
+#include "idle_service.hpp"
 #include "loan_state.hpp"
 #include "logging.hpp"
 #include "node_core.hpp"
@@ -21,12 +22,16 @@ Publisher::Publisher(std::shared_ptr<detail::NodeCore> node, std::unique_ptr<det
       m_timeout(options.publish_timeout),
       m_max_bytes(options.max_message_bytes) {
   if (m_history) m_next_seq = m_history->next_sequence();  // persistent: continues from the log
+  if (m_history && options.idle_service.count() > 0) {
+    m_idle = std::make_unique<detail::IdleService>([t = m_transport.get()] { t->service(); }, options.idle_service);
+  }
 }
 
 Publisher::Publisher(Publisher&&) noexcept = default;
 Publisher& Publisher::operator=(Publisher&&) noexcept = default;
 
 Publisher::~Publisher() {
+  m_idle.reset();  // first: it calls into the transport
   m_spare_loan.reset();
   if (m_transport) m_transport->close(m_next_seq - 1);
   m_transport.reset();  // before the node core, whose context the socket needs
@@ -39,12 +44,16 @@ Publisher::~Publisher() {
 
 EnvelopeFields Publisher::stamp(std::span<const HeaderKV> headers) const noexcept {
   m_stamp_ns = wall_clock_ns();  // kept for the log record (one clock read per message)
-  return {.topic = m_topic, .publisher_id = m_id, .sequence = m_next_seq, .timestamp_ns = m_stamp_ns, .headers = headers};
+  return {
+      .topic = m_topic, .publisher_id = m_id, .sequence = m_next_seq, .timestamp_ns = m_stamp_ns, .headers = headers};
 }
 
 Result<void> Publisher::send_built(std::span<const std::byte> envelope) {
   if (envelope.size() > m_max_bytes) return fail(Errc::too_large, "envelope larger than max_message_bytes");
-  if (m_history) return send_kept(envelope);
+  if (m_history) {
+    detail::IdleServiceEntry entry(m_idle.get());
+    return send_kept(envelope);
+  }
   auto sent = m_transport->send(envelope, m_next_seq, m_timeout);
   if (sent) ++m_next_seq;  // a timed-out message was not published: its number is reused
   return sent;
@@ -68,6 +77,13 @@ Result<void> Publisher::publish_bytes(std::span<const std::byte> payload, std::s
 Result<Loan> Publisher::loan(std::size_t payload_bytes) {
   auto state = m_spare_loan ? std::move(m_spare_loan) : std::make_unique<detail::LoanState>();
   state->transport = m_transport.get();
+  if (m_history) {
+    // A durable publisher copies what it keeps anyway, and a chunk lent by the transport
+    // could be given back while the idle helper is inside it: build on the heap.
+    state->heap_only = true;
+    state->initial = payload_bytes + m_topic.size() + 256;
+    return Loan(std::move(state));
+  }
   state->transport_topic_bytes = m_topic.size();
   // Room for the envelope around the payload: topic, fixed fields, alignment, a few headers.
   const std::size_t want = payload_bytes + m_topic.size() + 256;
@@ -116,6 +132,7 @@ Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, s
   if (envelope.size() > m_max_bytes) {
     sent = fail(Errc::too_large, "envelope larger than max_message_bytes");
   } else if (m_history) {
+    detail::IdleServiceEntry entry(m_idle.get());
     sent = send_kept(envelope);  // tcp copies anyway; clear() below gives the loan back
     state->clear();
     m_spare_loan = std::move(state);
@@ -132,21 +149,35 @@ Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, s
   return sent;
 }
 
-void Publisher::flush() { m_transport->flush(); }
+void Publisher::flush() {
+  detail::IdleServiceEntry entry(m_idle.get());
+  m_transport->flush();
+}
 
-std::size_t Publisher::service() { return m_transport->service(); }
+std::size_t Publisher::service() {
+  detail::IdleServiceEntry entry(m_idle.get());
+  return m_transport->service();
+}
 
 Result<std::size_t> Publisher::wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout) {
+  detail::IdleServiceEntry entry(m_idle.get());
   return m_transport->wait_for_subscribers(n, std::chrono::steady_clock::now() + timeout);
 }
 
-const PublisherStats& Publisher::stats() const noexcept { return m_transport->stats(); }
+const PublisherStats& Publisher::stats() const noexcept {
+  if (!m_idle) return m_transport->stats();
+  detail::IdleServiceEntry entry(m_idle.get());
+  m_stats_copy = m_transport->stats();  // the helper may be counting: a copy taken while it is not
+  return m_stats_copy;
+}
 
 DurabilityKind Publisher::durability() const noexcept {
   return m_history ? m_history->offered() : DurabilityKind::volatile_;
 }
 
-const Log* Publisher::log() const noexcept { return m_history ? m_history->log() : nullptr; }
+const Log* Publisher::log() const noexcept {
+  return m_history ? m_history->log() : nullptr;
+}
 
 }  // namespace rill
 
@@ -157,14 +188,16 @@ Loan::Loan(Loan&&) noexcept = default;
 Loan& Loan::operator=(Loan&&) noexcept = default;
 Loan::~Loan() = default;
 
-flatbuffers::FlatBufferBuilder& Loan::fbb() noexcept { return m_state->make_builder().fbb(); }
+flatbuffers::FlatBufferBuilder& Loan::fbb() noexcept {
+  return m_state->make_builder().fbb();
+}
 
 std::span<std::byte> Loan::raw(std::size_t size) {
   auto& st = *m_state;
   // Where the payload starts when the envelope's head (64 bytes, the topic string, the
   // vector length) goes in front of it at the chunk's start, 8-aligned.
-  const std::size_t data_at = (plain_head_bytes + 4 + st.transport_topic_bytes + 1 + 4 + envelope_alignment - 1) &
-                              ~(envelope_alignment - 1);
+  const std::size_t data_at =
+      (plain_head_bytes + 4 + st.transport_topic_bytes + 1 + 4 + envelope_alignment - 1) & ~(envelope_alignment - 1);
   if (!st.builder && !st.raw_used && st.have_chunk && data_at + size <= st.chunk.capacity) {
     // No builder needed: the envelope starts at the chunk's data, next to its header line
     // (a reader fetches them together); publish() writes the head in front of the payload.
@@ -181,6 +214,8 @@ std::span<std::byte> Loan::raw(std::size_t size) {
   return {reinterpret_cast<std::byte*>(data), size};
 }
 
-bool Loan::zero_copy() const noexcept { return m_state && m_state->have_chunk; }
+bool Loan::zero_copy() const noexcept {
+  return m_state && m_state->have_chunk;
+}
 
 }  // namespace rill

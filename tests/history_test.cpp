@@ -3,13 +3,11 @@
 // log after a restart and serve it to durable subscriptions, and refused requests.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <csignal>
-
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -27,7 +25,6 @@ struct TempDir : rilltest::TempDir {
 };
 
 namespace {
-
 
 // Collects sequences and checks they run without a gap or a repeat.
 struct Seqs {
@@ -133,6 +130,50 @@ TEST_CASE("transient_local: a subscription may ask for fewer than the publisher 
   REQUIRE(pub->publish_text("live"));
   REQUIRE(drive_until(*pub, *sub, seqs, 501));
   CHECK(seqs.contiguous());
+}
+
+TEST_CASE("an idle durable publisher serves late joiners from its helper thread; without one nothing moves") {
+  TempDir dir;
+  rill::Node node;
+  const auto ep = fresh_endpoint();
+  auto run = [&](std::chrono::milliseconds idle_service) {
+    const std::uint64_t first = 1;
+    auto pub = node.publisher({.endpoint = ep,
+                               .topic = "t",
+                               .durability = rill::Durability::persistent(dir.str() + "/log"),
+                               .idle_service = idle_service});
+    REQUIRE(pub);
+    for (int i = 0; i < 3000; ++i) REQUIRE(pub->publish_text("x"));
+    // From here this thread never touches the publisher until it checks its stats. The
+    // history is paced by the subscription's credit, so it takes many service() rounds.
+    auto sub = node.subscriber({.endpoints = {ep},
+                                .prefix = "t",
+                                .policy = rill::Policy::backpressure(64),
+                                .durability = rill::Durability::persistent(""),
+                                .durable_name = "late",
+                                .from = rill::StartFrom::start,
+                                .state_dir = dir.str()});
+    REQUIRE(sub);
+    Seqs seqs;
+    const auto deadline = std::chrono::steady_clock::now() + (idle_service.count() > 0 ? 20s : 500ms);
+    while (std::chrono::steady_clock::now() < deadline && seqs.seen.size() < 3000 + first - 1) {
+      sub->wait_poll([&](const rill::MessageView& m) { seqs(m); }, 4096, 10ms);
+    }
+    if (idle_service.count() > 0) {
+      REQUIRE(seqs.seen.size() == 3000 + first - 1);
+      CHECK(seqs.seen.front() == 1);
+      CHECK(seqs.contiguous());
+      CHECK(pub->stats().replayed >= 3000);
+    } else {
+      CHECK(seqs.seen.empty());  // nobody calls service(): the join is never even answered
+    }
+  };
+  SUBCASE("with the helper (the default)") {
+    run(rill::PublisherOptions{}.idle_service);
+  }
+  SUBCASE("idle_service = 0") {
+    run(0ms);
+  }
 }
 
 TEST_CASE("persistent: the id and sequence continue from the log; durable subscriptions replay it") {
@@ -335,8 +376,8 @@ TEST_CASE("a consumer group splits the messages: each to exactly one member, als
   REQUIRE(pub);
   std::vector<rill::Subscriber> members;
   for (int i = 0; i < 3; ++i) {
-    auto m = node.subscriber({.endpoints = {ep}, .prefix = "jobs/", .policy = rill::Policy::backpressure(64),
-                              .group = "workers"});
+    auto m = node.subscriber(
+        {.endpoints = {ep}, .prefix = "jobs/", .policy = rill::Policy::backpressure(64), .group = "workers"});
     REQUIRE(m);
     members.push_back(std::move(*m));
   }

@@ -21,14 +21,15 @@ class PublisherTransport;
 struct LoanState;
 class NodeCore;
 class History;
+class IdleService;
 }  // namespace detail
 
 /// How a publisher behaves; fill with designated initializers.
 struct PublisherOptions {
-  std::string endpoint;                                   ///< e.g. "tcp://127.0.0.1:5555" (bound)
-  std::string topic;                                      ///< the one topic this publisher sends on
-  std::chrono::milliseconds publish_timeout{1000};        ///< longest publish() waits for backpressure credit
-  std::size_t max_message_bytes = 64u << 20;              ///< larger envelopes are refused with too_large
+  std::string endpoint;                             ///< e.g. "tcp://127.0.0.1:5555" (bound)
+  std::string topic;                                ///< the one topic this publisher sends on
+  std::chrono::milliseconds publish_timeout{1000};  ///< longest publish() waits for backpressure credit
+  std::size_t max_message_bytes = 64u << 20;        ///< larger envelopes are refused with too_large
   /// Throughput mode: coalesce up to this many messages into one transport frame
   /// (1 = every publish() is sent at once). Held-back messages go out when the batch is
   /// full, at flush(), service() or destruction; call flush() when you pause.
@@ -44,6 +45,10 @@ struct PublisherOptions {
   /// persistent: where durable subscriptions' acknowledged positions are stored
   /// ("" = DIR/acks).
   std::string ack_store{};
+  /// transient_local / persistent: when publish() (or any call) has not been made for this
+  /// long, a helper thread calls service(), so late joiners and durable subscriptions catch
+  /// up from an idle publisher. 0: no helper (then call service() yourself while idle).
+  std::chrono::milliseconds idle_service{5};
 };
 
 /// Sends on one topic from one thread. Move-only; not thread-safe (one publishing
@@ -92,8 +97,9 @@ class Publisher {
   /// Sends messages a batching publisher is holding back (no-op with batch_messages = 1).
   void flush();
   /// Flushes, then processes joins, credits, acks and departures, and sends history to
-  /// subscriptions catching up. Call it while not publishing (a durable subscription
-  /// replaying a long log is served from here and from publish()).
+  /// subscriptions catching up (a durable subscription replaying a long log is served from
+  /// here and from publish()). A durable publisher's helper thread (idle_service) calls it
+  /// while the application does not; without one, call it while not publishing.
   std::size_t service();
   /// Waits until `n` matching subscriptions are attached, up to `timeout`.
   [[nodiscard]] Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout);
@@ -123,6 +129,8 @@ class Publisher {
   std::unique_ptr<detail::PublisherTransport> m_transport;
   MessageBuilder m_builder;
   std::unique_ptr<detail::LoanState> m_spare_loan;  // reused, so loans allocate nothing
+  std::unique_ptr<detail::IdleService> m_idle;      // durable: services the transport while we are idle
+  mutable PublisherStats m_stats_copy;              // what stats() returns (read under m_idle)
   std::string m_topic;
   std::uint64_t m_id = 0;
   std::uint64_t m_next_seq = 1;
