@@ -66,23 +66,73 @@ Result<SequenceMark> SequenceMark::open(const std::filesystem::path& dir) {
   return m;
 }
 
+SequenceMark::~SequenceMark() {
+  stop_reserver();
+}
+
+void SequenceMark::stop_reserver() noexcept {
+  if (!m_reserver) return;
+  {
+    std::lock_guard g(m_reserver->mutex);
+    m_reserver->stop = true;
+  }
+  m_reserver->wake.notify_all();
+  m_reserver->thread.join();
+  m_reserver.reset();
+}
+
 Result<void> SequenceMark::hand_out(std::uint64_t seq, bool reserve) noexcept {
   auto* h = reinterpret_cast<Mark*>(m_file.data());
-  if (reserve && seq > m_reserved) {
-    // Synced before the number is used, so a restart after a power loss starts above it.
-    word(h->reserved_to).store(seq + reserve_block - 1, std::memory_order_release);
-    if (auto synced = m_file.sync(); !synced) return synced;
-    m_reserved = seq + reserve_block - 1;
+  if (reserve && seq + reserve_block / 2 > m_requested) {
+    if (auto r = wait_reserved(seq); !r) return r;
   }
   word(h->handed_out).store(seq, std::memory_order_release);
   return {};
 }
 
+Result<void> SequenceMark::wait_reserved(std::uint64_t seq) noexcept {
+  if (!m_reserver) {
+    m_reserver = std::make_unique<Reserver>();
+    Reserver* r = m_reserver.get();
+    r->thread = std::thread([r, h = reinterpret_cast<Mark*>(m_file.data()), file = &m_file] {
+      std::unique_lock lk(r->mutex);
+      for (;;) {
+        r->wake.wait(lk, [&] { return r->stop || r->target > r->synced_to.load(std::memory_order_relaxed); });
+        if (r->stop) return;
+        const std::uint64_t target = r->target;
+        lk.unlock();
+        // Stored, then synced, before any number up to it is used.
+        word(h->reserved_to).store(target, std::memory_order_release);
+        auto synced = file->sync();
+        lk.lock();
+        if (!synced) {
+          r->error = synced.error();
+          r->synced.notify_all();
+          return;
+        }
+        r->synced_to.store(target, std::memory_order_release);
+        r->synced.notify_all();
+      }
+    });
+  }
+  Reserver& r = *m_reserver;
+  std::unique_lock lk(r.mutex);
+  m_requested = std::max(m_requested, seq) + reserve_block - 1;
+  r.target = m_requested;
+  r.wake.notify_one();
+  // Only a number past the synced reservation waits (the first one, or a publisher that
+  // outran the sync by half a block).
+  r.synced.wait(lk, [&] { return r.error || r.synced_to.load(std::memory_order_relaxed) >= seq; });
+  if (r.error) return std::unexpected(*r.error);
+  return {};
+}
+
 Result<void> SequenceMark::settle(std::uint64_t last) noexcept {
+  stop_reserver();
   auto* h = reinterpret_cast<Mark*>(m_file.data());
   word(h->handed_out).store(last, std::memory_order_release);
   word(h->reserved_to).store(last, std::memory_order_release);
-  m_reserved = last;
+  m_requested = last;
   return m_file.sync();
 }
 
