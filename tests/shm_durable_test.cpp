@@ -87,7 +87,7 @@ class HandSlot {
     std::memcpy(s.durable_name, name.data(), std::min(name.size(), sizeof s.durable_name));
     s.durable_name_bytes = static_cast<std::uint32_t>(name.size());
     std::memset(s.group, 0, sizeof s.group);
-    std::memcpy(s.group, group.data(), std::min(group.size(), sizeof s.group));
+    if (!group.empty()) std::memcpy(s.group, group.data(), std::min(group.size(), sizeof s.group));
     s.group_bytes = group_bytes != 0 ? group_bytes : static_cast<std::uint32_t>(group.size());
     for (std::uint32_t i = 0; i < m_map->ring_capacity(); ++i) m_map->ring(m_index)[i].store(0);
     s.owner.store(shm::make_owner(pid, shm::SlotState::active));
