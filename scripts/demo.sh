@@ -116,31 +116,37 @@ echo "its acks:   $("$rill" log list "$ddir/log" | grep '"ack"' || echo none)"
 echo
 gport=$((20000 + RANDOM % 20000))
 [ "$gport" = "$dport" ] && gport=$((gport + 1))
-gep="tcp://127.0.0.1:$gport"
-gdir="$out/group"
-rm -rf "$gdir" && mkdir -p "$gdir/state"
-gcount=30000
-echo "== demo: a durable consumer group on $gep: 3 'rill sub --group workers' sharing $gdir/state split"
-echo "   $gcount messages; one member is killed with SIGKILL midway and the others take over its share"
-"$rill" pub "$gep" jobs/resize --durability "persistent:$gdir/log" --count "$gcount" --rate 20000 --wait-subs 3 \
-  --linger-ms 3000 2>"$out/group-pub.txt" &
-gpub=$!
-gpids=()
-for i in 1 2 3; do
-  "$rill" sub "$gep" jobs/ --group workers --durability persistent --durable "w$i" --state-dir "$gdir/state" \
-    --format text --idle-exit-ms 2500 >>"$gdir/w$i.txt" 2>"$gdir/w$i.err" &
-  gpids+=($!)
-done
-share() { awk '$1 == "jobs/resize"' "$gdir/w$1.txt" | wc -l; }
-for _ in $(seq 300); do [ "$(share 2)" -ge 3000 ] && break; sleep 0.05; done
-kill -9 "${gpids[1]}" && wait "${gpids[1]}" 2>/dev/null || true
-echo "member w2 killed (SIGKILL) after handling $(share 2) messages"
-wait "${gpids[0]}" "${gpids[2]}" "$gpub" || true
-echo "members handled: w1 $(share 1), w2 $(share 2) (killed), w3 $(share 3)"
-awk -v n="$gcount" '$1 == "jobs/resize" { c[$2]++ }
-  END { for (s in c) { k++; if (c[s] > 1) twice++ } ;
-        printf "distinct messages handled: %d of %d; handled by two members: %d\n", k, n, twice + 0 }' \
-  "$gdir"/w1.txt "$gdir"/w2.txt "$gdir"/w3.txt
+# The same durable group over tcp, then over shared memory.
+group_demo() {
+  gep=$1
+  gdir="$out/group-$2"
+  rm -rf "$gdir" && mkdir -p "$gdir/state"
+  gcount=30000
+  echo "== demo: a durable consumer group on $gep: 3 'rill sub --group workers' sharing $gdir/state split"
+  echo "   $gcount messages; one member is killed with SIGKILL midway and the others take over its share"
+  "$rill" pub "$gep" jobs/resize --durability "persistent:$gdir/log" --count "$gcount" --rate 20000 --wait-subs 3 \
+    --linger-ms 3000 2>"$out/group-$2-pub.txt" &
+  gpub=$!
+  gpids=()
+  for i in 1 2 3; do
+    "$rill" sub "$gep" jobs/ --group workers --durability persistent --durable "w$i" --state-dir "$gdir/state" \
+      --format text --idle-exit-ms 2500 >>"$gdir/w$i.txt" 2>"$gdir/w$i.err" &
+    gpids+=($!)
+  done
+  share() { awk '$1 == "jobs/resize"' "$gdir/w$1.txt" | wc -l; }
+  for _ in $(seq 300); do [ "$(share 2)" -ge 3000 ] && break; sleep 0.05; done
+  kill -9 "${gpids[1]}" && wait "${gpids[1]}" 2>/dev/null || true
+  echo "member w2 killed (SIGKILL) after handling $(share 2) messages"
+  wait "${gpids[0]}" "${gpids[2]}" "$gpub" || true
+  echo "members handled: w1 $(share 1), w2 $(share 2) (killed), w3 $(share 3)"
+  awk -v n="$gcount" '$1 == "jobs/resize" { c[$2]++ }
+    END { for (s in c) { k++; if (c[s] > 1) twice++ } ;
+          printf "distinct messages handled: %d of %d; handled by two members: %d\n", k, n, twice + 0 }' \
+    "$gdir"/w1.txt "$gdir"/w2.txt "$gdir"/w3.txt
+}
+group_demo "tcp://127.0.0.1:$gport" tcp
+echo
+group_demo "shm://rill-demo-group-$$" shm
 
 echo
 echo "== rill perf tcp --size 64 (rill beside raw ZeroMQ, same run, pinned cross-core; throughput with --batch 256)"

@@ -1,13 +1,18 @@
 // Durability over shm, the parts tcp does not have: history is paced by the slot's ring
 // (a drop policy never drops it), the request a subscriber writes into its slot and the
 // ack word are untrusted (a hand-written slot stands in for a scribbling process), a
-// closing publisher first sends catching-up subscriptions their history, and consumer
-// groups are refused. The shared durability cases run over shm in shm_history_test and
-// shm_durable_sub_test (history_test.cpp and durable_sub_test.cpp rebuilt).
+// closing publisher first sends catching-up subscriptions their history, a slot's group
+// name is untrusted, and a durable group member found dead by slot liveness hands what it
+// had not acknowledged to the others (shm_group_test has the rest of groups). The shared
+// durability cases run over shm in shm_history_test and shm_durable_sub_test
+// (history_test.cpp and durable_sub_test.cpp rebuilt).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -56,7 +61,8 @@ class HandSlot {
   HandSlot& operator=(const HandSlot&) = delete;
 
   /// Claims a free slot with this durability request and makes it active.
-  shm::Slot& claim(std::uint32_t durability, std::uint32_t from, std::string_view name) {
+  shm::Slot& claim(std::uint32_t durability, std::uint32_t from, std::string_view name, std::string_view group = {},
+                   std::uint32_t group_bytes = 0) {
     const auto pid = static_cast<std::uint32_t>(::getpid());
     for (m_index = 0; m_index < m_map->slot_count(); ++m_index) {
       std::uint64_t expected = 0;
@@ -80,6 +86,9 @@ class HandSlot {
     std::memset(s.durable_name, 0, sizeof s.durable_name);
     std::memcpy(s.durable_name, name.data(), std::min(name.size(), sizeof s.durable_name));
     s.durable_name_bytes = static_cast<std::uint32_t>(name.size());
+    std::memset(s.group, 0, sizeof s.group);
+    if (!group.empty()) std::memcpy(s.group, group.data(), std::min(group.size(), sizeof s.group));
+    s.group_bytes = group_bytes != 0 ? group_bytes : static_cast<std::uint32_t>(group.size());
     for (std::uint32_t i = 0; i < m_map->ring_capacity(); ++i) m_map->ring(m_index)[i].store(0);
     s.owner.store(shm::make_owner(pid, shm::SlotState::active));
     m_map->header().roster.fetch_add(1);
@@ -91,6 +100,16 @@ class HandSlot {
     m_map->header().roster.fetch_add(1);
   }
   [[nodiscard]] shm::Slot& slot() const { return m_map->slot(m_index); }
+  /// The sequences the publisher pushed into this slot's ring, in push order (nobody takes them).
+  [[nodiscard]] std::vector<std::uint64_t> pushed() const {
+    std::vector<std::uint64_t> seqs;
+    for (std::uint64_t pos = 0; pos < m_map->ring_capacity(); ++pos) {
+      const auto e = m_map->ring(m_index)[pos].load();
+      if (!shm::entry_is(e, pos)) break;
+      seqs.push_back(m_map->chunk(shm::entry_chunk(e))->sequence);
+    }
+    return seqs;
+  }
 
  private:
   shm::Mapping* m_map = nullptr;
@@ -269,10 +288,94 @@ TEST_CASE("a volatile shm publisher refuses a durable request: one event, nothin
   CHECK(pub->stats().subscribers == 0);
 }
 
-TEST_CASE("consumer groups stay tcp-only: a group subscription over shm is unsupported") {
+TEST_CASE("a slot's consumer group name is untrusted: too long, or not file-safe in a durable group, is refused") {
   rill::Node node;
-  auto sub = node.subscriber({.endpoints = {rilltest::fresh_shm_endpoint()}, .prefix = "g/", .group = "workers"});
+  TempDir dir;
+  const auto ep = rilltest::fresh_shm_endpoint();
+  auto pub = node.publisher({.endpoint = ep,
+                             .topic = "g/t",
+                             .durability = rill::Durability::persistent(dir.str()),
+                             .log = {.fsync = rill::FsyncPolicy::never()}});
+  REQUIRE(pub);
+  HandSlot hand(ep);
+  struct Case {
+    std::uint32_t durability;
+    std::string group;
+    std::uint32_t group_bytes;
+  };
+  for (const auto& c : {Case{0, "g", 129}, Case{0, "g", 0xffffffffu}, Case{0, std::string("a\0b", 3), 0},
+                        Case{2, "../g", 0}, Case{2, ".g", 0}, Case{2, "a b", 0}}) {
+    CAPTURE(c.durability);
+    CAPTURE(c.group_bytes);
+    auto& s = hand.claim(c.durability, 0, c.durability == 2 ? "x" : "", c.group, c.group_bytes);
+    (void)pub->service();
+    CHECK(s.rejected.load() == static_cast<std::uint32_t>(shm::RejectReason::malformed));
+    CHECK(s.joined.load() == 0);
+    CHECK(pub->stats().subscribers == 0);
+    hand.leave();
+    (void)pub->service();
+    CHECK(s.owner.load() == 0);
+  }
+  // A volatile group's name only has to fit; a durable one's is stored as "group:NAME".
+  auto& s = hand.claim(0, 0, "", "a b");
+  (void)pub->service();
+  CHECK(s.rejected.load() == 0);
+  CHECK(s.joined.load() == 1);
+  CHECK(pub->stats().subscribers == 1);
+  // A subscriber refuses a name that would not fit its slot.
+  auto sub = node.subscriber({.endpoints = {ep}, .prefix = "g/", .group = std::string(129, 'g')});
   REQUIRE_FALSE(sub);
-  CHECK(sub.error().code == rill::Errc::unsupported);
-  CHECK(sub.error().message().find("consumer groups") != std::string::npos);
+  CHECK(sub.error().code == rill::Errc::invalid_argument);
+}
+
+TEST_CASE("a durable group member found dead: what it was pushed and had not acknowledged goes to the survivor") {
+  rill::Node node;
+  TempDir dir, state;
+  const auto ep = rilltest::fresh_shm_endpoint();
+  auto pub = node.publisher({.endpoint = ep,
+                             .topic = "g/t",
+                             .durability = rill::Durability::persistent(dir.str()),
+                             .log = {.fsync = rill::FsyncPolicy::never()}});
+  REQUIRE(pub);
+  HandSlot hand(ep);  // a member that is pushed messages and never takes them
+  auto& s = hand.claim(2, static_cast<std::uint32_t>(rill::StartFrom::end), "h", "g");
+  auto survivor = node.subscriber({.endpoints = {ep},
+                                   .prefix = "g/",
+                                   .policy = rill::Policy::backpressure(1024),
+                                   .durability = rill::Durability::persistent(),
+                                   .durable_name = "b",
+                                   .state_dir = state.str(),
+                                   .group = "g"});
+  REQUIRE(survivor);
+  std::vector<std::uint64_t> got;
+  auto poll = [&] {
+    (void)pub->service();
+    survivor->poll([&](const rill::MessageView& m) { got.push_back(m.sequence()); }, 256);
+  };
+  const auto joined_by = clock_type::now() + 10s;
+  while (pub->stats().subscribers < 2 && clock_type::now() < joined_by) poll();
+  REQUIRE(pub->stats().subscribers == 2);
+  REQUIRE(s.joined.load() == 1);
+  for (int i = 0; i < 100; ++i) REQUIRE(pub->publish_text("m"));
+  const auto pushed = hand.pushed();
+  REQUIRE(pushed.size() == 50);  // round-robin between the two
+  // It acknowledges its first 10 (the word names the last one handled, in push order).
+  s.acked.store(pushed[9]);
+  (void)pub->service();
+  // Its process "dies": the slot's pid now names a process that is gone.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  REQUIRE(::waitpid(child, nullptr, 0) == child);
+  s.owner.store(shm::make_owner(static_cast<std::uint32_t>(child), shm::SlotState::active));
+  // Slot liveness finds it (every 100 ms); its 40 unacknowledged messages go to the survivor.
+  const auto deadline = clock_type::now() + 10s;
+  while (got.size() < 90 && clock_type::now() < deadline) poll();
+  CHECK(pub->stats().reclaimed == 1);
+  CHECK(pub->stats().redelivered == 40);
+  REQUIRE(got.size() == 90);
+  std::vector<std::uint64_t> again(got.begin() + 50, got.end());
+  CHECK(again == std::vector<std::uint64_t>(pushed.begin() + 10, pushed.end()));
+  std::sort(got.begin(), got.end());
+  CHECK(std::adjacent_find(got.begin(), got.end()) == got.end());  // nothing twice
 }

@@ -16,7 +16,7 @@
 namespace rill::detail::shm {
 
 inline constexpr char shm_magic[8] = {'R', 'I', 'L', 'L', 'S', 'H', 'M', '\0'};
-inline constexpr std::uint32_t shm_version = 2;
+inline constexpr std::uint32_t shm_version = 3;
 inline constexpr std::size_t cache_line = 64;
 inline constexpr std::uint32_t max_slots = 63;  // one holder bit each in a 64-bit word
 inline constexpr std::uint32_t max_classes = 8;
@@ -24,6 +24,7 @@ inline constexpr std::uint32_t max_topic_bytes = 256;
 inline constexpr std::uint32_t max_chunks = 1u << 24;         // a ring entry keeps 24 bits of chunk index
 inline constexpr std::uint64_t publisher_holds = 1ull << 63;  // holder bit of the publisher's own loans
 inline constexpr std::uint32_t max_durable_name_bytes = 128;
+inline constexpr std::uint32_t max_group_name_bytes = 128;
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -54,7 +55,7 @@ enum class SlotState : std::uint32_t {
 enum class RejectReason : std::uint32_t {
   none = 0,
   durability = 1,  ///< the request asks for more durability than the publisher offers
-  malformed = 2,   ///< the request is not one a subscriber writes (bad kind, start or name)
+  malformed = 2,   ///< the request is not one a subscriber writes (bad kind, start, name or group)
 };
 
 /// A ring entry: (position + 1) in the high 40 bits, the chunk index in the low 24.
@@ -115,7 +116,7 @@ struct SegmentHeader {
   std::atomic<std::uint32_t> pub_waiting;
 };
 
-/// One subscriber's place in the segment: seven cache lines, each written mostly by
+/// One subscriber's place in the segment: nine cache lines, each written mostly by
 /// one side so that they do not bounce between cores.
 struct Slot {
   // Line 0: written by the subscriber (while claiming, and its wake-up handshake).
@@ -148,11 +149,18 @@ struct Slot {
   std::uint32_t start_from;                      ///< rill::StartFrom (persistent)
   std::uint64_t history;                         ///< transient_local: at most this many (0: all kept)
   std::uint32_t durable_name_bytes;              ///< persistent: length of durable_name, at most 128
-  std::uint32_t reserved3;
+  std::uint32_t group_bytes;                     ///< consumer group: length of `group` (0: fan-out), at most 128
   char durable_name[max_durable_name_bytes];
 
   // Line 6: written by a durable subscriber: it handled everything up to this sequence.
+  // A consumer group member writes the last message it handled instead, which may be
+  // below the one before (a departed member's, handed to it): acks follow the order in
+  // which the publisher pushed messages into its ring, not sequence order.
   alignas(cache_line) std::atomic<std::uint64_t> acked;
+
+  // Lines 7-8: the consumer group the subscription joins (`group_bytes` of it), written
+  // while claiming with the request above and read by the publisher at the same time.
+  alignas(cache_line) char group[max_group_name_bytes];
 };
 
 /// Precedes each chunk's data. Written by the publisher before the chunk is published,
@@ -169,11 +177,12 @@ struct ChunkHeader {
 
 inline constexpr std::size_t chunk_header_bytes = 64;
 static_assert(sizeof(ChunkHeader) == chunk_header_bytes);
-static_assert(sizeof(Slot) == 7 * cache_line);
+static_assert(sizeof(Slot) == 9 * cache_line);
 // PROTOCOL.md 11.3 gives these offsets.
 static_assert(offsetof(Slot, lost) == 152 && offsetof(Slot, offered) == 160);
 static_assert(offsetof(Slot, durability) == 192 && offsetof(Slot, durable_name) == 216);
 static_assert(offsetof(Slot, acked) == 384);
+static_assert(offsetof(Slot, group_bytes) == 212 && offsetof(Slot, group) == 448);
 static_assert(sizeof(SegmentHeader) <= 4096);
 
 }  // namespace rill::detail::shm

@@ -84,7 +84,8 @@ bool ShmPublisher::reclaim_under_pressure() {
   for (auto slot : active) {
     Peer& p = m_peers[slot];
     // A catching-up ring holds history, which is paced by the ring, never dropped.
-    if (p.kind == PolicyKind::backpressure || !p.active || p.cursor) continue;
+    // A durable group's ring is never shed either: the member's acks would cover the hole.
+    if (p.kind == PolicyKind::backpressure || !p.active || p.cursor || durable_member(p)) continue;
     const auto t = tail_of(slot, p);
     if (t && p.head > *t && pop_oldest(slot, p, *t)) any = true;
   }
@@ -259,13 +260,15 @@ Result<void> ShmPublisher::wait_for_room(std::chrono::nanoseconds timeout) {
     std::copy(m_active.begin(), m_active.end(), active);  // a bad tail evicts its slot meanwhile
     for (std::size_t k = 0; k < count; ++k) {
       Peer& p = m_peers[active[k]];
-      if (p.kind != PolicyKind::backpressure || !p.active || p.cursor) continue;  // history waits for room itself
+      // History waits for room itself; a group member holds publish() only as its group does.
+      if (p.kind != PolicyKind::backpressure || !p.active || p.cursor || p.group >= 0) continue;
       const auto t = tail_of(active[k], p);
       if (t && p.head - *t >= p.capacity) {
         blocker = active[k];
         break;
       }
     }
+    if (blocker == max_slots && !m_groups.empty()) blocker = group_blocker();
     if (blocker == max_slots) break;
     if (start == clock::time_point{}) {
       start = clock::now();
@@ -316,6 +319,7 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   // Catching-up subscriptions are sent history (up to seq - 1) before this message is
   // fanned out: one that reaches seq here is sent seq live, so the seam has no gap.
   if (m_catching_up > 0) pump_history(history_per_publish);
+  if (!m_groups.empty()) pump_groups(history_per_publish);
   if (m_backpressure_peers > 0) {
     if (auto room = wait_for_room(timeout); !room) {
       unloan(index);
@@ -332,7 +336,8 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   for (std::size_t k = 0; k < count; ++k) {
     const auto slot = active[k];
     Peer& p = m_peers[slot];
-    if (!p.active || p.cursor) continue;  // catching up: it gets seq from the history
+    // Catching up: it gets seq from the history. A group member: from route_to_groups.
+    if (!p.active || p.cursor || p.group >= 0) continue;
     bool deliver = true;
     switch (p.kind) {
       case PolicyKind::drop_oldest:
@@ -356,6 +361,7 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
     targets[n++] = slot;
     holders |= 1ull << slot;
   }
+  if (!m_groups.empty()) route_to_groups(seq, size, targets, n, holders);
   h->holders.store(holders, std::memory_order_release);
   const auto mask = m_map->ring_capacity() - 1;
   for (std::size_t i = 0; i < n; ++i) {
@@ -463,6 +469,7 @@ void ShmPublisher::retire(std::uint32_t slot) {
     }
   }
   forget_durable(slot, p);
+  if (p.group >= 0) leave_group(p);  // after its last ack: what it had not acknowledged goes to the others
   if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
   p.active = false;
   std::erase(m_active, slot);
@@ -525,6 +532,7 @@ void ShmPublisher::evict(std::uint32_t slot, const char* why) {
   p.rejected = false;
   if (p.active) {
     forget_durable(slot, p);
+    if (p.group >= 0) leave_group(p);
     if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
     p.active = false;
     std::erase(m_active, slot);
@@ -543,6 +551,7 @@ void ShmPublisher::evict(std::uint32_t slot, const char* why) {
 std::size_t ShmPublisher::service() {
   refresh_roster();
   if (m_catching_up > 0) pump_history(history_per_service);
+  if (!m_groups.empty()) pump_groups(history_per_service);
   if (m_ack_peers > 0) take_acks();
   if (clock::now() >= m_next_liveness) check_liveness();
   return m_active.size();
@@ -563,6 +572,7 @@ Result<void> ShmPublisher::reserve(std::chrono::nanoseconds timeout) {
   if (m_closed) return fail(Errc::closed, "publisher closed");
   refresh_roster();
   if (m_catching_up > 0) pump_history(history_per_publish);
+  if (!m_groups.empty()) pump_groups(history_per_publish);
   if (m_backpressure_peers > 0) return wait_for_room(timeout);
   return {};
 }

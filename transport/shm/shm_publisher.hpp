@@ -1,9 +1,11 @@
 // The shm sending side: owns one segment, lends its chunks, and fans each message
-// out to every subscriber slot's ring under that slot's own policy.
+// out to every subscriber slot's ring under that slot's own policy (a consumer group's
+// members share one copy: it goes into one member's ring).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +17,12 @@
 #include "shm_segment.hpp"
 
 namespace rill::detail::shm {
+
+/// Sequences first..last, both included.
+struct SeqRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+};
 
 /// See PublisherTransport for the threading rule: one publishing thread.
 class ShmPublisher final : public PublisherTransport {
@@ -60,6 +68,22 @@ class ShmPublisher final : public PublisherTransport {
     bool acks = false;
     std::uint64_t acked = 0;
     std::uint64_t bad_ack = 0;
+    // Consumer group member (shm_publisher_group.cpp): its group's index in m_groups,
+    // -1 for a fan-out subscription. A durable group remembers what it pushed into this
+    // ring and was not acknowledged, in push order (the order acks follow).
+    int group = -1;
+    std::deque<SeqRange> in_flight;
+    std::uint64_t ack_word = 0;  // the member's acked word as last read
+  };
+  // Slots that named the same group in their request split the messages.
+  struct Group {
+    std::string name;
+    std::uint32_t members = 0;
+    std::uint32_t next_member = 0;          // round-robin: the slot tried first
+    bool durable = false;                   // persistent publisher and request: redelivery, stored position
+    std::deque<SeqRange> resend;            // to push (again) to some member, ascending
+    std::unique_ptr<HistoryCursor> cursor;  // reads `resend` from the log
+    std::uint64_t acked = 0;                // the group handled everything up to here
   };
 
   // History envelopes copied into one catching-up slot's ring per publish() (the live
@@ -99,6 +123,21 @@ class ShmPublisher final : public PublisherTransport {
   void take_acks();
   void take_ack(std::uint32_t slot, Peer& p);
   void wake(std::uint32_t slot);
+  // shm_publisher_group.cpp: consumer groups.
+  std::optional<std::uint64_t> join_group(Peer& p, std::string name, DurabilityKind requested, StartFrom from);
+  void leave_group(Peer& p);
+  bool has_room(std::uint32_t slot, Peer& p, std::uint32_t size);
+  std::uint32_t pick_member(std::size_t g, std::uint32_t size);
+  std::uint32_t deliver_to_group(std::size_t g, std::uint32_t size);
+  void route_to_groups(std::uint64_t seq, std::uint32_t size, std::uint32_t* targets, std::size_t& n,
+                       std::uint64_t& holders);
+  [[nodiscard]] std::uint32_t group_blocker();
+  void take_member_ack(std::uint32_t slot, Peer& p);
+  void advance_group_ack(std::size_t g);
+  void pump_groups(unsigned budget);
+  [[nodiscard]] bool durable_member(const Peer& p) const noexcept {
+    return p.group >= 0 && m_groups[static_cast<std::size_t>(p.group)].durable;
+  }
 
   Mapping* m_map;
   ShmOptions m_options;
@@ -106,6 +145,7 @@ class ShmPublisher final : public PublisherTransport {
   std::vector<Peer> m_peers;            // indexed by slot
   std::vector<std::uint32_t> m_active;  // slots being delivered to
   std::vector<std::uint32_t> m_left;    // slots drained, freed once no chunk holds their bit
+  std::vector<Group> m_groups;          // a volatile group without members is a free place
   std::vector<std::uint32_t> m_cursor;  // per pool class: where the next free chunk is looked for
   // Per pool class, the chunks sent most recently, oldest first. The oldest is usually
   // consumed by now and its lines are still in some cache; reusing it keeps the

@@ -73,8 +73,17 @@ std::optional<std::uint64_t> ShmPublisher::accept_request(std::uint32_t slot, Pe
     reject(slot, p, RejectReason::malformed, "a durable name that is not one");
     return std::nullopt;
   }
+  const auto group_bytes = s.group_bytes;
+  std::string group(s.group, std::min(group_bytes, max_group_name_bytes));
+  // A durable group's name is stored in the ack store ("group:NAME"): the file-safe rule too.
+  if (group_bytes > max_group_name_bytes || group.find('\0') != std::string::npos ||
+      (requested == DurabilityKind::persistent && !valid_durable_name(group))) {
+    reject(slot, p, RejectReason::malformed, "a consumer group name that is not one");
+    return std::nullopt;
+  }
   s.offered.store(static_cast<std::uint32_t>(offered), std::memory_order_relaxed);
   s.lost.store(0, std::memory_order_relaxed);
+  if (!group.empty()) return join_group(p, std::move(group), requested, static_cast<StartFrom>(from));
   if (m_history == nullptr || requested == DurabilityKind::volatile_) return m_next_seq;
 
   HistoryStart start;
@@ -224,6 +233,7 @@ void ShmPublisher::pump_history(unsigned budget) {
 }
 
 void ShmPublisher::take_ack(std::uint32_t slot, Peer& p) {
+  if (p.group >= 0) return take_member_ack(slot, p);
   const auto seq = m_map->slot(slot).acked.load(std::memory_order_acquire);
   if (seq <= p.acked) return;  // nothing new (or backwards: written by someone else)
   if (seq >= m_next_seq) {

@@ -55,6 +55,10 @@ static_assert(sizeof(Held) <= Frame::storage_size);
 
 Result<std::unique_ptr<SubscriberTransport>> ShmSubscriber::create(std::span<const Endpoint> eps,
                                                                    const SubscriberConfig& config) {
+  if (config.group.size() > max_group_name_bytes) {
+    return fail(Errc::invalid_argument,
+                "a consumer group name over shm is at most " + std::to_string(max_group_name_bytes) + " bytes");
+  }
   std::unique_ptr<ShmSubscriber> sub(new ShmSubscriber(config));
   sub->m_pid = static_cast<std::uint32_t>(::getpid());
   sub->m_start = process_start_time(::getpid()).value_or(0);
@@ -145,6 +149,9 @@ void ShmSubscriber::attach(Conn& c, clock::time_point now) {
   std::memset(s.durable_name, 0, sizeof s.durable_name);
   std::memcpy(s.durable_name, m_config.durable_name.data(), name_bytes);
   s.durable_name_bytes = static_cast<std::uint32_t>(name_bytes);
+  std::memset(s.group, 0, sizeof s.group);
+  std::memcpy(s.group, m_config.group.data(), m_config.group.size());  // create() checked its length
+  s.group_bytes = static_cast<std::uint32_t>(m_config.group.size());
   // Entries a previous occupant left behind could name positions we are about to read.
   auto* ring = map->ring(slot);
   for (std::uint32_t i = 0; i < map->ring_capacity(); ++i) ring[i].store(0, std::memory_order_relaxed);
@@ -319,7 +326,10 @@ bool ShmSubscriber::ack(std::uint32_t source, std::uint64_t publisher_id, std::u
   Conn& c = m_conns[source];
   if (c.map == nullptr || !c.welcomed || c.map->publisher_id() != publisher_id) return true;
   auto& acked = c.map->slot(c.slot).acked;
-  if (seq > acked.load(std::memory_order_relaxed)) acked.store(seq, std::memory_order_release);
+  // A group member acks the last message it handled, in the order they were pushed to it:
+  // that may be a lower sequence than the one before.
+  const auto before = acked.load(std::memory_order_relaxed);
+  if (m_config.group.empty() ? seq > before : seq != before) acked.store(seq, std::memory_order_release);
   return true;
 }
 
