@@ -47,8 +47,8 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
       return fail(Errc::invalid_argument, "one subscriber's endpoints must share a scheme");
     }
   }
-  if (!config.group.empty() && eps.front().scheme != "tcp") {
-    return fail(Errc::unsupported, "consumer groups run over tcp only; " + eps.front().scheme +
+  if (!config.group.empty() && eps.front().scheme != "tcp" && eps.front().scheme != "udp") {
+    return fail(Errc::unsupported, "consumer groups run over tcp and udp only; " + eps.front().scheme +
                                        " subscriptions fan out to every subscriber");
   }
   if (config.durability.kind != DurabilityKind::volatile_ && eps.front().scheme != "tcp" &&
