@@ -144,8 +144,9 @@ TEST_CASE("udp group: a volatile group over best effort is refused when the memb
   CHECK(s.error().message().find("reliable=1") != std::string::npos);
 }
 
-TEST_CASE("udp durable group: a departed member's unacknowledged messages go to the survivors; the position survives "
-          "a publisher restart") {
+TEST_CASE(
+    "udp durable group: a departed member's unacknowledged messages go to the survivors; the position survives "
+    "a publisher restart") {
   constexpr std::uint64_t messages = 3000;
   constexpr std::uint64_t more = 200;
   TempDir dir;
@@ -181,7 +182,9 @@ TEST_CASE("udp durable group: a departed member's unacknowledged messages go to 
       REQUIRE(s);
       subs.push_back(std::move(*s));
     }
-    const auto poll_leaver = [&] { leaver->poll([&](const rill::MessageView& m) { quitter.push_back(m.sequence()); }, 64); };
+    const auto poll_leaver = [&] {
+      leaver->poll([&](const rill::MessageView& m) { quitter.push_back(m.sequence()); }, 64);
+    };
     REQUIRE(wait_until(
         [&] {
           poll_leaver();

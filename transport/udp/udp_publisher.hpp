@@ -62,8 +62,8 @@ class UdpPublisher final : public PublisherTransport {
   struct Member {
     explicit Member(std::string g);
     std::string group;
-    RetransmitWindow window;    // its datagrams, by stream sequence, for its NAKs
-    std::uint64_t next = 1;     // next stream sequence
+    RetransmitWindow window;  // its datagrams, by stream sequence, for its NAKs
+    std::uint64_t next = 1;   // next stream sequence
     std::size_t avg_bytes = 256;
     std::deque<SeqRange> in_flight;  // durable group: publisher sequences sent, not acked (send order)
     // The DATA datagram being filled (batching), open in `window`.
@@ -101,9 +101,9 @@ class UdpPublisher final : public PublisherTransport {
     DurabilityKind durability = DurabilityKind::volatile_;
     std::string durable_name;
     std::unique_ptr<HistoryCursor> cursor;
-    std::uint64_t lost = 0;       // its WELCOME's: asked for but deleted by retention
-    std::uint64_t acked = 0;      // its last acknowledged position (stored in the history)
-    std::size_t avg_bytes = 256;  // history envelope size, averaged (paces by bytes)
+    std::uint64_t lost = 0;          // its WELCOME's: asked for but deleted by retention
+    std::uint64_t acked = 0;         // its last acknowledged position (stored in the history)
+    std::size_t avg_bytes = 256;     // history envelope size, averaged (paces by bytes)
     std::unique_ptr<Member> member;  // a consumer group member (positions are its stream's)
     [[nodiscard]] bool catching_up() const noexcept { return cursor != nullptr; }
     [[nodiscard]] bool durable() const noexcept { return durability != DurabilityKind::volatile_; }

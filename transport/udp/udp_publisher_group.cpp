@@ -28,7 +28,9 @@ constexpr std::size_t member_flight_bytes = 2u << 20;
 constexpr std::uint64_t member_flight_min = 16;
 constexpr std::uint64_t member_flight_max = 8192;
 
-std::string group_key(const std::string& name) { return "group:" + name; }
+std::string group_key(const std::string& name) {
+  return "group:" + name;
+}
 
 // Adds a run to a list of ascending, non-overlapping runs, merging neighbours.
 void add_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
@@ -57,12 +59,12 @@ void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t
 
 }  // namespace
 
-UdpPublisher::Member::Member(std::string g)
-    : group(std::move(g)), window(member_window_bytes, member_window_records) {}
+UdpPublisher::Member::Member(std::string g) : group(std::move(g)), window(member_window_bytes, member_window_records) {}
 
 UdpPublisher::Group* UdpPublisher::group_of(const Receiver& r) noexcept {
   if (!r.member) return nullptr;
-  const auto it = std::find_if(m_groups.begin(), m_groups.end(), [&](const Group& g) { return g.name == r.member->group; });
+  const auto it =
+      std::find_if(m_groups.begin(), m_groups.end(), [&](const Group& g) { return g.name == r.member->group; });
   return it == m_groups.end() ? nullptr : &*it;
 }
 

@@ -52,17 +52,18 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
                       ep.uri + ")");
     }
     if (group && !o->reliable) {
-      return fail(Errc::invalid_argument,
-                  "a consumer group member needs reliable=1 on udp: best effort would lose its share of the messages (" +
-                      ep.uri + ")");
+      return fail(
+          Errc::invalid_argument,
+          "a consumer group member needs reliable=1 on udp: best effort would lose its share of the messages (" +
+              ep.uri + ")");
     }
     options.push_back(*o);
   }
   std::unique_ptr<UdpSubscriber> sub(new UdpSubscriber(config, (buffer_bytes + 15) & ~std::size_t{15}));
   // A durable subscription's history, and a group member's share, come to the control
   // socket: as big a buffer as the group's.
-  auto control = UdpSocket::open_control(options.front(),
-                                         durable || group ? std::max(options.front().rcvbuf, 1 << 20) : 1 << 20);
+  auto control =
+      UdpSocket::open_control(options.front(), durable || group ? std::max(options.front().rcvbuf, 1 << 20) : 1 << 20);
   if (!control) return std::unexpected(control.error());
   sub->m_control = std::move(*control);
   sub->m_fds.push_back(sub->m_control.fd());
@@ -156,8 +157,8 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
   // answers to NAKs, (durable) history and a group member's own stream. Anything else
   // there is misdirected.
   const bool member_stream = (d->header.flags & flag_group) != 0;
-  const bool misdirected = control ? type == Type::bye && !member_stream
-                                   : (type == Type::welcome || type == Type::reject || member_stream);
+  const bool misdirected =
+      control ? type == Type::bye && !member_stream : (type == Type::welcome || type == Type::reject || member_stream);
   if (!from_publisher || misdirected) return bad(sink, source, len);
   // A group member takes only its own stream (unicast); the multicast's data is everyone's
   // and its heartbeats describe the multicast sequence, so they only tell it the publisher
@@ -301,7 +302,7 @@ std::size_t UdpSubscriber::deliver_ready(FrameSink& sink, std::size_t budget) {
     if (n >= budget) break;
     n += r.stream->deliver(sink, budget - n);
     if ((m_durable || m_group) && (r.stream->received_seq() >= r.status_received + status_step_messages ||
-                      r.stream->stored_bytes() >= r.status_bytes + status_step_bytes)) {
+                                   r.stream->stored_bytes() >= r.status_bytes + status_step_bytes)) {
       r.status_now = true;
       m_timers_due = true;
     }

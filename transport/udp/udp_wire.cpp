@@ -253,7 +253,7 @@ std::size_t encode_reject(std::span<std::byte> out, std::uint64_t publisher_id, 
 
 std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, std::uint8_t flags, const Status& s,
                           const DurableRequest* durable) noexcept {
-  std::uint8_t f = durable != nullptr ? flags | flag_durable : flags & ~flag_durable;
+  auto f = static_cast<std::uint8_t>(durable != nullptr ? flags | flag_durable : flags & ~flag_durable);
   f = static_cast<std::uint8_t>(s.group.empty() ? f & ~flag_group : f | flag_group);
   put_header(out, Type::status, f, publisher_id);
   put<std::uint64_t>(out, 16, s.subscription_id);
