@@ -314,8 +314,9 @@ std::size_t UdpSubscriber::drain(FrameSink& sink, std::size_t max) {
   std::size_t n = deliver_ready(sink, max);
   // Control is looked at every few calls (an empty read is a system call on the
   // latency path); a WELCOME that must precede data is fetched when that data comes.
-  if (m_history_flowing || ++m_control_countdown >= control_every) {
-    // (While history comes by unicast the control socket is the data path: read it every time.)
+  if (m_history_flowing || m_group || ++m_control_countdown >= control_every) {
+    // (While history comes by unicast, and always for a group member, the control socket
+    // is the data path: read it every time.)
     m_control_countdown = 0;
     m_history_flowing = false;
     drain_control(sink);
