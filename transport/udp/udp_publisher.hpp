@@ -208,6 +208,7 @@ class UdpPublisher final : public PublisherTransport {
   bool m_sent_since_hb = false;
   bool m_has_backpressure = false;
   bool m_bad_logged = false;
+  bool m_group_refused_logged = false;
   bool m_closed = false;
 };
 

@@ -72,8 +72,8 @@ bool UdpPublisher::join_group(Receiver& r, const Status& s, const DurableRequest
   if (!m_options.reliable) {
     // The subscriber refuses a group over best effort when it is created; one that asks
     // anyway is not served (a share with losses nobody redelivers is not a group).
-    if (!m_bad_logged) {
-      m_bad_logged = true;
+    if (!m_group_refused_logged) {
+      m_group_refused_logged = true;
       log().warn("publisher {:016x}: consumer group members need reliable=1; subscription {:016x} ignored",
                  m_config.publisher_id, s.subscription_id);
     }
@@ -401,8 +401,13 @@ void UdpPublisher::pump_groups(unsigned budget) {
 
 bool UdpPublisher::groups_settled() const noexcept {
   // At close: nothing left to hand a member, nothing a durable member has not acknowledged.
+  // (What waits for a group with no member left stays in the log for its next members.)
   for (const auto& g : m_groups) {
-    if (g.durable && !g.resend.empty()) return false;
+    if (!g.durable || g.resend.empty()) continue;
+    if (std::any_of(m_receivers.begin(), m_receivers.end(),
+                    [&](const Receiver& r) { return r.member && r.member->group == g.name; })) {
+      return false;
+    }
   }
   return std::all_of(m_receivers.begin(), m_receivers.end(),
                      [](const Receiver& r) { return !r.member || r.member->in_flight.empty(); });
