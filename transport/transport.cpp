@@ -47,8 +47,9 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
       return fail(Errc::invalid_argument, "one subscriber's endpoints must share a scheme");
     }
   }
-  if (!config.group.empty() && eps.front().scheme != "tcp" && eps.front().scheme != "shm") {
-    return fail(Errc::unsupported, "consumer groups run over tcp and shm only; " + eps.front().scheme +
+  if (!config.group.empty() && eps.front().scheme != "tcp" && eps.front().scheme != "shm" &&
+      eps.front().scheme != "udp") {
+    return fail(Errc::unsupported, "consumer groups run over tcp, shm and udp only; " + eps.front().scheme +
                                        " subscriptions fan out to every subscriber");
   }
   if (config.durability.kind != DurabilityKind::volatile_ && eps.front().scheme != "tcp" &&

@@ -1,6 +1,6 @@
 // Consumer group of 3 `rill sub` processes on 100,000 messages from a persistent publisher
-// over tcp (20,000 over shm), one member killed (SIGKILL) midway: every message handled by
-// exactly one member, none lost.
+// over tcp (20,000 over shm and over udp), one member killed (SIGKILL) midway: every message
+// handled by exactly one member, none lost.
 // The members share one state directory, so the survivors see in the group ledger what the
 // killed member finished before the publisher handed its unacknowledged messages over.
 #include <doctest/doctest.h>
@@ -135,6 +135,13 @@ TEST_CASE("shm group: 3 durable members split 20000 messages over shm; one kille
   // Paced (2 s), so that the kill lands while messages still flow: over shm the publisher
   // never waits for a durable group, and 20,000 unpaced messages are out in a blink.
   group_with_a_member_killed(dir, "shm://rill-e2e-group-" + std::to_string(::getpid()), 20'000, {"--rate", "10000"});
+}
+
+// The same over reliable udp multicast: each member's share comes on its own unicast
+// stream; the killed member's unacknowledged messages are read back from the log.
+TEST_CASE("udp group: 3 durable members split 20000 messages; one killed midway; each message handled once") {
+  auto dir = shm_temp_dir();
+  group_with_a_member_killed(dir, udp_endpoint(), 20'000);
 }
 
 }  // namespace rill::e2e

@@ -100,14 +100,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   const bool reliable = (data[0] & 1) != 0;
   const bool durable = (data[0] & 2) != 0;
+  const bool group = (data[0] & 4) != 0;  // a consumer group member's own stream
   std::size_t in_use = 0;
   udp::StreamCounters counters;
   CheckingSink sink;
   {
-    udp::PublisherStream stream(
-        7, 0, sockaddr_in{},
-        {.reliable = reliable, .max_message = max_message, .reassembly_bytes = reassembly_limit, .durable = durable},
-        in_use, counters);
+    udp::PublisherStream stream(7, 0, sockaddr_in{},
+                                {.reliable = reliable,
+                                 .max_message = max_message,
+                                 .reassembly_bytes = reassembly_limit,
+                                 .durable = durable,
+                                 .group = group},
+                                in_use, counters);
     const auto now = std::chrono::steady_clock::now();
     std::size_t at = 1;
     unsigned step = 0;

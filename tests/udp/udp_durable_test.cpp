@@ -52,7 +52,7 @@ rill::SubscriberOptions durable(const std::string& ep, const TempDir& state, con
 
 }  // namespace
 
-TEST_CASE("durable requests need reliable=1; consumer groups stay tcp-only") {
+TEST_CASE("durable requests and consumer groups need reliable=1") {
   TempDir dir;
   rill::Node node;
   auto pub = node.publisher(
@@ -68,11 +68,14 @@ TEST_CASE("durable requests need reliable=1; consumer groups stay tcp-only") {
   REQUIRE_FALSE(sub);
   CHECK(sub.error().code == rill::Errc::invalid_argument);
   CHECK(sub.error().message().find("best effort cannot promise a seamless history") != std::string::npos);
-  rill::SubscriberOptions grouped{.endpoints = {udp_endpoint()}, .prefix = "t"};
+  rill::SubscriberOptions grouped{.endpoints = {udp_endpoint("reliable=0")}, .prefix = "t"};
   grouped.group = "workers";
   auto group = node.subscriber(grouped);
   REQUIRE_FALSE(group);
-  CHECK(group.error().code == rill::Errc::unsupported);
+  CHECK(group.error().code == rill::Errc::invalid_argument);
+  CHECK(group.error().message().find("consumer group member needs reliable=1") != std::string::npos);
+  grouped.endpoints = {udp_endpoint()};
+  CHECK(node.subscriber(grouped));
   // Reliable udp takes both.
   CHECK(
       node.publisher({.endpoint = udp_endpoint(), .topic = "t", .durability = rill::Durability::transient_local(10)}));

@@ -257,6 +257,53 @@ TEST_CASE("durable STATUS, durable WELCOME and REJECT round-trip; every lying fi
   CHECK_FALSE(decode(std::span(buf).first(n), 1024));
 }
 
+TEST_CASE("a group member's STATUS carries its group after the durable block; every lying field is refused") {
+  std::array<std::byte, max_control_bytes> buf{};
+  Status st{.subscription_id = 5, .received_seq = 10, .consumed_seq = 8, .window = 64, .policy = 4, .prefix = "md/"};
+  st.group = "workers";
+  const DurableRequest q{.kind = 2, .from = 0, .history = 0, .ack_seq = 9, .name = "w"};
+  // Durable member: prefix, durable block, group block.
+  auto n = encode_status(buf, 3, flag_reliable, st, &q);
+  CHECK(n == 48 + 3 + durable_block_bytes + 1 + group_block_bytes + 7);
+  auto d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK(d->header.flags == (flag_reliable | flag_durable | flag_group));
+  CHECK((d->durable && d->request.name == "w" && d->request.ack_seq == 9));
+  CHECK(d->status.group == "workers");
+  CHECK(d->status.prefix == "md/");
+  CHECK_FALSE(decode(std::span(buf).first(n - 1), 1024));  // group name cut short
+  auto longer = buf;
+  CHECK_FALSE(decode(std::span(longer).first(n + 1), 1024));  // a trailing byte
+  // Volatile member: the group block follows the prefix.
+  n = encode_status(buf, 3, flag_reliable, st);
+  CHECK(n == 48 + 3 + group_block_bytes + 7);
+  d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK_FALSE(d->durable);
+  CHECK(d->status.group == "workers");
+  const auto at = 48 + 3;
+  auto bad = buf;
+  bad[at + 2] = std::byte{1};  // reserved
+  CHECK_FALSE(decode(std::span(bad).first(n), 1024));
+  bad = buf;
+  bad[at] = std::byte{0};  // an empty group name
+  bad[at + 1] = std::byte{0};
+  CHECK_FALSE(decode(std::span(bad).first(n), 1024));
+  bad = buf;
+  const std::uint16_t too_long = max_name_bytes + 1;
+  std::memcpy(bad.data() + at, &too_long, 2);
+  CHECK_FALSE(decode(std::span(bad).first(n), 1024));
+  // The flag without a block is refused; a fan-out STATUS has neither.
+  st.group = {};
+  n = encode_status(buf, 3, flag_reliable | flag_group, st);
+  d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK((d->header.flags & flag_group) == 0);
+  CHECK(d->status.group.empty());
+  buf[5] |= std::byte{flag_group};
+  CHECK_FALSE(decode(std::span(buf).first(n), 1024));
+}
+
 TEST_CASE("the retransmit window evicts oldest first, finds by sequence and fragment, reports its oldest") {
   RetransmitWindow w(4096, 8);
   for (std::uint64_t s = 1; s <= 6; ++s) {

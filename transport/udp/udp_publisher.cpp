@@ -98,18 +98,34 @@ void UdpPublisher::refresh() {
                                    [](const Receiver& r) { return r.matches && r.policy == PolicyKind::backpressure; });
 }
 
+template <class Pred>
+std::size_t UdpPublisher::drop_receivers(Pred&& pred) {
+  std::size_t dropped = 0;
+  for (std::size_t i = 0; i < m_receivers.size();) {
+    if (!pred(m_receivers[i])) {
+      ++i;
+      continue;
+    }
+    // A group member's unacknowledged messages go back to its group first.
+    if (m_receivers[i].member) member_left(m_receivers[i]);
+    m_receivers.erase(m_receivers.begin() + static_cast<std::ptrdiff_t>(i));
+    ++dropped;
+  }
+  if (dropped > 0) {
+    m_stats.left += dropped;
+    for (auto& g : m_groups) g.next_member = 0;
+    refresh();
+  }
+  return dropped;
+}
+
 void UdpPublisher::expire(clock::time_point now) {
-  const auto before = m_receivers.size();
-  std::erase_if(m_receivers, [&](const Receiver& r) {
+  drop_receivers([&](const Receiver& r) {
     if (now - r.last_seen <= receiver_timeout) return false;
     log().info("publisher {:016x}: subscription {:016x} went silent; dropped", m_config.publisher_id,
                r.subscription_id);
     return true;
   });
-  if (m_receivers.size() != before) {
-    m_stats.left += before - m_receivers.size();
-    refresh();
-  }
 }
 
 void UdpPublisher::drain_control(clock::time_point now) {
@@ -184,16 +200,11 @@ void UdpPublisher::handle(std::span<const std::byte> dgram, const sockaddr_in& f
     case Type::nak:
       on_nak(d->nak, from, now);
       break;
-    default: {
-      const auto before = m_receivers.size();
-      std::erase_if(m_receivers, [&](const Receiver& r) { return r.subscription_id == d->leave_subscription; });
-      if (before != m_receivers.size()) {
-        ++m_stats.left;
+    default:
+      if (drop_receivers([&](const Receiver& r) { return r.subscription_id == d->leave_subscription; }) > 0) {
         log().info("publisher {:016x}: subscription {:016x} left", m_config.publisher_id, d->leave_subscription);
-        refresh();
       }
       break;
-    }
   }
 }
 
@@ -211,15 +222,17 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const DurableRequ
     fresh.consumed = fresh.received = m_next_seq - 1;
     fresh.matches = std::string_view(m_config.topic).starts_with(s.prefix);
     fresh.reliable = (h.flags & flag_reliable) != 0;
-    if (q != nullptr && !fresh.reliable) return;  // the subscriber refuses this itself; never served
-    if (!admit(fresh, s, q, from)) return;
-    if (!fresh.durable_name.empty()) {
+    if ((q != nullptr || !s.group.empty()) && !fresh.reliable) return;  // refused by the subscriber itself
+    if (!s.group.empty()) {
+      if (!join_group(fresh, s, q, from)) return;
+    } else if (!admit(fresh, s, q, from)) {
+      return;
+    }
+    if (!fresh.durable_name.empty() && !fresh.member) {
+      // (Group members may share a durable name: the group's state is the ledger.)
       // A durable name is held by one subscriber at a time (its state file is locked): an
       // earlier holder is gone (killed, so it never said LEAVE) and must not hold anyone.
-      const auto before = m_receivers.size();
-      std::erase_if(m_receivers, [&](const Receiver& x) { return x.durable_name == fresh.durable_name; });
-      if (m_receivers.size() != before) {
-        m_stats.left += before - m_receivers.size();
+      if (drop_receivers([&](const Receiver& x) { return !x.member && x.durable_name == fresh.durable_name; }) > 0) {
         log().info("publisher {:016x}: durable name '{}' rejoined as subscription {:016x}; its earlier one is gone",
                    m_config.publisher_id, fresh.durable_name, s.subscription_id);
       }
@@ -242,15 +255,28 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const DurableRequ
     return;
   }
   r->welcomed = true;
-  if (q != nullptr) note_ack(*r, q->ack_seq);
-  // Positions only move forward (a late, reordered STATUS says less).
-  r->consumed = std::max(r->consumed, std::min(s.consumed_seq, last_sent()));
-  r->received = std::max(r->received, std::min(s.received_seq, last_sent()));
+  // Positions only move forward (a late, reordered STATUS says less). A group member's
+  // are in its own stream's sequences.
+  const auto sent = r->member ? r->member->next - 1 : last_sent();
+  r->consumed = std::max(r->consumed, std::min(s.consumed_seq, sent));
+  r->received = std::max(r->received, std::min(s.received_seq, sent));
+  if (q != nullptr) {
+    if (r->member) {
+      if (const auto* g = group_of(*r); g != nullptr && g->durable) member_acked(*r, q->ack_seq);
+    } else {
+      note_ack(*r, q->ack_seq);
+    }
+  }
   r->bye_seen = r->bye_seen || (h.flags & flag_bye_seen) != 0;
 }
 
 void UdpPublisher::on_nak(const Nak& n, const sockaddr_in& from, clock::time_point now) {
   ++m_counters.naks;
+  if (!m_groups.empty()) {
+    const auto r = std::find_if(m_receivers.begin(), m_receivers.end(),
+                                [&](const Receiver& x) { return x.subscription_id == n.subscription_id; });
+    if (r != m_receivers.end() && r->member) return member_nak(*r, n, now);
+  }
   const auto oldest = m_window.oldest_seq(next_unsent());
   bool unavailable = false;
   Receiver* durable = nullptr;
@@ -315,6 +341,7 @@ void UdpPublisher::maybe_heartbeat(clock::time_point now) {
   }
   if (now < m_next_hb) return;
   heartbeat(now);
+  if (!m_groups.empty()) member_heartbeats(Type::heartbeat, false);
   m_next_hb = now + m_hb_interval;
   m_hb_interval = std::min<clock::duration>(m_hb_interval * 2, hb_max);
 }
@@ -324,9 +351,9 @@ const UdpPublisher::Receiver* UdpPublisher::blocker(std::uint64_t seq) const noe
     // One catching up holds the publisher too (its consumed position is in its history):
     // over multicast it receives live messages anyway, and it could never catch up with a
     // publisher that outruns what it handles.
-    if (r.matches && r.policy == PolicyKind::backpressure && seq > r.consumed + r.window) return &r;
+    if (!r.member && r.matches && r.policy == PolicyKind::backpressure && seq > r.consumed + r.window) return &r;
   }
-  return nullptr;
+  return m_groups.empty() ? nullptr : blocking_group();
 }
 
 Result<void> UdpPublisher::wait_for_room(std::uint64_t seq, clock::time_point deadline) {
@@ -346,6 +373,7 @@ Result<void> UdpPublisher::wait_for_room(std::uint64_t seq, clock::time_point de
     now = clock::now();
     drain_control(now);
     if (m_catching_up > 0) pump_history(history_per_service);
+    if (m_group_resend > 0) pump_groups(history_per_service);
   }
   m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
   return {};
@@ -384,6 +412,7 @@ Result<void> UdpPublisher::send(std::span<const std::byte> envelope, std::uint64
   // Late joiners and durable subscriptions first: one that reaches the live sequence now
   // takes this message live.
   if (m_catching_up > 0) pump_history(history_per_publish);
+  if (m_group_resend > 0) pump_groups(history_per_publish);
   if (m_has_backpressure && blocker(seq) != nullptr) {
     // What is held back must go out first: the receiver cannot consume it otherwise.
     close_batch();
@@ -412,6 +441,8 @@ Result<void> UdpPublisher::send(std::span<const std::byte> envelope, std::uint64
   // the batch is full), as the Publisher API promises; sendmmsg carries runs of
   // fragments and retransmissions.
   if (m_unsent > 0) send_pending();
+  // Consumer groups: one member of each gets it too, on its own stream.
+  if (!m_groups.empty()) send_to_groups(envelope, seq);
   ++m_stats.sent;
   m_next_seq = seq + 1;
   m_sent_since_hb = true;
@@ -479,6 +510,7 @@ void UdpPublisher::send_pending() {
 void UdpPublisher::flush() {
   close_batch();
   send_pending();
+  if (!m_groups.empty()) flush_members();
 }
 
 std::size_t UdpPublisher::service() {
@@ -486,6 +518,7 @@ std::size_t UdpPublisher::service() {
   const auto now = clock::now();
   drain_control(now);
   if (m_catching_up > 0) pump_history(history_per_service);
+  if (m_group_resend > 0) pump_groups(history_per_service);
   maybe_heartbeat(now);
   return m_receivers.size();
 }
@@ -522,25 +555,34 @@ void UdpPublisher::close(std::uint64_t last_seq) {
   auto now = start;
   for (;;) {
     heartbeat(now, Type::bye);
+    // Group members are told BYE only once they acknowledged everything they were given
+    // (a subscriber stops acknowledging a publisher that said BYE); until then their
+    // tails are announced, so a lost last datagram is asked for.
+    if (!m_groups.empty()) member_heartbeats(groups_settled() ? Type::bye : Type::heartbeat, true);
     const auto until = std::min(deadline, now + interval);
     while (now < until) {
       // Subscriptions still catching up get the rest of the history first.
       if (m_catching_up > 0) pump_history(history_per_service);
-      wait_fd(m_sock.fd(), POLLIN, m_catching_up > 0 ? std::chrono::milliseconds(1) : until - now);
+      if (m_group_resend > 0) pump_groups(history_per_service);
+      const bool busy = m_catching_up > 0 || m_group_resend > 0;
+      wait_fd(m_sock.fd(), POLLIN, busy ? std::chrono::milliseconds(1) : until - now);
       now = clock::now();
       drain_control(now);
     }
     const bool done = std::all_of(m_receivers.begin(), m_receivers.end(), [&](const Receiver& r) {
-      return r.bye_seen && !r.catching_up() && (!r.reliable || r.received >= last_seq);
+      const auto last = r.member ? r.member->next - 1 : last_seq;
+      return r.bye_seen && !r.catching_up() && (!r.reliable || r.received >= last);
     });
-    if (done || now >= deadline) break;
+    if ((done && groups_settled()) || now >= deadline) break;
     interval = std::min(interval * 2, std::chrono::milliseconds(50));
   }
   log().info(
       "publisher {:016x} closed after seq {}: {} datagrams, {} NAKs, {} retransmits, {} asked-for messages "
-      "already gone, {} history datagrams, {} messages answered from the history",
+      "already gone, {} history datagrams, {} messages answered from the history, {} group datagrams, {} group "
+      "retransmits",
       m_config.publisher_id, last_seq, m_counters.datagrams, m_counters.naks, m_counters.retransmits,
-      m_counters.unavailable, m_counters.history_datagrams, m_counters.history_naked);
+      m_counters.unavailable, m_counters.history_datagrams, m_counters.history_naked, m_counters.group_datagrams,
+      m_counters.group_retransmits);
 }
 
 }  // namespace rill::detail::udp

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,14 @@ struct PublisherCounters {
   std::uint64_t unavailable = 0;        ///< NAKed sequences already gone from the window
   std::uint64_t history_datagrams = 0;  // sent by unicast from the history (catch-up and NAK answers)
   std::uint64_t history_naked = 0;      // messages answered from the history for a NAK
+  std::uint64_t group_datagrams = 0;    // sent by unicast to consumer group members (first sends)
+  std::uint64_t group_retransmits = 0;  // member datagrams sent again for a NAK
+};
+
+/// A run of sequence numbers, both ends included.
+struct SeqRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
 };
 
 /// See PublisherTransport for the threading rule: one publishing thread.
@@ -47,6 +56,33 @@ class UdpPublisher final : public PublisherTransport {
 
  private:
   using clock = std::chrono::steady_clock;
+  /// A consumer group member's own stream: its share of the messages goes to it alone
+  /// (unicast) under stream sequences 1, 2, 3... of its own, so its NAKs, reordering and
+  /// tail detection work as on the multicast; the envelopes keep the publisher's sequence.
+  struct Member {
+    explicit Member(std::string g);
+    std::string group;
+    RetransmitWindow window;  // its datagrams, by stream sequence, for its NAKs
+    std::uint64_t next = 1;   // next stream sequence
+    std::size_t avg_bytes = 256;
+    std::deque<SeqRange> in_flight;  // durable group: publisher sequences sent, not acked (send order)
+    // The DATA datagram being filled (batching), open in `window`.
+    std::span<std::byte> open;
+    std::size_t open_len = 0;
+    std::uint64_t open_first = 0;
+    std::uint32_t open_count = 0;
+  };
+  /// A consumer group at this publisher. A durable one (persistent publisher and request)
+  /// sends what no member could take, and what a departed member had not acknowledged,
+  /// to a member later, read back from the log; its position is stored as "group:NAME".
+  struct Group {
+    std::string name;
+    bool durable = false;
+    std::size_t next_member = 0;  // round-robin position in m_receivers
+    std::deque<SeqRange> resend;  // to send (again) to some member, ascending
+    std::unique_ptr<HistoryCursor> cursor;
+    std::uint64_t acked = 0;  // the group handled everything up to here
+  };
   struct Receiver {
     std::uint64_t subscription_id = 0;
     sockaddr_in addr{};
@@ -65,9 +101,10 @@ class UdpPublisher final : public PublisherTransport {
     DurabilityKind durability = DurabilityKind::volatile_;
     std::string durable_name;
     std::unique_ptr<HistoryCursor> cursor;
-    std::uint64_t lost = 0;       // its WELCOME's: asked for but deleted by retention
-    std::uint64_t acked = 0;      // its last acknowledged position (stored in the history)
-    std::size_t avg_bytes = 256;  // history envelope size, averaged (paces by bytes)
+    std::uint64_t lost = 0;          // its WELCOME's: asked for but deleted by retention
+    std::uint64_t acked = 0;         // its last acknowledged position (stored in the history)
+    std::size_t avg_bytes = 256;     // history envelope size, averaged (paces by bytes)
+    std::unique_ptr<Member> member;  // a consumer group member (positions are its stream's)
     [[nodiscard]] bool catching_up() const noexcept { return cursor != nullptr; }
     [[nodiscard]] bool durable() const noexcept { return durability != DurabilityKind::volatile_; }
   };
@@ -99,6 +136,30 @@ class UdpPublisher final : public PublisherTransport {
   std::uint64_t serve_from_history(Receiver& r, std::uint64_t first, std::uint64_t last);
   void note_ack(Receiver& r, std::uint64_t seq);
   void flush_acks();
+  // udp_publisher_group.cpp: consumer groups.
+  /// Makes `r` a member of group `name` (forming the group if new); false when refused.
+  bool join_group(Receiver& r, const Status& s, const DurableRequest* q, const sockaddr_in& from);
+  [[nodiscard]] bool member_room(const Receiver& r) const noexcept;
+  Receiver* pick_member(Group& g);
+  void send_to_groups(std::span<const std::byte> envelope, std::uint64_t seq);
+  /// Adds one envelope to a member's stream (batched; sent when its datagram closes).
+  void member_append(Receiver& r, std::span<const std::byte> envelope, std::uint64_t seq);
+  void member_close(Receiver& r);
+  void member_send(Receiver& r, std::span<std::byte> dgram);
+  void member_acked(Receiver& r, std::uint64_t seq);
+  /// Before `r` is dropped: its unacknowledged messages go back to its group.
+  void member_left(Receiver& r);
+  void member_nak(Receiver& r, const Nak& n, clock::time_point now);
+  void member_heartbeats(Type type, bool all);
+  void advance_group_ack(Group& g);
+  void pump_groups(unsigned budget);
+  void flush_members();
+  [[nodiscard]] const Receiver* blocking_group() const noexcept;
+  [[nodiscard]] bool groups_settled() const noexcept;
+  Group* group_of(const Receiver& r) noexcept;
+  /// Drops the receivers `pred` selects (their group memberships end first).
+  template <class Pred>
+  std::size_t drop_receivers(Pred&& pred);
   void maybe_heartbeat(clock::time_point now);
   void close_batch();
   void send_fragments(std::span<const std::byte> envelope, std::uint64_t seq);
@@ -124,6 +185,8 @@ class UdpPublisher final : public PublisherTransport {
   sockaddr_in m_group{};
   RetransmitWindow m_window;
   std::vector<Receiver> m_receivers;
+  std::vector<Group> m_groups;
+  std::size_t m_group_resend = 0;  // durable groups with something to resend
   FaultInjector m_fault;
   std::vector<std::byte> m_held;  // a control datagram the fault injector reordered
   sockaddr_in m_held_from{};
@@ -145,6 +208,7 @@ class UdpPublisher final : public PublisherTransport {
   bool m_sent_since_hb = false;
   bool m_has_backpressure = false;
   bool m_bad_logged = false;
+  bool m_group_refused_logged = false;
   bool m_closed = false;
 };
 

@@ -212,7 +212,7 @@ std::size_t PublisherStream::deliver(FrameSink& sink, std::size_t budget) {
   if (m_next > m_highest) m_nak_due = clock::time_point::max();  // nothing missing now
   if (m_bye && !m_bye_reported && m_next > m_bye_last) {
     m_bye_reported = true;
-    sink.on_bye(m_source, m_id, m_bye_last);
+    sink.on_bye(m_source, m_id, m_limits.group ? 0 : m_bye_last);
   }
   return n;
 }

@@ -35,6 +35,9 @@ struct StreamLimits {
   /// keeps, told by unicast; the group heartbeat's oldest (its retransmit window) is not
   /// a reason to give anything up.
   bool durable = false;
+  /// A consumer group member's own stream: its sequences are the stream's, not the
+  /// publisher's, so its BYE names no publisher sequence to count a tail gap against.
+  bool group = false;
 };
 
 /// Not thread-safe: the subscriber's polling thread only.

@@ -36,8 +36,9 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
     return fail(Errc::invalid_argument, "topic prefix longer than 1024 bytes");
   if (eps.size() > 7) return fail(Errc::invalid_argument, "a udp subscriber takes at most 7 endpoints");
   const bool durable = config.durability.kind != DurabilityKind::volatile_;
-  if (config.durable_name.size() > max_name_bytes)
-    return fail(Errc::invalid_argument, "durable name longer than 255 bytes");
+  if (config.durable_name.size() > max_name_bytes || config.group.size() > max_name_bytes)
+    return fail(Errc::invalid_argument, "durable and group names are at most 255 bytes");
+  const bool group = !config.group.empty();
   std::vector<UdpOptions> options;
   std::size_t buffer_bytes = 0;
   for (const auto& ep : eps) {
@@ -50,12 +51,19 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
                   "seamless history (" +
                       ep.uri + ")");
     }
+    if (group && !o->reliable) {
+      return fail(
+          Errc::invalid_argument,
+          "a consumer group member needs reliable=1 on udp: best effort would lose its share of the messages (" +
+              ep.uri + ")");
+    }
     options.push_back(*o);
   }
   std::unique_ptr<UdpSubscriber> sub(new UdpSubscriber(config, (buffer_bytes + 15) & ~std::size_t{15}));
-  // A durable subscription's history comes to the control socket: as big a buffer as the group's.
+  // A durable subscription's history, and a group member's share, come to the control
+  // socket: as big a buffer as the group's.
   auto control =
-      UdpSocket::open_control(options.front(), durable ? std::max(options.front().rcvbuf, 1 << 20) : 1 << 20);
+      UdpSocket::open_control(options.front(), durable || group ? std::max(options.front().rcvbuf, 1 << 20) : 1 << 20);
   if (!control) return std::unexpected(control.error());
   sub->m_control = std::move(*control);
   sub->m_fds.push_back(sub->m_control.fd());
@@ -69,6 +77,7 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
   }
   sub->m_fault = FaultInjector(options.front().fault);
   sub->m_durable = durable;
+  sub->m_group = group;
   return std::unique_ptr<SubscriberTransport>(std::move(sub));
 }
 
@@ -121,7 +130,8 @@ UdpSubscriber::Remote* UdpSubscriber::discover(std::uint64_t publisher_id, std::
   StreamLimits limits{.reliable = o.reliable,
                       .max_message = m_config.max_message_bytes,
                       .reassembly_bytes = std::max<std::size_t>(m_config.max_message_bytes * 2, 16u << 20),
-                      .durable = m_durable};
+                      .durable = m_durable && !m_group,
+                      .group = m_group};
   m_remotes.push_back(Remote{.stream = std::make_unique<PublisherStream>(publisher_id, source, from, limits,
                                                                          m_reassembly_in_use, m_counters)});
   m_remotes.back().stream->heard(m_now);
@@ -144,9 +154,17 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
   const bool from_publisher = type == Type::data || type == Type::frag || type == Type::heartbeat ||
                               type == Type::bye || type == Type::welcome || type == Type::reject;
   // The group carries data, heartbeats and BYE; our control socket welcomes, refusals,
-  // answers to NAKs and (durable) history. Anything else there is misdirected.
-  const bool misdirected = control ? type == Type::bye : (type == Type::welcome || type == Type::reject);
+  // answers to NAKs, (durable) history and a group member's own stream. Anything else
+  // there is misdirected.
+  const bool member_stream = (d->header.flags & flag_group) != 0;
+  const bool misdirected =
+      control ? type == Type::bye && !member_stream : (type == Type::welcome || type == Type::reject || member_stream);
   if (!from_publisher || misdirected) return bad(sink, source, len);
+  // A group member takes only its own stream (unicast); the multicast's data is everyone's
+  // and its heartbeats describe the multicast sequence, so they only tell it the publisher
+  // is there (discovery, liveness).
+  const bool ignore = m_group && !control && type != Type::welcome && type != Type::reject;
+  if (control && member_stream && !m_group) return bad(sink, source, len);
   Remote* r = find(d->header.publisher_id);
   if (r == nullptr) {
     if (control || type == Type::bye) return;  // not ours, or a publisher we never met leaving
@@ -176,6 +194,7 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
   }
   auto& s = *r->stream;
   s.heard(m_now);
+  if (ignore) return;
   if (control && (type == Type::data || type == Type::frag)) m_history_flowing = true;
   switch (type) {
     case Type::data:
@@ -282,8 +301,8 @@ std::size_t UdpSubscriber::deliver_ready(FrameSink& sink, std::size_t budget) {
   for (auto& r : m_remotes) {
     if (n >= budget) break;
     n += r.stream->deliver(sink, budget - n);
-    if (m_durable && (r.stream->received_seq() >= r.status_received + status_step_messages ||
-                      r.stream->stored_bytes() >= r.status_bytes + status_step_bytes)) {
+    if ((m_durable || m_group) && (r.stream->received_seq() >= r.status_received + status_step_messages ||
+                                   r.stream->stored_bytes() >= r.status_bytes + status_step_bytes)) {
       r.status_now = true;
       m_timers_due = true;
     }
@@ -295,8 +314,9 @@ std::size_t UdpSubscriber::drain(FrameSink& sink, std::size_t max) {
   std::size_t n = deliver_ready(sink, max);
   // Control is looked at every few calls (an empty read is a system call on the
   // latency path); a WELCOME that must precede data is fetched when that data comes.
-  if (m_history_flowing || ++m_control_countdown >= control_every) {
-    // (While history comes by unicast the control socket is the data path: read it every time.)
+  if (m_history_flowing || m_group || ++m_control_countdown >= control_every) {
+    // (While history comes by unicast, and always for a group member, the control socket
+    // is the data path: read it every time.)
     m_control_countdown = 0;
     m_history_flowing = false;
     drain_control(sink);
@@ -357,7 +377,8 @@ void UdpSubscriber::send_status(Remote& r, clock::time_point now) {
                                 .consumed_seq = bp ? s.consumed_seq() : s.received_seq(),
                                 .window = bp ? static_cast<std::uint32_t>(m_config.policy.capacity) : 0,
                                 .policy = static_cast<std::uint8_t>(m_config.policy.kind),
-                                .prefix = m_config.prefix},
+                                .prefix = m_config.prefix,
+                                .group = m_config.group},
                                m_durable ? &request : nullptr);
   if (m_control.send_to(std::span(buf).first(n), s.address())) r.status_now = false;
   r.status_received = s.received_seq();
@@ -406,7 +427,8 @@ void UdpSubscriber::wait(std::chrono::nanoseconds timeout) {
 bool UdpSubscriber::ack(std::uint32_t, std::uint64_t publisher_id, std::uint64_t seq) {
   Remote* r = find(publisher_id);
   if (r == nullptr) return true;  // it left; the next instance is told on its WELCOME
-  r->ack_seq = std::max(r->ack_seq, seq);
+  // A group member acks the last message it handled, which may be lower than before.
+  r->ack_seq = m_group ? seq : std::max(r->ack_seq, seq);
   send_status(*r, clock::now());  // the core calls this every so many messages, not per message
   return true;
 }

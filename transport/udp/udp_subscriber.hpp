@@ -80,6 +80,7 @@ class UdpSubscriber final : public SubscriberTransport {
   std::vector<Remote> m_remotes;
   std::size_t m_last_remote = 0;
   bool m_durable = false;          // transient_local / persistent request
+  bool m_group = false;            // a consumer group member: its share comes on its own stream
   bool m_history_flowing = false;  // history datagrams came in the last control read
   std::size_t m_reassembly_in_use = 0;
   StreamCounters m_counters;

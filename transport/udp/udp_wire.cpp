@@ -134,21 +134,29 @@ std::optional<Datagram> decode(std::span<const std::byte> d, std::size_t max_mes
       if (prefix_len > max_prefix_bytes || d.size() < 48u + prefix_len) return std::nullopt;
       s.prefix = {reinterpret_cast<const char*>(d.data()) + 48, prefix_len};
       out.durable = (out.header.flags & flag_durable) != 0;
-      if (!out.durable) {
-        if (d.size() != 48u + prefix_len) return std::nullopt;
-        break;
+      std::size_t at = 48u + prefix_len;
+      if (out.durable) {
+        if (d.size() < at + durable_block_bytes) return std::nullopt;
+        auto& q = out.request;
+        q.kind = get<std::uint8_t>(d, at);
+        q.from = get<std::uint8_t>(d, at + 1);
+        const auto name_len = get<std::uint16_t>(d, at + 2);
+        q.history = get<std::uint32_t>(d, at + 4);
+        q.ack_seq = get<std::uint64_t>(d, at + 8);
+        if (q.kind < 1 || q.kind > 2 || q.from > 2 || q.ack_seq >= max_sequence) return std::nullopt;
+        if (name_len > max_name_bytes || d.size() < at + durable_block_bytes + name_len) return std::nullopt;
+        q.name = {reinterpret_cast<const char*>(d.data()) + at + durable_block_bytes, name_len};
+        at += durable_block_bytes + name_len;
       }
-      const std::size_t at = 48u + prefix_len;
-      if (d.size() < at + durable_block_bytes) return std::nullopt;
-      auto& q = out.request;
-      q.kind = get<std::uint8_t>(d, at);
-      q.from = get<std::uint8_t>(d, at + 1);
-      const auto name_len = get<std::uint16_t>(d, at + 2);
-      q.history = get<std::uint32_t>(d, at + 4);
-      q.ack_seq = get<std::uint64_t>(d, at + 8);
-      if (q.kind < 1 || q.kind > 2 || q.from > 2 || q.ack_seq >= max_sequence) return std::nullopt;
-      if (name_len > max_name_bytes || d.size() != at + durable_block_bytes + name_len) return std::nullopt;
-      q.name = {reinterpret_cast<const char*>(d.data()) + at + durable_block_bytes, name_len};
+      if ((out.header.flags & flag_group) != 0) {
+        if (d.size() < at + group_block_bytes) return std::nullopt;
+        const auto group_len = get<std::uint16_t>(d, at);
+        if (group_len == 0 || group_len > max_name_bytes || get<std::uint16_t>(d, at + 2) != 0) return std::nullopt;
+        if (d.size() < at + group_block_bytes + group_len) return std::nullopt;
+        s.group = {reinterpret_cast<const char*>(d.data()) + at + group_block_bytes, group_len};
+        at += group_block_bytes + group_len;
+      }
+      if (d.size() != at) return std::nullopt;
       break;
     }
     case Type::nak: {
@@ -245,9 +253,9 @@ std::size_t encode_reject(std::span<std::byte> out, std::uint64_t publisher_id, 
 
 std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, std::uint8_t flags, const Status& s,
                           const DurableRequest* durable) noexcept {
-  put_header(out, Type::status,
-             static_cast<std::uint8_t>(durable != nullptr ? flags | flag_durable : flags & ~flag_durable),
-             publisher_id);
+  auto f = static_cast<std::uint8_t>(durable != nullptr ? flags | flag_durable : flags & ~flag_durable);
+  f = static_cast<std::uint8_t>(s.group.empty() ? f & ~flag_group : f | flag_group);
+  put_header(out, Type::status, f, publisher_id);
   put<std::uint64_t>(out, 16, s.subscription_id);
   put<std::uint64_t>(out, 24, s.received_seq);
   put<std::uint64_t>(out, 32, s.consumed_seq);
@@ -257,17 +265,24 @@ std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, 
   const auto len = static_cast<std::uint16_t>(std::min(s.prefix.size(), max_prefix_bytes));
   put<std::uint16_t>(out, 46, len);
   std::memcpy(out.data() + 48, s.prefix.data(), len);
-  if (durable == nullptr) return 48u + len;
-  const std::size_t at = 48u + len;
-  const auto& q = *durable;
-  const auto name_len = static_cast<std::uint16_t>(std::min(q.name.size(), max_name_bytes));
-  put<std::uint8_t>(out, at, q.kind);
-  put<std::uint8_t>(out, at + 1, q.from);
-  put<std::uint16_t>(out, at + 2, name_len);
-  put<std::uint32_t>(out, at + 4, q.history);
-  put<std::uint64_t>(out, at + 8, q.ack_seq);
-  std::memcpy(out.data() + at + durable_block_bytes, q.name.data(), name_len);
-  return at + durable_block_bytes + name_len;
+  std::size_t at = 48u + len;
+  if (durable != nullptr) {
+    const auto& q = *durable;
+    const auto name_len = static_cast<std::uint16_t>(std::min(q.name.size(), max_name_bytes));
+    put<std::uint8_t>(out, at, q.kind);
+    put<std::uint8_t>(out, at + 1, q.from);
+    put<std::uint16_t>(out, at + 2, name_len);
+    put<std::uint32_t>(out, at + 4, q.history);
+    put<std::uint64_t>(out, at + 8, q.ack_seq);
+    std::memcpy(out.data() + at + durable_block_bytes, q.name.data(), name_len);
+    at += durable_block_bytes + name_len;
+  }
+  if (s.group.empty()) return at;
+  const auto group_len = static_cast<std::uint16_t>(std::min(s.group.size(), max_name_bytes));
+  put<std::uint16_t>(out, at, group_len);
+  put<std::uint16_t>(out, at + 2, 0);
+  std::memcpy(out.data() + at + group_block_bytes, s.group.data(), group_len);
+  return at + group_block_bytes + group_len;
 }
 
 std::size_t encode_nak(std::span<std::byte> out, std::uint64_t publisher_id, const Nak& n) noexcept {
@@ -299,6 +314,10 @@ void mark_retransmit(std::span<std::byte> dgram) noexcept {
 
 void mark_history(std::span<std::byte> dgram) noexcept {
   if (dgram.size() > 5) dgram[5] |= std::byte{flag_durable};
+}
+
+void mark_group(std::span<std::byte> dgram) noexcept {
+  if (dgram.size() > 5) dgram[5] |= std::byte{flag_group};
 }
 
 }  // namespace rill::detail::udp

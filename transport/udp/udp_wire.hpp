@@ -36,8 +36,10 @@ inline constexpr std::size_t max_prefix_bytes = 1024;
 inline constexpr std::size_t max_nak_ranges = 32;
 inline constexpr std::size_t max_name_bytes = 255;      ///< durable names (as over tcp) and REJECT reasons
 inline constexpr std::size_t durable_block_bytes = 16;  ///< STATUS with flag_durable: + kind, from, name, history, ack
-/// The largest non-data datagram (a durable STATUS).
-inline constexpr std::size_t max_control_bytes = 48 + max_prefix_bytes + durable_block_bytes + max_name_bytes;
+inline constexpr std::size_t group_block_bytes = 4;     ///< STATUS with flag_group: + u16 name_len, u16 reserved
+/// The largest non-data datagram (a durable group member's STATUS).
+inline constexpr std::size_t max_control_bytes =
+    48 + max_prefix_bytes + durable_block_bytes + max_name_bytes + group_block_bytes + max_name_bytes;
 inline constexpr std::uint32_t all_fragments = 0xFFFFFFFFu;
 /// Sequences at or above this are refused: no publisher gets there, and keeping far from
 /// the top keeps every `seq + n` in the receiver free of wrap-around.
@@ -51,6 +53,9 @@ inline constexpr std::uint8_t flag_welcomed = 0x08;    ///< status: the subscrib
 /// status: a durable block follows the prefix; welcome: `lost` follows; data/frag: sent
 /// from the history to one subscriber (unicast).
 inline constexpr std::uint8_t flag_durable = 0x10;
+/// status: a group block follows (the subscription is a consumer group member);
+/// data/frag/heartbeat/bye: a group member's own stream, sent to it alone (unicast).
+inline constexpr std::uint8_t flag_group = 0x20;
 
 struct Header {
   Type type{};
@@ -117,6 +122,7 @@ struct Status {
   std::uint32_t window = 0;
   std::uint8_t policy = 0;  ///< PolicyKind
   std::string_view prefix;
+  std::string_view group;  ///< flag_group: the consumer group it is a member of ("" = fan-out)
 };
 
 /// One NAK range: messages first..last (inclusive); when first == last, only its
@@ -195,6 +201,8 @@ std::size_t encode_leave(std::span<std::byte> out, std::uint64_t publisher_id, s
 void mark_retransmit(std::span<std::byte> dgram) noexcept;
 /// Marks an encoded DATA/FRAG datagram as history sent to one subscriber (flag_durable).
 void mark_history(std::span<std::byte> dgram) noexcept;
+/// Marks an encoded datagram as part of a group member's own stream (flag_group).
+void mark_group(std::span<std::byte> dgram) noexcept;
 
 /// Fragment geometry: how many fragments a message of `len` bytes needs with
 /// `frag_size` bytes each.
