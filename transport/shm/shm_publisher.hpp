@@ -13,16 +13,11 @@
 #include <vector>
 
 #include "../../pubsub/history.hpp"
+#include "../seq_ranges.hpp"
 #include "../transport.hpp"
 #include "shm_segment.hpp"
 
 namespace rill::detail::shm {
-
-/// Sequences first..last, both included.
-struct SeqRange {
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
-};
 
 /// See PublisherTransport for the threading rule: one publishing thread.
 class ShmPublisher final : public PublisherTransport {

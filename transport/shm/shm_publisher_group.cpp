@@ -14,39 +14,6 @@
 
 namespace rill::detail::shm {
 
-namespace {
-
-std::string group_key(std::string_view name) {
-  return "group:" + std::string(name);
-}
-
-// Adds a run to a list of ascending, non-overlapping runs, merging neighbours.
-void add_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
-  auto it = std::find_if(runs.begin(), runs.end(), [&](const auto& r) { return r.first > first; });
-  it = runs.insert(it, {first, last});
-  if (it != runs.begin() && std::prev(it)->last + 1 >= it->first) {
-    auto prev = std::prev(it);
-    prev->last = std::max(prev->last, it->last);
-    it = std::prev(runs.erase(it));
-  }
-  while (std::next(it) != runs.end() && it->last + 1 >= std::next(it)->first) {
-    it->last = std::max(it->last, std::next(it)->last);
-    runs.erase(std::next(it));
-  }
-}
-
-// Appends a run to a member's in-flight list, which stays in push order (its acks are
-// cumulative in that order, not in sequence order).
-void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
-  if (!runs.empty() && runs.back().last + 1 == first) {
-    runs.back().last = last;
-  } else {
-    runs.push_back({first, last});
-  }
-}
-
-}  // namespace
-
 std::optional<std::uint64_t> ShmPublisher::join_group(Peer& p, std::string name, DurabilityKind requested,
                                                       StartFrom from) {
   auto it = std::find_if(m_groups.begin(), m_groups.end(),
@@ -63,7 +30,7 @@ std::optional<std::uint64_t> ShmPublisher::join_group(Peer& p, std::string name,
     g.acked = m_next_seq - 1;
     if (g.durable) {
       // What the group had not acknowledged when the publisher last stopped is pushed again.
-      const auto start = m_history->start_for(from, group_key(g.name), 0);
+      const auto start = m_history->start_for(from, group_ack_key(g.name), 0);
       const auto first = std::min(start.from, m_next_seq);
       if (first < m_next_seq) add_range(g.resend, first, m_next_seq - 1);
       g.acked = first - 1;
@@ -220,7 +187,7 @@ void ShmPublisher::advance_group_ack(std::size_t gi) {
   }
   if (low - 1 > g.acked) {
     g.acked = low - 1;
-    m_history->ack(group_key(g.name), g.acked);
+    m_history->ack(group_ack_key(g.name), g.acked);
   }
 }
 

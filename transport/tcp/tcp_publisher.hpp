@@ -6,20 +6,14 @@
 #include <memory>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "../../pubsub/history.hpp"
+#include "../seq_ranges.hpp"
 #include "../transport.hpp"
 #include "tcp_wire.hpp"
 
 namespace rill::detail::tcp {
-
-/// A run of sequence numbers, both ends included.
-struct SeqRange {
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
-};
 
 /// Envelopes per history frame at most.
 inline constexpr std::uint32_t history_batch_limit = 1024;
@@ -36,8 +30,7 @@ class TcpPublisher final : public PublisherTransport {
                                                             const PublisherConfig& config);
   ~TcpPublisher() override;
 
-  Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq,
-                    std::chrono::nanoseconds timeout) override;
+  Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq, std::chrono::nanoseconds timeout) override;
   Result<void> reserve(std::chrono::nanoseconds timeout) override;
   void flush() override;
   std::size_t service() override;
@@ -51,10 +44,10 @@ class TcpPublisher final : public PublisherTransport {
   // to another member when it leaves or dies, and stores the group's position.
   struct Group {
     std::string name;
-    std::size_t next_member = 0;      // round-robin position
-    std::deque<SeqRange> resend;      // to send (again) to some member, ascending
+    std::size_t next_member = 0;            // round-robin position
+    std::deque<SeqRange> resend;            // to send (again) to some member, ascending
     std::unique_ptr<HistoryCursor> cursor;  // reads `resend`
-    std::uint64_t acked = 0;          // the group handled everything up to here
+    std::uint64_t acked = 0;                // the group handled everything up to here
     bool durable = false;
   };
   struct Peer {
@@ -71,13 +64,12 @@ class TcpPublisher final : public PublisherTransport {
     std::unique_ptr<HistoryCursor> cursor;
     std::vector<std::byte> held;  // a history frame the pipe had no room for (sent first next time)
     std::uint32_t held_count = 0;
-    std::string durable_name;     // persistent: acks are stored under it
-    std::string group;            // consumer group member ("" = fan-out)
+    std::string durable_name;        // persistent: acks are stored under it
+    std::string group;               // consumer group member ("" = fan-out)
     std::deque<SeqRange> in_flight;  // durable group member: sent, not yet acked (send order)
-    std::uint64_t acked = 0;      // highest seq it acknowledged
+    std::uint64_t acked = 0;         // highest seq it acknowledged
     [[nodiscard]] bool catching_up() const noexcept { return cursor != nullptr || held_count > 0; }
   };
-
 
   TcpPublisher(zmq::socket_t sock, const PublisherConfig& config);
 
@@ -114,8 +106,8 @@ class TcpPublisher final : public PublisherTransport {
   History* m_history = nullptr;
   std::size_t m_catching_up = 0;  // peers with a cursor or a held frame
   std::vector<Group> m_groups;
-  std::size_t m_group_members = 0;  // peers in some group
-  std::uint64_t m_batch_first = 0;  // sequence of the first envelope in m_batch
+  std::size_t m_group_members = 0;       // peers in some group
+  std::uint64_t m_batch_first = 0;       // sequence of the first envelope in m_batch
   std::vector<std::byte> m_group_frame;  // a group's history frame being built
   std::uint64_t m_last_rejected = 0;
   std::uint64_t m_next_seq = 1;

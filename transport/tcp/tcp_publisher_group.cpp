@@ -3,11 +3,11 @@
 // group (persistent publisher, persistent request) keeps what each member has not
 // acknowledged; when a member leaves or dies, that goes to the other members, read back
 // from the log, and the group's acknowledged position is stored as "group:NAME".
+#include <zmq.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
-
-#include <zmq.h>
 
 #include "../../pubsub/logging.hpp"
 #include "tcp_publisher.hpp"
@@ -18,33 +18,6 @@ namespace rill::detail::tcp {
 namespace {
 
 constexpr unsigned group_frames_per_pump = 16;
-
-std::string group_key(const std::string& name) { return "group:" + name; }
-
-// Adds a run to a list of ascending, non-overlapping runs, merging neighbours.
-void add_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
-  auto it = std::find_if(runs.begin(), runs.end(), [&](const auto& r) { return r.first > first; });
-  it = runs.insert(it, {first, last});
-  if (it != runs.begin() && std::prev(it)->last + 1 >= it->first) {
-    auto prev = std::prev(it);
-    prev->last = std::max(prev->last, it->last);
-    it = std::prev(runs.erase(it));
-  }
-  while (std::next(it) != runs.end() && it->last + 1 >= std::next(it)->first) {
-    it->last = std::max(it->last, std::next(it)->last);
-    runs.erase(std::next(it));
-  }
-}
-
-// Appends a run to a member's in-flight list, which stays in the order things were sent
-// (its acks are cumulative in that order, not in sequence order).
-void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
-  if (!runs.empty() && runs.back().last + 1 == first) {
-    runs.back().last = last;
-  } else {
-    runs.push_back({first, last});
-  }
-}
 
 }  // namespace
 
@@ -59,7 +32,7 @@ TcpPublisher::Group& TcpPublisher::join_group(Peer& peer, const Subscribe& s, Du
               s.durability == static_cast<std::uint8_t>(DurabilityKind::persistent);
   g.acked = m_next_seq - 1;
   if (g.durable) {
-    const auto start = m_history->start_for(static_cast<StartFrom>(s.from), group_key(g.name), 0);
+    const auto start = m_history->start_for(static_cast<StartFrom>(s.from), group_ack_key(g.name), 0);
     const auto from = std::min(start.from, m_next_seq);
     if (from < m_next_seq) add_range(g.resend, from, m_next_seq - 1);
     g.acked = from - 1;
@@ -112,7 +85,8 @@ void TcpPublisher::send_to_groups(std::span<const std::byte> frame, std::uint32_
     Peer* member = pick_member(g, envelopes);
     bool sent = false;
     while (member != nullptr && !sent) {
-      if (zmq_send(m_sock.handle(), member->routing_id.data(), member->routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+      if (zmq_send(m_sock.handle(), member->routing_id.data(), member->routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
+              0 &&
           zmq_send(m_sock.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) >= 0) {
         sent = true;
         break;
@@ -141,7 +115,8 @@ void TcpPublisher::member_acked(Peer& peer, std::uint64_t seq) {
   // In-flight runs are in the order they were sent; the ack covers every run up to the
   // one holding `seq`. One it was never sent changes nothing.
   auto& runs = peer.in_flight;
-  const auto hit = std::find_if(runs.begin(), runs.end(), [&](const SeqRange& r) { return seq >= r.first && seq <= r.last; });
+  const auto hit =
+      std::find_if(runs.begin(), runs.end(), [&](const SeqRange& r) { return seq >= r.first && seq <= r.last; });
   peer.acked = std::max(peer.acked, seq);
   ++m_stats.acks;
   if (hit == runs.end()) return;
@@ -166,12 +141,12 @@ void TcpPublisher::member_left(Peer& peer) {
   }
   peer.in_flight.clear();
   if (pending > 0) {
-    log().info("publisher {:016x}: group '{}' member {:016x} left with {} unacknowledged messages; they go to another member",
-               m_config.publisher_id, g->name, peer.subscription_id, pending);
+    log().info(
+        "publisher {:016x}: group '{}' member {:016x} left with {} unacknowledged messages; they go to another member",
+        m_config.publisher_id, g->name, peer.subscription_id, pending);
   }
-  const bool others = std::any_of(m_peers.begin(), m_peers.end(), [&](const Peer& p) {
-    return &p != &peer && p.group == peer.group && !p.dead;
-  });
+  const bool others = std::any_of(m_peers.begin(), m_peers.end(),
+                                  [&](const Peer& p) { return &p != &peer && p.group == peer.group && !p.dead; });
   if (!others && !g->durable) m_groups.erase(g);  // a durable group keeps its place for the next member
 }
 
@@ -184,7 +159,7 @@ void TcpPublisher::advance_group_ack(Group& g) {
   }
   if (low - 1 > g.acked) {
     g.acked = low - 1;
-    if (g.durable) m_history->ack(group_key(g.name), g.acked);
+    if (g.durable) m_history->ack(group_ack_key(g.name), g.acked);
   }
 }
 

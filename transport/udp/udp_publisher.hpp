@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../../pubsub/history.hpp"
+#include "../seq_ranges.hpp"
 #include "../transport.hpp"
 #include "udp_fault.hpp"
 #include "udp_options.hpp"
@@ -30,12 +31,6 @@ struct PublisherCounters {
   std::uint64_t history_naked = 0;      // messages answered from the history for a NAK
   std::uint64_t group_datagrams = 0;    // sent by unicast to consumer group members (first sends)
   std::uint64_t group_retransmits = 0;  // member datagrams sent again for a NAK
-};
-
-/// A run of sequence numbers, both ends included.
-struct SeqRange {
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
 };
 
 /// See PublisherTransport for the threading rule: one publishing thread.

@@ -28,35 +28,6 @@ constexpr std::size_t member_flight_bytes = 2u << 20;
 constexpr std::uint64_t member_flight_min = 16;
 constexpr std::uint64_t member_flight_max = 8192;
 
-std::string group_key(const std::string& name) {
-  return "group:" + name;
-}
-
-// Adds a run to a list of ascending, non-overlapping runs, merging neighbours.
-void add_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
-  auto it = std::find_if(runs.begin(), runs.end(), [&](const auto& r) { return r.first > first; });
-  it = runs.insert(it, {first, last});
-  if (it != runs.begin() && std::prev(it)->last + 1 >= it->first) {
-    auto prev = std::prev(it);
-    prev->last = std::max(prev->last, it->last);
-    it = std::prev(runs.erase(it));
-  }
-  while (std::next(it) != runs.end() && it->last + 1 >= std::next(it)->first) {
-    it->last = std::max(it->last, std::next(it)->last);
-    runs.erase(std::next(it));
-  }
-}
-
-// Appends to a member's in-flight list, which stays in send order (its acks are
-// cumulative in that order, not in sequence order).
-void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last) {
-  if (!runs.empty() && runs.back().last + 1 == first) {
-    runs.back().last = last;
-  } else {
-    runs.push_back({first, last});
-  }
-}
-
 }  // namespace
 
 UdpPublisher::Member::Member(std::string g) : group(std::move(g)), window(member_window_bytes, member_window_records) {}
@@ -99,7 +70,7 @@ bool UdpPublisher::join_group(Receiver& r, const Status& s, const DurableRequest
               q->kind == static_cast<std::uint8_t>(DurabilityKind::persistent);
   g.acked = m_next_seq - 1;
   if (g.durable) {
-    const auto start = m_history->start_for(static_cast<StartFrom>(q->from), group_key(g.name), 0);
+    const auto start = m_history->start_for(static_cast<StartFrom>(q->from), group_ack_key(g.name), 0);
     const auto first = std::min(start.from, m_next_seq);
     if (first < m_next_seq) {
       add_range(g.resend, first, m_next_seq - 1);
@@ -344,7 +315,7 @@ void UdpPublisher::advance_group_ack(Group& g) {
   }
   if (low - 1 > g.acked) {
     g.acked = low - 1;
-    m_history->ack(group_key(g.name), g.acked);
+    m_history->ack(group_ack_key(g.name), g.acked);
     m_acks_pending = true;
   }
 }

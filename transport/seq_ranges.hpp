@@ -1,0 +1,31 @@
+// Runs of sequence numbers, as the publishers' consumer groups keep them: what a member was
+// sent and has not acknowledged (in send order), and what is to be handed to other members
+// (ascending, merged). Shared by the tcp, shm and udp publishers.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+namespace rill::detail {
+
+/// Sequences first..last, both included.
+struct SeqRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+};
+
+/// Adds a run to a list of ascending, non-overlapping runs, merging neighbours.
+void add_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last);
+
+/// Appends a run to a member's in-flight list, which stays in the order things were sent
+/// (its acks are cumulative in that order, not in sequence order).
+void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t last);
+
+/// The name a durable group's acknowledged position is stored under ("group:NAME").
+[[nodiscard]] inline std::string group_ack_key(std::string_view group) {
+  return "group:" + std::string(group);
+}
+
+}  // namespace rill::detail
