@@ -21,4 +21,5 @@ add_test(NAME shm_durable_sub_test COMMAND shm_durable_sub_test "--test-suite=wi
 # Threads meet in the first two (a publishing thread, a reading thread): TSan runs them.
 set_tests_properties(shm_durable_test shm_history_test PROPERTIES TIMEOUT 300 LABELS "unit;tsan"
                                                              ENVIRONMENT "RILL_LOG=error")
-set_tests_properties(shm_durable_sub_test shm_group_test PROPERTIES TIMEOUT 300 LABELS unit ENVIRONMENT "RILL_LOG=error")
+set_tests_properties(shm_durable_sub_test PROPERTIES TIMEOUT 300 LABELS unit ENVIRONMENT "RILL_LOG=error")
+set_tests_properties(shm_group_test PROPERTIES TIMEOUT 300 LABELS "unit;tsan" ENVIRONMENT "RILL_LOG=error")
