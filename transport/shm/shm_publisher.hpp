@@ -98,6 +98,9 @@ class ShmPublisher final : public PublisherTransport {
   bool sync_buffer_tail(std::uint32_t slot, Peer& p);
   std::optional<std::uint64_t> tail_of(std::uint32_t slot, Peer& p);
   void evict(std::uint32_t slot, const char* why);
+  /// Copies `env` into chunk `index`, held by `slot` alone, and queues it on that slot's ring
+  /// (history catch-up and a durable group's redelivery; the caller checked the ring's room).
+  void push_copy(std::uint32_t slot, Peer& p, std::uint32_t index, std::span<const std::byte> env, std::uint64_t seq);
   bool pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t, std::uint64_t n = 1);
   void refresh_roster();
   void take_in(std::uint32_t slot, std::uint64_t owner);

@@ -194,7 +194,6 @@ void ShmPublisher::advance_group_ack(std::size_t gi) {
 void ShmPublisher::pump_groups(unsigned budget) {
   // Paced by the members' rings and the free chunks, as history is: what does not fit
   // now stays in `resend`, and a publish never waits for it.
-  const auto mask = m_map->ring_capacity() - 1;
   for (std::size_t gi = 0; gi < m_groups.size(); ++gi) {
     if (!m_groups[gi].durable || m_groups[gi].resend.empty()) continue;
     std::uint64_t woken = 0;
@@ -235,18 +234,7 @@ void ShmPublisher::pump_groups(unsigned budget) {
       }
       if (idx) {
         Peer& p = m_peers[slot];
-        auto* h = m_map->chunk(*idx);
-        std::memcpy(reinterpret_cast<std::byte*>(h) + chunk_header_bytes, env.data(), env.size());
-        h->data_offset = chunk_header_bytes;
-        h->data_size = static_cast<std::uint32_t>(env.size());
-        h->sequence = seq;
-        h->holders.store(1ull << slot, std::memory_order_release);  // the publisher's own bit goes
-        if (p.kind == PolicyKind::buffer) {
-          p.sizes[p.head & mask] = static_cast<std::uint32_t>(env.size());
-          p.queued_bytes += env.size();
-        }
-        m_map->ring(slot)[p.head & mask].store(make_entry(p.head, *idx), std::memory_order_release);
-        ++p.head;
+        push_copy(slot, p, *idx, env, seq);
         append_range(p.in_flight, seq, seq);
         woken |= 1ull << slot;
         ++m_stats.redelivered;

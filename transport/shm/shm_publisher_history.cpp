@@ -151,7 +151,6 @@ void ShmPublisher::wake(std::uint32_t slot) {
 }
 
 bool ShmPublisher::pump_peer(std::uint32_t slot, Peer& p, unsigned budget) {
-  const auto mask = m_map->ring_capacity() - 1;
   unsigned pushed = 0;
   bool evicted = false;
   while (pushed < budget) {
@@ -202,18 +201,7 @@ bool ShmPublisher::pump_peer(std::uint32_t slot, Peer& p, unsigned budget) {
       }
       break;
     }
-    auto* h = m_map->chunk(*idx);
-    std::memcpy(reinterpret_cast<std::byte*>(h) + chunk_header_bytes, env.data(), env.size());
-    h->data_offset = chunk_header_bytes;
-    h->data_size = static_cast<std::uint32_t>(env.size());
-    h->sequence = seq;
-    h->holders.store(1ull << slot, std::memory_order_release);  // the publisher's own bit goes
-    if (p.kind == PolicyKind::buffer) {
-      p.sizes[p.head & mask] = static_cast<std::uint32_t>(env.size());
-      p.queued_bytes += env.size();
-    }
-    m_map->ring(slot)[p.head & mask].store(make_entry(p.head, *idx), std::memory_order_release);
-    ++p.head;
+    push_copy(slot, p, *idx, env, seq);
     ++pushed;
     ++m_stats.replayed;
     p.held.clear();
@@ -265,6 +253,23 @@ void ShmPublisher::linger_for_history() {
     if (m_stats.replayed == before) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   if (m_ack_peers > 0) take_acks();
+}
+
+void ShmPublisher::push_copy(std::uint32_t slot, Peer& p, std::uint32_t index, std::span<const std::byte> env,
+                             std::uint64_t seq) {
+  const auto mask = m_map->ring_capacity() - 1;
+  auto* h = m_map->chunk(index);
+  std::memcpy(reinterpret_cast<std::byte*>(h) + chunk_header_bytes, env.data(), env.size());
+  h->data_offset = chunk_header_bytes;
+  h->data_size = static_cast<std::uint32_t>(env.size());
+  h->sequence = seq;
+  h->holders.store(1ull << slot, std::memory_order_release);  // the publisher's own bit goes
+  if (p.kind == PolicyKind::buffer) {
+    p.sizes[p.head & mask] = static_cast<std::uint32_t>(env.size());
+    p.queued_bytes += env.size();
+  }
+  m_map->ring(slot)[p.head & mask].store(make_entry(p.head, index), std::memory_order_release);
+  ++p.head;
 }
 
 }  // namespace rill::detail::shm
