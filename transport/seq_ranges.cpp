@@ -27,4 +27,12 @@ void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t
   }
 }
 
+GroupStart start_durable_group(const History& history, StartFrom from, std::string_view group, std::uint64_t next_seq,
+                               std::deque<SeqRange>& resend) {
+  const auto start = history.start_for(from, group_ack_key(group), 0);
+  const auto first = std::min(start.from, next_seq);
+  if (first < next_seq) add_range(resend, first, next_seq - 1);
+  return {.acked = first - 1, .lost = start.lost};
+}
+
 }  // namespace rill::detail

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "../pubsub/history.hpp"
+
 namespace rill::detail {
 
 /// Sequences first..last, both included.
@@ -27,5 +29,15 @@ void append_range(std::deque<SeqRange>& runs, std::uint64_t first, std::uint64_t
 [[nodiscard]] inline std::string group_ack_key(std::string_view group) {
   return "group:" + std::string(group);
 }
+
+/// Where a durable group starts when it forms (again): what it had not acknowledged when
+/// the publisher last stopped, from its stored position, is added to `resend`. `acked` is
+/// the position acks count from; `lost`, what retention deleted before it.
+struct GroupStart {
+  std::uint64_t acked = 0;
+  std::uint64_t lost = 0;
+};
+[[nodiscard]] GroupStart start_durable_group(const History& history, StartFrom from, std::string_view group,
+                                             std::uint64_t next_seq, std::deque<SeqRange>& resend);
 
 }  // namespace rill::detail

@@ -30,13 +30,11 @@ std::optional<std::uint64_t> ShmPublisher::join_group(Peer& p, std::string name,
     g.acked = m_next_seq - 1;
     if (g.durable) {
       // What the group had not acknowledged when the publisher last stopped is pushed again.
-      const auto start = m_history->start_for(from, group_ack_key(g.name), 0);
-      const auto first = std::min(start.from, m_next_seq);
-      if (first < m_next_seq) add_range(g.resend, first, m_next_seq - 1);
-      g.acked = first - 1;
+      const auto start = start_durable_group(*m_history, from, g.name, m_next_seq, g.resend);
+      g.acked = start.acked;
       if (start.lost > 0) {
         log().warn("shm://{}: group '{}' starts at {}: {} messages it had not handled were deleted by retention",
-                   m_options.name, g.name, first, start.lost);
+                   m_options.name, g.name, start.acked + 1, start.lost);
       }
     }
     log().info("shm://{}: consumer group '{}' formed ({}; {} messages to catch up)", m_options.name, g.name,

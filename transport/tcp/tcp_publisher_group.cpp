@@ -32,13 +32,11 @@ TcpPublisher::Group& TcpPublisher::join_group(Peer& peer, const Subscribe& s, Du
               s.durability == static_cast<std::uint8_t>(DurabilityKind::persistent);
   g.acked = m_next_seq - 1;
   if (g.durable) {
-    const auto start = m_history->start_for(static_cast<StartFrom>(s.from), group_ack_key(g.name), 0);
-    const auto from = std::min(start.from, m_next_seq);
-    if (from < m_next_seq) add_range(g.resend, from, m_next_seq - 1);
-    g.acked = from - 1;
+    const auto start = start_durable_group(*m_history, static_cast<StartFrom>(s.from), g.name, m_next_seq, g.resend);
+    g.acked = start.acked;
     if (start.lost > 0) {
       log().warn("publisher {:016x}: group '{}' starts at {}: {} messages it had not handled were deleted by retention",
-                 m_config.publisher_id, g.name, from, start.lost);
+                 m_config.publisher_id, g.name, start.acked + 1, start.lost);
     }
   }
   log().info("publisher {:016x}: consumer group '{}' formed ({}; {} messages to catch up)", m_config.publisher_id,

@@ -458,23 +458,9 @@ void UdpPublisher::close_batch() {
 }
 
 void UdpPublisher::send_fragments(std::span<const std::byte> envelope, std::uint64_t seq) {
-  const auto frag_size = m_options.max_datagram() - frag_header_bytes;
-  const auto count = fragment_count(envelope.size(), frag_size);
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const std::size_t offset = std::size_t{i} * frag_size;
-    const auto piece = envelope.subspan(offset, std::min(frag_size, envelope.size() - offset));
-    auto out = m_window.open(frag_header_bytes + piece.size());
-    const auto n = encode_frag(out, m_config.publisher_id,
-                               {.seq = seq,
-                                .msg_len = static_cast<std::uint32_t>(envelope.size()),
-                                .frag_size = static_cast<std::uint32_t>(frag_size),
-                                .index = i,
-                                .count = count,
-                                .offset = static_cast<std::uint32_t>(offset),
-                                .bytes = piece});
-    m_window.commit(n, seq, 1, true, i);
+  fragment_into(m_window, envelope, seq, [this](std::span<std::byte>) {
     if (++m_unsent >= io_batch) send_pending();
-  }
+  });
 }
 
 void UdpPublisher::send_pending() {

@@ -158,6 +158,10 @@ class UdpPublisher final : public PublisherTransport {
   void maybe_heartbeat(clock::time_point now);
   void close_batch();
   void send_fragments(std::span<const std::byte> envelope, std::uint64_t seq);
+  /// Cuts `envelope` into FRAG datagrams of stream sequence `seq` in `window` (the multicast
+  /// stream's or a member's); `sent(datagram)` runs after each one is committed.
+  template <class Sent>
+  void fragment_into(RetransmitWindow& window, std::span<const std::byte> envelope, std::uint64_t seq, Sent sent);
   void send_pending();
   Result<void> wait_for_room(std::uint64_t seq, clock::time_point deadline);
   [[nodiscard]] const Receiver* blocker(std::uint64_t seq) const noexcept;
@@ -206,5 +210,27 @@ class UdpPublisher final : public PublisherTransport {
   bool m_group_refused_logged = false;
   bool m_closed = false;
 };
+
+template <class Sent>
+void UdpPublisher::fragment_into(RetransmitWindow& window, std::span<const std::byte> envelope, std::uint64_t seq,
+                                 Sent sent) {
+  const auto frag_size = m_options.max_datagram() - frag_header_bytes;
+  const auto count = fragment_count(envelope.size(), frag_size);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::size_t offset = std::size_t{i} * frag_size;
+    const auto piece = envelope.subspan(offset, std::min(frag_size, envelope.size() - offset));
+    auto out = window.open(frag_header_bytes + piece.size());
+    const auto n = encode_frag(out, m_config.publisher_id,
+                               {.seq = seq,
+                                .msg_len = static_cast<std::uint32_t>(envelope.size()),
+                                .frag_size = static_cast<std::uint32_t>(frag_size),
+                                .index = i,
+                                .count = count,
+                                .offset = static_cast<std::uint32_t>(offset),
+                                .bytes = piece});
+    window.commit(n, seq, 1, true, i);
+    sent(window.at(window.size() - 1).bytes());
+  }
+}
 
 }  // namespace rill::detail::udp

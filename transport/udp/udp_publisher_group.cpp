@@ -70,16 +70,12 @@ bool UdpPublisher::join_group(Receiver& r, const Status& s, const DurableRequest
               q->kind == static_cast<std::uint8_t>(DurabilityKind::persistent);
   g.acked = m_next_seq - 1;
   if (g.durable) {
-    const auto start = m_history->start_for(static_cast<StartFrom>(q->from), group_ack_key(g.name), 0);
-    const auto first = std::min(start.from, m_next_seq);
-    if (first < m_next_seq) {
-      add_range(g.resend, first, m_next_seq - 1);
-      ++m_group_resend;
-    }
-    g.acked = first - 1;
+    const auto start = start_durable_group(*m_history, static_cast<StartFrom>(q->from), g.name, m_next_seq, g.resend);
+    if (!g.resend.empty()) ++m_group_resend;
+    g.acked = start.acked;
     if (start.lost > 0) {
       log().warn("publisher {:016x}: group '{}' starts at {}: {} messages it had not handled were deleted by retention",
-                 m_config.publisher_id, g.name, first, start.lost);
+                 m_config.publisher_id, g.name, start.acked + 1, start.lost);
     }
   }
   log().info("publisher {:016x}: consumer group '{}' formed ({}; {} messages to catch up)", m_config.publisher_id,
@@ -177,23 +173,7 @@ void UdpPublisher::member_append(Receiver& r, std::span<const std::byte> envelop
   const auto stream_seq = m.next++;
   if (data_header_bytes + need > max) {
     member_close(r);
-    const auto frag_size = max - frag_header_bytes;
-    const auto count = fragment_count(envelope.size(), frag_size);
-    for (std::uint32_t i = 0; i < count; ++i) {
-      const std::size_t offset = std::size_t{i} * frag_size;
-      const auto piece = envelope.subspan(offset, std::min(frag_size, envelope.size() - offset));
-      auto out = m.window.open(frag_header_bytes + piece.size());
-      const auto n = encode_frag(out, m_config.publisher_id,
-                                 {.seq = stream_seq,
-                                  .msg_len = static_cast<std::uint32_t>(envelope.size()),
-                                  .frag_size = static_cast<std::uint32_t>(frag_size),
-                                  .index = i,
-                                  .count = count,
-                                  .offset = static_cast<std::uint32_t>(offset),
-                                  .bytes = piece});
-      m.window.commit(n, stream_seq, 1, true, i);
-      member_send(r, m.window.at(m.window.size() - 1).bytes());
-    }
+    fragment_into(m.window, envelope, stream_seq, [&](std::span<std::byte> datagram) { member_send(r, datagram); });
     return;
   }
   if (m.open_count > 0 && m.open_len + need > max) member_close(r);
