@@ -3,8 +3,9 @@
 //
 //   rill_durable_perf [--dir DIR] [--count N] [--replay-mib MIB] [--rounds R] [--json FILE] [--transport tcp|udp]
 //
-// publish  64-byte messages, one publishing thread, no subscriber: persistent with fsync
-//          every:10 (log in DIR) vs volatile. R alternating rounds of N messages; medians.
+// publish  64-byte messages, one publishing thread, with no subscriber and with one draining:
+//          persistent with fsync every:10 (log in DIR), the same with direct_io (O_DIRECT
+//          writes), and volatile. R alternating rounds of N messages; medians.
 // replay   a log of 1 KiB messages (MIB MiB) replayed from the page cache to a durable tcp
 //          subscriber (--from start) vs the same messages published live to a subscriber
 //          (batches of 256, backpressure window 4096 on both). --transport udp: the same over
@@ -190,22 +191,27 @@ int main(int argc, char** argv) {
   rill::Node node;
 
   // [0]: no subscriber (the publish path alone), [1]: one subscriber draining.
-  std::vector<double> persistent[2], volatile_[2];
+  std::vector<double> persistent[2], direct[2], volatile_[2];
   for (int r = 0; r < rounds; ++r) {
     for (int subscribed = 0; subscribed < 2; ++subscribed) {
       const auto logdir = dir / ("publish-" + std::to_string(r));
-      persistent[subscribed].push_back(publish_rate(node,
-                                                    {.endpoint = fresh_endpoint(),
-                                                     .topic = "perf/p",
-                                                     .durability = rill::Durability::persistent(logdir.string()),
-                                                     .log = {.fsync = rill::FsyncPolicy::every(10ms)}},
-                                                    count, subscribed != 0));
+      auto persistent_rate = [&](bool direct_io) {
+        const double rate = publish_rate(node,
+                                         {.endpoint = fresh_endpoint(),
+                                          .topic = "perf/p",
+                                          .durability = rill::Durability::persistent(logdir.string()),
+                                          .log = {.fsync = rill::FsyncPolicy::every(10ms), .direct_io = direct_io}},
+                                         count, subscribed != 0);
+        fs::remove_all(logdir);
+        return rate;
+      };
+      persistent[subscribed].push_back(persistent_rate(false));
       volatile_[subscribed].push_back(
           publish_rate(node, {.endpoint = fresh_endpoint(), .topic = "perf/p"}, count, subscribed != 0));
-      fs::remove_all(logdir);
-      std::printf("round %d, %s: persistent every:10 %.0f msgs/s, volatile %.0f msgs/s\n", r + 1,
-                  subscribed ? "one subscriber" : "no subscriber", persistent[subscribed].back(),
-                  volatile_[subscribed].back());
+      direct[subscribed].push_back(persistent_rate(true));
+      std::printf("round %d, %s: persistent every:10 %.0f msgs/s, with direct_io %.0f msgs/s, volatile %.0f msgs/s\n",
+                  r + 1, subscribed ? "one subscriber" : "no subscriber", persistent[subscribed].back(),
+                  direct[subscribed].back(), volatile_[subscribed].back());
     }
   }
 
@@ -235,18 +241,23 @@ int main(int argc, char** argv) {
 
   const double p = median(persistent[0]), v = median(volatile_[0]), rp = median(replay), lv = median(live);
   const double ps = median(persistent[1]), vs = median(volatile_[1]);
+  const double d = median(direct[0]), ds = median(direct[1]);
   std::printf("publish 64 B, no subscriber: persistent every:10 %.0f msgs/s, volatile %.0f msgs/s, ratio %.2f\n", p, v,
               p / v);
   std::printf("publish 64 B, one subscriber: persistent every:10 %.0f msgs/s, volatile %.0f msgs/s, ratio %.2f\n", ps,
               vs, ps / vs);
+  std::printf("publish 64 B, no subscriber: persistent every:10 direct_io %.0f msgs/s, ratio %.2f\n", d, d / v);
+  std::printf("publish 64 B, one subscriber: persistent every:10 direct_io %.0f msgs/s, ratio %.2f\n", ds, ds / vs);
   std::printf("(targets: >= 1M msgs/s and >= 0.5x volatile)\n");
   std::printf("replay 1 KiB: %.0f msgs/s, live %.0f msgs/s, ratio %.2f (target >= 0.8)\n", rp, lv, rp / lv);
   if (!json.empty()) {
     std::ofstream out(json);
     out << "{\"publish\":{\"size\":64,\"count\":" << count << ",\"rounds\":" << rounds
         << ",\"persistent_every10_msgs_s\":" << p << ",\"volatile_msgs_s\":" << v << ",\"ratio\":" << p / v
+        << ",\"direct_io\":{\"persistent_every10_msgs_s\":" << d << ",\"ratio\":" << d / v << "}"
         << ",\"subscribed\":{\"persistent_every10_msgs_s\":" << ps << ",\"volatile_msgs_s\":" << vs
-        << ",\"ratio\":" << ps / vs << "}},\"replay\":{\"size\":1024,\"count\":" << replay_count
+        << ",\"ratio\":" << ps / vs << ",\"direct_io\":{\"persistent_every10_msgs_s\":" << ds
+        << ",\"ratio\":" << ds / vs << "}}},\"replay\":{\"size\":1024,\"count\":" << replay_count
         << ",\"replay_msgs_s\":" << rp << ",\"live_msgs_s\":" << lv << ",\"ratio\":" << rp / lv << "}}\n";
   }
   return 0;

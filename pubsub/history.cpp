@@ -1,5 +1,7 @@
 #include "history.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
@@ -91,7 +93,10 @@ class LogHistory final : public History {
  public:
   LogHistory(Log log, AckStore acks, SequenceMark mark, bool reserve)
       : m_log(std::move(log)), m_acks(std::move(acks)), m_mark(std::move(mark)), m_reserve(reserve) {
-    m_ack_writer = std::thread([this] { write_acks(); });
+    m_ack_writer = std::thread([this] {
+      pthread_setname_np(pthread_self(), "rill-acks");
+      write_acks();
+    });
   }
   ~LogHistory() override { (void)close(); }
 

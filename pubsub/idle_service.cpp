@@ -1,5 +1,7 @@
 #include "idle_service.hpp"
 
+#include <pthread.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -8,7 +10,10 @@ namespace rill::detail {
 
 IdleService::IdleService(std::function<void()> work, std::chrono::milliseconds period)
     : m_work(std::move(work)), m_period(period) {
-  m_thread = std::thread([this] { run(); });
+  m_thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rill-idle");
+    run();
+  });
 }
 
 IdleService::~IdleService() {

@@ -1,5 +1,6 @@
 #include "rill/node.hpp"
 
+#include <pthread.h>
 #include <sys/random.h>
 
 #include <algorithm>
@@ -172,6 +173,7 @@ Result<Subscription> Node::subscribe(const SubscriberOptions& options,
   state->core = std::move(*core);
   state->handler = std::move(handler);
   state->thread = std::thread([s = state.get()] {
+    pthread_setname_np(pthread_self(), "rill-handler");
     auto call = [s](const MessageView& m) { s->handler(m); };
     while (!s->stop.load(std::memory_order_relaxed)) {
       s->core->wait_poll(call, 256, std::chrono::milliseconds(50));

@@ -1,5 +1,7 @@
 #include "sequence_mark.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -95,6 +97,7 @@ Result<void> SequenceMark::wait_reserved(std::uint64_t seq) noexcept {
     m_reserver = std::make_unique<Reserver>();
     Reserver* r = m_reserver.get();
     r->thread = std::thread([r, h = reinterpret_cast<Mark*>(m_file.data()), file = &m_file] {
+      pthread_setname_np(pthread_self(), "rill-seqmark");
       std::unique_lock lk(r->mutex);
       for (;;) {
         r->wake.wait(lk, [&] { return r->stop || r->target > r->synced_to.load(std::memory_order_relaxed); });

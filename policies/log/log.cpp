@@ -86,7 +86,19 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   const std::int64_t ts = meta.timestamp_ns != 0 ? meta.timestamp_ns : wall_clock_ns();
   const std::uint64_t pid = meta.publisher_id != 0 ? meta.publisher_id : c.publisher_id;
 
-  std::unique_lock lk(c.mu);
+  // Under every/never the writer holds mu only for moments (a swap, its bookkeeping), once
+  // per coalesce_delay. Blocking on it would put the publishing thread to sleep for a wake-up
+  // that costs far more than the wait: spin a little first. (Under always, appenders queue
+  // up for the mutex by design; they sleep at once rather than burn the writer's core.)
+  std::unique_lock lk(c.mu, std::defer_lock);
+  const int spin_limit = c.opt.fsync.mode == FsyncMode::always ? 0 : 256;
+  for (int spins = 0; !lk.try_lock(); ++spins) {
+    if (spins >= spin_limit) {
+      lk.lock();
+      break;
+    }
+    detail::cpu_relax();
+  }
   bool need_roll = false;
   for (;;) {
     if (c.stopping || c.closed) return fail(Errc::closed, "log is closed");
@@ -112,6 +124,13 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   }
   const std::uint64_t seq = c.next_seq++;
   logfmt::encode_record_unsealed(c.active.bytes.grow(size), seq, pid, ts, body);  // sealed by the writer
+  {
+    // Ask for the next records' cache lines now: the writer's core read them last batch.
+    std::byte* ahead = c.active.bytes.p.get() + c.active.bytes.n;
+    const std::byte* limit = c.active.bytes.p.get() + c.active.bytes.cap;
+    for (std::size_t d = 256; d < 512; d += 64)
+      if (ahead + d < limit) __builtin_prefetch(ahead + d, 1, 3);
+  }
   if (c.active.first_seq == 0) c.active.first_seq = seq;
   c.active.last_seq = seq;
   c.tail_end += size;
@@ -215,8 +234,8 @@ const std::filesystem::path& Log::directory() const noexcept {
 
 LogStats Log::stats() const noexcept {
   const auto& c = *m_core;
-  return {c.st_appends.load(), c.st_batches.load(),  c.st_fsyncs.load(),
-          c.st_bytes.load(),   c.st_no_space.load(), c.st_deleted.load()};
+  return {c.st_appends.load(), c.st_batches.load(),  c.st_fsyncs.load(),      c.st_bytes.load(),
+          c.st_no_space.load(), c.st_deleted.load(), c.st_direct.load()};
 }
 
 std::vector<LogSegmentInfo> Log::segments() const {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -20,6 +21,13 @@
 #include "rill/log.hpp"
 
 namespace rill::detail {
+
+/// A hint to the core that this thread is spinning (lets a hyperthread sibling run).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 /// One segment file. Atomics are what readers look at without the segment lock; the
 /// metadata below them is guarded by LogCore::seg_mu and written by the writer thread.
@@ -66,6 +74,28 @@ struct ByteBuf {
   [[nodiscard]] std::span<const std::byte> span() const noexcept { return {p.get(), n}; }
   [[nodiscard]] std::span<std::byte> span() noexcept { return {p.get(), n}; }
   void clear() noexcept { n = 0; }
+};
+
+/// O_DIRECT writes go in whole, aligned blocks: the records of a batch are copied behind
+/// the bytes already in the file's last, partial block and padded with zeros to the next
+/// block. The partial block stays here for the next write (`at` is its file offset).
+struct DirectBuf {
+  static constexpr std::size_t block = 4096;
+  std::unique_ptr<std::byte, decltype(&std::free)> p{nullptr, &std::free};
+  std::size_t cap = 0;
+  std::uint64_t at = UINT64_MAX;  ///< file offset of p[0] when it holds that block's head
+
+  /// Keeps the first `keep` bytes.
+  [[nodiscard]] bool reserve(std::size_t want, std::size_t keep) noexcept {
+    if (want <= cap) return true;
+    const std::size_t c = std::max(want, cap * 2);
+    auto* q = static_cast<std::byte*>(std::aligned_alloc(block, (c + block - 1) & ~(block - 1)));
+    if (q == nullptr) return false;
+    if (keep > 0) std::memcpy(q, p.get(), keep);
+    p.reset(q);
+    cap = c;
+    return true;
+  }
 };
 
 /// Records appended since the last swap, bound for one write (two around a segment roll).
@@ -152,10 +182,14 @@ struct LogCore {
   // Owned by the writer thread (and by open/close when it does not run).
   alignas(64) int fd = -1;
   std::uint64_t file_end = 0;
+  int direct_fd = -1;  ///< direct_io: the active segment opened with O_DIRECT, for the writes
+  DirectBuf direct;    ///< direct_io: whole blocks on their way to the file
+  bool direct_refused = false;  ///< the filesystem said no once: the page cache from then on
   io_uring ring{};
   bool ring_ok = false;
 
   std::atomic<std::uint64_t> st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
+  std::atomic<bool> st_direct{false};
 
   ~LogCore();
 
@@ -172,7 +206,10 @@ struct LogCore {
   Result<void> start_writer();
   void writer_main();
   Result<void> write_batch(LogBatch& b, bool sync);
-  Result<void> write_at(std::span<const std::byte> data, std::uint64_t offset, bool sync);
+  Result<void> write_at(int wfd, std::span<const std::byte> data, std::uint64_t offset, bool sync);
+  Result<void> write_direct(std::span<const std::byte> part, bool sync);
+  void open_direct(const std::filesystem::path& path);  ///< direct_io: direct_fd for the new active segment
+  Result<void> cut_padding();  ///< direct_io: the file ends at file_end again (before a roll or close)
   Result<void> fdatasync_active();
   void publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start);
   Result<void> stop_writer();

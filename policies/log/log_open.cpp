@@ -201,6 +201,7 @@ Result<void> LogCore::create_segment(std::uint64_t base_seq) {
   if (fd >= 0) ::close(fd);
   fd = nfd;
   file_end = logfmt::segment_header_bytes;
+  open_direct(path);
   return {};
 }
 
@@ -352,6 +353,7 @@ Result<void> LogCore::recover() {
   fd = ::open(active->path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return fail(Errc::io_error, "open " + active->path.string(), errno);
   file_end = active->end;
+  open_direct(active->path);
   return {};
 }
 
@@ -398,6 +400,7 @@ std::shared_ptr<LogSegment> LogCore::segment_for(std::uint64_t seq) const {
 LogCore::~LogCore() {
   if (ring_ok) io_uring_queue_exit(&ring);
   if (fd >= 0) ::close(fd);
+  if (direct_fd >= 0) ::close(direct_fd);
   if (lock_fd >= 0) ::close(lock_fd);
 }
 

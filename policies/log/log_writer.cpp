@@ -1,6 +1,8 @@
 // The writer thread: swaps the append buffer out, writes it through io_uring (a linked
 // fdatasync under `always`), rolls segments, publishes what became visible, retries a
 // full disk. One thread per log, so one write (+ one fsync) serves every waiting appender.
+#include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,16 +39,19 @@ Result<void> LogCore::start_writer() {
   committed_seq = next_seq - 1;
   tail_end = file_end;
   tail_records = segs.back()->records;
-  writer = std::thread([this] { writer_main(); });
+  writer = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rill-logwriter");
+    writer_main();
+  });
   return {};
 }
 
-Result<void> LogCore::write_at(std::span<const std::byte> data, std::uint64_t offset, bool sync) {
+Result<void> LogCore::write_at(int wfd, std::span<const std::byte> data, std::uint64_t offset, bool sync) {
   for (;;) {
     unsigned n = 0;
     if (!data.empty()) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-      io_uring_prep_write(sqe, fd, data.data(), static_cast<unsigned>(data.size()), offset);
+      io_uring_prep_write(sqe, wfd, data.data(), static_cast<unsigned>(data.size()), offset);
       sqe->user_data = 1;
       if (sync) sqe->flags |= IOSQE_IO_LINK;  // the fsync runs only after the write completed in full
       ++n;
@@ -87,7 +92,57 @@ Result<void> LogCore::write_at(std::span<const std::byte> data, std::uint64_t of
 }
 
 Result<void> LogCore::fdatasync_active() {
-  return write_at({}, 0, true);
+  return write_at(fd, {}, 0, true);
+}
+
+void LogCore::open_direct(const std::filesystem::path& path) {
+  if (direct_fd >= 0) ::close(direct_fd);
+  direct_fd = -1;
+  direct.at = UINT64_MAX;
+  if (opt.direct_io && !direct_refused) {
+    direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (direct_fd < 0) {
+      log().warn("log {}: O_DIRECT refused ({}); writing through the page cache", dir.string(), std::strerror(errno));
+      direct_refused = true;
+    }
+  }
+  st_direct = direct_fd >= 0;
+}
+
+Result<void> LogCore::write_direct(std::span<const std::byte> part, bool sync) {
+  constexpr std::uint64_t block = DirectBuf::block;
+  const std::uint64_t start = file_end & ~(block - 1);
+  const std::size_t head = file_end - start;
+  const std::size_t len = (head + part.size() + block - 1) & ~(block - 1);
+  const bool have_head = direct.at == start;
+  if (!direct.reserve(len, have_head ? head : 0)) return fail(Errc::io_error, "out of memory for a direct write");
+  std::byte* buf = direct.p.get();
+  if (head > 0 && !have_head) {
+    // After an open or a roll: the block's head is read back once (from the page cache).
+    const auto got = ::pread(fd, buf, head, static_cast<off_t>(start));
+    if (got != static_cast<ssize_t>(head)) {
+      return fail(Errc::io_error, "read back the last block of " + segs.back()->path.filename().string(),
+                  got < 0 ? errno : EIO);
+    }
+  }
+  direct.at = start;
+  std::memcpy(buf + head, part.data(), part.size());
+  std::memset(buf + head + part.size(), 0, len - head - part.size());
+  if (auto w = write_at(direct_fd, {buf, len}, start, sync); !w) return w;
+  // The new partial block moves to the front for the next write.
+  const std::uint64_t end = file_end + part.size();
+  const std::uint64_t next = end & ~(block - 1);
+  std::memmove(buf, buf + (next - start), end - next);
+  direct.at = next;
+  return {};
+}
+
+Result<void> LogCore::cut_padding() {
+  if (direct_fd < 0) return {};
+  if (::ftruncate(fd, static_cast<off_t>(file_end)) != 0) {
+    return fail(errc_for(errno), "truncate " + segs.back()->path.filename().string(), errno);
+  }
+  return {};
 }
 
 void LogCore::publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start) {
@@ -120,7 +175,8 @@ Result<void> LogCore::write_batch(LogBatch& b, bool sync) {
   const std::size_t split = std::min(b.roll_at, all.size());
   auto write_part = [&](std::span<const std::byte> part) -> Result<void> {
     if (part.empty()) return {};
-    if (auto w = write_at(part, file_end, sync); !w) {
+    auto w = direct_fd >= 0 ? write_direct(part, sync) : write_at(fd, part, file_end, sync);
+    if (!w) {
       // Whatever part of it reached the file is cut again: the segment ends on a record.
       if (::ftruncate(fd, static_cast<off_t>(file_end)) != 0) {
         log().error("log {}: cannot cut a failed write back: {}", dir.string(), std::strerror(errno));
@@ -141,8 +197,10 @@ Result<void> LogCore::write_batch(LogBatch& b, bool sync) {
     b.stage = b.roll_at == SIZE_MAX ? 3 : 1;
   }
   if (b.stage == 1) {
-    // The old segment is synced before its index (the checkpoint) says it is complete.
-    if (!sync) {
+    // The old segment is synced before its index (the checkpoint) says it is complete,
+    // and a sealed segment ends on its last record (no direct-write padding).
+    if (auto c = cut_padding(); !c) return c;
+    if (!sync || direct_fd >= 0) {
       if (auto s = fdatasync_active(); !s) return s;
     }
     const auto old = seg;
@@ -304,6 +362,12 @@ Result<void> LogCore::stop_writer() {
                     stuck->sys);
     }
   }
+  if (!stuck && direct_fd >= 0) {
+    // What the last direct write padded is cut, and that is synced (every policy syncs at close).
+    auto c = cut_padding();
+    if (c && ::fdatasync(fd) != 0) c = fail(errc_for(errno), "fsync " + segs.back()->path.filename().string(), errno);
+    if (!c) result = c;
+  }
   if (!stuck) {
     const auto seg = active_segment();
     if (auto w = write_index(*seg, file_end); !w) {
@@ -320,6 +384,8 @@ Result<void> LogCore::stop_writer() {
   // Another process may open the directory for writing from now on.
   if (fd >= 0) ::close(fd);
   fd = -1;
+  if (direct_fd >= 0) ::close(direct_fd);
+  direct_fd = -1;
   if (lock_fd >= 0) ::close(lock_fd);
   lock_fd = -1;
   append_cv.notify_all();

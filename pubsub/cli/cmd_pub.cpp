@@ -16,7 +16,7 @@ constexpr std::string_view pub_usage =
     "rill pub ENDPOINT TOPIC [--count N | --until-seq N] [--rate MSGS_PER_S] [--size BYTES] [--data TEXT | --stdin] "
     "[--wait-subs N] [--wait-ms MS] [--linger-ms MS] [--timeout-ms MS] [--batch N] "
     "[--durability volatile|transient-local:N|persistent:DIR] [--fsync always|every:MS|never] "
-    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS]";
+    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS] [--direct-io]";
 
 // Generated payloads say which message they are and pad to --size, so a reader can check them.
 void fill_generated(std::string& out, std::uint64_t seq, std::size_t size) {
@@ -41,9 +41,10 @@ Result<void> wait_subscribers(Publisher& pub, std::size_t n, std::chrono::millis
 // The persistent-only options, applied to `opts`; a message naming the bad one otherwise.
 std::optional<std::string> log_options(const Args& args, PublisherOptions& opts) {
   const bool persistent = opts.durability.kind == DurabilityKind::persistent;
-  for (const char* name : {"fsync", "segment-bytes", "retention-bytes", "retention-age-ms"}) {
+  for (const char* name : {"fsync", "segment-bytes", "retention-bytes", "retention-age-ms", "direct-io"}) {
     if (args.has(name) && !persistent) return std::string("--") + name + " needs --durability persistent:DIR";
   }
+  opts.log.direct_io = args.has("direct-io");
   if (auto f = args.text("fsync")) {
     auto p = parse_fsync_policy(*f);
     if (!p) return p.error().detail;
@@ -68,7 +69,7 @@ int cmd_pub(int argc, char** argv) {
   auto args = Args::parse(argc, argv,
                           {"count", "rate", "size", "data", "wait-subs", "wait-ms", "linger-ms", "timeout-ms", "batch",
                            "durability", "fsync", "segment-bytes", "retention-bytes", "retention-age-ms", "until-seq"},
-                          {"stdin", "help"});
+                          {"stdin", "direct-io", "help"});
   if (!args) return usage_error(args.error().detail, pub_usage);
   if (args->has("help")) {
     std::printf("usage: %.*s\n", static_cast<int>(pub_usage.size()), pub_usage.data());

@@ -54,6 +54,11 @@ struct LogOptions {
   std::uint64_t retention_bytes = 0;             ///< delete the oldest sealed segments past this total (0: keep)
   std::chrono::milliseconds retention_age{0};    ///< delete sealed segments whose newest record is older (0: keep)
   std::uint64_t publisher_id = 0;  ///< id recorded in a new log (0: random); an existing log keeps its own
+  /// Write segments with O_DIRECT: no copy into the page cache, so far less CPU per record
+  /// (PROTOCOL.md, "Persistent log"). Readers then read from the disk rather than from
+  /// memory. Where the filesystem refuses O_DIRECT (tmpfs on older kernels) the log says
+  /// so once and writes through the page cache.
+  bool direct_io = false;
   bool read_only = false;          ///< inspect only: nothing is cut, created or written
   bool verify_all = false;         ///< check every record of every segment at open, not only past the checkpoints
 };
@@ -99,6 +104,7 @@ struct LogStats {
   std::uint64_t bytes = 0;
   std::uint64_t no_space_errors = 0;
   std::uint64_t segments_deleted = 0;  ///< by retention
+  bool direct = false;                 ///< the active segment is written with O_DIRECT (direct_io, and allowed)
 };
 
 /// Extra fields of an append.
