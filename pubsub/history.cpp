@@ -316,6 +316,7 @@ Result<std::unique_ptr<History>> History::open_log(const std::string& dir, const
   LogOptions opts = options;
   opts.publisher_id = new_publisher_id;
   opts.read_only = false;
+  opts.single_appender = true;  // the publisher's calls never overlap (IdleService keeps its helper out)
   auto log = Log::open(dir, opts);
   if (!log) return std::unexpected(log.error());
   auto mark = SequenceMark::open(dir);

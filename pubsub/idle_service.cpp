@@ -2,10 +2,6 @@
 
 #include <pthread.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
 namespace rill::detail {
 
 IdleService::IdleService(std::function<void()> work, std::chrono::milliseconds period)
@@ -28,16 +24,7 @@ IdleService::~IdleService() {
 void IdleService::enter() noexcept {
   // Only the publishing thread writes the count: a plain increment, no locked add.
   m_entries.store(m_entries.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  for (unsigned spins = 0; m_held.exchange(true, std::memory_order_acquire); ++spins) {
-    // The helper is inside one service() call (short): wait it out.
-    if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-      _mm_pause();
-#endif
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  m_gate.enter();  // waits only while the helper is inside one service() call
 }
 
 void IdleService::run() {
@@ -49,11 +36,11 @@ void IdleService::run() {
       seen = now;
       continue;
     }
-    if (m_held.exchange(true, std::memory_order_acquire)) continue;  // entered just now
+    if (!m_gate.try_close()) continue;  // entered just now
     lk.unlock();
     m_work();
     m_runs.fetch_add(1, std::memory_order_relaxed);
-    m_held.store(false, std::memory_order_release);
+    m_gate.open();
     lk.lock();
   }
 }

@@ -2,8 +2,8 @@
 // are served, and their acks stored, from inside publish() and service(); a publisher
 // whose application stopped publishing would leave them waiting. When the publishing
 // thread has not entered the publisher for a period, this thread calls the transport's
-// service() for it. The two exclude each other with one flag: the publishing thread takes
-// it per call (one atomic exchange), the helper only ever tries.
+// service() for it. The two exclude each other with an AsymmetricGate: the publishing
+// thread enters it per call without a locked instruction; the helper only ever tries.
 #pragma once
 
 #include <atomic>
@@ -13,6 +13,8 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+
+#include "../policies/asymmetric_gate.hpp"
 
 namespace rill::detail {
 
@@ -24,7 +26,7 @@ class IdleService {
   ~IdleService();  ///< stops the thread (waits for a service() under way)
 
   void enter() noexcept;  ///< the publishing thread, before it touches the transport
-  void leave() noexcept { m_held.store(false, std::memory_order_release); }
+  void leave() noexcept { m_gate.leave(); }
   /// Times the helper did the work (for tests and stats).
   [[nodiscard]] std::uint64_t runs() const noexcept { return m_runs.load(std::memory_order_relaxed); }
 
@@ -33,8 +35,8 @@ class IdleService {
 
   std::function<void()> m_work;
   std::chrono::milliseconds m_period;
-  alignas(64) std::atomic<bool> m_held{false};
-  std::atomic<std::uint64_t> m_entries{0};  ///< written by the publishing thread only
+  AsymmetricGate m_gate;
+  alignas(64) std::atomic<std::uint64_t> m_entries{0};  ///< written by the publishing thread only
   std::atomic<std::uint64_t> m_runs{0};
   std::mutex m_mutex;
   std::condition_variable m_cv;

@@ -67,6 +67,7 @@ Result<Log> Log::open(const std::filesystem::path& dir, const LogOptions& option
   auto core = std::make_shared<LogCore>();
   core->dir = dir;
   core->opt = options;
+  core->mu.set_gated(options.single_appender && !options.read_only && options.fsync.mode != FsyncMode::always);
   if (auto r = core->recover(); !r) return std::unexpected(r.error());
   if (!options.read_only) {
     if (auto r = core->retention(); !r) return std::unexpected(r.error());
@@ -86,18 +87,31 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   const std::int64_t ts = meta.timestamp_ns != 0 ? meta.timestamp_ns : wall_clock_ns();
   const std::uint64_t pid = meta.publisher_id != 0 ? meta.publisher_id : c.publisher_id;
 
-  // Under every/never the writer holds mu only for moments (a swap, its bookkeeping), once
-  // per coalesce_delay. Blocking on it would put the publishing thread to sleep for a wake-up
-  // that costs far more than the wait: spin a little first. (Under always, appenders queue
-  // up for the mutex by design; they sleep at once rather than burn the writer's core.)
+  // A single appender usually enters through mu's gate: everything mu guards is its own
+  // until it leaves, with no locked instruction (it falls back to the mutex whenever the
+  // writer or anyone else holds mu, and to wait). Otherwise: under every/never the writer
+  // holds mu only for moments (a swap, its bookkeeping), once per coalesce_delay, and
+  // blocking on it would put the publishing thread to sleep for a wake-up that costs far
+  // more than the wait, so spin a little first. Under always, appenders queue up for the
+  // mutex by design; they sleep at once rather than burn the writer's core.
   std::unique_lock lk(c.mu, std::defer_lock);
-  const int spin_limit = c.opt.fsync.mode == FsyncMode::always ? 0 : 256;
-  for (int spins = 0; !lk.try_lock(); ++spins) {
-    if (spins >= spin_limit) {
-      lk.lock();
-      break;
+  struct FastHold {
+    detail::GatedMutex* mu = nullptr;
+    ~FastHold() {
+      if (mu != nullptr) mu->unlock_fast();
     }
-    detail::cpu_relax();
+  } fast;
+  if (c.mu.try_fast()) {
+    fast.mu = &c.mu;
+  } else {
+    const int spin_limit = c.opt.fsync.mode == FsyncMode::always ? 0 : 256;
+    for (int spins = 0; !lk.try_lock(); ++spins) {
+      if (spins >= spin_limit) {
+        lk.lock();
+        break;
+      }
+      detail::cpu_relax();
+    }
   }
   bool need_roll = false;
   for (;;) {
@@ -106,6 +120,12 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
     need_roll = c.tail_records > 0 && c.tail_end + size > c.opt.segment_bytes;
     const bool fits = c.active.empty() || c.active.bytes.size() + size <= c.opt.buffer_bytes;
     if (fits && !(need_roll && c.active.roll_at != SIZE_MAX)) break;
+    if (fast.mu != nullptr) {  // to wait, take the mutex
+      fast.mu->unlock_fast();
+      fast.mu = nullptr;
+      lk.lock();
+      continue;
+    }
     // Group commit is behind: the buffer is full (bounded memory). The writer takes it next.
     c.flush_request = std::max(c.flush_request, c.active.gen);
     c.writer_cv.notify_one();

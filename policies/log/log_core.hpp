@@ -17,17 +17,11 @@
 #include <utility>
 #include <vector>
 
+#include "../asymmetric_gate.hpp"
 #include "format.hpp"
 #include "rill/log.hpp"
 
 namespace rill::detail {
-
-/// A hint to the core that this thread is spinning (lets a hyperthread sibling run).
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 /// One segment file. Atomics are what readers look at without the segment lock; the
 /// metadata below them is guarded by LogCore::seg_mu and written by the writer thread.
@@ -149,9 +143,11 @@ struct LogCore {
 
   // The append side. Guarded by mu; on cache lines of its own, away from what the writer
   // thread and readers write per batch.
-  alignas(64) std::mutex mu;
-  std::condition_variable append_cv;  ///< appenders: space in the buffer, their batch done
-  std::condition_variable writer_cv;  ///< the writer: work to do
+  // With single_appender (and not fsync always) the appender usually enters through mu's
+  // gate instead of locking it (GatedMutex): every other holder of mu excludes it as well.
+  alignas(64) GatedMutex mu;
+  std::condition_variable_any append_cv;  ///< appenders: space in the buffer, their batch done
+  std::condition_variable_any writer_cv;  ///< the writer: work to do
   LogBatch active;
   LogBatch inflight;
   std::uint64_t next_seq = 1;

@@ -59,6 +59,11 @@ struct LogOptions {
   /// memory. Where the filesystem refuses O_DIRECT (tmpfs on older kernels) the log says
   /// so once and writes through the page cache.
   bool direct_io = false;
+  /// The caller promises that appends never overlap (one thread, or callers that exclude
+  /// each other, as a Publisher does). The appender then takes no lock per record under
+  /// every/never; the writer thread excludes it with membarrier(2) instead. Ignored under
+  /// always (appenders wait for their fsync together there).
+  bool single_appender = false;
   bool read_only = false;          ///< inspect only: nothing is cut, created or written
   bool verify_all = false;         ///< check every record of every segment at open, not only past the checkpoints
 };
