@@ -20,9 +20,7 @@ using namespace std::chrono_literals;
 using rilltest::fresh_endpoint;
 
 // Log directories on tmpfs: fsync is cheap there, and kill -9 semantics are the same.
-struct TempDir : rilltest::TempDir {
-  TempDir() : rilltest::TempDir("/dev/shm") {}
-};
+using TempDir = rilltest::ShmTempDir;
 
 namespace {
 

@@ -27,9 +27,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-struct TempDir : rilltest::TempDir {
-  TempDir() : rilltest::TempDir("/dev/shm") {}
-};
+using TempDir = rilltest::ShmTempDir;
 
 std::string name_of(const std::string& endpoint) {
   return endpoint.substr(6, endpoint.find('?') - 6);

@@ -19,9 +19,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-struct TempDir : rilltest::TempDir {
-  TempDir() : rilltest::TempDir("/dev/shm") {}
-};
+using TempDir = rilltest::ShmTempDir;
 
 const auto noop = [](const rill::MessageView&) {};
 

@@ -36,4 +36,24 @@ class TempDir {
   std::filesystem::path m_path;
 };
 
+/// A TempDir on tmpfs (/dev/shm where there is one): logs and state directories whose
+/// fsyncs cost nothing.
+struct ShmTempDir : TempDir {
+  ShmTempDir() : TempDir("/dev/shm") {}
+};
+
+/// A udp multicast endpoint on 127.0.0.1 that no other test or test process uses: group
+/// 239.OCTET.<pid>.<n>, port BASE + a slot of 8 per pid (each test file its own OCTET and
+/// BASE), and the query after iface.
+inline std::string udp_test_endpoint(unsigned octet, unsigned base_port, std::string_view query) {
+  static unsigned k = 0;
+  ++k;
+  const auto pid = static_cast<unsigned>(::getpid());
+  std::string ep = "udp://239." + std::to_string(octet) + "." + std::to_string(pid % 250) + "." +
+                   std::to_string(k % 250 + 1) + ":" + std::to_string(base_port + (pid % 3000) * 8 + k % 8) +
+                   "?iface=127.0.0.1";
+  if (!query.empty()) ep.append("&").append(query);
+  return ep;
+}
+
 }  // namespace rilltest

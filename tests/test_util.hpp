@@ -20,11 +20,7 @@ namespace rilltest {
 /// one datagram as the batching cases expect).
 inline std::string fresh_endpoint() {
 #ifdef RILL_TEST_UDP
-  static unsigned k = 0;
-  ++k;
-  const auto pid = static_cast<unsigned>(getpid());
-  return "udp://239.253." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
-         std::to_string(30000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&reliable=1&linger_ms=300&mtu=9000";
+  return udp_test_endpoint(253, 30000, "reliable=1&linger_ms=300&mtu=9000");
 #endif
 #ifdef RILL_TEST_SHM_ENDPOINTS
   // Built with RILL_TEST_SHM_ENDPOINTS (tests/shm_durable.cmake): the same cases over shm.
@@ -75,11 +71,7 @@ bool poll_until(rill::Subscriber& sub, rill::Subscriber::Handler h, Done done) {
 
 /// A reliable udp multicast group and port on 127.0.0.1 that no other test process uses.
 inline std::string fresh_udp_endpoint() {
-  static unsigned k = 0;
-  ++k;
-  const auto pid = static_cast<unsigned>(getpid());
-  return "udp://239.252." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
-         std::to_string(40000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&reliable=1&linger_ms=300";
+  return udp_test_endpoint(252, 40000, "reliable=1&linger_ms=300");
 }
 
 /// A shared-memory endpoint no other test (or test process) uses.

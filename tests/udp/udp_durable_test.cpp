@@ -18,20 +18,11 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-// Log and state directories on tmpfs: fsync is cheap there.
-struct TempDir : rilltest::TempDir {
-  TempDir() : rilltest::TempDir("/dev/shm") {}
-};
+using TempDir = rilltest::ShmTempDir;  // log and state directories: fsync is cheap there
 
 // A group and port of its own per case and per process, so parallel runs never meet.
 std::string udp_endpoint(const std::string& query = {}) {
-  static unsigned k = 0;
-  ++k;
-  const auto pid = static_cast<unsigned>(getpid());
-  std::string ep = "udp://239.252." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
-                   std::to_string(34000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&linger_ms=300";
-  if (!query.empty()) ep.append("&").append(query);
-  return ep;
+  return rilltest::udp_test_endpoint(252, 34000, query.empty() ? "linger_ms=300" : "linger_ms=300&" + query);
 }
 
 std::string payload_text(std::uint64_t i) {

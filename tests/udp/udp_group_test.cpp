@@ -24,17 +24,11 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-struct TempDir : rilltest::TempDir {
-  TempDir() : rilltest::TempDir("/dev/shm") {}
-};
+using TempDir = rilltest::ShmTempDir;
 
 // A group and port of its own per case and per process, so parallel runs never meet.
 std::string udp_endpoint(const std::string& query) {
-  static unsigned k = 0;
-  ++k;
-  const auto pid = static_cast<unsigned>(getpid());
-  return "udp://239.250." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
-         std::to_string(38000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&" + query;
+  return rilltest::udp_test_endpoint(250, 38000, query);
 }
 
 // handled[seq]: how many times some handler saw it; per_member: how many each took.
