@@ -2,6 +2,8 @@
 // side updates two plain (non-atomic) counters that must stay equal; an overlap tears them,
 // and under ThreadSanitizer (label tsan) it is also reported as a data race.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "policies/asymmetric_gate.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -9,8 +11,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include "policies/asymmetric_gate.hpp"
 
 using rill::detail::AsymmetricGate;
 using rill::detail::GatedMutex;

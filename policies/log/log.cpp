@@ -254,7 +254,7 @@ const std::filesystem::path& Log::directory() const noexcept {
 
 LogStats Log::stats() const noexcept {
   const auto& c = *m_core;
-  return {c.st_appends.load(), c.st_batches.load(),  c.st_fsyncs.load(),      c.st_bytes.load(),
+  return {c.st_appends.load(),  c.st_batches.load(), c.st_fsyncs.load(), c.st_bytes.load(),
           c.st_no_space.load(), c.st_deleted.load(), c.st_direct.load()};
 }
 

@@ -178,8 +178,8 @@ struct LogCore {
   // Owned by the writer thread (and by open/close when it does not run).
   alignas(64) int fd = -1;
   std::uint64_t file_end = 0;
-  int direct_fd = -1;  ///< direct_io: the active segment opened with O_DIRECT, for the writes
-  DirectBuf direct;    ///< direct_io: whole blocks on their way to the file
+  int direct_fd = -1;           ///< direct_io: the active segment opened with O_DIRECT, for the writes
+  DirectBuf direct;             ///< direct_io: whole blocks on their way to the file
   bool direct_refused = false;  ///< the filesystem said no once: the page cache from then on
   io_uring ring{};
   bool ring_ok = false;

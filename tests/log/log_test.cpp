@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "log_checks.hpp"
 #include "log_test_util.hpp"
 #include "policies/log/crc32c.hpp"
 #include "rill/ack_store.hpp"
@@ -25,37 +26,6 @@ using rill::LogOptions;
 namespace fs = std::filesystem;
 
 namespace {
-
-LogOptions small(rill::FsyncPolicy p = rill::FsyncPolicy::every(std::chrono::milliseconds(5))) {
-  return {.fsync = p, .segment_bytes = 4096, .index_interval_bytes = 256};
-}
-
-// Reads every visible record from `from`; checks bodies name their sequence.
-std::vector<std::uint64_t> read_all(const Log& log, std::uint64_t from = 0, std::uint64_t* lost = nullptr) {
-  std::vector<std::uint64_t> seqs;
-  auto r = log.reader(from);
-  REQUIRE(r.has_value());
-  for (;;) {
-    auto rec = r->next();
-    REQUIRE_MESSAGE(rec.has_value(), rec.error().message());
-    if (!*rec) break;
-    CHECK(text_of((*rec)->body).starts_with("record " + std::to_string((*rec)->sequence)));
-    CHECK(reinterpret_cast<std::uintptr_t>((*rec)->body.data()) % 8 == 0);
-    seqs.push_back((*rec)->sequence);
-  }
-  if (lost != nullptr) *lost = r->lost();
-  return seqs;
-}
-
-void append_n(Log& log, std::uint64_t n, std::size_t size = 0, std::int64_t ts0 = 0) {
-  for (std::uint64_t i = 0; i < n; ++i) {
-    const auto seq = log.next_sequence();
-    auto r = log.append(bytes_of(body_for(seq, size)),
-                        {.timestamp_ns = ts0 != 0 ? ts0 + static_cast<std::int64_t>(seq) * 1000 : 0});
-    REQUIRE_MESSAGE(r.has_value(), r.error().message());
-    REQUIRE(*r == seq);
-  }
-}
 
 void flip_byte(const fs::path& file, std::uint64_t offset) {
   std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
@@ -272,69 +242,6 @@ TEST_CASE("a live reader waits for new records and wakes when one is appended") 
   REQUIRE(rec.has_value());
   REQUIRE(rec->has_value());
   CHECK((*rec)->sequence == 1);
-}
-
-TEST_CASE("direct_io: records written around the page cache read back live and after reopen; files end on a record") {
-  TempDir dir;
-  LogOptions opts = small();
-  opts.segment_bytes = 16u << 10;  // four blocks: writes cross block boundaries, and segments roll
-  opts.direct_io = true;
-  std::uint64_t id = 0;
-  {
-    auto log = Log::open(dir.path(), opts);
-    REQUIRE(log.has_value());
-    id = log->publisher_id();
-    if (!log->stats().direct) MESSAGE("this filesystem refuses O_DIRECT: only the page-cache fallback is checked");
-    // A live reader follows the writes while segments roll (every roll cuts the padding).
-    std::vector<std::uint64_t> live;
-    std::thread follower([&] {
-      auto rd = log->reader(1);
-      REQUIRE(rd.has_value());
-      while (live.size() < 300) {
-        auto w = rd->wait(std::chrono::seconds(20));
-        REQUIRE(w.has_value());
-        REQUIRE(*w);
-        for (;;) {
-          auto rec = rd->next();
-          REQUIRE_MESSAGE(rec.has_value(), rec.error().message());
-          if (!*rec) break;
-          CHECK(text_of((*rec)->body).starts_with("record " + std::to_string((*rec)->sequence)));
-          live.push_back((*rec)->sequence);
-        }
-      }
-    });
-    for (int round = 0; round < 30; ++round) {
-      append_n(*log, 10, 37 + static_cast<std::size_t>(round) * 13);  // records of odd sizes
-      REQUIRE(log->flush().has_value());  // a write per round: many partial last blocks
-    }
-    follower.join();
-    REQUIRE(live.size() == 300);
-    CHECK(live.front() == 1);
-    CHECK(live.back() == 300);
-    CHECK(log->segments().size() > 3);
-    REQUIRE(log->close().has_value());
-  }
-  // Closed: no segment keeps the zeros that padded its last block (they would be a torn
-  // tail, or bytes past the checkpoint, to the next open).
-  auto log = Log::open(dir.path(), opts);
-  REQUIRE(log.has_value());
-  CHECK(log->publisher_id() == id);
-  CHECK_FALSE(log->recovery().torn_tail);
-  CHECK(log->recovery().records_scanned == 0);
-  for (const auto& s : log->segments()) {
-    CHECK(fs::file_size(dir.path() / s.file) == s.bytes);
-  }
-  // Reopened mid-block: the next write reads that block's head back and keeps it.
-  append_n(*log, 25, 50);
-  REQUIRE(log->flush().has_value());
-  const auto all = read_all(*log);
-  REQUIRE(all.size() == 325);
-  for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i] == i + 1);
-  REQUIRE(log->close().has_value());
-  auto again = Log::open(dir.path(), {.segment_bytes = opts.segment_bytes, .read_only = true, .verify_all = true});
-  REQUIRE_MESSAGE(again.has_value(), again.error().message());
-  CHECK(again->recovery().records_scanned == 325);
-  CHECK_FALSE(again->recovery().torn_tail);
 }
 
 TEST_CASE("a read-only log in another handle follows appends and rolls (the rill log tail path)") {
