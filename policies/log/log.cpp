@@ -144,12 +144,9 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   }
   const std::uint64_t seq = c.next_seq++;
   logfmt::encode_record_unsealed(c.active.bytes.grow(size), seq, pid, ts, body);  // sealed by the writer
-  {
-    // Ask for the next records' cache lines now: the writer's core read them last batch.
-    std::byte* ahead = c.active.bytes.p.get() + c.active.bytes.n;
-    const std::byte* limit = c.active.bytes.p.get() + c.active.bytes.cap;
-    for (std::size_t d = 256; d < 512; d += 64)
-      if (ahead + d < limit) __builtin_prefetch(ahead + d, 1, 3);
+  // Ask for the next records' cache lines now: the writer's core read them last batch.
+  for (std::size_t at = c.active.bytes.n + 256; at < c.active.bytes.n + 512 && at < c.active.bytes.cap; at += 64) {
+    __builtin_prefetch(c.active.bytes.p.get() + at, 1, 3);
   }
   if (c.active.first_seq == 0) c.active.first_seq = seq;
   c.active.last_seq = seq;

@@ -5,6 +5,8 @@
 #include <csignal>
 #include <cstdio>
 
+#include "rill/log.hpp"
+
 namespace rill::cli {
 
 Result<Args> Args::parse(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& flags) {
@@ -83,5 +85,30 @@ void install_stop_signals() {
 }
 
 bool stopping() noexcept { return g_stop.load(std::memory_order_relaxed); }
+
+std::optional<std::string> apply_log_options(const Args& args, bool persistent, LogOptions& log) {
+  for (const auto* names : {&log_valued_options, &log_flag_options}) {
+    for (const auto& name : *names) {
+      if (args.has(name) && !persistent) return "--" + name + " needs --durability persistent:DIR";
+    }
+  }
+  if (auto f = args.text("fsync")) {
+    auto p = parse_fsync_policy(*f);
+    if (!p) return p.error().detail;
+    log.fsync = *p;
+  }
+  auto segment = args.number("segment-bytes", log.segment_bytes);
+  auto bytes = args.number("retention-bytes", log.retention_bytes);
+  auto age = args.number("retention-age-ms", static_cast<std::uint64_t>(log.retention_age.count()));
+  for (const auto* r : {&segment, &bytes, &age}) {
+    if (!*r) return r->error().detail;
+  }
+  if (*segment == 0) return std::string("--segment-bytes must be > 0");
+  log.segment_bytes = *segment;
+  log.retention_bytes = *bytes;
+  log.retention_age = std::chrono::milliseconds(*age);
+  log.direct_io = args.has("direct-io");
+  return std::nullopt;
+}
 
 }  // namespace rill::cli

@@ -13,6 +13,7 @@
 
 namespace rill {
 struct SubscriberOptions;
+struct LogOptions;
 }  // namespace rill
 
 namespace rill::cli {
@@ -40,6 +41,14 @@ class Args {
   std::vector<std::string> m_positional;
   std::map<std::string, std::string> m_values;
 };
+
+/// The persistent log's options of `rill pub` and `rill serve`: valued ones and flags, to
+/// add to what Args::parse accepts.
+inline const std::set<std::string> log_valued_options{"fsync", "segment-bytes", "retention-bytes", "retention-age-ms"};
+inline const std::set<std::string> log_flag_options{"direct-io"};
+/// Applies them to `log`; a message naming the bad one otherwise (also when one is given
+/// and the durability is not persistent).
+[[nodiscard]] std::optional<std::string> apply_log_options(const Args& args, bool persistent, LogOptions& log);
 
 /// Prints one line "rill: <message> (see 'rill CMD --help')" on stderr; returns exit_usage.
 int usage_error(std::string_view message, std::string_view usage);

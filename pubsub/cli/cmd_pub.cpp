@@ -38,38 +38,15 @@ Result<void> wait_subscribers(Publisher& pub, std::size_t n, std::chrono::millis
   return {};
 }
 
-// The persistent-only options, applied to `opts`; a message naming the bad one otherwise.
-std::optional<std::string> log_options(const Args& args, PublisherOptions& opts) {
-  const bool persistent = opts.durability.kind == DurabilityKind::persistent;
-  for (const char* name : {"fsync", "segment-bytes", "retention-bytes", "retention-age-ms", "direct-io"}) {
-    if (args.has(name) && !persistent) return std::string("--") + name + " needs --durability persistent:DIR";
-  }
-  opts.log.direct_io = args.has("direct-io");
-  if (auto f = args.text("fsync")) {
-    auto p = parse_fsync_policy(*f);
-    if (!p) return p.error().detail;
-    opts.log.fsync = *p;
-  }
-  auto segment = args.number("segment-bytes", opts.log.segment_bytes);
-  auto bytes = args.number("retention-bytes", opts.log.retention_bytes);
-  auto age = args.number("retention-age-ms", static_cast<std::uint64_t>(opts.log.retention_age.count()));
-  for (const auto* r : {&segment, &bytes, &age}) {
-    if (!*r) return r->error().detail;
-  }
-  if (*segment == 0) return std::string("--segment-bytes must be > 0");
-  opts.log.segment_bytes = *segment;
-  opts.log.retention_bytes = *bytes;
-  opts.log.retention_age = std::chrono::milliseconds(*age);
-  return std::nullopt;
-}
-
 }  // namespace
 
 int cmd_pub(int argc, char** argv) {
-  auto args = Args::parse(argc, argv,
-                          {"count", "rate", "size", "data", "wait-subs", "wait-ms", "linger-ms", "timeout-ms", "batch",
-                           "durability", "fsync", "segment-bytes", "retention-bytes", "retention-age-ms", "until-seq"},
-                          {"stdin", "direct-io", "help"});
+  std::set<std::string> valued{"count",     "rate",       "size",  "data",       "wait-subs", "wait-ms",
+                               "linger-ms", "timeout-ms", "batch", "durability", "until-seq"};
+  valued.insert(log_valued_options.begin(), log_valued_options.end());
+  std::set<std::string> flags{"stdin", "help"};
+  flags.insert(log_flag_options.begin(), log_flag_options.end());
+  auto args = Args::parse(argc, argv, valued, flags);
   if (!args) return usage_error(args.error().detail, pub_usage);
   if (args->has("help")) {
     std::printf("usage: %.*s\n", static_cast<int>(pub_usage.size()), pub_usage.data());
@@ -92,7 +69,9 @@ int cmd_pub(int argc, char** argv) {
     }
     opts.durability = std::move(*parsed);
   }
-  if (auto bad = log_options(*args, opts)) return usage_error(*bad, pub_usage);
+  if (auto bad = apply_log_options(*args, opts.durability.kind == DurabilityKind::persistent, opts.log)) {
+    return usage_error(*bad, pub_usage);
+  }
   auto count = args->number("count", args->has("data") ? 1 : 10);
   auto until_seq = args->number("until-seq", 0);
   auto size = args->number("size", 0);

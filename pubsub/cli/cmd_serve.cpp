@@ -19,7 +19,7 @@ constexpr std::string_view serve_usage =
     "[--header-timeout-ms MS] [--body-timeout-ms MS] [--idle-timeout-ms MS] [--max-connections N] "
     "[--replay-cache N] [--carry-headers NAME,...]\n"
     "         [--durability volatile|transient-local:N|persistent:DIR] [--fsync always|every:MS|never] "
-    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS]";
+    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS] [--direct-io]";
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
@@ -46,30 +46,28 @@ void raise_fd_limit() {
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
-  auto args = Args::parse(argc, argv,
-                          {"http",
-                           "publish",
-                           "secret-file",
-                           "max-body",
-                           "max-header",
-                           "topics",
-                           "max-topics",
-                           "tolerance-s",
-                           "publish-timeout-ms",
-                           "header-timeout-ms",
-                           "body-timeout-ms",
-                           "idle-timeout-ms",
-                           "max-connections",
-                           "replay-cache",
-                           "carry-headers",
-                           "tls-cert",
-                           "tls-key",
-                           "durability",
-                           "fsync",
-                           "segment-bytes",
-                           "retention-bytes",
-                           "retention-age-ms"},
-                          {"help"});
+  std::set<std::string> valued{"http",
+                               "publish",
+                               "secret-file",
+                               "max-body",
+                               "max-header",
+                               "topics",
+                               "max-topics",
+                               "tolerance-s",
+                               "publish-timeout-ms",
+                               "header-timeout-ms",
+                               "body-timeout-ms",
+                               "idle-timeout-ms",
+                               "max-connections",
+                               "replay-cache",
+                               "carry-headers",
+                               "tls-cert",
+                               "tls-key",
+                               "durability"};
+  valued.insert(log_valued_options.begin(), log_valued_options.end());
+  std::set<std::string> flags{"help"};
+  flags.insert(log_flag_options.begin(), log_flag_options.end());
+  auto args = Args::parse(argc, argv, valued, flags);
   if (!args) return usage_error(args.error().detail, serve_usage);
   if (args->has("help")) {
     std::printf("usage: %.*s\n", static_cast<int>(serve_usage.size()), serve_usage.data());
@@ -138,26 +136,9 @@ int cmd_serve(int argc, char** argv) {
     }
     iopt.durability = std::move(*parsed);
   }
-  for (const char* name : {"fsync", "segment-bytes", "retention-bytes", "retention-age-ms"}) {
-    if (args->has(name) && iopt.durability.kind != DurabilityKind::persistent) {
-      return usage_error(std::string("--") + name + " needs --durability persistent:DIR", serve_usage);
-    }
+  if (auto bad = apply_log_options(*args, iopt.durability.kind == DurabilityKind::persistent, iopt.log)) {
+    return usage_error(*bad, serve_usage);
   }
-  if (auto f = args->text("fsync")) {
-    auto p = parse_fsync_policy(*f);
-    if (!p) return usage_error(p.error().detail, serve_usage);
-    iopt.log.fsync = *p;
-  }
-  auto segment_bytes = args->number("segment-bytes", iopt.log.segment_bytes);
-  auto retention_bytes = args->number("retention-bytes", 0);
-  auto retention_age = args->number("retention-age-ms", 0);
-  for (const auto* r : {&segment_bytes, &retention_bytes, &retention_age}) {
-    if (!*r) return usage_error(r->error().detail, serve_usage);
-  }
-  if (*segment_bytes == 0) return usage_error("--segment-bytes must be > 0", serve_usage);
-  iopt.log.segment_bytes = *segment_bytes;
-  iopt.log.retention_bytes = *retention_bytes;
-  iopt.log.retention_age = std::chrono::milliseconds(*retention_age);
   if (auto t = args->text("topics")) iopt.topics = split_list(*t);
   if (auto h = args->text("carry-headers")) iopt.carry_headers = split_list(*h);
   if (auto f = args->text("secret-file")) {
