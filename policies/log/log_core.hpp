@@ -183,6 +183,10 @@ struct LogCore {
   bool direct_refused = false;  ///< the filesystem said no once: the page cache from then on
   io_uring ring{};
   bool ring_ok = false;
+  /// every:MS: the periodic fdatasync runs in the background while the writes go on; its
+  /// completion (user_data background_sync_tag) may be reaped inside write_at.
+  static constexpr std::uint64_t background_sync_tag = 3;
+  std::optional<int> background_sync_res;
 
   std::atomic<std::uint64_t> st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
   std::atomic<bool> st_direct{false};
@@ -207,6 +211,9 @@ struct LogCore {
   void open_direct(const std::filesystem::path& path);  ///< direct_io: direct_fd for the new active segment
   Result<void> cut_padding();  ///< direct_io: the file ends at file_end again (before a roll or close)
   Result<void> fdatasync_active();
+  bool start_background_sync();  ///< an fdatasync of the active segment, not waited for
+  /// Its result (0 or -errno) once it ended; with `wait`, waits for it.
+  std::optional<int> background_sync_result(bool wait);
   void publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start);
   Result<void> stop_writer();
 

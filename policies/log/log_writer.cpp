@@ -66,13 +66,18 @@ Result<void> LogCore::write_at(int wfd, std::span<const std::byte> data, std::ui
     if (const int rc = io_uring_submit_and_wait(&ring, n); rc < 0) return fail(Errc::io_error, "io_uring_submit", -rc);
     int wres = 0;
     int fres = 0;
-    for (unsigned i = 0; i < n; ++i) {
+    for (unsigned got = 0; got < n;) {
       io_uring_cqe* cqe = nullptr;
       int rc = 0;
       while ((rc = io_uring_wait_cqe(&ring, &cqe)) == -EINTR) {
       }
       if (rc < 0) return fail(Errc::io_error, "io_uring_wait_cqe", -rc);
-      (cqe->user_data == 1 ? wres : fres) = cqe->res;
+      if (cqe->user_data == background_sync_tag) {
+        background_sync_res = cqe->res;  // the fdatasync in the background ended meanwhile
+      } else {
+        (cqe->user_data == 1 ? wres : fres) = cqe->res;
+        ++got;
+      }
       io_uring_cqe_seen(&ring, cqe);
     }
     if (!data.empty()) {
@@ -93,6 +98,30 @@ Result<void> LogCore::write_at(int wfd, std::span<const std::byte> data, std::ui
 
 Result<void> LogCore::fdatasync_active() {
   return write_at(fd, {}, 0, true);
+}
+
+bool LogCore::start_background_sync() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  if (sqe == nullptr) return false;
+  io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+  sqe->user_data = background_sync_tag;
+  return io_uring_submit(&ring) == 1;
+}
+
+std::optional<int> LogCore::background_sync_result(bool wait) {
+  while (!background_sync_res) {
+    io_uring_cqe* cqe = nullptr;
+    const int rc = wait ? io_uring_wait_cqe(&ring, &cqe) : io_uring_peek_cqe(&ring, &cqe);
+    if (rc == -EINTR) continue;
+    if (rc < 0) {
+      if (!wait) return std::nullopt;  // not done yet
+      background_sync_res = rc;          // the ring itself failed: report it as the sync's error
+      break;
+    }
+    if (cqe->user_data == background_sync_tag) background_sync_res = cqe->res;
+    io_uring_cqe_seen(&ring, cqe);
+  }
+  return std::exchange(background_sync_res, std::nullopt);
 }
 
 void LogCore::open_direct(const std::filesystem::path& path) {
@@ -231,7 +260,30 @@ void LogCore::writer_main() {
   const bool every = opt.fsync.mode == FsyncMode::every;
   std::unique_lock lk(mu);
   auto last_sync = clock::now();
-  bool unsynced = false;
+  bool unsynced = false;  ///< written since the last fdatasync started
+  // every:MS: an fdatasync every MS runs in the background (the writes go on beside it; the
+  // buffer would fill while the writer waited). A failed one is retried inline, as before.
+  bool sync_running = false;
+  std::uint64_t sync_running_gen = 0;  ///< the batches it covers
+  bool sync_failed = false;
+  auto sync_due = [&] {
+    return every && unsynced && !sync_running && clock::now() >= last_sync + opt.fsync.interval;
+  };
+  auto settle_sync = [&](bool wait) {
+    const auto res = background_sync_result(wait);
+    if (!res) return;
+    sync_running = false;
+    if (*res < 0) {
+      log().warn("log {}: fdatasync {}: {}; retrying", dir.string(), segs.back()->path.filename().string(),
+                 std::strerror(-*res));
+      sync_failed = true;
+      unsynced = true;
+      return;
+    }
+    ++st_fsyncs;
+    synced_gen = std::max(synced_gen, sync_running_gen);
+    append_cv.notify_all();
+  };
   // Group commit under `always`: with a buffer swapped out the moment the previous write
   // ends, N concurrent appenders settle into two alternating halves (N/2 per fsync). Waiting
   // a moment for as many appenders as the last round had (those just released come straight
@@ -250,12 +302,13 @@ void LogCore::writer_main() {
                                    sync_request > synced_gen || clock::now() >= active_since + coalesce_delay);
       };
       auto ready = [&] {
-        return stopping || batch_due() || sync_request > synced_gen ||
-               (every && unsynced && clock::now() >= last_sync + opt.fsync.interval);
+        return stopping || batch_due() || sync_request > synced_gen || sync_due() || sync_failed ||
+               (sync_running && io_uring_cq_ready(&ring) > 0);
       };
       while (!ready()) {
         auto until = clock::time_point::max();
-        if (every && unsynced) until = last_sync + opt.fsync.interval;
+        if (every && unsynced && !sync_running) until = last_sync + opt.fsync.interval;
+        if (sync_running) until = std::min(until, clock::now() + coalesce_delay);  // look for its end
         if (!always && !active.empty()) until = std::min(until, active_since + coalesce_delay);
         // every/never while records flow: look again in coalesce_delay rather than be woken
         // by the next append. A wake-up from the publishing thread tends to put this thread
@@ -281,10 +334,12 @@ void LogCore::writer_main() {
       std::swap(active, inflight);
       active.gen = ++gen_counter;
     }
+    if (sync_running) settle_sync(stopping);
     if (stopping && inflight.empty() && !unsynced) break;
-    const bool sync_now =
-        always || stopping || sync_request > synced_gen || (every && clock::now() >= last_sync + opt.fsync.interval);
+    const bool sync_now = always || stopping || sync_request > synced_gen || sync_failed;
     const bool have = !inflight.empty();
+    const bool sync_behind = !sync_now && every && !sync_running && (have || unsynced) &&
+                             clock::now() >= last_sync + opt.fsync.interval;
     const auto write_start = clock::now();
     lk.unlock();
     Result<void> r;
@@ -293,6 +348,7 @@ void LogCore::writer_main() {
     } else if (sync_now && unsynced) {
       r = fdatasync_active();
     }
+    const bool sync_started = r && sync_behind && start_background_sync();
     lk.lock();
     if (r) {
       if (have) {
@@ -313,6 +369,14 @@ void LogCore::writer_main() {
         synced_gen = done_gen;
         last_sync = clock::now();
         unsynced = false;
+        sync_failed = false;
+      } else if (sync_started) {
+        sync_running = true;
+        sync_running_gen = done_gen;  // its writes completed before it was submitted
+        last_sync = clock::now();
+        unsynced = false;
+      } else if (sync_behind) {
+        sync_failed = true;  // no room in the ring: inline next round
       }
       append_cv.notify_all();
       continue;

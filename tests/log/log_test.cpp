@@ -221,6 +221,51 @@ TEST_CASE("fsync every:MS syncs on its own within the interval; never syncs only
   }
 }
 
+TEST_CASE("fsync every:MS: background fdatasyncs beside the writes, sync() and segment rolls") {
+  // The periodic fdatasync runs while the writer goes on writing; sync() (inline) and the
+  // sealing sync of a roll interleave with it. Every sync() returns, nothing is lost or doubled.
+  TempDir dir;
+  auto opts = small(rill::FsyncPolicy::every(std::chrono::milliseconds(2)));
+  opts.segment_bytes = 64u << 10;
+  constexpr std::uint64_t n = 20'000;
+  {
+    auto log = Log::open(dir.path(), opts);
+    REQUIRE(log.has_value());
+    std::atomic<bool> done{false};
+    std::atomic<int> syncs{0};
+    std::atomic<int> sync_errors{0};
+    std::thread syncer([&] {
+      while (!done.load()) {
+        if (auto s = log->sync(); s) {
+          syncs.fetch_add(1);
+        } else {
+          sync_errors.fetch_add(1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // room for background syncs between
+      }
+    });
+    for (std::uint64_t i = 1; i <= n; ++i) {
+      auto r = log->append(bytes_of(body_for(i, 100)));
+      if (!r) FAIL(r.error().message());
+      if (i % 2000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));  // let periodic syncs run
+    }
+    done = true;
+    syncer.join();
+    CHECK(sync_errors.load() == 0);
+    CHECK(syncs.load() > 0);
+    const auto st = log->stats();
+    MESSAGE(syncs.load() << " sync() calls, " << st.fsyncs << " fdatasyncs, " << st.batches << " writes");
+    CHECK(st.fsyncs >= 1);
+    REQUIRE(log->close().has_value());
+  }
+  auto log = Log::open(dir.path(), opts);
+  REQUIRE(log.has_value());
+  CHECK_FALSE(log->recovery().torn_tail);
+  const auto seqs = read_all(*log);
+  REQUIRE(seqs.size() == n);
+  for (std::uint64_t i = 0; i < n; ++i) CHECK(seqs[i] == i + 1);
+}
+
 TEST_CASE("a live reader waits for new records and wakes when one is appended") {
   TempDir dir;
   auto log = Log::open(dir.path(), small());
