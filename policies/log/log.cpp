@@ -164,8 +164,21 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   }
   if (was_empty || c.active.records() == c.want_records) c.writer_cv.notify_one();
 
+  // Wait for the batch without mu (see commit_progress). committed_pub is read before
+  // fail_epoch_pub: a sequence handed out again after a failure is committed only after the
+  // failure's epoch was published, so a commit of that later record is never taken for ours.
   const std::uint64_t epoch = c.fail_epoch;
-  c.append_cv.wait(lk, [&] { return c.committed_seq >= seq || c.fail_epoch != epoch || c.closed; });
+  lk.unlock();
+  for (;;) {
+    const std::uint32_t progress = c.commit_progress.load(std::memory_order_acquire);
+    const bool committed = c.committed_pub.load(std::memory_order_acquire) >= seq;
+    if (c.fail_epoch_pub.load(std::memory_order_acquire) != epoch || c.closed_pub.load(std::memory_order_acquire)) {
+      break;
+    }
+    if (committed) return seq;
+    c.commit_progress.wait(progress, std::memory_order_acquire);
+  }
+  lk.lock();
   if (c.fail_epoch != epoch) {
     for (const auto& f : c.failures) {
       if (f.epoch > epoch) {

@@ -175,6 +175,21 @@ struct LogCore {
 
   std::atomic<std::uint64_t> st_appends{0};  ///< written under mu (a plain load and store, no locked add)
 
+  // always: appenders wait for their batch on commit_progress (a futex), not on append_cv
+  // with mu: sixteen of them woken at once would queue for mu (and the cv's own mutex) one
+  // after the other. The writer mirrors what they look at here, under mu, then bumps it.
+  alignas(64) std::atomic<std::uint32_t> commit_progress{0};
+  std::atomic<std::uint64_t> committed_pub{0};
+  std::atomic<std::uint64_t> fail_epoch_pub{0};
+  std::atomic<bool> closed_pub{false};
+  void publish_commit() noexcept {
+    fail_epoch_pub.store(fail_epoch, std::memory_order_release);  // before committed_pub: see Log::append
+    committed_pub.store(committed_seq, std::memory_order_release);
+    closed_pub.store(closed, std::memory_order_release);
+    commit_progress.fetch_add(1, std::memory_order_release);
+    commit_progress.notify_all();
+  }
+
   // Owned by the writer thread (and by open/close when it does not run).
   alignas(64) int fd = -1;
   std::uint64_t file_end = 0;

@@ -37,6 +37,7 @@ Result<void> LogCore::start_writer() {
   active.gen = gen_counter;
   next_seq = segs.back()->last_seq + 1;
   committed_seq = next_seq - 1;
+  publish_commit();
   tail_end = file_end;
   tail_records = segs.back()->records;
   writer = std::thread([this] {
@@ -363,6 +364,7 @@ void LogCore::writer_main() {
         polls_left = 2;
       }
       committed_seq = visible_seq.load();
+      if (always) publish_commit();
       if (stuck) log().warn("log {}: writes resumed", dir.string());
       stuck.reset();
       if (sync_now) {
@@ -398,6 +400,7 @@ void LogCore::writer_main() {
         std::lock_guard g(seg_mu);
         tail_records = segs.back()->records;
       }
+      publish_commit();
       append_cv.notify_all();
       continue;
     }
@@ -444,6 +447,7 @@ Result<void> LogCore::stop_writer() {
   {
     std::lock_guard g(mu);
     closed = true;
+    publish_commit();
   }
   // Another process may open the directory for writing from now on.
   if (fd >= 0) ::close(fd);
