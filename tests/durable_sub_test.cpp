@@ -16,6 +16,7 @@
 
 #include "pubsub/delivered_store.hpp"
 #include "rill/dead_letter.hpp"
+#include "durable_checks.hpp"
 #include "scripted_publisher.hpp"
 
 using rill::detail::DeliveredStore;
@@ -392,32 +393,9 @@ TEST_SUITE("durable subscription") {
 
 TEST_SUITE("with the tcp publisher") {
   TEST_CASE("a volatile publisher refuses a persistent request: on_incompatible, nothing delivered") {
-    rill::Node node;
     TempDir dir;
     const auto ep = fresh_endpoint();
-    auto pub = node.publisher({.endpoint = ep, .topic = "t"});
-    REQUIRE(pub);
-    std::vector<rill::IncompatibleEvent> events;
-    auto o = durable(ep, dir, "refused");
-    o.on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); };
-    auto sub = node.subscriber(o);
-    REQUIRE(sub);
-    int delivered = 0;
-    const auto deadline = clock_type::now() + 10s;
-    while (events.empty() && clock_type::now() < deadline) {
-      (void)pub->service();
-      sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 2ms);
-    }
-    REQUIRE(events.size() == 1);
-    CHECK(events[0].offered == rill::DurabilityKind::volatile_);
-    CHECK(events[0].requested == rill::DurabilityKind::persistent);
-    REQUIRE(pub->publish_text("not for it"));
-    for (int i = 0; i < 20; ++i) {
-      (void)pub->service();
-      sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 1ms);
-    }
-    CHECK(sub->stats().incompatible == 1);
-    CHECK(delivered == 0);
+    rilltest::check_volatile_refuses_persistent(ep, durable(ep, dir, "refused"), 50ms);
   }
 
   TEST_CASE("a persistent publisher: resume from the last ack across restarts of either side, each message once") {

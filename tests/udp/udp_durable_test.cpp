@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "durable_checks.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -78,38 +79,10 @@ TEST_CASE("durable requests and consumer groups need reliable=1") {
 }
 
 TEST_CASE("a volatile publisher refuses a durable request over udp: on_incompatible once, nothing delivered") {
-  TempDir dir;
-  rill::Node node;
-  const auto ep = udp_endpoint();
-  auto pub = node.publisher({.endpoint = ep, .topic = "t"});
-  REQUIRE(pub);
-  std::vector<rill::IncompatibleEvent> events;
-  auto opts = durable(ep, dir, "x");
-  opts.on_incompatible = [&](const rill::IncompatibleEvent& e) { events.push_back(e); };
-  auto sub = node.subscriber(opts);
-  REQUIRE(sub);
-  std::size_t delivered = 0;
-  const auto deadline = clock_type::now() + 10s;
-  while (events.empty() && clock_type::now() < deadline) {
-    pub->service();
-    sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 2ms);
-  }
-  REQUIRE(events.size() == 1);
-  CHECK(events[0].publisher_id == pub->id());
-  CHECK(events[0].offered == rill::DurabilityKind::volatile_);
-  CHECK(events[0].requested == rill::DurabilityKind::persistent);
-  CHECK(pub->stats().incompatible == 1);
-  CHECK(pub->stats().subscribers == 0);
   // It asks again now and then (1 s apart): still refused, still reported once.
-  const auto until = clock_type::now() + 1500ms;
-  while (clock_type::now() < until) {
-    REQUIRE(pub->publish_text("not for it"));
-    pub->service();
-    sub->wait_poll([&](const rill::MessageView&) { ++delivered; }, 16, 2ms);
-  }
-  CHECK(delivered == 0);
-  CHECK(events.size() == 1);
-  CHECK(sub->stats().incompatible == 1);
+  TempDir dir;
+  const auto ep = udp_endpoint();
+  rilltest::check_volatile_refuses_persistent(ep, durable(ep, dir, "x"), 1500ms);
 }
 
 TEST_CASE("a durable subscription resumes from its last ack across restarts of either side, each message once") {
