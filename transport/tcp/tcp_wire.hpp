@@ -38,9 +38,9 @@ struct Subscribe {
   std::uint32_t window = 0;     ///< initial credit for backpressure, 0 otherwise
   std::uint8_t from = 0;        ///< StartFrom (persistent)
   std::uint32_t history = 0;    ///< transient_local: at most this many history messages (0: all kept)
-  std::string_view prefix;
-  std::string_view durable_name;  ///< persistent: where acks are stored ("" = not durable)
-  std::string_view group;         ///< consumer group ("" = none)
+  std::string_view prefix{};
+  std::string_view durable_name{};  ///< persistent: where acks are stored ("" = not durable)
+  std::string_view group{};         ///< consumer group ("" = none)
 };
 
 struct Ack {
@@ -67,8 +67,8 @@ struct Welcome {
   std::uint64_t publisher_id = 0;
   std::uint64_t next_seq = 0;  ///< the first sequence this subscription will be sent (history first)
   std::uint64_t subscription_id = 0;
-  std::uint64_t lost = 0;      ///< messages before next_seq it asked for that retention deleted
-  std::uint8_t offered = 0;    ///< DurabilityKind the publisher offers
+  std::uint64_t lost = 0;    ///< messages before next_seq it asked for that retention deleted
+  std::uint8_t offered = 0;  ///< DurabilityKind the publisher offers
 };
 
 struct Bye {

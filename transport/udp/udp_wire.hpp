@@ -121,8 +121,8 @@ struct Status {
   std::uint64_t consumed_seq = 0;
   std::uint32_t window = 0;
   std::uint8_t policy = 0;  ///< PolicyKind
-  std::string_view prefix;
-  std::string_view group;  ///< flag_group: the consumer group it is a member of ("" = fan-out)
+  std::string_view prefix{};
+  std::string_view group{};  ///< flag_group: the consumer group it is a member of ("" = fan-out)
 };
 
 /// One NAK range: messages first..last (inclusive); when first == last, only its
