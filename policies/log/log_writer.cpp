@@ -106,10 +106,14 @@ bool LogCore::start_background_sync() {
   if (sqe == nullptr) return false;
   io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
   sqe->user_data = background_sync_tag;
-  return io_uring_submit(&ring) == 1;
+  // Queued from here on: if this submit fails (a transient EINTR/EAGAIN/EBUSY), the next one
+  // (background_sync_result's, or write_at's) takes it along.
+  (void)io_uring_submit(&ring);
+  return true;
 }
 
 std::optional<int> LogCore::background_sync_result(bool wait) {
+  if (!background_sync_res && io_uring_sq_ready(&ring) > 0) (void)io_uring_submit(&ring);
   while (!background_sync_res) {
     io_uring_cqe* cqe = nullptr;
     const int rc = wait ? io_uring_wait_cqe(&ring, &cqe) : io_uring_peek_cqe(&ring, &cqe);
@@ -378,7 +382,7 @@ void LogCore::writer_main() {
         last_sync = clock::now();
         unsynced = false;
       } else if (sync_behind) {
-        sync_failed = true;  // no room in the ring: inline next round
+        sync_failed = true;  // no room in the ring (cannot happen with one write in flight): inline next round
       }
       append_cv.notify_all();
       continue;
