@@ -168,16 +168,15 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   // fail_epoch_pub: a sequence handed out again after a failure is committed only after the
   // failure's epoch was published, so a commit of that later record is never taken for ours.
   const std::uint64_t epoch = c.fail_epoch;
-  auto& word = c.commit_word(c.active.gen);
   lk.unlock();
   for (;;) {
-    const std::uint32_t progress = word.load(std::memory_order_acquire);
+    const std::uint32_t progress = c.commit_progress.load(std::memory_order_acquire);
     const bool committed = c.committed_pub.load(std::memory_order_acquire) >= seq;
     if (c.fail_epoch_pub.load(std::memory_order_acquire) != epoch || c.closed_pub.load(std::memory_order_acquire)) {
       break;
     }
     if (committed) return seq;
-    word.wait(progress, std::memory_order_acquire);
+    c.commit_progress.wait(progress, std::memory_order_acquire);
   }
   lk.lock();
   if (c.fail_epoch != epoch) {
@@ -196,10 +195,7 @@ Result<void> Log::flush() {
   if (!m_core || m_core->opt.read_only) return {};
   LogCore& c = *m_core;
   std::unique_lock lk(c.mu);
-  const std::uint64_t target = !c.active.empty()      ? c.active.gen
-                               : !c.inflight.empty()  ? c.inflight.gen
-                               : !c.pipelined.empty() ? c.pipelined.back().gen
-                                                      : c.done_gen;
+  const std::uint64_t target = !c.active.empty() ? c.active.gen : !c.inflight.empty() ? c.inflight.gen : c.done_gen;
   const std::uint64_t epoch = c.fail_epoch;
   if (c.done_gen < target) {
     c.flush_request = std::max(c.flush_request, target);  // no coalescing delay for this one

@@ -4,7 +4,6 @@
 #include <liburing.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -124,28 +123,6 @@ struct LogFailure {
 inline constexpr std::size_t coalesce_bytes = 256u << 10;
 inline constexpr std::chrono::microseconds coalesce_delay{1000};
 
-/// always: fdatasyncs in flight at once. The next batch is written while the last one's sync
-/// runs, and the disk overlaps the two (two concurrent fdatasyncs here: ~1.9x the rate of
-/// one); the time it takes to wake appenders and take their next records overlaps too.
-inline constexpr std::size_t sync_pipeline = 2;
-
-/// Tests only: sees each pipelined fdatasync's result (0 or -errno) as it is reaped and may
-/// replace it, to inject the write-back error a healthy disk does not give. Null otherwise.
-inline std::atomic<int (*)(int)> pipelined_sync_hook{nullptr};
-
-/// always: a batch written whose fdatasync is in flight. Its records are published (made
-/// visible to readers) and its appenders released only once that sync and every earlier one
-/// ended well, so under always "visible" still means "durable", in order.
-struct PendingSync {
-  std::uint64_t gen = 0;
-  std::uint64_t tag = 0;  ///< the fsync's user_data
-  std::uint64_t first_seq = 0;
-  std::uint64_t start = 0;  ///< the batch's bytes in the active segment
-  std::uint64_t end = 0;
-  std::vector<logfmt::RecordView> records{};  ///< what publish() notes, taken while the bytes were at hand
-  std::optional<int> res{};                 ///< the sync's result once it ended
-};
-
 struct LogCore {
   std::filesystem::path dir;
   LogOptions opt;
@@ -198,38 +175,20 @@ struct LogCore {
 
   std::atomic<std::uint64_t> st_appends{0};  ///< written under mu (a plain load and store, no locked add)
 
-  // always: appenders wait for their batch on commit_progress (futexes), not on append_cv
+  // always: appenders wait for their batch on commit_progress (a futex), not on append_cv
   // with mu: sixteen of them woken at once would queue for mu (and the cv's own mutex) one
-  // after the other. The writer mirrors what they look at here, under mu, then bumps the
-  // word of each batch generation it committed (gen % commit_slots): with two batches in
-  // flight, the appenders of the later one sleep on while the earlier one is committed.
-  static constexpr std::size_t commit_slots = 4;
-  struct alignas(64) CommitWord {
-    std::atomic<std::uint32_t> v{0};
-  };
-  std::array<CommitWord, commit_slots> commit_progress{};
+  // after the other. The writer mirrors what they look at here, under mu, then bumps it.
+  alignas(64) std::atomic<std::uint32_t> commit_progress{0};
   std::atomic<std::uint64_t> committed_pub{0};
   std::atomic<std::uint64_t> fail_epoch_pub{0};
   std::atomic<bool> closed_pub{false};
-  /// Publishes the commit state and wakes the appenders of batches lo..hi (all by default).
-  void publish_commit(std::uint64_t lo = 0, std::uint64_t hi = UINT64_MAX) noexcept {
+  void publish_commit() noexcept {
     fail_epoch_pub.store(fail_epoch, std::memory_order_release);  // before committed_pub: see Log::append
     committed_pub.store(committed_seq, std::memory_order_release);
     closed_pub.store(closed, std::memory_order_release);
-    if (hi < lo || hi - lo >= commit_slots - 1) {
-      lo = 0;
-      hi = commit_slots - 1;
-    }
-    for (std::uint64_t g = lo; g <= hi; ++g) {
-      auto& w = commit_progress[g % commit_slots].v;
-      w.fetch_add(1, std::memory_order_release);
-      w.notify_all();
-    }
+    commit_progress.fetch_add(1, std::memory_order_release);
+    commit_progress.notify_all();
   }
-  [[nodiscard]] std::atomic<std::uint32_t>& commit_word(std::uint64_t gen) noexcept {
-    return commit_progress[gen % commit_slots].v;
-  }
-  std::deque<PendingSync> pipelined;  ///< always: written, sync in flight; oldest first (guarded by mu)
 
   // Owned by the writer thread (and by open/close when it does not run).
   alignas(64) int fd = -1;
@@ -243,14 +202,6 @@ struct LogCore {
   /// completion (user_data background_sync_tag) may be reaped inside write_at.
   static constexpr std::uint64_t background_sync_tag = 3;
   std::optional<int> background_sync_res;
-  /// always: the pipelined fdatasyncs are tagged pipeline_tag + n. Each runs on a descriptor
-  /// of its own (sync_fds[n % sync_pipeline]): a write-back error is reported once per open
-  /// file, so two syncs in flight on one descriptor could leave it all to the later one and
-  /// let the earlier one, whose batch it may concern, succeed.
-  static constexpr std::uint64_t pipeline_tag = 16;
-  std::uint64_t pipeline_next = 0;
-  std::array<int, sync_pipeline> sync_fds{-1, -1};
-  std::vector<std::pair<std::uint64_t, int>> pipeline_done;  ///< completions reaped, not yet settled
 
   std::atomic<std::uint64_t> st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
   std::atomic<bool> st_direct{false};
@@ -269,8 +220,7 @@ struct LogCore {
   // log_writer.cpp
   Result<void> start_writer();
   void writer_main();
-  /// With `deferred`, the records written are listed there instead of published.
-  Result<void> write_batch(LogBatch& b, bool sync, std::vector<logfmt::RecordView>* deferred = nullptr);
+  Result<void> write_batch(LogBatch& b, bool sync);
   Result<void> write_at(int wfd, std::span<const std::byte> data, std::uint64_t offset, bool sync);
   Result<void> write_direct(std::span<const std::byte> part, bool sync);
   void open_direct(const std::filesystem::path& path);  ///< direct_io: direct_fd for the new active segment
@@ -280,20 +230,6 @@ struct LogCore {
   /// Its result (0 or -errno) once it ended; with `wait`, waits for it.
   std::optional<int> background_sync_result(bool wait);
   void publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start);
-  void publish(std::span<const logfmt::RecordView> records, const std::shared_ptr<LogSegment>& seg,
-               std::uint64_t end);
-  void make_visible(const std::shared_ptr<LogSegment>& seg, std::uint64_t end, std::uint64_t last);
-  void set_aside(const io_uring_cqe& cqe);  ///< a completion that is not the one being waited for
-  void open_sync_fds(const std::filesystem::path& path);  ///< always: sync_fds for the new active segment
-  void close_sync_fds() noexcept;
-  /// always: waits for a pipelined sync to end (without mu); a broken ring ends them all.
-  void reap_pipelined(bool wait);
-  /// always: commits the oldest pipelined batches whose syncs ended well; with `drain`, or
-  /// after a failed one, first waits for all in flight. Drops and retakes `lk`.
-  void settle_pipelined(std::unique_lock<GatedMutex>& lk, bool drain);
-  /// always: the records from `from` on are lost (appenders get `e`, the sequences are handed
-  /// out again, the file is cut back to the last durable record at file_end).
-  void fail_from(std::uint64_t from, const Error& e);
   Result<void> stop_writer();
 
   [[nodiscard]] std::shared_ptr<LogSegment> active_segment() const {

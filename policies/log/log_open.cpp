@@ -202,7 +202,6 @@ Result<void> LogCore::create_segment(std::uint64_t base_seq) {
   fd = nfd;
   file_end = logfmt::segment_header_bytes;
   open_direct(path);
-  open_sync_fds(path);
   return {};
 }
 
@@ -355,7 +354,6 @@ Result<void> LogCore::recover() {
   if (fd < 0) return fail(Errc::io_error, "open " + active->path.string(), errno);
   file_end = active->end;
   open_direct(active->path);
-  open_sync_fds(active->path);
   return {};
 }
 
@@ -403,7 +401,6 @@ LogCore::~LogCore() {
   if (ring_ok) io_uring_queue_exit(&ring);
   if (fd >= 0) ::close(fd);
   if (direct_fd >= 0) ::close(direct_fd);
-  close_sync_fds();
   if (lock_fd >= 0) ::close(lock_fd);
 }
 

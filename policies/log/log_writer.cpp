@@ -1,8 +1,6 @@
-// The writer thread: swaps the append buffer out, writes it through io_uring, rolls
-// segments, publishes what became visible, retries a full disk. One thread per log, so one
-// write (+ one fsync) serves every waiting appender. Under `always` up to two batches' fsyncs
-// run at once (pipelined, each batch published when its own and every earlier one ended);
-// under `every:MS` the periodic fsync runs in the background.
+// The writer thread: swaps the append buffer out, writes it through io_uring (a linked
+// fdatasync under `always`), rolls segments, publishes what became visible, retries a
+// full disk. One thread per log, so one write (+ one fsync) serves every waiting appender.
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -75,11 +73,11 @@ Result<void> LogCore::write_at(int wfd, std::span<const std::byte> data, std::ui
       while ((rc = io_uring_wait_cqe(&ring, &cqe)) == -EINTR) {
       }
       if (rc < 0) return fail(Errc::io_error, "io_uring_wait_cqe", -rc);
-      if (cqe->user_data == 1 || cqe->user_data == 2) {
+      if (cqe->user_data == background_sync_tag) {
+        background_sync_res = cqe->res;  // the fdatasync in the background ended meanwhile
+      } else {
         (cqe->user_data == 1 ? wres : fres) = cqe->res;
         ++got;
-      } else {
-        set_aside(*cqe);  // a sync in the background (or pipelined) ended meanwhile
       }
       io_uring_cqe_seen(&ring, cqe);
     }
@@ -125,127 +123,10 @@ std::optional<int> LogCore::background_sync_result(bool wait) {
       background_sync_res = rc;          // the ring itself failed: report it as the sync's error
       break;
     }
-    set_aside(*cqe);
+    if (cqe->user_data == background_sync_tag) background_sync_res = cqe->res;
     io_uring_cqe_seen(&ring, cqe);
   }
   return std::exchange(background_sync_res, std::nullopt);
-}
-
-void LogCore::set_aside(const io_uring_cqe& cqe) {
-  if (cqe.user_data == background_sync_tag) {
-    background_sync_res = cqe.res;
-  } else if (cqe.user_data >= pipeline_tag) {
-    const auto hook = pipelined_sync_hook.load(std::memory_order_relaxed);
-    pipeline_done.emplace_back(cqe.user_data, hook != nullptr ? hook(cqe.res) : cqe.res);
-  }
-}
-
-void LogCore::open_sync_fds(const std::filesystem::path& path) {
-  close_sync_fds();
-  if (opt.fsync.mode != FsyncMode::always || opt.read_only) return;
-  for (int& f : sync_fds) {
-    f = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // fdatasync needs no write access
-    if (f < 0) {
-      // Without them the syncs are not pipelined (one write + fdatasync at a time, as before).
-      log().warn("log {}: open {} for pipelined syncs: {}", dir.string(), path.filename().string(),
-                 std::strerror(errno));
-      close_sync_fds();
-      return;
-    }
-  }
-}
-
-void LogCore::close_sync_fds() noexcept {
-  for (int& f : sync_fds) {
-    if (f >= 0) ::close(f);
-    f = -1;
-  }
-}
-
-void LogCore::reap_pipelined(bool wait) {
-  if (io_uring_sq_ready(&ring) > 0) (void)io_uring_submit(&ring);
-  io_uring_cqe* cqe = nullptr;
-  int rc = wait ? io_uring_wait_cqe(&ring, &cqe) : io_uring_peek_cqe(&ring, &cqe);
-  if (wait && rc < 0 && rc != -EINTR && rc != -EAGAIN) {
-    // The ring itself failed: no sync in flight can be vouched for.
-    std::lock_guard g(mu);
-    for (const auto& p : pipelined) pipeline_done.emplace_back(p.tag, rc);
-    return;
-  }
-  for (; rc == 0; rc = io_uring_peek_cqe(&ring, &cqe)) {
-    set_aside(*cqe);
-    io_uring_cqe_seen(&ring, cqe);
-  }
-}
-
-void LogCore::settle_pipelined(std::unique_lock<GatedMutex>& lk, bool drain) {
-  for (;;) {
-    for (const auto& [tag, res] : pipeline_done) {
-      for (auto& p : pipelined) {
-        if (p.tag == tag) p.res = res;
-      }
-    }
-    pipeline_done.clear();
-    // In order: a batch is committed once its sync and all before it ended well.
-    const std::uint64_t lo = pipelined.empty() ? 0 : pipelined.front().gen;
-    std::uint64_t hi = 0;
-    bool committed = false;
-    while (!pipelined.empty() && pipelined.front().res && *pipelined.front().res >= 0) {
-      const PendingSync& p = pipelined.front();
-      publish(p.records, active_segment(), p.end);
-      committed_seq = p.records.back().sequence;
-      done_gen = synced_gen = hi = p.gen;
-      ++st_fsyncs;
-      committed = true;
-      pipelined.pop_front();
-    }
-    if (committed) {
-      publish_commit(lo, hi);
-      append_cv.notify_all();
-    }
-    const bool failed = !pipelined.empty() && pipelined.front().res.has_value();
-    const bool all_ended = std::all_of(pipelined.begin(), pipelined.end(), [](const auto& p) { return p.res.has_value(); });
-    if (failed && all_ended) {
-      // A sync that ended well after a failed one proves nothing for the batch before it (the
-      // error may have been reported to the other descriptor only): everything from the
-      // failed batch on is lost. Nothing of it was published.
-      const PendingSync& p = pipelined.front();
-      const int e = -*p.res;
-      const std::uint64_t from = p.first_seq;
-      file_end = p.start;
-      pipelined.clear();
-      const Error err = fail(errc_for(e), "fdatasync " + segs.back()->path.filename().string(), e).error();
-      if (err.code == Errc::no_space) ++st_no_space;
-      fail_from(from, err);
-      return;
-    }
-    if (pipelined.empty() || (!failed && !drain)) return;
-    lk.unlock();
-    reap_pipelined(true);
-    lk.lock();
-  }
-}
-
-void LogCore::fail_from(std::uint64_t from, const Error& e) {
-  // Whatever reached the file past the last durable record is cut: the segment ends on it.
-  if (::ftruncate(fd, static_cast<off_t>(file_end)) != 0) {
-    log().error("log {}: cannot cut a failed write back: {}", dir.string(), std::strerror(errno));
-  }
-  direct.at = UINT64_MAX;  // direct_io: the kept last block may hold what was cut; read it back
-  failures.push_back({++fail_epoch, from, e});
-  if (failures.size() > 64) failures.pop_front();
-  next_seq = from;
-  inflight.clear();
-  active.clear();
-  done_gen = active.gen;
-  active.gen = ++gen_counter;
-  tail_end = file_end;
-  {
-    std::lock_guard g(seg_mu);
-    tail_records = segs.back()->records;
-  }
-  publish_commit();
-  append_cv.notify_all();
 }
 
 void LogCore::open_direct(const std::filesystem::path& path) {
@@ -298,47 +179,22 @@ Result<void> LogCore::cut_padding() {
   return {};
 }
 
-namespace {
-
-/// Calls f(RecordView) for each record of `part` (sealed, whole records) found at `start`.
-template <class F>
-void for_each_record(std::span<const std::byte> part, std::uint64_t start, F&& f) {
-  logfmt::RecordView r;
-  for (std::size_t off = 0; off < part.size(); off += r.size) {
-    const std::byte* p = part.data() + off;
-    r.sequence = field<std::uint64_t>(p + 8);
-    r.timestamp_ns = field<std::int64_t>(p + 24);
-    r.offset = start + off;
-    r.size = logfmt::record_size(field<std::uint32_t>(p));
-    f(r);
-  }
-}
-
-}  // namespace
-
 void LogCore::publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start) {
   std::uint64_t last = 0;
   {
     std::lock_guard g(seg_mu);
-    for_each_record(part, start, [&](const logfmt::RecordView& r) {
+    logfmt::RecordView r;
+    for (std::size_t off = 0; off < part.size(); off += r.size) {
+      const std::byte* p = part.data() + off;
+      r.sequence = field<std::uint64_t>(p + 8);
+      r.timestamp_ns = field<std::int64_t>(p + 24);
+      r.offset = start + off;
+      r.size = logfmt::record_size(field<std::uint32_t>(p));
       seg->note_record(r, opt.index_interval_bytes);
       last = r.sequence;
-    });
+    }
   }
-  make_visible(seg, start + part.size(), last);
-}
-
-void LogCore::publish(std::span<const logfmt::RecordView> records, const std::shared_ptr<LogSegment>& seg,
-                      std::uint64_t end) {
-  {
-    std::lock_guard g(seg_mu);
-    for (const auto& r : records) seg->note_record(r, opt.index_interval_bytes);
-  }
-  make_visible(seg, end, records.back().sequence);
-}
-
-void LogCore::make_visible(const std::shared_ptr<LogSegment>& seg, std::uint64_t end, std::uint64_t last) {
-  seg->end.store(end, std::memory_order_release);
+  seg->end.store(start + part.size(), std::memory_order_release);
   seg->last_seq.store(last, std::memory_order_release);
   visible_seq.store(last);
   if (vis_waiters.load() > 0) {
@@ -347,7 +203,7 @@ void LogCore::make_visible(const std::shared_ptr<LogSegment>& seg, std::uint64_t
   }
 }
 
-Result<void> LogCore::write_batch(LogBatch& b, bool sync, std::vector<logfmt::RecordView>* deferred) {
+Result<void> LogCore::write_batch(LogBatch& b, bool sync) {
   auto seg = active_segment();
   const auto all = b.bytes.span();
   const std::size_t split = std::min(b.roll_at, all.size());
@@ -363,11 +219,7 @@ Result<void> LogCore::write_batch(LogBatch& b, bool sync, std::vector<logfmt::Re
     }
     ++st_batches;
     st_bytes += part.size();
-    if (deferred != nullptr) {
-      for_each_record(part, file_end, [&](const logfmt::RecordView& r) { deferred->push_back(r); });
-    } else {
-      publish(part, seg, file_end);
-    }
+    publish(part, seg, file_end);
     file_end += part.size();
     return {};
   };
@@ -437,30 +289,15 @@ void LogCore::writer_main() {
     synced_gen = std::max(synced_gen, sync_running_gen);
     append_cv.notify_all();
   };
-  // Group commit under `always`: a batch is swapped out the moment a sync slot is free, so
-  // appenders released together come back together. Waiting a moment for as many appenders
-  // as the last round had (those just released come straight back) keeps them in one batch
-  // rather than spread over the next few. One appender: it is already there, so no wait.
+  // Group commit under `always`: with a buffer swapped out the moment the previous write
+  // ends, N concurrent appenders settle into two alternating halves (N/2 per fsync). Waiting
+  // a moment for as many appenders as the last round had (those just released come straight
+  // back) lets one fsync carry all N. One appender: it is already there, so no wait.
   auto batch_done = clock::now();
   clock::duration delay{};
   int polls_left = 0;  ///< every/never: empty rounds to poll before napping until woken
   for (;;) {
-    if (always) {
-      // Wait for records while the pipelined syncs run (one that ended is committed at once,
-      // its appenders released); a batch is written as soon as there is one and a sync slot.
-      // (Never stuck: a failed write under always fails its records instead.)
-      for (;;) {
-        settle_pipelined(lk, stopping);
-        if (stopping || (!active.empty() && pipelined.size() < sync_pipeline)) break;
-        if (pipelined.empty()) {
-          writer_cv.wait(lk);
-        } else {
-          lk.unlock();
-          reap_pipelined(true);
-          lk.lock();
-        }
-      }
-    } else if (stuck) {
+    if (stuck) {
       // A full disk: retry the kept batch every 100 ms (or once more when closing).
       writer_cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return stopping; });
     } else {
@@ -504,52 +341,20 @@ void LogCore::writer_main() {
     }
     if (sync_running) settle_sync(stopping);
     if (stopping && inflight.empty() && !unsynced) break;
-    const bool have = !inflight.empty();
-    // always: the syncs are pipelined within a segment. A batch that rolls it, and the last
-    // ones at close, are written (and synced) after those in flight ended.
-    const bool piped = always && have && !stopping && inflight.roll_at == SIZE_MAX && sync_fds[0] >= 0;
-    if (always && have && !piped && !pipelined.empty()) {
-      settle_pipelined(lk, true);
-      if (inflight.empty()) continue;  // an earlier batch's sync failed, and took this one along
-    }
     const bool sync_now = always || stopping || sync_request > synced_gen || sync_failed;
+    const bool have = !inflight.empty();
     const bool sync_behind = !sync_now && every && !sync_running && (have || unsynced) &&
                              clock::now() >= last_sync + opt.fsync.interval;
     const auto write_start = clock::now();
     lk.unlock();
     Result<void> r;
-    PendingSync next;
-    if (piped) {
-      next = {.gen = inflight.gen, .first_seq = inflight.first_seq, .start = file_end};
-      next.records.reserve(inflight.records());
-      r = write_batch(inflight, false, &next.records);
-      if (r) {
-        next.end = file_end;
-        next.tag = pipeline_tag + pipeline_next++;
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring);  // room: the ring holds 8, at most 2 syncs are in it
-        if (sqe == nullptr) {
-          next.res = -EBUSY;  // fails this batch (and what follows) through settle_pipelined
-        } else {
-          io_uring_prep_fsync(sqe, sync_fds[next.tag % sync_pipeline], IORING_FSYNC_DATASYNC);
-          sqe->user_data = next.tag;
-          (void)io_uring_submit(&ring);  // a failed submit leaves it queued: the next one takes it
-        }
-      }
-    } else if (have) {
+    if (have) {
       r = write_batch(inflight, sync_now);
     } else if (sync_now && unsynced) {
       r = fdatasync_active();
     }
     const bool sync_started = r && sync_behind && start_background_sync();
     lk.lock();
-    if (r && piped) {
-      want_records = inflight.records() + active.records();
-      batch_done = clock::now();
-      delay = std::min<clock::duration>(std::chrono::microseconds(100), (batch_done - write_start) / 4);
-      inflight.clear();
-      pipelined.push_back(std::move(next));
-      continue;
-    }
     if (r) {
       if (have) {
         done_gen = inflight.gen;
@@ -585,11 +390,22 @@ void LogCore::writer_main() {
     if (r.error().code == Errc::no_space) ++st_no_space;
     if (always) {
       // Nothing after the last durable record is kept: its appenders get the error and the
-      // sequences are handed out again, so the log stays gapless. The batches before this
-      // one are settled first (committed, or failed from an earlier point with their sync).
-      const std::uint64_t epoch = fail_epoch;
-      settle_pipelined(lk, true);
-      if (fail_epoch == epoch) fail_from(visible_seq.load() + 1, r.error());
+      // sequences are handed out again, so the log stays gapless.
+      const std::uint64_t from = visible_seq.load() + 1;
+      failures.push_back({++fail_epoch, from, r.error()});
+      if (failures.size() > 64) failures.pop_front();
+      next_seq = from;
+      inflight.clear();
+      active.clear();
+      done_gen = active.gen;
+      active.gen = ++gen_counter;
+      tail_end = file_end;
+      {
+        std::lock_guard g(seg_mu);
+        tail_records = segs.back()->records;
+      }
+      publish_commit();
+      append_cv.notify_all();
       continue;
     }
     if (!stuck) log().warn("log {}: {}; appends fail until it can be written", dir.string(), r.error().message());
@@ -642,7 +458,6 @@ Result<void> LogCore::stop_writer() {
   fd = -1;
   if (direct_fd >= 0) ::close(direct_fd);
   direct_fd = -1;
-  close_sync_fds();
   if (lock_fd >= 0) ::close(lock_fd);
   lock_fd = -1;
   append_cv.notify_all();
