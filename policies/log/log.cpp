@@ -42,6 +42,64 @@ std::string to_string(const FsyncPolicy& policy) {
   return "?";
 }
 
+// ---------------------------------------------------------------- appending
+
+namespace detail {
+
+bool LogCore::room_for(std::size_t size, bool& need_roll) const noexcept {
+  need_roll = tail_records > 0 && tail_end + size > opt.segment_bytes;
+  const bool fits = active.empty() || active.bytes.size() + size <= opt.buffer_bytes;
+  return fits && !(need_roll && active.roll_at != SIZE_MAX);
+}
+
+std::uint64_t LogCore::add_record(std::span<const std::byte> body, std::uint64_t pid, std::int64_t ts,
+                                  bool need_roll) {
+  const std::size_t size = logfmt::record_size(body.size());
+  if (need_roll) {
+    active.roll_at = active.bytes.size();
+    active.roll_base = next_seq;
+    tail_end = logfmt::segment_header_bytes;
+    tail_records = 0;
+  }
+  const std::uint64_t seq = next_seq++;
+  logfmt::encode_record_unsealed(active.bytes.grow(size), seq, pid, ts, body);  // sealed by the writer
+  // Ask for the next records' cache lines now: the writer's core read them last batch.
+  for (std::size_t at = active.bytes.n + 256; at < active.bytes.n + 512 && at < active.bytes.cap; at += 64) {
+    __builtin_prefetch(active.bytes.p.get() + at, 1, 3);
+  }
+  if (active.first_seq == 0) active.first_seq = seq;
+  active.last_seq = seq;
+  tail_end += size;
+  ++tail_records;
+  st_appends.store(st_appends.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  return seq;
+}
+
+Result<std::uint64_t> LogCore::append_queued(QueuedAppend& q) {
+  QueuedAppend* head = queue.load(std::memory_order_relaxed);
+  do {
+    if (head == &queue_sealed) return fail(Errc::closed, "log is closed");
+    q.next = head;
+  } while (!queue.compare_exchange_weak(head, &q, std::memory_order_release, std::memory_order_relaxed));
+  const std::int64_t n = queued.fetch_add(1, std::memory_order_relaxed) + 1;
+  // The writer is woken by the first request after it took the queue (it may be idle) and by
+  // the one it is gathering for; mu is taken so that the wake-up cannot fall between its
+  // look at the queue and its wait.
+  if (head == nullptr || n == want_records.load(std::memory_order_relaxed)) {
+    { std::lock_guard g(mu); }
+    writer_cv.notify_one();
+  }
+  for (;;) {
+    const std::uint32_t progress = settle_progress.load(std::memory_order_acquire);
+    if (q.settled.load(std::memory_order_acquire)) break;
+    settle_progress.wait(progress, std::memory_order_acquire);
+  }
+  if (q.error) return std::unexpected(*q.error);
+  return q.seq;
+}
+
+}  // namespace detail
+
 // ---------------------------------------------------------------- Log
 
 Log::Log(std::shared_ptr<LogCore> core) : m_core(std::move(core)) {}
@@ -87,13 +145,21 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   const std::int64_t ts = meta.timestamp_ns != 0 ? meta.timestamp_ns : wall_clock_ns();
   const std::uint64_t pid = meta.publisher_id != 0 ? meta.publisher_id : c.publisher_id;
 
+  if (c.opt.fsync.mode == FsyncMode::always) {
+    detail::QueuedAppend q;
+    q.body = body;
+    q.publisher_id = pid;
+    q.timestamp_ns = ts;
+    q.expect_sequence = meta.expect_sequence;
+    return c.append_queued(q);
+  }
+
   // A single appender usually enters through mu's gate: everything mu guards is its own
   // until it leaves, with no locked instruction (it falls back to the mutex whenever the
-  // writer or anyone else holds mu, and to wait). Otherwise: under every/never the writer
-  // holds mu only for moments (a swap, its bookkeeping), once per coalesce_delay, and
-  // blocking on it would put the publishing thread to sleep for a wake-up that costs far
-  // more than the wait, so spin a little first. Under always, appenders queue up for the
-  // mutex by design; they sleep at once rather than burn the writer's core.
+  // writer or anyone else holds mu, and to wait). Otherwise the writer holds mu only for
+  // moments (a swap, its bookkeeping), once per coalesce_delay, and blocking on it would put
+  // the publishing thread to sleep for a wake-up that costs far more than the wait, so spin
+  // a little first.
   std::unique_lock lk(c.mu, std::defer_lock);
   struct FastHold {
     detail::GatedMutex* mu = nullptr;
@@ -104,9 +170,8 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   if (c.mu.try_fast()) {
     fast.mu = &c.mu;
   } else {
-    const int spin_limit = c.opt.fsync.mode == FsyncMode::always ? 0 : 256;
     for (int spins = 0; !lk.try_lock(); ++spins) {
-      if (spins >= spin_limit) {
+      if (spins >= 256) {
         lk.lock();
         break;
       }
@@ -117,9 +182,7 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
   for (;;) {
     if (c.stopping || c.closed) return fail(Errc::closed, "log is closed");
     if (c.stuck) return std::unexpected(*c.stuck);
-    need_roll = c.tail_records > 0 && c.tail_end + size > c.opt.segment_bytes;
-    const bool fits = c.active.empty() || c.active.bytes.size() + size <= c.opt.buffer_bytes;
-    if (fits && !(need_roll && c.active.roll_at != SIZE_MAX)) break;
+    if (c.room_for(size, need_roll)) break;
     if (fast.mu != nullptr) {  // to wait, take the mutex
       fast.mu->unlock_fast();
       fast.mu = nullptr;
@@ -136,58 +199,13 @@ Result<std::uint64_t> Log::append(std::span<const std::byte> body, const AppendM
                                             " but the log is at " + std::to_string(c.next_seq));
   }
   const bool was_empty = c.active.empty();
-  if (need_roll) {
-    c.active.roll_at = c.active.bytes.size();
-    c.active.roll_base = c.next_seq;
-    c.tail_end = logfmt::segment_header_bytes;
-    c.tail_records = 0;
+  const std::uint64_t seq = c.add_record(body, pid, ts, need_roll);
+  // While records flow the writer looks at the buffer every coalesce_delay by itself; it is
+  // woken only from a nap (and above, by a full buffer), not per batch or append.
+  if (was_empty) {
+    c.active_since = std::chrono::steady_clock::now();
+    if (c.writer_napping) c.writer_cv.notify_one();
   }
-  const std::uint64_t seq = c.next_seq++;
-  logfmt::encode_record_unsealed(c.active.bytes.grow(size), seq, pid, ts, body);  // sealed by the writer
-  // Ask for the next records' cache lines now: the writer's core read them last batch.
-  for (std::size_t at = c.active.bytes.n + 256; at < c.active.bytes.n + 512 && at < c.active.bytes.cap; at += 64) {
-    __builtin_prefetch(c.active.bytes.p.get() + at, 1, 3);
-  }
-  if (c.active.first_seq == 0) c.active.first_seq = seq;
-  c.active.last_seq = seq;
-  c.tail_end += size;
-  ++c.tail_records;
-  c.st_appends.store(c.st_appends.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (c.opt.fsync.mode != FsyncMode::always) {
-    // While records flow the writer looks at the buffer every coalesce_delay by itself; it
-    // is woken only from a nap (and above, by a full buffer), not per batch or append.
-    if (was_empty) {
-      c.active_since = std::chrono::steady_clock::now();
-      if (c.writer_napping) c.writer_cv.notify_one();
-    }
-    return seq;
-  }
-  if (was_empty || c.active.records() == c.want_records) c.writer_cv.notify_one();
-
-  // Wait for the batch without mu (see commit_progress). committed_pub is read before
-  // fail_epoch_pub: a sequence handed out again after a failure is committed only after the
-  // failure's epoch was published, so a commit of that later record is never taken for ours.
-  const std::uint64_t epoch = c.fail_epoch;
-  lk.unlock();
-  for (;;) {
-    const std::uint32_t progress = c.commit_progress.load(std::memory_order_acquire);
-    const bool committed = c.committed_pub.load(std::memory_order_acquire) >= seq;
-    if (c.fail_epoch_pub.load(std::memory_order_acquire) != epoch || c.closed_pub.load(std::memory_order_acquire)) {
-      break;
-    }
-    if (committed) return seq;
-    c.commit_progress.wait(progress, std::memory_order_acquire);
-  }
-  lk.lock();
-  if (c.fail_epoch != epoch) {
-    for (const auto& f : c.failures) {
-      if (f.epoch > epoch) {
-        if (seq >= f.from_seq) return std::unexpected(f.error);
-        break;
-      }
-    }
-  }
-  if (c.committed_seq < seq) return fail(Errc::closed, "log closed before the record was written");
   return seq;
 }
 
@@ -203,7 +221,7 @@ Result<void> Log::flush() {
   }
   c.append_cv.wait(lk, [&] { return c.done_gen >= target || c.stuck || c.closed || c.fail_epoch != epoch; });
   if (c.stuck) return std::unexpected(*c.stuck);
-  if (c.fail_epoch != epoch) return std::unexpected(c.failures.back().error);
+  if (c.fail_epoch != epoch) return std::unexpected(*c.last_failure);
   if (c.done_gen < target) return fail(Errc::closed, "log closed");
   return {};
 }

@@ -112,11 +112,17 @@ struct LogBatch {
   }
 };
 
-/// Appenders under `always` whose records were in a failed write learn it from here.
-struct LogFailure {
-  std::uint64_t epoch = 0;
-  std::uint64_t from_seq = 0;
-  Error error;
+/// always: one appender's record, on the appender's stack while it waits. The writer thread
+/// adds it to the batch, writes and syncs it, then settles it (sequence or error).
+struct QueuedAppend {
+  std::span<const std::byte> body;
+  std::uint64_t publisher_id = 0;
+  std::int64_t timestamp_ns = 0;
+  std::uint64_t expect_sequence = 0;
+  QueuedAppend* next = nullptr;  ///< the one pushed before it
+  std::uint64_t seq = 0;         ///< written by the writer before settled
+  std::optional<Error> error;    ///< ditto: the record was not written
+  std::atomic<bool> settled{false};
 };
 
 /// every/never: a batch is written once it holds this many bytes, or this long after its first record.
@@ -158,10 +164,9 @@ struct LogCore {
   std::uint64_t synced_gen = 0;  ///< ... and synced
   std::uint64_t sync_request = 0;
   std::uint64_t committed_seq = 0;  ///< last sequence written (and synced under always)
-  std::uint64_t fail_epoch = 0;
-  std::deque<LogFailure> failures;
-  std::optional<Error> stuck;      ///< every/never: a write failed; its batch is kept and retried
-  std::uint64_t want_records = 0;  ///< always: the writer waits briefly for this many appenders
+  std::uint64_t fail_epoch = 0;    ///< always: batches that failed (flush() callers look)
+  std::optional<Error> last_failure;
+  std::optional<Error> stuck;  ///< every/never: a write failed; its batch is kept and retried
   /// every/never: the writer lets a batch grow to coalesce_bytes or for coalesce_delay after
   /// its first record (one wake-up and one write per batch, not per few appends).
   std::chrono::steady_clock::time_point active_since{};
@@ -175,20 +180,25 @@ struct LogCore {
 
   std::atomic<std::uint64_t> st_appends{0};  ///< written under mu (a plain load and store, no locked add)
 
-  // always: appenders wait for their batch on commit_progress (a futex), not on append_cv
-  // with mu: sixteen of them woken at once would queue for mu (and the cv's own mutex) one
-  // after the other. The writer mirrors what they look at here, under mu, then bumps it.
-  alignas(64) std::atomic<std::uint32_t> commit_progress{0};
-  std::atomic<std::uint64_t> committed_pub{0};
-  std::atomic<std::uint64_t> fail_epoch_pub{0};
-  std::atomic<bool> closed_pub{false};
-  void publish_commit() noexcept {
-    fail_epoch_pub.store(fail_epoch, std::memory_order_release);  // before committed_pub: see Log::append
-    committed_pub.store(committed_seq, std::memory_order_release);
-    closed_pub.store(closed, std::memory_order_release);
-    commit_progress.fetch_add(1, std::memory_order_release);
-    commit_progress.notify_all();
-  }
+  // always: appenders do not take mu. Each pushes its record onto `queue` (a lock-free stack
+  // of QueuedAppend) and sleeps on `settle_progress` until the writer thread has added it to
+  // a batch, written, synced and settled it (flat combining). Sixteen appenders woken at once
+  // would otherwise queue for mu one after the other, a sleep and a wake-up each, and that
+  // hand-off, not the fsync, set the length of a group-commit round on a fast disk.
+  alignas(64) std::atomic<QueuedAppend*> queue{nullptr};
+  std::atomic<std::int64_t> queued{0};       ///< pushed, not yet taken (a hint for waking the writer)
+  std::atomic<std::int64_t> want_records{0};  ///< the writer waits briefly for this many appenders
+  alignas(64) std::atomic<std::uint32_t> settle_progress{0};
+  /// Pushed once the writer stops: an append finding it on top fails as closed.
+  static inline QueuedAppend queue_sealed{};
+
+  /// always: the appender's side; returns once `q` is settled.
+  Result<std::uint64_t> append_queued(QueuedAppend& q);
+  /// Whether a record of `size` bytes goes into the active buffer now, and whether it starts
+  /// a new segment (mu held).
+  [[nodiscard]] bool room_for(std::size_t size, bool& need_roll) const noexcept;
+  /// Adds a record to the active buffer (mu held, room_for said yes); its sequence.
+  std::uint64_t add_record(std::span<const std::byte> body, std::uint64_t pid, std::int64_t ts, bool need_roll);
 
   // Owned by the writer thread (and by open/close when it does not run).
   alignas(64) int fd = -1;
@@ -202,6 +212,11 @@ struct LogCore {
   /// completion (user_data background_sync_tag) may be reaped inside write_at.
   static constexpr std::uint64_t background_sync_tag = 3;
   std::optional<int> background_sync_res;
+  // always: requests taken from `queue` that did not fit in the buffer yet (oldest first),
+  // and those whose records are in the active and the in-flight batch.
+  std::deque<QueuedAppend*> carry;
+  std::vector<QueuedAppend*> active_reqs;
+  std::vector<QueuedAppend*> inflight_reqs;
 
   std::atomic<std::uint64_t> st_batches{0}, st_fsyncs{0}, st_bytes{0}, st_no_space{0}, st_deleted{0};
   std::atomic<bool> st_direct{false};
@@ -230,6 +245,12 @@ struct LogCore {
   /// Its result (0 or -errno) once it ended; with `wait`, waits for it.
   std::optional<int> background_sync_result(bool wait);
   void publish(std::span<const std::byte> part, const std::shared_ptr<LogSegment>& seg, std::uint64_t start);
+  /// always: takes what `queue` holds into the active batch, as far as it fits (mu held);
+  /// with `seal`, no append gets in after it.
+  void take_queued(bool seal);
+  /// always: hands `reqs` their outcome (nullptr: written) and wakes their appenders.
+  /// With an error, those from sequence `from` on failed (the rest were written).
+  void settle(std::vector<QueuedAppend*>& reqs, const Error* error, std::uint64_t from);
   Result<void> stop_writer();
 
   [[nodiscard]] std::shared_ptr<LogSegment> active_segment() const {

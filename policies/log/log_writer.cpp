@@ -1,6 +1,7 @@
-// The writer thread: swaps the append buffer out, writes it through io_uring (a linked
-// fdatasync under `always`), rolls segments, publishes what became visible, retries a
-// full disk. One thread per log, so one write (+ one fsync) serves every waiting appender.
+// The writer thread: swaps the append buffer out (under `always`, after adding the records
+// appenders queued for it), writes it through io_uring (a linked fdatasync under `always`),
+// rolls segments, publishes what became visible, retries a full disk. One thread per log, so
+// one write (+ one fsync) serves every waiting appender.
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -37,7 +38,6 @@ Result<void> LogCore::start_writer() {
   active.gen = gen_counter;
   next_seq = segs.back()->last_seq + 1;
   committed_seq = next_seq - 1;
-  publish_commit();
   tail_end = file_end;
   tail_records = segs.back()->records;
   writer = std::thread([this] {
@@ -308,7 +308,8 @@ void LogCore::writer_main() {
       };
       auto ready = [&] {
         return stopping || batch_due() || sync_request > synced_gen || sync_due() || sync_failed ||
-               (sync_running && io_uring_cq_ready(&ring) > 0);
+               (sync_running && io_uring_cq_ready(&ring) > 0) ||
+               (always && (queue.load(std::memory_order_relaxed) != nullptr || !carry.empty()));
       };
       while (!ready()) {
         auto until = clock::time_point::max();
@@ -331,12 +332,19 @@ void LogCore::writer_main() {
         writer_napping = false;
       }
     }
-    if (always && !stopping && !stuck && want_records > 1 && inflight.empty() && !active.empty() &&
-        active.records() < want_records) {
-      writer_cv.wait_until(lk, batch_done + delay, [&] { return stopping || active.records() >= want_records; });
+    if (always) {
+      auto gathered = [&] {
+        const auto want = want_records.load(std::memory_order_relaxed);
+        return stopping || static_cast<std::int64_t>(active.records()) + queued.load() >= want;
+      };
+      if (!stopping && want_records.load(std::memory_order_relaxed) > 1 && !gathered()) {
+        writer_cv.wait_until(lk, batch_done + delay, gathered);
+      }
+      take_queued(stopping);
     }
     if (inflight.empty() && !active.empty()) {
       std::swap(active, inflight);
+      std::swap(active_reqs, inflight_reqs);
       active.gen = ++gen_counter;
     }
     if (sync_running) settle_sync(stopping);
@@ -354,12 +362,19 @@ void LogCore::writer_main() {
       r = fdatasync_active();
     }
     const bool sync_started = r && sync_behind && start_background_sync();
+    // always: the appenders are released before mu is taken (they wait for nothing else);
+    // those already queued again are counted apart from the ones released.
+    const std::int64_t queued_before = always ? queued.load() : 0;
+    if (always && r) settle(inflight_reqs, nullptr, 0);
     lk.lock();
     if (r) {
       if (have) {
         done_gen = inflight.gen;
         if (always) {
-          want_records = inflight.records() + active.records();
+          // The appenders of this round and those that queued meanwhile.
+          want_records.store(static_cast<std::int64_t>(inflight.records() + active.records()) +
+                                 std::max<std::int64_t>(queued_before, 0),
+                             std::memory_order_relaxed);
           batch_done = clock::now();
           delay = std::min<clock::duration>(std::chrono::microseconds(100), (batch_done - write_start) / 4);
         }
@@ -368,7 +383,6 @@ void LogCore::writer_main() {
         polls_left = 2;
       }
       committed_seq = visible_seq.load();
-      if (always) publish_commit();
       if (stuck) log().warn("log {}: writes resumed", dir.string());
       stuck.reset();
       if (sync_now) {
@@ -391,9 +405,13 @@ void LogCore::writer_main() {
     if (always) {
       // Nothing after the last durable record is kept: its appenders get the error and the
       // sequences are handed out again, so the log stays gapless.
+      // (Under a roll the part before the new segment may have been written and synced.)
       const std::uint64_t from = visible_seq.load() + 1;
-      failures.push_back({++fail_epoch, from, r.error()});
-      if (failures.size() > 64) failures.pop_front();
+      ++fail_epoch;
+      last_failure = r.error();
+      settle(inflight_reqs, &r.error(), from);
+      settle(active_reqs, &r.error(), from);
+      committed_seq = from - 1;
       next_seq = from;
       inflight.clear();
       active.clear();
@@ -404,7 +422,6 @@ void LogCore::writer_main() {
         std::lock_guard g(seg_mu);
         tail_records = segs.back()->records;
       }
-      publish_commit();
       append_cv.notify_all();
       continue;
     }
@@ -413,6 +430,44 @@ void LogCore::writer_main() {
     append_cv.notify_all();
     if (stopping) break;  // close() reports what could not be written
   }
+}
+
+void LogCore::take_queued(bool seal) {
+  QueuedAppend* got = queue.exchange(seal ? &queue_sealed : nullptr, std::memory_order_acquire);
+  if (got == &queue_sealed) got = nullptr;
+  // The stack has the newest on top: behind those already waiting, oldest first.
+  const std::size_t at = carry.size();
+  std::int64_t n = 0;
+  for (; got != nullptr; got = got->next, ++n) carry.insert(carry.begin() + static_cast<std::ptrdiff_t>(at), got);
+  if (n > 0) queued.fetch_sub(n, std::memory_order_relaxed);
+  std::vector<QueuedAppend*> refused;
+  while (!carry.empty()) {
+    QueuedAppend* q = carry.front();
+    bool need_roll = false;
+    if (!room_for(logfmt::record_size(q->body.size()), need_roll)) break;  // the next batch takes it
+    carry.pop_front();
+    if (q->expect_sequence != 0 && q->expect_sequence != next_seq) {
+      q->error = fail(Errc::invalid_argument, "expected to append sequence " + std::to_string(q->expect_sequence) +
+                                                  " but the log is at " + std::to_string(next_seq))
+                     .error();
+      refused.push_back(q);
+      continue;
+    }
+    q->seq = add_record(q->body, q->publisher_id, q->timestamp_ns, need_roll);
+    active_reqs.push_back(q);
+  }
+  if (!refused.empty()) settle(refused, nullptr, 0);
+}
+
+void LogCore::settle(std::vector<QueuedAppend*>& reqs, const Error* error, std::uint64_t from) {
+  if (reqs.empty()) return;
+  for (QueuedAppend* q : reqs) {
+    if (error != nullptr && q->seq >= from) q->error = *error;
+    q->settled.store(true, std::memory_order_release);  // the last this thread touches of it
+  }
+  reqs.clear();
+  settle_progress.fetch_add(1, std::memory_order_release);
+  settle_progress.notify_all();
 }
 
 Result<void> LogCore::stop_writer() {
@@ -451,7 +506,16 @@ Result<void> LogCore::stop_writer() {
   {
     std::lock_guard g(mu);
     closed = true;
-    publish_commit();
+    if (opt.fsync.mode == FsyncMode::always) {
+      // The writer sealed the queue and settled everything it took; this is for a writer
+      // that ended some other way: nothing waits forever.
+      take_queued(true);
+      const auto closed_error = fail(Errc::closed, "log closed before the record was written").error();
+      for (auto* reqs : {&inflight_reqs, &active_reqs}) settle(*reqs, &closed_error, 0);
+      for (QueuedAppend* q : carry) active_reqs.push_back(q);
+      carry.clear();
+      settle(active_reqs, &closed_error, 0);
+    }
   }
   // Another process may open the directory for writing from now on.
   if (fd >= 0) ::close(fd);
