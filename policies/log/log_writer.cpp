@@ -340,6 +340,8 @@ void LogCore::writer_main() {
       if (!stopping && want_records.load(std::memory_order_relaxed) > 1 && !gathered()) {
         writer_cv.wait_until(lk, batch_done + delay, gathered);
       }
+      // Once stopping, the queue is sealed here: later appends fail as closed, and the loop
+      // ends only when everything taken was written (or failed) and settled.
       take_queued(stopping);
     }
     if (inflight.empty() && !active.empty()) {
@@ -506,16 +508,6 @@ Result<void> LogCore::stop_writer() {
   {
     std::lock_guard g(mu);
     closed = true;
-    if (opt.fsync.mode == FsyncMode::always) {
-      // The writer sealed the queue and settled everything it took; this is for a writer
-      // that ended some other way: nothing waits forever.
-      take_queued(true);
-      const auto closed_error = fail(Errc::closed, "log closed before the record was written").error();
-      for (auto* reqs : {&inflight_reqs, &active_reqs}) settle(*reqs, &closed_error, 0);
-      for (QueuedAppend* q : carry) active_reqs.push_back(q);
-      carry.clear();
-      settle(active_reqs, &closed_error, 0);
-    }
   }
   // Another process may open the directory for writing from now on.
   if (fd >= 0) ::close(fd);
