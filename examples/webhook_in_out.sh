@@ -13,7 +13,7 @@
 # a crash of the delivering `rill sub` loses nothing; B drops a resend by its webhook-id).
 # Copy the commands you need; every process is stopped at the end.
 set -euo pipefail
-rill=${1:-build/release/pubsub/cli/rill}
+rill=${1:-build/release/apps/cli/rill}
 work=$(mktemp -d "${TMPDIR:-/tmp}/rill-webhooks.XXXXXX")
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT

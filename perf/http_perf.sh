@@ -12,7 +12,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-rill=$repo/build/release/pubsub/cli/rill
+rill=$repo/build/release/apps/cli/rill
 rounds=3
 duration=5
 connections=32

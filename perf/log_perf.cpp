@@ -22,8 +22,8 @@
 #include <thread>
 #include <vector>
 
-#include "../policies/log/crc32c.hpp"
-#include "../policies/log/format.hpp"
+#include "policies/log/crc32c.hpp"
+#include "policies/log/format.hpp"
 #include "rill/log.hpp"
 
 namespace fs = std::filesystem;

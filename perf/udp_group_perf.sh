@@ -8,7 +8,7 @@
 # dropped) and write to /dev/null.
 #   perf/udp_group_perf.sh [RILL_BINARY] [MESSAGES] [RUNS]
 set -euo pipefail
-rill=${1:-build/release/pubsub/cli/rill}
+rill=${1:-build/release/apps/cli/rill}
 n=${2:-500000}
 runs=${3:-3}
 [[ -x "$rill" ]] || { echo "udp_group_perf: no rill binary at $rill (scripts/build.sh release rill_cli)" >&2; exit 2; }

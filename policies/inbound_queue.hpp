@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../transport/frame.hpp"
+#include "policies/frame.hpp"
 #include "rill/policy.hpp"
 
 namespace rill::detail {

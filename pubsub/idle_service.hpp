@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "../policies/asymmetric_gate.hpp"
+#include "policies/asymmetric_gate.hpp"
 
 namespace rill::detail {
 

@@ -3,7 +3,7 @@
 
 #include <optional>
 
-#include "../transport/transport.hpp"
+#include "transport/transport.hpp"
 #include "rill/loan.hpp"
 #include "rill/message_builder.hpp"
 

@@ -1,4 +1,5 @@
 #include "rill/node.hpp"
+#include "rill/transports.hpp"
 
 #include <pthread.h>
 #include <sys/random.h>
@@ -9,10 +10,10 @@
 #include <random>
 #include <thread>
 
-#include "../transport/transport.hpp"
-#include "history.hpp"
-#include "logging.hpp"
-#include "node_core.hpp"
+#include "transport/transport.hpp"
+#include "policies/durability/history.hpp"
+#include "base/logging.hpp"
+#include "transport/node_core.hpp"
 #include "subscriber_core.hpp"
 
 namespace rill {
@@ -241,6 +242,25 @@ const SubscriberStats& Subscriber::stats() const noexcept {
 }
 std::uint64_t Subscriber::id() const noexcept {
   return m_core->id();
+}
+
+}  // namespace rill
+
+namespace rill {
+
+std::vector<TransportInfo> transports() {
+  std::vector<TransportInfo> out;
+  for (const detail::TransportEntry* const* t = detail::compiled_transports; *t != nullptr; ++t) {
+    const detail::TransportEntry& e = **t;
+    out.push_back({.scheme = e.scheme,
+                   .summary = e.summary,
+                   .notes = e.notes,
+                   .zero_copy_loans = e.caps.zero_copy_loans,
+                   .history = e.caps.history,
+                   .groups = e.caps.groups,
+                   .backpressure = e.caps.backpressure});
+  }
+  return out;
 }
 
 }  // namespace rill

@@ -2,12 +2,12 @@
 
 #include <vector>
 
-#include "../transport/transport.hpp"
-#include "history.hpp"
+#include "transport/transport.hpp"
+#include "policies/durability/history.hpp"
 #include "idle_service.hpp"
 #include "loan_state.hpp"
-#include "logging.hpp"
-#include "node_core.hpp"
+#include "base/logging.hpp"
+#include "transport/node_core.hpp"
 
 namespace rill {
 

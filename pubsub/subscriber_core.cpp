@@ -4,7 +4,7 @@
 #include <cstring>
 #include <thread>
 
-#include "logging.hpp"
+#include "base/logging.hpp"
 
 namespace rill::detail {
 

@@ -6,10 +6,10 @@
 #include <optional>
 #include <vector>
 
-#include "../policies/inbound_queue.hpp"
-#include "../transport/transport.hpp"
-#include "delivered_store.hpp"
-#include "group_ledger.hpp"
+#include "policies/inbound_queue.hpp"
+#include "transport/transport.hpp"
+#include "policies/durability/delivered_store.hpp"
+#include "policies/durability/group_ledger.hpp"
 #include "rill/subscriber.hpp"
 
 namespace rill {

@@ -3,7 +3,7 @@
 #include <exception>
 #include <thread>
 
-#include "logging.hpp"
+#include "base/logging.hpp"
 #include "subscriber_core.hpp"
 #ifdef RILL_WITH_LOG
 #include "rill/dead_letter.hpp"

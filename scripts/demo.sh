@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh release
-rill=build/release/pubsub/cli/rill
+rill=build/release/apps/cli/rill
 out=build/demo
 mkdir -p "$out"
 port=$((20000 + RANDOM % 20000))

@@ -48,7 +48,7 @@ fi
 cxx=clang++-19
 san=("-fsanitize=address,undefined" "-fno-sanitize-recover=undefined")
 cxxflags=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wpedantic
-          -I"$repo/codec/include" -I"$repo/pubsub/include" -I"$repo/policies/include" -I"$repo" -I"$repo/tests/fuzz")
+          -I"$repo/base/include" -I"$repo/codec/include" -I"$repo/policies/include" -I"$repo/transport/include" -I"$repo/pubsub/include" -I"$repo" -I"$repo/tests/fuzz")
 
 work=${RILL_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/fuzz-rill.XXXXXX")}
 mkdir -p "$work/generated/rill" "$work/obj"
@@ -72,13 +72,13 @@ build_target() {
 }
 
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
-build_target envelope codec/codec.cpp codec/error.cpp
+build_target envelope codec/codec.cpp base/error.cpp
 build_target control transport/tcp/tcp_wire.cpp
 build_target batch transport/tcp/tcp_wire.cpp
 build_target udp transport/udp/udp_wire.cpp transport/udp/udp_stream.cpp
-build_target http_request transport/http/request_reader.cpp
-build_target signature_header transport/http/signature.cpp codec/error.cpp
-build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp codec/error.cpp
+build_target http_request connectors/http/request_reader.cpp
+build_target signature_header connectors/http/signature.cpp base/error.cpp
+build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0

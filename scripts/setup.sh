@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  g++ cmake ninja-build pkg-config
+  g++ cmake ninja-build pkg-config ccache
   cppzmq-dev libzmq3-dev            # tcp transport
   libflatbuffers-dev flatbuffers-compiler  # codec
   liburing-dev libspdlog-dev libssl-dev

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "pubsub/delivered_store.hpp"
+#include "policies/durability/delivered_store.hpp"
 #include "rill/dead_letter.hpp"
 #include "durable_checks.hpp"
 #include "scripted_publisher.hpp"

@@ -2,7 +2,7 @@
 // died inside its handler leaves its message in doubt, a live member is waited for, and
 // what the ledger cannot track is said so rather than guessed.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include "pubsub/group_ledger.hpp"
+#include "policies/durability/group_ledger.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/wait.h>

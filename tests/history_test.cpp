@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "pubsub/sequence_mark.hpp"
+#include "policies/durability/sequence_mark.hpp"
 #include "rill/log.hpp"
 #include "test_util.hpp"
 

@@ -5,9 +5,9 @@
 
 #include <random>
 
-#include "transport/http/request_reader.hpp"
-#include "transport/http/retry_schedule.hpp"
-#include "transport/http/signature.hpp"
+#include "connectors/http/request_reader.hpp"
+#include "connectors/http/retry_schedule.hpp"
+#include "connectors/http/signature.hpp"
 
 namespace rill::http {
 

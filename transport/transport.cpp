@@ -1,42 +1,57 @@
+// Dispatch by URI scheme over the table of compiled transports (transport_table.cpp,
+// written by CMakeLists.txt); what a transport cannot do is refused here by its caps.
 #include "transport.hpp"
-
-#ifdef RILL_WITH_TCP
-#include "tcp/tcp_publisher.hpp"
-#include "tcp/tcp_subscriber.hpp"
-#endif
-#ifdef RILL_WITH_SHM
-#include "shm/shm_publisher.hpp"
-#include "shm/shm_subscriber.hpp"
-#endif
-#ifdef RILL_WITH_UDP
-#include "udp/udp_publisher.hpp"
-#include "udp/udp_subscriber.hpp"
-#endif
 
 namespace rill::detail {
 
-// Transports register by URI scheme here; each lives in its own folder.
+const TransportEntry* find_transport(std::string_view scheme) noexcept {
+  for (const TransportEntry* const* t = compiled_transports; *t != nullptr; ++t) {
+    if ((*t)->scheme == scheme) return *t;
+  }
+  return nullptr;
+}
+
+namespace {
+
+// The schemes that serve a capability, for an error message ("tcp, shm and udp").
+std::string schemes_with(bool TransportCaps::*cap) {
+  std::string out;
+  std::size_t n = 0;
+  for (const TransportEntry* const* t = compiled_transports; *t != nullptr; ++t) n += ((*t)->caps.*cap) ? 1 : 0;
+  std::size_t i = 0;
+  for (const TransportEntry* const* t = compiled_transports; *t != nullptr; ++t) {
+    if (!((*t)->caps.*cap)) continue;
+    if (i > 0) out += (i + 1 == n) ? " and " : ", ";
+    out += (*t)->scheme;
+    ++i;
+  }
+  return out.empty() ? std::string("no compiled transport") : out;
+}
+
+Error no_transport(std::string_view scheme, bool publishing) {
+  if (scheme == "http" || scheme == "https") {
+    return publishing ? Error{.code = Errc::unsupported,
+                              .detail = "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint"}
+                            : Error{.code = Errc::unsupported,
+                              .detail = "an http(s) endpoint is a webhook delivery target, not a source: subscribe to the "
+                              "publishers and deliver with rill::http::WebhookDeliverer (CLI: rill sub ENDPOINT... "
+                              "URL TOPIC_PREFIX)"};
+  }
+  return Error{.code = Errc::unsupported, .detail = "no transport for scheme '" + std::string(scheme) + "' in this build (rill transports lists them)"};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
-  if (config.history != nullptr && ep.scheme != "tcp" && ep.scheme != "shm" && ep.scheme != "udp") {
-    return fail(Errc::unsupported, "transient_local and persistent publishers run over tcp, shm and udp only; " + ep.scheme +
+  const TransportEntry* t = find_transport(ep.scheme);
+  if (t == nullptr) return std::unexpected(no_transport(ep.scheme, true));
+  if (config.history != nullptr && !t->caps.history) {
+    return fail(Errc::unsupported, "transient_local and persistent publishers run over " +
+                                       schemes_with(&TransportCaps::history) + " only; " + ep.scheme +
                                        " publishers are volatile");
   }
-#ifdef RILL_WITH_TCP
-  if (ep.scheme == "tcp") return tcp::TcpPublisher::create(node, ep, config);
-#endif
-#ifdef RILL_WITH_SHM
-  if (ep.scheme == "shm") return shm::ShmPublisher::create(ep, config);
-#endif
-#ifdef RILL_WITH_UDP
-  if (ep.scheme == "udp") return udp::UdpPublisher::create(node, ep, config);
-#endif
-  (void)node;
-  if (ep.scheme == "http" || ep.scheme == "https") {
-    return fail(Errc::unsupported,
-                "publish over http through `rill serve` (POST /topics/{topic}), not an http endpoint");
-  }
-  return fail(Errc::unsupported, "no transport for scheme '" + ep.scheme + "'");
+  return t->make_publisher(node, ep, config);
 }
 
 Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore& node, std::span<const Endpoint> eps,
@@ -47,33 +62,18 @@ Result<std::unique_ptr<SubscriberTransport>> make_subscriber_transport(NodeCore&
       return fail(Errc::invalid_argument, "one subscriber's endpoints must share a scheme");
     }
   }
-  if (!config.group.empty() && eps.front().scheme != "tcp" && eps.front().scheme != "shm" &&
-      eps.front().scheme != "udp") {
-    return fail(Errc::unsupported, "consumer groups run over tcp, shm and udp only; " + eps.front().scheme +
-                                       " subscriptions fan out to every subscriber");
+  const std::string& scheme = eps.front().scheme;
+  const TransportEntry* t = find_transport(scheme);
+  if (t == nullptr) return std::unexpected(no_transport(scheme, false));
+  if (!config.group.empty() && !t->caps.groups) {
+    return fail(Errc::unsupported, "consumer groups run over " + schemes_with(&TransportCaps::groups) + " only; " +
+                                       scheme + " subscriptions fan out to every subscriber");
   }
-  if (config.durability.kind != DurabilityKind::volatile_ && eps.front().scheme != "tcp" &&
-      eps.front().scheme != "shm" &&
-      eps.front().scheme != "udp") {
-    return fail(Errc::unsupported, "durable subscriptions run over tcp, shm and udp only; " + eps.front().scheme +
-                                       " subscriptions are volatile");
+  if (config.durability.kind != DurabilityKind::volatile_ && !t->caps.history) {
+    return fail(Errc::unsupported, "durable subscriptions run over " + schemes_with(&TransportCaps::history) +
+                                       " only; " + scheme + " subscriptions are volatile");
   }
-#ifdef RILL_WITH_TCP
-  if (eps.front().scheme == "tcp") return tcp::TcpSubscriber::create(node, eps, config);
-#endif
-#ifdef RILL_WITH_SHM
-  if (eps.front().scheme == "shm") return shm::ShmSubscriber::create(eps, config);
-#endif
-#ifdef RILL_WITH_UDP
-  if (eps.front().scheme == "udp") return udp::UdpSubscriber::create(node, eps, config);
-#endif
-  (void)node;
-  if (eps.front().scheme == "http" || eps.front().scheme == "https") {
-    return fail(Errc::unsupported,
-                "an http(s) endpoint is a webhook delivery target, not a source: subscribe to the publishers and "
-                "deliver with rill::http::WebhookDeliverer (CLI: rill sub ENDPOINT... URL TOPIC_PREFIX)");
-  }
-  return fail(Errc::unsupported, "no transport for scheme '" + eps.front().scheme + "'");
+  return t->make_subscriber(node, eps, config);
 }
 
 }  // namespace rill::detail

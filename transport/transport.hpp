@@ -1,5 +1,6 @@
-// The small interface every transport implements (tcp now; udp, shm, http later).
-// Modelled on nng's sp/transport.h: each method states who may call it and when.
+// The small interface every transport implements (tcp, shm, udp: one folder each), and the
+// table that registers them by URI scheme. Modelled on nng's sp/transport.h: each method
+// states who may call it and when.
 #pragma once
 
 #include <chrono>
@@ -10,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "frame.hpp"
+#include "policies/frame.hpp"
 #include "rill/endpoint.hpp"
 #include "rill/error.hpp"
 #include "rill/policy.hpp"
@@ -175,6 +176,34 @@ class SubscriberTransport {
   /// True once a buffer policy applied by the transport passed its byte limit.
   [[nodiscard]] virtual bool policy_overflowed() const noexcept { return false; }
 };
+
+/// What a transport can carry (`rill transports` prints it); the shared code refuses what a
+/// transport cannot do by these, never by its name.
+struct TransportCaps {
+  bool zero_copy_loans = false;  ///< loan() hands out the memory the message is sent from
+  bool history = false;          ///< transient_local / persistent publishers, durable subscriptions
+  bool groups = false;           ///< consumer groups
+  bool backpressure = false;     ///< backpressure(N) slows the publisher to the subscriber
+};
+
+/// One compiled transport. Each transport folder defines one (`tcp_transport` in
+/// transport/tcp/tcp_transport.cpp, ...); CMakeLists.txt writes the table listing them.
+struct TransportEntry {
+  std::string_view scheme;   ///< the endpoint URI scheme it serves
+  std::string_view summary;  ///< one line for `rill transports`
+  std::string_view notes;    ///< limits worth knowing (may be empty)
+  TransportCaps caps;
+  Result<std::unique_ptr<PublisherTransport>> (*make_publisher)(NodeCore& node, const Endpoint& ep,
+                                                                const PublisherConfig& config);
+  Result<std::unique_ptr<SubscriberTransport>> (*make_subscriber)(NodeCore& node, std::span<const Endpoint> eps,
+                                                                  const SubscriberConfig& config);
+};
+
+/// The transports compiled into this build, nullptr-terminated (generated transport_table.cpp).
+extern const TransportEntry* const compiled_transports[];
+
+/// The compiled transport serving `scheme`, or nullptr.
+[[nodiscard]] const TransportEntry* find_transport(std::string_view scheme) noexcept;
 
 /// Creates the sending side for `ep` (dispatches on ep.scheme).
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,

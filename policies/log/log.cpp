@@ -5,7 +5,7 @@
 #include <charconv>
 #include <thread>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "log_core.hpp"
 #include "rill/codec.hpp"
 

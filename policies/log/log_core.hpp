@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "../asymmetric_gate.hpp"
+#include "policies/asymmetric_gate.hpp"
 #include "format.hpp"
 #include "rill/log.hpp"
 

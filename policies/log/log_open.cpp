@@ -12,7 +12,7 @@
 #include <fstream>
 #include <random>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "crc32c.hpp"
 #include "log_core.hpp"
 #include "rill/codec.hpp"

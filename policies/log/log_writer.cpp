@@ -8,7 +8,7 @@
 
 #include <cerrno>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "log_core.hpp"
 
 namespace rill::detail {

@@ -51,6 +51,45 @@ TEST_CASE("usage errors: exit 2 and exactly one 'rill: ' line on stderr") {
   }
 }
 
+TEST_CASE("rill --help lists every command; each command explains its options") {
+  TempDir dir;
+  const std::vector<std::string> commands = {"pub", "sub", "serve", "perf", "log", "transports", "help"};
+  auto top = spawn_rill(dir, "help", {"--help"});
+  CHECK(top->wait(10s).describe() == "exit 0");
+  const auto page = top->out();
+  INFO("rill --help: " << page);
+  for (const auto& c : commands) CHECK(page.find("\n  " + c + " ") != std::string::npos);
+  CHECK(top->err().empty());
+  int i = 0;
+  for (const auto& c : commands) {
+    if (c == "help") continue;
+    for (const auto& args : {std::vector<std::string>{"help", c}, std::vector<std::string>{c, "--help"}}) {
+      auto p = spawn_rill(dir, "help" + std::to_string(i++), args);
+      INFO("rill " << args[0] << " " << args[1]);
+      CHECK(p->wait(10s).describe() == "exit 0");
+      CHECK(p->out().starts_with("usage: rill " + c));
+    }
+  }
+  // The units users asked about are stated: retry delays without a unit are milliseconds.
+  auto sub = spawn_rill(dir, "help_sub", {"help", "sub"});
+  CHECK(sub->wait(10s).describe() == "exit 0");
+  CHECK(sub->out().find("--retry-schedule") != std::string::npos);
+  CHECK(sub->out().find("milliseconds") != std::string::npos);
+}
+
+TEST_CASE("rill transports lists each compiled transport with what it supports") {
+  TempDir dir;
+  auto p = spawn_rill(dir, "transports", {"transports"});
+  CHECK(p->wait(10s).describe() == "exit 0");
+  const auto out = p->out();
+  INFO(out);
+  CHECK(out.starts_with("scheme "));
+  for (const std::string scheme : {"tcp ", "shm ", "udp "}) CHECK(out.find("\n" + scheme) != std::string::npos);
+  // shm is the one transport whose loans are the memory the message is sent from.
+  CHECK(out.find("\nshm      yes") != std::string::npos);
+  CHECK(out.find("\ntcp      no") != std::string::npos);
+}
+
 TEST_CASE("--format hex prints whole envelopes that flatc decodes with codec/envelope.fbs") {
   TempDir dir;
   const auto ep = tcp_endpoint(free_port());

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
-#include "transport/http/request_reader.hpp"
+#include "connectors/http/request_reader.hpp"
 
 namespace {
 

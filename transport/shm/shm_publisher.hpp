@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "../../pubsub/history.hpp"
-#include "../seq_ranges.hpp"
-#include "../transport.hpp"
+#include "policies/durability/history.hpp"
+#include "policies/durability/seq_ranges.hpp"
+#include "transport/transport.hpp"
 #include "shm_segment.hpp"
 
 namespace rill::detail::shm {

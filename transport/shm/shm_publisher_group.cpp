@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "shm_publisher.hpp"
 
 namespace rill::detail::shm {

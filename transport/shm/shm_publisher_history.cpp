@@ -6,7 +6,7 @@
 #include <cstring>
 #include <thread>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "shm_futex.hpp"
 #include "shm_publisher.hpp"
 

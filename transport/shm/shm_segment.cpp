@@ -16,7 +16,7 @@
 #include <fstream>
 #include <new>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 
 namespace rill::detail::shm {
 

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <thread>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "shm_futex.hpp"
 
 namespace rill::detail::shm {

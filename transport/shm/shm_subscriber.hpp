@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "../transport.hpp"
+#include "transport/transport.hpp"
 #include "shm_segment.hpp"
 
 namespace rill::detail::shm {

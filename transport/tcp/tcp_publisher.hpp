@@ -8,9 +8,9 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "../../pubsub/history.hpp"
-#include "../seq_ranges.hpp"
-#include "../transport.hpp"
+#include "policies/durability/history.hpp"
+#include "policies/durability/seq_ranges.hpp"
+#include "transport/transport.hpp"
 #include "tcp_wire.hpp"
 
 namespace rill::detail::tcp {

@@ -9,7 +9,7 @@
 #include <array>
 #include <cstring>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "tcp_publisher.hpp"
 #include "tcp_wire.hpp"
 

@@ -7,7 +7,7 @@
 
 #include <zmq.h>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "tcp_publisher.hpp"
 #include "tcp_wire.hpp"
 

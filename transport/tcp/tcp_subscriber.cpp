@@ -6,8 +6,8 @@
 
 #include <zmq.h>
 
-#include "../../pubsub/logging.hpp"
-#include "../../pubsub/node_core.hpp"
+#include "base/logging.hpp"
+#include "transport/node_core.hpp"
 #include "tcp_options.hpp"
 #include "tcp_wire.hpp"
 

@@ -6,7 +6,7 @@
 
 #include <zmq.hpp>
 
-#include "../transport.hpp"
+#include "transport/transport.hpp"
 
 namespace rill::detail::tcp {
 

@@ -9,7 +9,7 @@
 #include <new>
 #include <vector>
 
-#include "../frame.hpp"
+#include "policies/frame.hpp"
 
 namespace rill::detail::udp {
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../transport.hpp"
+#include "transport/transport.hpp"
 #include "udp_fault.hpp"
 
 namespace rill::detail::udp {

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 
 namespace rill::detail::udp {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "../../pubsub/history.hpp"
-#include "../seq_ranges.hpp"
-#include "../transport.hpp"
+#include "policies/durability/history.hpp"
+#include "policies/durability/seq_ranges.hpp"
+#include "transport/transport.hpp"
 #include "udp_fault.hpp"
 #include "udp_options.hpp"
 #include "udp_socket.hpp"

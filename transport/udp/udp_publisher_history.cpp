@@ -12,7 +12,7 @@
 #include <array>
 #include <cerrno>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "udp_publisher.hpp"
 #include "udp_stream.hpp"
 

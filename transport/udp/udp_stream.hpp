@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "../transport.hpp"
+#include "transport/transport.hpp"
 #include "udp_buffer.hpp"
 #include "udp_wire.hpp"
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 
 namespace rill::detail::udp {
 

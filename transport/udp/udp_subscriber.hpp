@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "../transport.hpp"
+#include "transport/transport.hpp"
 #include "udp_buffer.hpp"
 #include "udp_fault.hpp"
 #include "udp_options.hpp"

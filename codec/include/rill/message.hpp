@@ -57,7 +57,8 @@ class MessageView {
 
   /// The whole envelope exactly as it arrived (what `rill sub --format hex` prints).
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return m_bytes; }
-  /// The generated FlatBuffers accessor, for fields not wrapped here.
+  /// The generated FlatBuffers accessor, for fields not wrapped here. Public on purpose: the
+  /// envelope schema (rill/envelope.fbs) is part of the wire contract and installed with it.
   [[nodiscard]] const wire::Envelope* envelope() const noexcept { return m_env; }
 
  private:

@@ -35,7 +35,7 @@ struct PublisherOptions {
   /// full, at flush(), service() or destruction; call flush() when you pause.
   std::size_t batch_messages = 1;
   std::size_t batch_bytes = 64u << 10;  ///< a batch is also sent once it holds this many bytes
-  /// What late joiners get (tcp offers all three; other transports volatile only):
+  /// What late joiners get (tcp, shm and reliable udp offer all three; `rill transports`):
   /// transient_local(N) keeps the last N messages in memory; persistent(DIR) appends every
   /// message to the log in DIR before it is sent, and the publisher's id and sequence
   /// continue from that log after a restart.

@@ -14,3 +14,4 @@
 #include "rill/publisher.hpp"
 #include "rill/stats.hpp"
 #include "rill/subscriber.hpp"
+#include "rill/transports.hpp"

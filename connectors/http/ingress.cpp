@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 #include "rill/endpoint.hpp"
 
 namespace rill::http {

@@ -12,11 +12,8 @@ namespace rill::cli {
 
 namespace {
 
-constexpr std::string_view pub_usage =
-    "rill pub ENDPOINT TOPIC [--count N | --until-seq N] [--rate MSGS_PER_S] [--size BYTES] [--data TEXT | --stdin] "
-    "[--wait-subs N] [--wait-ms MS] [--linger-ms MS] [--timeout-ms MS] [--batch N] "
-    "[--durability volatile|transient-local:N|persistent:DIR] [--fsync always|every:MS|never] "
-    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS] [--direct-io]";
+// The command, for usage_error's hint; its synopsis and options are on its page in help.cpp.
+constexpr std::string_view pub_usage = "rill pub";
 
 // Generated payloads say which message they are and pad to --size, so a reader can check them.
 void fill_generated(std::string& out, std::uint64_t seq, std::size_t size) {
@@ -44,14 +41,11 @@ int cmd_pub(int argc, char** argv) {
   std::set<std::string> valued{"count",     "rate",       "size",  "data",       "wait-subs", "wait-ms",
                                "linger-ms", "timeout-ms", "batch", "durability", "until-seq"};
   valued.insert(log_valued_options.begin(), log_valued_options.end());
-  std::set<std::string> flags{"stdin", "help"};
+  std::set<std::string> flags{"stdin"};
   flags.insert(log_flag_options.begin(), log_flag_options.end());
+  if (wants_help(argc, argv, valued)) return print_help("pub");
   auto args = Args::parse(argc, argv, valued, flags);
   if (!args) return usage_error(args.error().detail, pub_usage);
-  if (args->has("help")) {
-    std::printf("usage: %.*s\n", static_cast<int>(pub_usage.size()), pub_usage.data());
-    return exit_ok;
-  }
   if (args->positional().size() != 2) return usage_error("pub needs ENDPOINT and TOPIC", pub_usage);
   if (args->has("data") && args->has("stdin")) return usage_error("--data and --stdin exclude each other", pub_usage);
   if (args->has("until-seq") && (args->has("count") || args->has("stdin"))) {
@@ -93,8 +87,9 @@ int cmd_pub(int argc, char** argv) {
   auto pub = node.publisher(opts);
   if (!pub) {
     const bool usage = pub.error().code == Errc::invalid_argument || pub.error().code == Errc::unsupported;
+    if (usage) return usage_error(pub.error().message(), pub_usage);
     std::fprintf(stderr, "rill: %s\n", pub.error().message().c_str());
-    return usage ? exit_usage : exit_runtime;
+    return exit_runtime;
   }
   const std::uint64_t first_seq = pub->next_sequence();
   if (pub->durability() == DurabilityKind::persistent) {

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 
 namespace rill::http {
 

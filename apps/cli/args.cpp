@@ -63,11 +63,35 @@ Result<double> Args::real(const std::string& name, double fallback) const {
 }
 
 int usage_error(std::string_view message, std::string_view usage) {
-  // One line, so scripts can show it as is; the full usage is behind --help.
-  const auto command = usage.substr(0, usage.find(' ', usage.find(' ') + 1));
-  std::fprintf(stderr, "rill: %.*s (see '%.*s --help')\n", static_cast<int>(message.size()), message.data(),
+  // One line, so scripts can show it as is; the synopsis and options are behind rill help.
+  const auto space = usage.find(' ');
+  if (space == std::string_view::npos) {  // rill itself
+    std::fprintf(stderr, "rill: %.*s (see 'rill --help')\n", static_cast<int>(message.size()), message.data());
+    return exit_usage;
+  }
+  auto command = usage.substr(space + 1);
+  command = command.substr(0, command.find(' '));
+  std::fprintf(stderr, "rill: %.*s (see 'rill help %.*s')\n", static_cast<int>(message.size()), message.data(),
                static_cast<int>(command.size()), command.data());
   return exit_usage;
+}
+
+int usage_error_no_hint(std::string_view message) {
+  std::fprintf(stderr, "rill: %.*s\n", static_cast<int>(message.size()), message.data());
+  return exit_usage;
+}
+
+bool wants_help(int argc, char** argv, const std::set<std::string>& valued) {
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "--help" || word == "-h") return true;
+    // The word after a valued option is its value, whatever it looks like.
+    if (word.starts_with("--") && word.find('=') == std::string_view::npos &&
+        valued.contains(std::string(word.substr(2)))) {
+      ++i;
+    }
+  }
+  return false;
 }
 
 namespace {

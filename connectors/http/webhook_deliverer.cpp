@@ -7,7 +7,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "../../pubsub/logging.hpp"
+#include "base/logging.hpp"
 
 namespace rill::http {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "../pubsub/history.hpp"
+#include "history.hpp"
 
 namespace rill::detail {
 

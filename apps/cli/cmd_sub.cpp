@@ -18,17 +18,8 @@ namespace rill::cli {
 
 namespace {
 
-constexpr std::string_view sub_usage =
-    "rill sub ENDPOINT... TOPIC_PREFIX [--count N] [--idle-exit-ms MS] "
-    "[--policy drop-oldest:N|drop-newest:N|buffer:BYTES|backpressure:N] [--format json|text|hex] "
-    "[--work-us N] [--idle spin|backoff|block|spin-block]\n"
-    "         [--durable NAME] [--from start|end|last-ack] [--group NAME] "
-    "[--durability volatile|transient-local[:N]|persistent] [--state-dir DIR]\n"
-    "         [--max-attempts N] [--backoff-ms MS] [--dead-letter DIR] [--fail-if TEXT]\n"
-    "rill sub ENDPOINT... http(s)://HOST/PATH TOPIC_PREFIX [--secret-file FILE] [--retry-schedule 0,5s,5m,...] "
-    "[--retry-jitter F] [--deliver-timeout-ms MS] [--window N] [--dead-letter FILE] [--ca-file PEM] [--count N] "
-    "[--idle-exit-ms MS] [--policy ...]\n"
-    "         [--durable NAME [--from start|end|last-ack] [--state-dir DIR]] [--durability ...] [--group NAME]";
+// The command, for usage_error's hint; its synopsis and options are on its page in help.cpp.
+constexpr std::string_view sub_usage = "rill sub";
 
 void simulate_work(std::uint64_t us) {
   if (us == 0) return;
@@ -88,18 +79,14 @@ bool line_is(const std::string& line, std::uint64_t publisher, std::uint64_t seq
 }  // namespace
 
 int cmd_sub(int argc, char** argv) {
-  auto args = Args::parse(
-      argc, argv,
-      {"count", "idle-exit-ms", "policy", "format", "work-us", "idle", "durable", "from", "group", "durability",
-       "state-dir", "max-attempts", "backoff-ms", "fail-if",
-       // webhook delivery (an http:// or https:// positional)
-       "secret-file", "retry-schedule", "retry-jitter", "deliver-timeout-ms", "window", "dead-letter", "ca-file"},
-      {"help"});
+  const std::set<std::string> valued{
+      "count", "idle-exit-ms", "policy", "format", "work-us", "idle", "durable", "from", "group", "durability",
+      "state-dir", "max-attempts", "backoff-ms", "fail-if",
+      // webhook delivery (an http:// or https:// positional)
+      "secret-file", "retry-schedule", "retry-jitter", "deliver-timeout-ms", "window", "dead-letter", "ca-file"};
+  if (wants_help(argc, argv, valued)) return print_help("sub");
+  auto args = Args::parse(argc, argv, valued, {});
   if (!args) return usage_error(args.error().detail, sub_usage);
-  if (args->has("help")) {
-    std::printf("usage: %.*s\n", static_cast<int>(sub_usage.size()), sub_usage.data());
-    return exit_ok;
-  }
   const auto& pos = args->positional();
   if (pos.size() < 2) return usage_error("sub needs at least one ENDPOINT and a TOPIC_PREFIX", sub_usage);
   SubscriberOptions opts;
@@ -183,7 +170,10 @@ int cmd_sub(int argc, char** argv) {
     return run_delivery(*args, opts, deliver_url, sub_usage);
   }
 #else
-  if (!deliver_url.empty()) return usage_error("webhook delivery is not built (RILL_WITH_HTTP=OFF)", sub_usage);
+  if (!deliver_url.empty()) {
+    return usage_error("webhook delivery to a URL (not built in this build): configure with -DRILL_WITH_HTTP=ON",
+                       sub_usage);
+  }
 #endif
   if (auto dir = args->text("dead-letter")) opts.retry.dead_letter_dir = *dir;
   if (args->has("dead-letter") && opts.retry.max_attempts == 0) opts.retry.max_attempts = 3;
@@ -218,8 +208,9 @@ int cmd_sub(int argc, char** argv) {
   auto sub = node.subscriber(opts);
   if (!sub) {
     const bool usage = sub.error().code == Errc::invalid_argument || sub.error().code == Errc::unsupported;
+    if (usage) return usage_error(sub.error().message(), sub_usage);
     std::fprintf(stderr, "rill: %s\n", sub.error().message().c_str());
-    return usage ? exit_usage : exit_runtime;
+    return exit_runtime;
   }
 
   Printer printer(*format);

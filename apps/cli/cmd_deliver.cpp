@@ -3,7 +3,7 @@
 
 #include "args.hpp"
 #include "rill/rill.hpp"
-#include "webhook_deliverer.hpp"
+#include "connectors/http/webhook_deliverer.hpp"
 
 namespace rill::cli {
 
@@ -59,8 +59,9 @@ int run_delivery(const Args& args, const SubscriberOptions& opts, const std::str
   auto sub = node.subscriber(sopts);
   if (!sub) {
     const bool bad = sub.error().code == Errc::invalid_argument || sub.error().code == Errc::unsupported;
+    if (bad) return usage_error(sub.error().message(), usage);
     std::fprintf(stderr, "rill: %s\n", sub.error().message().c_str());
-    return bad ? exit_usage : exit_runtime;
+    return exit_runtime;
   }
   using clock = std::chrono::steady_clock;
   auto last_activity = clock::now();

@@ -6,20 +6,15 @@
 #include <string>
 
 #include "args.hpp"
-#include "ingress.hpp"
+#include "connectors/http/ingress.hpp"
 #include "rill/rill.hpp"
 
 namespace rill::cli {
 
 namespace {
 
-constexpr std::string_view serve_usage =
-    "rill serve --http HOST:PORT --publish tcp://HOST:PORT [--secret-file FILE] [--max-body BYTES] "
-    "[--max-header BYTES] [--topics A,B,...] [--max-topics N] [--tolerance-s S] [--publish-timeout-ms MS] "
-    "[--header-timeout-ms MS] [--body-timeout-ms MS] [--idle-timeout-ms MS] [--max-connections N] "
-    "[--replay-cache N] [--carry-headers NAME,...]\n"
-    "         [--durability volatile|transient-local:N|persistent:DIR] [--fsync always|every:MS|never] "
-    "[--segment-bytes N] [--retention-bytes N] [--retention-age-ms MS] [--direct-io]";
+// The command, for usage_error's hint; its synopsis and options are on its page in help.cpp.
+constexpr std::string_view serve_usage = "rill serve";
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
@@ -65,17 +60,14 @@ int cmd_serve(int argc, char** argv) {
                                "tls-key",
                                "durability"};
   valued.insert(log_valued_options.begin(), log_valued_options.end());
-  std::set<std::string> flags{"help"};
+  std::set<std::string> flags;
   flags.insert(log_flag_options.begin(), log_flag_options.end());
+  if (wants_help(argc, argv, valued)) return print_help("serve");
   auto args = Args::parse(argc, argv, valued, flags);
   if (!args) return usage_error(args.error().detail, serve_usage);
-  if (args->has("help")) {
-    std::printf("usage: %.*s\n", static_cast<int>(serve_usage.size()), serve_usage.data());
-    return exit_ok;
-  }
   if (!args->positional().empty()) return usage_error("serve takes no positional arguments", serve_usage);
   if (args->has("tls-cert") || args->has("tls-key")) {
-    return usage_error("TLS is not built yet: put a TLS-terminating proxy in front", serve_usage);
+    return usage_error_no_hint("TLS is not built yet: put a TLS-terminating proxy in front");
   }
   const auto listen = args->text("http");
   const auto publish = args->text("publish");
@@ -152,14 +144,18 @@ int cmd_serve(int argc, char** argv) {
   Node node;
   auto ingress = http::Ingress::create(node, std::move(iopt));
   if (!ingress) {
-    std::fprintf(stderr, "rill: %s\n", ingress.error().message().c_str());
     const auto code = ingress.error().code;
-    return code == Errc::invalid_argument || code == Errc::unsupported ? exit_usage : exit_runtime;
+    if (code == Errc::invalid_argument || code == Errc::unsupported) {
+      return usage_error(ingress.error().message(), serve_usage);
+    }
+    std::fprintf(stderr, "rill: %s\n", ingress.error().message().c_str());
+    return exit_runtime;
   }
   auto server = http::Server::create(sopt, **ingress);
   if (!server) {
+    if (server.error().code == Errc::invalid_argument) return usage_error(server.error().message(), serve_usage);
     std::fprintf(stderr, "rill: %s\n", server.error().message().c_str());
-    return server.error().code == Errc::invalid_argument ? exit_usage : exit_runtime;
+    return exit_runtime;
   }
   (*ingress)->attach(server->get());
   std::fprintf(stderr, "rill serve: listening on http://%s:%u\n", sopt.host.c_str(), (*server)->port());

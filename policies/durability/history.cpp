@@ -8,7 +8,7 @@
 #include <mutex>
 #include <thread>
 
-#include "logging.hpp"
+#include "base/logging.hpp"
 #include "sequence_mark.hpp"
 
 namespace rill::detail {

@@ -15,11 +15,8 @@ namespace rill::cli {
 
 namespace {
 
-constexpr std::string_view log_usage =
-    "rill log list DIR [--verify] | rill log inspect DIR [--from SEQ] [--to SEQ] [--since-ns TS] [--count N] "
-    "[--format json|text|hex] [--follow] [--idle-exit-ms MS] | rill log replay DIR ENDPOINT [--from SEQ] [--to SEQ] "
-    "[--topic T] [--wait-subs N] [--wait-ms MS] [--rate MSGS_PER_S] [--linger-ms MS] | rill log dlq DIR list | "
-    "rill log dlq DIR redrive ENDPOINT [--from DLQ_SEQ] [--wait-subs N] [--wait-ms MS] [--linger-ms MS]";
+// The command, for usage_error's hint; its synopsis and options are on its page in help.cpp.
+constexpr std::string_view log_usage = "rill log";
 
 // Replayed and re-driven messages carry where they came from in these headers.
 constexpr std::string_view replay_header = "rill-replay-of";
@@ -341,15 +338,11 @@ int log_dlq(const std::string& dir, const Args& args) {
 }  // namespace
 
 int cmd_log(int argc, char** argv) {
-  auto args = Args::parse(argc, argv,
-                          {"from", "to", "since-ns", "count", "format", "idle-exit-ms", "topic", "wait-subs", "wait-ms",
-                           "rate", "linger-ms"},
-                          {"help", "verify", "follow"});
+  const std::set<std::string> valued{"from",  "to",        "since-ns", "count", "format",   "idle-exit-ms",
+                                     "topic", "wait-subs", "wait-ms",  "rate",  "linger-ms"};
+  if (wants_help(argc, argv, valued)) return print_help("log");
+  auto args = Args::parse(argc, argv, valued, {"verify", "follow"});
   if (!args) return usage_error(args.error().detail, log_usage);
-  if (args->has("help")) {
-    std::printf("usage: %.*s\n", static_cast<int>(log_usage.size()), log_usage.data());
-    return exit_ok;
-  }
   const auto& pos = args->positional();
   if (pos.size() < 2) return usage_error("log needs an action (list, inspect, replay, dlq) and a DIR", log_usage);
   const auto& action = pos[0];

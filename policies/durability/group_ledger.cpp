@@ -13,7 +13,7 @@
 #include <thread>
 #include <utility>
 
-#include "logging.hpp"
+#include "base/logging.hpp"
 
 namespace rill::detail {
 

@@ -50,8 +50,32 @@ inline const std::set<std::string> log_flag_options{"direct-io"};
 /// and the durability is not persistent).
 [[nodiscard]] std::optional<std::string> apply_log_options(const Args& args, bool persistent, LogOptions& log);
 
-/// Prints one line "rill: <message> (see 'rill CMD --help')" on stderr; returns exit_usage.
+/// Prints one line "rill: <message> (see 'rill help CMD')" on stderr, CMD being the word after
+/// "rill" in `usage` ("rill pub"); returns exit_usage.
 int usage_error(std::string_view message, std::string_view usage);
+/// The same for a message that already says where to look: "rill: <message>" alone.
+int usage_error_no_hint(std::string_view message);
+
+/// Whether argv asks for help: --help or -h anywhere, except as the value of a `valued` option
+/// (as Args::parse reads it), so `--data -h` still publishes "-h".
+[[nodiscard]] bool wants_help(int argc, char** argv, const std::set<std::string>& valued);
+
+// The help pages are in help.cpp: every command has one, whether this build has it or not.
+/// Prints the main page (every command, one line each, and the exit codes) on stdout, or on
+/// stderr when it answers a usage error.
+void print_main_help(bool to_stderr);
+/// Prints `command`'s page on stdout and returns exit_ok; unknown_command() for a word that
+/// is no command. "help" (or --help, -h) is the main page.
+int print_help(std::string_view command);
+/// Whether `command` is one of rill's commands, built in this build or not.
+[[nodiscard]] bool is_command(std::string_view command);
+/// The cmake option this build lacks for `command` ("RILL_WITH_HTTP"), empty when it is built.
+[[nodiscard]] std::string_view missing_build_option(std::string_view command);
+/// "rill: unknown command 'X'", the command names and a hint to run rill --help, on stderr;
+/// returns exit_usage.
+int unknown_command(std::string_view command);
+/// No command given: one usage line naming the commands; returns exit_usage.
+int missing_command();
 
 /// Installs SIGINT/SIGTERM handlers that set a flag polled by stopping() (no work in the handler).
 void install_stop_signals();
@@ -64,5 +88,7 @@ int cmd_serve(int argc, char** argv);
 /// rill sub with an http(s) URL among its endpoints: deliver each message there.
 int run_delivery(const Args& args, const rill::SubscriberOptions& opts, const std::string& url, std::string_view usage);
 int cmd_log(int argc, char** argv);
+/// rill transports: the compiled transports and what each supports.
+int cmd_transports(int argc, char** argv);
 
 }  // namespace rill::cli

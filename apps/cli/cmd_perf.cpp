@@ -11,32 +11,26 @@ namespace rill::cli {
 
 namespace {
 
-constexpr std::string_view perf_usage =
-    "rill perf tcp|udp|shm [--size BYTES] [--count N] [--throughput-count N] [--warmup N] [--rate MSGS_PER_S] "
-    "[--placement cross|same|none] [--idle spin|block] [--base-port PORT] [--json FILE] [--plot FILE.svg] "
-    "[--batch N] [--repeat N] [--skip-throughput] [--reliable 0|1] [--mtu BYTES]";
+// The command, for usage_error's hint; its synopsis and options are on its page in help.cpp.
+constexpr std::string_view perf_usage = "rill perf";
 
 }  // namespace
 
 int cmd_perf(int argc, char** argv) {
-  auto args = Args::parse(argc, argv,
-                          {"size", "count", "throughput-count", "warmup", "rate", "placement", "idle", "base-port",
-                           "json", "plot", "batch", "repeat", "reliable", "mtu"},
-                          {"help", "skip-throughput"});
+  const std::set<std::string> valued{"size", "count", "throughput-count", "warmup", "rate", "placement", "idle",
+                                     "base-port", "json", "plot", "batch", "repeat", "reliable", "mtu"};
+  if (wants_help(argc, argv, valued)) return print_help("perf");
+  auto args = Args::parse(argc, argv, valued, {"skip-throughput"});
   if (!args) return usage_error(args.error().detail, perf_usage);
-  if (args->has("help")) {
-    std::printf("usage: %.*s\n", static_cast<int>(perf_usage.size()), perf_usage.data());
-    return exit_ok;
-  }
   if (args->positional().size() != 1) return usage_error("perf needs a TRANSPORT", perf_usage);
   perf::PerfOptions o;
   o.transport = args->positional()[0];
   if (o.transport == "http") {
-    return usage_error("http is measured beside nginx with wrk by perf/http_perf.sh (run it from the source tree)",
-                       perf_usage);
+    return usage_error_no_hint(
+        "http is measured beside nginx with wrk by perf/http_perf.sh (run it from the source tree)");
   }
   if (o.transport != "tcp" && o.transport != "udp" && o.transport != "shm") {
-    return usage_error("perf supports tcp, udp and shm (http: see perf/http_perf.sh)", perf_usage);
+    return usage_error_no_hint("perf supports tcp, udp and shm (http: see perf/http_perf.sh)");
   }
   // udp: the mode and mtu go into the endpoints' query; the baseline is a raw UDP socket pair.
   const auto reliable = args->text("reliable").value_or("1");

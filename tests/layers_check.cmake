@@ -1,0 +1,35 @@
+# layers_check.cmake: the layers' include directories stop an include that runs back up
+# (CMakeLists.txt, rill_layer); a path relative to the including file ("../x.hpp") would
+# get round them, so library code may not use one. Also refuses an include naming a layer
+# above the including file's own.
+#   cmake -DRILL_SOURCE=<rill source> -P layers_check.cmake
+cmake_minimum_required(VERSION 3.25)
+if(NOT RILL_SOURCE)
+  message(FATAL_ERROR "layers_check: pass -DRILL_SOURCE=...")
+endif()
+# Bottom to top; a file may include "LAYER/..." only for a layer at or below its own.
+set(layers base codec policies transport pubsub connectors apps)
+set(bad "")
+foreach(layer ${layers})
+  file(GLOB_RECURSE files "${RILL_SOURCE}/${layer}/*.cpp" "${RILL_SOURCE}/${layer}/*.hpp")
+  list(FIND layers ${layer} own)
+  foreach(f ${files})
+    file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include[ \t]+\"")
+    foreach(line ${lines})
+      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]+\"([^\"]*)\".*" "\\1" inc "${line}")
+      if(inc MATCHES "^\\.\\./" OR inc MATCHES "/\\.\\./")
+        string(APPEND bad "  ${f}: #include \"${inc}\" (relative path out of its folder)\n")
+      endif()
+      if(inc MATCHES "^([a-z]+)/")
+        list(FIND layers ${CMAKE_MATCH_1} other)
+        if(other GREATER own)
+          string(APPEND bad "  ${f}: #include \"${inc}\" (layer ${CMAKE_MATCH_1} is above ${layer})\n")
+        endif()
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "layers_check: includes that run back up a layer:\n${bad}")
+endif()
+message(STATUS "layers_check: every include stays at or below its layer")
