@@ -22,7 +22,9 @@ Publisher::Publisher(std::shared_ptr<detail::NodeCore> node, std::unique_ptr<det
       m_timeout(options.publish_timeout),
       m_max_bytes(options.max_message_bytes) {
   if (m_history) m_next_seq = m_history->next_sequence();  // persistent: continues from the log
-  if (m_history && options.idle_service.count() > 0) {
+  // A durable publisher serves catch-ups and acks, and a reliable udp one answers NAKs and
+  // sends heartbeats, while the application publishes nothing: the helper calls service().
+  if ((m_history || m_transport->needs_idle_service()) && options.idle_service.count() > 0) {
     m_idle = std::make_unique<detail::IdleService>([t = m_transport.get()] { t->service(); }, options.idle_service);
   }
 }
@@ -54,6 +56,7 @@ Result<void> Publisher::send_built(std::span<const std::byte> envelope) {
     detail::IdleServiceEntry entry(m_idle.get());
     return send_kept(envelope);
   }
+  detail::IdleServiceEntry entry(m_idle.get());  // a no-op without a helper
   auto sent = m_transport->send(envelope, m_next_seq, m_timeout);
   if (sent) ++m_next_seq;  // a timed-out message was not published: its number is reused
   return sent;
@@ -88,6 +91,9 @@ Result<Loan> Publisher::loan(std::size_t payload_bytes) {
   // Room for the envelope around the payload: topic, fixed fields, alignment, a few headers.
   const std::size_t want = payload_bytes + m_topic.size() + 256;
   std::size_t initial = want;
+  // A transport with an idle helper lends no chunks (caps: only shm has zero-copy loans, and
+  // its publishers have a helper only when durable, which builds on the heap above).
+  detail::IdleServiceEntry entry(m_idle.get());
   if (auto chunk = m_transport->loan(want)) {
     state->chunk = *chunk;
     state->have_chunk = true;
@@ -139,8 +145,10 @@ Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, s
     return sent;
   } else if (state->have_chunk && state->chunk_given && state->holds(state->chunk, envelope.data())) {
     state->consumed = true;  // the transport owns the chunk now, whatever the outcome
+    detail::IdleServiceEntry entry(m_idle.get());
     sent = m_transport->send_loan(state->chunk.handle, envelope, m_next_seq, m_timeout);
   } else {
+    detail::IdleServiceEntry entry(m_idle.get());
     sent = m_transport->send(envelope, m_next_seq, m_timeout);  // built on the heap: one copy
   }
   if (sent) ++m_next_seq;

@@ -99,6 +99,11 @@ class PublisherTransport {
   /// subscribers now attached.
   virtual std::size_t service() = 0;
 
+  /// True when a quiet publisher breaks a promise unless service() keeps being called (reliable
+  /// udp: heartbeats that reveal a lost tail, NAK answers). The Publisher then runs its idle
+  /// helper (as for every durable publisher) so the application need not. Called once, at creation.
+  [[nodiscard]] virtual bool needs_idle_service() const noexcept { return false; }
+
   /// Waits until at least `n` subscriptions are attached, or `deadline`.
   virtual Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) = 0;
 

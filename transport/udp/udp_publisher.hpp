@@ -44,6 +44,7 @@ class UdpPublisher final : public PublisherTransport {
   [[nodiscard]] Result<void> reserve(std::chrono::nanoseconds timeout) override;
   void flush() override;
   std::size_t service() override;
+  [[nodiscard]] bool needs_idle_service() const noexcept override { return m_options.reliable; }
   Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
   void close(std::uint64_t last_seq) override;
   [[nodiscard]] const PublisherStats& stats() const override { return m_stats; }

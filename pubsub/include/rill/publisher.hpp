@@ -45,9 +45,10 @@ struct PublisherOptions {
   /// persistent: where durable subscriptions' acknowledged positions are stored
   /// ("" = DIR/acks).
   std::string ack_store{};
-  /// transient_local / persistent: when publish() (or any call) has not been made for this
-  /// long, a helper thread calls service(), so late joiners and durable subscriptions catch
-  /// up from an idle publisher. 0: no helper (then call service() yourself while idle).
+  /// transient_local / persistent, and reliable udp: when publish() (or any call) has not been
+  /// made for this long, a helper thread calls service(), so late joiners and durable
+  /// subscriptions catch up, and udp heartbeats and NAK answers go on, from an idle publisher.
+  /// 0: no helper (then call service() yourself while idle).
   std::chrono::milliseconds idle_service{5};
 };
 
@@ -98,8 +99,8 @@ class Publisher {
   void flush();
   /// Flushes, then processes joins, credits, acks and departures, and sends history to
   /// subscriptions catching up (a durable subscription replaying a long log is served from
-  /// here and from publish()). A durable publisher's helper thread (idle_service) calls it
-  /// while the application does not; without one, call it while not publishing.
+  /// here and from publish()). The helper thread of a durable or reliable udp publisher
+  /// (idle_service) calls it while the application does not; without one, call it while idle.
   std::size_t service();
   /// Waits until `n` matching subscriptions are attached, up to `timeout`.
   [[nodiscard]] Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::milliseconds timeout);
