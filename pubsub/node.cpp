@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "transport/transport.hpp"
+#include "policies/durability/admission.hpp"
 #include "policies/durability/history.hpp"
 #include "base/logging.hpp"
 #include "transport/node_core.hpp"
@@ -94,12 +95,7 @@ Result<detail::DurableState> open_durable_state(const SubscriberOptions& options
   }
   // Each names a file: no separators, no dot files, nothing a shell would mangle.
   auto file_safe = [](const std::string& what, const std::string& name) -> Result<void> {
-    const bool ok = !name.empty() && name.size() <= 128 && name.front() != '.' &&
-                    std::all_of(name.begin(), name.end(), [](char c) {
-                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                             c == '_' || c == '.';
-                    });
-    if (ok) return {};
+    if (detail::file_safe_name(name)) return {};  // the rule publishers check again at admission
     return fail(Errc::invalid_argument, what + " '" + name + "': use 1-128 of [A-Za-z0-9._-], not starting with '.'");
   };
   const auto& name = options.durable_name;

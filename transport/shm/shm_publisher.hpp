@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policies/durability/admission.hpp"
 #include "policies/durability/history.hpp"
 #include "policies/durability/seq_ranges.hpp"
 #include "transport/transport.hpp"

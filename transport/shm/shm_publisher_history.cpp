@@ -19,15 +19,6 @@ using clock = std::chrono::steady_clock;
 // How long close() keeps sending history to subscriptions still catching up (as tcp's linger).
 constexpr auto history_linger = std::chrono::seconds(2);
 
-// A durable name names a file on the subscriber's side: the same rule as Node's check.
-bool valid_durable_name(std::string_view name) {
-  return name.size() <= max_durable_name_bytes && (name.empty() || name.front() != '.') &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                  c == '.';
-         });
-}
-
 const char* reason_text(RejectReason why) {
   return why == RejectReason::durability ? "the publisher offers less durability than requested"
                                          : "malformed durability request";
@@ -64,61 +55,40 @@ std::optional<std::uint64_t> ShmPublisher::accept_request(std::uint32_t slot, Pe
     return std::nullopt;
   }
   const auto requested = static_cast<DurabilityKind>(kind);
-  if (requested > offered) {
-    reject(slot, p, RejectReason::durability, to_string(requested));
-    return std::nullopt;
-  }
   std::string name(s.durable_name, name_bytes);
-  if (!valid_durable_name(name)) {
-    reject(slot, p, RejectReason::malformed, "a durable name that is not one");
+  const auto group_bytes = s.group_bytes;
+  if (group_bytes > max_group_name_bytes) {
+    reject(slot, p, RejectReason::malformed, "a consumer group name that is not one");
     return std::nullopt;
   }
-  const auto group_bytes = s.group_bytes;
-  std::string group(s.group, std::min(group_bytes, max_group_name_bytes));
-  // A durable group's name is stored in the ack store ("group:NAME"): the file-safe rule too.
-  if (group_bytes > max_group_name_bytes || group.find('\0') != std::string::npos ||
-      (requested == DurabilityKind::persistent && !valid_durable_name(group))) {
-    reject(slot, p, RejectReason::malformed, "a consumer group name that is not one");
+  std::string group(s.group, group_bytes);
+  const AdmissionRequest req{.subscription_id = p.subscription_id,
+                             .requested = requested,
+                             .from = static_cast<StartFrom>(from),
+                             .history_limit = static_cast<std::uint32_t>(history),
+                             .durable_name = name,
+                             .group = group};
+  std::string_view refused;
+  if (const auto why = check_request(offered, req, &refused); why != Refusal::none) {
+    reject(slot, p, static_cast<RejectReason>(why),
+           why == Refusal::durability ? std::string_view(to_string(requested)) : refused);
     return std::nullopt;
   }
   s.offered.store(static_cast<std::uint32_t>(offered), std::memory_order_relaxed);
   s.lost.store(0, std::memory_order_relaxed);
   if (!group.empty()) return join_group(p, std::move(group), requested, static_cast<StartFrom>(from));
-  if (m_history == nullptr || requested == DurabilityKind::volatile_) return m_next_seq;
-
-  HistoryStart start;
-  if (requested == DurabilityKind::transient_local) {
-    start = m_history->start_for(StartFrom::start, {}, history);
-    start.lost = 0;  // "the last N kept": nothing it asked for is missing
-  } else {
-    start = m_history->start_for(static_cast<StartFrom>(from), name, 0);
-    if (!name.empty()) {
-      p.durable_name = std::move(name);
-      p.acks = true;
-      ++m_ack_peers;
-    }
+  auto start = start_subscription(m_history, m_next_seq, req, "shm://" + m_options.name);
+  if (start.cursor) {
+    p.cursor = std::move(start.cursor);
+    ++m_catching_up;
   }
-  std::uint64_t lost = start.lost;
-  // The history may already hold the message being sent right now (it is kept first);
-  // that one goes out live.
-  const auto first = std::min(start.from, m_next_seq);
-  if (first < m_next_seq) {
-    if (auto cursor = m_history->cursor(first)) {
-      p.cursor = std::move(*cursor);
-      ++m_catching_up;
-      log().info("shm://{}: subscription {:016x} catches up from {} (live at {}){}", m_options.name, p.subscription_id,
-                 first, m_next_seq,
-                 lost > 0 ? " after " + std::to_string(lost) + " messages deleted by retention" : std::string());
-    } else {
-      log().error("shm://{}: cannot read history from {} for subscription {:016x}: {}", m_options.name, first,
-                  p.subscription_id, cursor.error().message());
-      lost += m_next_seq - first;  // it starts live; what it cannot be sent is reported as lost
-      s.lost.store(lost, std::memory_order_relaxed);
-      return m_next_seq;
-    }
+  if (requested == DurabilityKind::persistent && !name.empty()) {
+    p.durable_name = std::move(name);
+    p.acks = true;
+    ++m_ack_peers;
   }
-  s.lost.store(lost, std::memory_order_relaxed);
-  return first;
+  s.lost.store(start.lost, std::memory_order_relaxed);
+  return start.first;
 }
 
 void ShmPublisher::forget_durable(std::uint32_t slot, Peer& p) {

@@ -91,9 +91,9 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
         return;
       }
       const auto offered = m_history ? m_history->offered() : DurabilityKind::volatile_;
-      if (s.durability > static_cast<std::uint8_t>(offered)) {
-        // As in DDS: asking for more than is offered is refused, never silently downgraded.
-        reject(routing_id, s, offered, "the publisher offers less durability than requested");
+      std::string_view refused;
+      if (check_request(offered, admission_request(s), &refused) != Refusal::none) {
+        reject(routing_id, s, offered, refused);
         if (peer != m_peers.end()) peer->dead = true;  // an earlier subscription on this connection
         return;
       }
@@ -140,7 +140,7 @@ void TcpPublisher::handle_control(std::string_view routing_id, std::span<const s
         if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
       } else if (peer->matches) {
         std::uint64_t lost = 0;
-        const auto first = history_start(*peer, s, lost);
+        const auto first = history_start(*peer, s, lost);  // admission's start, and the catch-up
         std::array<std::byte, max_control_bytes> buf;
         const auto n = encode_welcome(
             buf, {m_config.publisher_id, first, s.subscription_id, lost, static_cast<std::uint8_t>(offered)});

@@ -8,6 +8,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "policies/durability/admission.hpp"
 #include "policies/durability/history.hpp"
 #include "policies/durability/seq_ranges.hpp"
 #include "transport/transport.hpp"
@@ -24,6 +25,9 @@ Result<std::uint32_t> fill_history_frame(HistoryCursor& cursor, std::uint64_t li
                                          std::vector<std::byte>& out);
 
 /// See PublisherTransport for the threading rule: one publishing thread.
+/// A SUBSCRIBE as the delivery core's admission sees it (policies/durability/admission.hpp).
+[[nodiscard]] AdmissionRequest admission_request(const Subscribe& s);
+
 class TcpPublisher final : public PublisherTransport {
  public:
   static Result<std::unique_ptr<PublisherTransport>> create(NodeCore& node, const Endpoint& ep,

@@ -42,35 +42,24 @@ void TcpPublisher::reject(std::string_view routing_id, const Subscribe& s, Durab
   send_control(std::string(routing_id), std::span(buf).first(n));
 }
 
+AdmissionRequest admission_request(const Subscribe& s) {
+  return {.subscription_id = s.subscription_id,
+          .requested = static_cast<DurabilityKind>(s.durability),
+          .from = static_cast<StartFrom>(s.from),
+          .history_limit = s.history,
+          .durable_name = s.durable_name,
+          .group = s.group};
+}
+
 std::uint64_t TcpPublisher::history_start(Peer& peer, const Subscribe& s, std::uint64_t& lost) {
-  lost = 0;
-  const auto requested = static_cast<DurabilityKind>(s.durability);
-  if (m_history == nullptr || requested == DurabilityKind::volatile_) return m_next_seq;
-  HistoryStart start;
-  if (requested == DurabilityKind::transient_local) {
-    start = m_history->start_for(StartFrom::start, {}, s.history);
-    start.lost = 0;  // "the last N kept": nothing it asked for is missing
-  } else {
-    start = m_history->start_for(static_cast<StartFrom>(s.from), s.durable_name, 0);
-    lost = start.lost;
+  auto start = start_subscription(m_history, m_next_seq, admission_request(s),
+                                  fmt::format("publisher {:016x}", m_config.publisher_id));
+  lost = start.lost;
+  if (start.cursor) {
+    peer.cursor = std::move(start.cursor);
+    ++m_catching_up;
   }
-  // The history may already hold the message being sent right now (it is kept first);
-  // that one goes out live.
-  const auto from = std::min(start.from, m_next_seq);
-  if (from == m_next_seq) return from;
-  auto cursor = m_history->cursor(from);
-  if (!cursor) {
-    log().error("publisher {:016x}: cannot read history from {} for subscription {:016x}: {}",
-                m_config.publisher_id, from, s.subscription_id, cursor.error().message());
-    lost += m_next_seq - from;  // it starts live; what it cannot be sent is reported as lost
-    return m_next_seq;
-  }
-  peer.cursor = std::move(*cursor);
-  ++m_catching_up;
-  log().info("publisher {:016x}: subscription {:016x} catches up from {} (live at {}){}", m_config.publisher_id,
-             s.subscription_id, from, m_next_seq,
-             lost > 0 ? " after " + std::to_string(lost) + " messages deleted by retention" : std::string());
-  return from;
+  return start.first;
 }
 
 bool TcpPublisher::send_to(Peer& peer, std::span<const std::byte> frame, std::uint32_t envelopes) {

@@ -223,6 +223,14 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const DurableRequ
     fresh.matches = std::string_view(m_config.topic).starts_with(s.prefix);
     fresh.reliable = (h.flags & flag_reliable) != 0;
     if ((q != nullptr || !s.group.empty()) && !fresh.reliable) return;  // refused by the subscriber itself
+    if (q != nullptr) {
+      const auto offered = m_history != nullptr ? m_history->offered() : DurabilityKind::volatile_;
+      std::string_view refused;
+      if (check_request(offered, admission_request(s, *q), &refused) != Refusal::none) {
+        reject(s, *q, offered, refused, from);
+        return;
+      }
+    }
     if (!s.group.empty()) {
       if (!join_group(fresh, s, q, from)) return;
     } else if (!admit(fresh, s, q, from)) {

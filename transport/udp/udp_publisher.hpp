@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "policies/durability/admission.hpp"
 #include "policies/durability/history.hpp"
 #include "policies/durability/seq_ranges.hpp"
 #include "transport/transport.hpp"
@@ -34,6 +35,9 @@ struct PublisherCounters {
 };
 
 /// See PublisherTransport for the threading rule: one publishing thread.
+/// A STATUS's durable request as the delivery core's admission sees it (policies/durability/admission.hpp).
+[[nodiscard]] AdmissionRequest admission_request(const Status& s, const DurableRequest& q);
+
 class UdpPublisher final : public PublisherTransport {
  public:
   static Result<std::unique_ptr<PublisherTransport>> create(NodeCore& node, const Endpoint& ep,

@@ -49,44 +49,25 @@ void UdpPublisher::reject(const Status& s, const DurableRequest& q, DurabilityKi
   m_sock.send_to(std::span(buf).first(n), to);
 }
 
-bool UdpPublisher::admit(Receiver& r, const Status& s, const DurableRequest* q, const sockaddr_in& from) {
-  if (q == nullptr) return true;  // volatile: live from now on
-  const auto requested = static_cast<DurabilityKind>(q->kind);
-  const auto offered = m_history != nullptr ? m_history->offered() : DurabilityKind::volatile_;
-  if (requested > offered) {
-    // As in DDS (and over tcp): more than offered is refused, never silently downgraded.
-    reject(s, *q, offered, "the publisher offers less durability than requested", from);
-    return false;
-  }
-  r.durability = requested;
+AdmissionRequest admission_request(const Status& s, const DurableRequest& q) {
+  return {.subscription_id = s.subscription_id,
+          .requested = static_cast<DurabilityKind>(q.kind),
+          .from = static_cast<StartFrom>(q.from),
+          .history_limit = q.history,
+          .durable_name = q.name,
+          .group = s.group};
+}
+
+bool UdpPublisher::admit(Receiver& r, const Status& s, const DurableRequest* q, const sockaddr_in& /*from*/) {
+  if (q == nullptr) return true;  // volatile: live from now on (checked by on_status otherwise)
+  const auto req = admission_request(s, *q);
+  r.durability = req.requested;
   r.durable_name = std::string(q->name);
   if (!r.matches) return true;
-  HistoryStart start;
-  if (requested == DurabilityKind::transient_local) {
-    start = m_history->start_for(StartFrom::start, {}, q->history);
-    start.lost = 0;  // "the last N kept": nothing it asked for is missing
-  } else {
-    start = m_history->start_for(static_cast<StartFrom>(q->from), q->name, 0);
-  }
-  // The history may already hold the message being sent right now (it is kept first);
-  // that one goes out live.
-  const auto first = std::min(start.from, m_next_seq);
+  auto start = start_subscription(m_history, m_next_seq, req, fmt::format("publisher {:016x}", m_config.publisher_id));
   r.lost = start.lost;
-  r.join_seq = first;
-  if (first < m_next_seq) {
-    auto cursor = m_history->cursor(first);
-    if (cursor) {
-      r.cursor = std::move(*cursor);
-      log().info("publisher {:016x}: subscription {:016x} catches up from {} (live at {}){}", m_config.publisher_id,
-                 s.subscription_id, first, m_next_seq,
-                 r.lost > 0 ? " after " + std::to_string(r.lost) + " messages deleted by retention" : std::string());
-    } else {
-      log().error("publisher {:016x}: cannot read history from {} for subscription {:016x}: {}", m_config.publisher_id,
-                  first, s.subscription_id, cursor.error().message());
-      r.lost += m_next_seq - first;  // it starts live; what it cannot be sent is reported as lost
-      r.join_seq = m_next_seq;
-    }
-  }
+  r.join_seq = start.first;
+  r.cursor = std::move(start.cursor);
   r.consumed = r.received = r.join_seq - 1;
   return true;
 }
