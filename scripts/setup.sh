@@ -11,6 +11,7 @@ packages=(
   doctest-dev                       # tests
   xxd                               # tests: hex envelopes back to bytes
   iproute2 nftables                 # tests: udp across network namespaces with injected loss
+  libfuse3-dev fuse3                # tests: lazyfs, power loss under the log (log_powerloss)
   libboost-dev libcurl4-openssl-dev # http: Beast request parser, webhook delivery client
   curl openssl wrk nginx-light      # http: e2e clients and signatures, perf load and baseline
 )
