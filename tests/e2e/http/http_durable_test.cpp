@@ -15,13 +15,14 @@
 #include "../process.hpp"
 #include "http_util.hpp"
 #include "receiver.hpp"
+#include "../../test_seed.hpp"
 
 namespace rill::e2e::http {
 
 namespace {
 
 std::mt19937_64& rng() {
-  static std::mt19937_64 r{std::random_device{}()};
+  static std::mt19937_64 r{rilltest::test_seed()};  // printed on stderr; RILL_TEST_SEED replays it
   return r;
 }
 
