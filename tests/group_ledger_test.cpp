@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -78,12 +79,26 @@ TEST_CASE("a live member still inside its handler is waited for") {
   auto b = open_ledger(dir);
   auto claim = a.begin(3, 9);
   REQUIRE(claim.verdict == Verdict::handle);
+  std::atomic<bool> returned{false};
   Verdict seen = Verdict::handle;
-  std::thread waiter([&] { seen = b.begin(3, 9).verdict; });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // whatever it is, b must wait for a
+  std::thread waiter([&] {
+    seen = b.begin(3, 9).verdict;
+    returned = true;
+  });
+  // a finishes only once b has seen a live and started waiting, however late the thread
+  // starts; b's own wait gives up after 10 s, so 5 s here fails first if b never waits.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (b.live_waits() == 0 && !returned && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const bool waited = b.live_waits() == 1;
+  const bool returned_early = returned.load();
   a.finish(claim);
   waiter.join();
+  CHECK(waited);
+  CHECK_FALSE(returned_early);  // b was still blocked on a when a finished
   CHECK(seen == Verdict::done);
+  CHECK(b.live_waits() == 1);
 }
 
 TEST_CASE("a member that left cleanly leaves its slot to the next; its unfinished claim is in doubt") {

@@ -132,7 +132,11 @@ TEST_SUITE("handler failures") {
                                        });
     REQUIRE(subscription);
     REQUIRE(pub->wait_for_subscribers(1, 10s));
-    std::this_thread::sleep_for(100ms);  // the WELCOME reaches the subscription's thread
+    // Publish only once the subscription's thread has read the WELCOME (it then counts the
+    // publisher): before that, m1 could be a start-up loss rather than a delivery.
+    const auto welcomed_by = clock_type::now() + 10s;
+    while (subscription->stats().publishers == 0 && clock_type::now() < welcomed_by) std::this_thread::sleep_for(1ms);
+    REQUIRE(subscription->stats().publishers == 1);
     for (int i = 1; i <= 3; ++i) REQUIRE(pub->publish_text("m"));
     const auto deadline = clock_type::now() + 10s;
     while (subscription->stats().dead_lettered + subscription->stats().received < 4 && ok.load() < 2 &&

@@ -8,6 +8,7 @@
 #include "connectors/http/request_reader.hpp"
 #include "connectors/http/retry_schedule.hpp"
 #include "connectors/http/signature.hpp"
+#include "test_seed.hpp"
 
 namespace rill::http {
 
@@ -201,7 +202,7 @@ TEST_CASE("retry schedule: parse, default, jitter bounds") {
   CHECK_FALSE(RetrySchedule::parse(""));
   CHECK_FALSE(RetrySchedule::parse("5x"));
   CHECK_FALSE(RetrySchedule::parse("1,,2"));
-  std::mt19937_64 rng(7);
+  std::mt19937_64 rng(rilltest::test_seed());
   for (int i = 0; i < 1000; ++i) {
     const auto d = s->delay_before(3, rng);
     CHECK(d >= 4000ms);

@@ -23,6 +23,7 @@
 #include "rill/codec.hpp"
 #include "test_util.hpp"
 #include "transport/shm/shm_segment.hpp"
+#include "test_seed.hpp"
 
 using namespace std::chrono_literals;
 namespace shm = rill::detail::shm;
@@ -87,7 +88,7 @@ struct Unlinker {
 }  // namespace
 
 TEST_CASE("random corruption of a live segment never crashes the subscriber nor reaches its handler") {
-  std::mt19937_64 rng(0x5eed2026);
+  std::mt19937_64 rng(rilltest::test_seed());
   constexpr int rounds = 60;
   constexpr int iterations = 60;  // per round: 3600 corruptions in all
   std::uint64_t received = 0, malformed = 0, taken = 0, corruptions = 0;
@@ -276,7 +277,7 @@ TEST_CASE("a segment with corrupt geometry is refused with a clear error") {
     CHECK(m.error().code == rill::Errc::malformed);
   }
   SUBCASE("random bytes of the geometry: refused, or accepted only when everything lies inside the file") {
-    std::mt19937_64 rng(20261121);
+    std::mt19937_64 rng(rilltest::test_seed() + 1);
     int refused = 0, accepted = 0;
     for (int i = 0; i < 3000; ++i) {
       auto bad = image;

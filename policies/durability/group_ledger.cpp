@@ -170,6 +170,7 @@ GroupLedger::Claim GroupLedger::begin(std::uint64_t publisher_id, std::uint64_t 
   const auto mine = cell_value(seq, m_slot, m_generation, begun);
   const auto deadline = std::chrono::steady_clock::now() + live_owner_wait;
   auto c = word(cell).load(std::memory_order_acquire);
+  bool waited = false;
   for (;;) {
     const auto tag = cell_tag(c);
     if (c != 0 && tag == (seq & tag_mask)) {
@@ -177,6 +178,10 @@ GroupLedger::Claim GroupLedger::begin(std::uint64_t publisher_id, std::uint64_t 
       if (cell_slot(c) == m_slot && cell_gen(c) == m_generation) return {Verdict::handle, cell, c};
       if (owner_alive(c) && std::chrono::steady_clock::now() < deadline) {
         // Its member still runs the handler for it: wait for the outcome.
+        if (!waited) {
+          waited = true;
+          word(&m_live_waits).fetch_add(1, std::memory_order_release);
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         c = word(cell).load(std::memory_order_acquire);
         continue;

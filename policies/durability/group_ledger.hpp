@@ -5,6 +5,7 @@
 // it, so each message reaches exactly one member's handler.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -52,6 +53,11 @@ class GroupLedger {
 
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return m_file.path(); }
   [[nodiscard]] std::uint32_t member() const noexcept { return m_slot; }
+  /// How many begin() calls found a live member inside its handler and waited for it. Safe
+  /// to read from another thread while begin() waits: a test proves the wait happened.
+  [[nodiscard]] std::uint64_t live_waits() const noexcept {
+    return std::atomic_ref<std::uint64_t>(m_live_waits).load(std::memory_order_acquire);
+  }
 
  private:
   explicit GroupLedger(MappedFile file) noexcept : m_file(std::move(file)) {}
@@ -65,6 +71,7 @@ class GroupLedger {
   std::uint32_t m_generation = 0;
   bool m_full_logged = false;
   bool m_window_logged = false;
+  mutable std::uint64_t m_live_waits = 0;  // atomic_ref: read by live_waits() from any thread
 };
 
 }  // namespace rill::detail

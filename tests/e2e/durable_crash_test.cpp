@@ -12,6 +12,7 @@
 
 #include "durable_util.hpp"
 #include "rill/rill.hpp"
+#include "../test_seed.hpp"
 
 namespace rill::e2e {
 
@@ -59,8 +60,8 @@ void run_crash(const CrashRun& cfg) {
                   : cfg.udp ? udp_endpoint()
                             : tcp_endpoint(free_port());
   const std::string until = std::to_string(cfg.messages);
-  std::mt19937_64 rng(std::random_device{}());
-  INFO("seed-free run; work dir " << dir.path());
+  std::mt19937_64 rng(rilltest::test_seed());  // printed on stderr; RILL_TEST_SEED replays it
+  INFO("seed " << rilltest::test_seed() << "; work dir " << dir.path());
 
   auto pub_args = [&](bool paced) {
     std::vector<std::string> a{"pub",

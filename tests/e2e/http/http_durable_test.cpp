@@ -15,13 +15,15 @@
 #include "../process.hpp"
 #include "http_util.hpp"
 #include "receiver.hpp"
+#include "../../skip.hpp"
+#include "../../test_seed.hpp"
 
 namespace rill::e2e::http {
 
 namespace {
 
 std::mt19937_64& rng() {
-  static std::mt19937_64 r{std::random_device{}()};
+  static std::mt19937_64 r{rilltest::test_seed()};  // printed on stderr; RILL_TEST_SEED replays it
   return r;
 }
 
@@ -272,7 +274,7 @@ TEST_CASE(
 
 TEST_CASE("durable http ingress: disk full answers 503 with Retry-After, nothing damaged, 202 again once freed") {
   if (::geteuid() != 0) {
-    MESSAGE("SKIPPED: mounting a tmpfs needs root");
+    rilltest::skip("mounting a tmpfs needs root; the disk-full checks did not run");
     return;
   }
   TempDir dir;

@@ -1,6 +1,6 @@
 // End-to-end: `rill serve` as a real process, driven by curl and by raw sockets, with rill
 // subscribers (a `rill sub` process, or one in this process) checking what was published.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <sys/socket.h>
 
@@ -12,6 +12,7 @@
 #include "../streams.hpp"
 #include "http_util.hpp"
 #include "rill/rill.hpp"
+#include "../../skip.hpp"
 
 namespace rill::e2e::http {
 
@@ -356,3 +357,5 @@ TEST_CASE("serve and delivery usage errors: exit 2 and one 'rill: ' line on stde
 }
 
 }  // namespace rill::e2e::http
+
+RILL_DOCTEST_MAIN_WITH_SKIPS

@@ -1,6 +1,9 @@
 // End-to-end: 1,000 slowloris connections (one header byte every 4 s each) against
-// `rill serve` while a normal keep-alive client keeps posting: every request succeeds
-// and its p99 stays under 2x the p99 measured without them.
+// `rill serve` while a normal keep-alive client keeps posting. Enforced: the slow
+// connections are held open (not shed) and each gets a byte, every request of the client
+// is answered 202, and its p99 stays under 0.5 s, far below the 4 s a request queued behind
+// the slow connections would wait. Reported, not enforced: the loaded p99 as a multiple of
+// the unloaded one (the aim is 2x; it is a speed figure, measured in perf/http_perf.sh).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -103,7 +106,8 @@ TEST_CASE("1000 slowloris connections do not starve a normal client") {
   // to 7.4x in one run (a CI run on a busy host failed a 2x check), so it is
   // reported here and measured in perf/http_perf.sh, not enforced.
   CHECK(loaded < 500'000.0);
-  WARN_MESSAGE(loaded < 2 * base, "p99 with 1000 slowloris connections is more than 2x the unloaded p99");
+  MESSAGE("p99 with 1000 slowloris connections: " << loaded / base << "x the unloaded p99 (" << base
+                                                   << " us; the aim is 2x)");
 }
 
 }  // namespace rill::e2e::http
