@@ -51,7 +51,9 @@ std::vector<std::byte> slurp(const fs::path& p) {
 // after reopening, no close: the directory is copied while the log is open).
 std::map<std::uint64_t, std::string> make_image(const fs::path& work, const fs::path& image) {
   std::map<std::uint64_t, std::string> bodies;
-  std::mt19937_64 rng(rilltest::test_seed());
+  // The image is the fixture, not the randomised part: a fixed seed keeps its shape (the last
+  // segment must have an unchecked tail); the damage below is drawn from test_seed().
+  std::mt19937_64 rng(99);
   auto add = [&](rill::Log& log, int n) {
     for (int i = 0; i < n; ++i) {
       const auto seq = log.next_sequence();
@@ -160,7 +162,7 @@ TEST_CASE("1,200 seeded truncations and bit flips: tail damage cut, middle damag
   REQUIRE(segs.back().checkpoint < segs.back().size);  // the last segment has an unchecked tail
   const std::uint64_t total = bodies.rbegin()->first;
 
-  std::mt19937_64 rng(rilltest::test_seed() + 1);  // not the image's stream
+  std::mt19937_64 rng(rilltest::test_seed());
   std::map<std::string, int> outcomes;
   for (int n = 0; n < 1200; ++n) {
     // The last segment (where tails are cut) gets 40% of the cases, the others share the rest.
