@@ -397,7 +397,11 @@ TEST_CASE("batch frames on the wire: --batch 64 sends full batches in the docume
   zmq::context_t ctx;
   RawSubscriber raw(ctx, ep, static_cast<std::uint8_t>(PolicyKind::drop_oldest), 0);
   raw.subscribe();
-  auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--batch", str(batch), "--wait-subs", "1"});
+  // --linger-ms: this case checks the batch layout; a publisher that closes right after its
+  // burst can lose the tail on a loaded host (README, "Known bug"), which is not what is tested here.
+  auto pub = spawn_rill(dir, "pub",
+                        {"pub", ep, "md/x", "--count", str(n), "--batch", str(batch), "--wait-subs", "1", "--linger-ms",
+                         "1000"});
 
   std::vector<std::uint64_t> seqs;
   std::vector<std::size_t> sizes;
