@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 #include <zmq.hpp>
 
@@ -52,6 +53,12 @@ class RawSubscriber {
 
   /// (Re)sends the SUBSCRIBE; it is also the keepalive.
   void subscribe() { REQUIRE(m_sock.send(zmq::buffer(m_subscribe), zmq::send_flags::dontwait).has_value()); }
+
+  /// UNSUBSCRIBE: "I am leaving", also the answer to a BYE.
+  void unsubscribe() {
+    const auto len = wire::encode_unsubscribe(m_buf, m_id);
+    REQUIRE(m_sock.send(zmq::buffer(m_buf, len), zmq::send_flags::dontwait).has_value());
+  }
 
   /// Returns `n` window slots to the publisher that welcomed us.
   void credit(std::uint32_t n) {
@@ -397,11 +404,7 @@ TEST_CASE("batch frames on the wire: --batch 64 sends full batches in the docume
   zmq::context_t ctx;
   RawSubscriber raw(ctx, ep, static_cast<std::uint8_t>(PolicyKind::drop_oldest), 0);
   raw.subscribe();
-  // --linger-ms: this case checks the batch layout; a publisher that closes right after its
-  // burst can lose the tail on a loaded host (README, "Known bug"), which is not what is tested here.
-  auto pub = spawn_rill(dir, "pub",
-                        {"pub", ep, "md/x", "--count", str(n), "--batch", str(batch), "--wait-subs", "1", "--linger-ms",
-                         "1000"});
+  auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--batch", str(batch), "--wait-subs", "1"});
 
   std::vector<std::uint64_t> seqs;
   std::vector<std::size_t> sizes;
@@ -495,6 +498,51 @@ TEST_CASE("batch frames on the wire: a batch never takes more than the backpress
   CHECK(is_run_from(seqs, 1));
   CHECK(p.stats["sent"] == n);
   CHECK(p.stats["timeouts"] == 0);
+}
+
+// A closing publisher keeps its socket open and polled until each subscriber answered its
+// BYE (the tail before the BYE is then known to have arrived), and no longer than the linger.
+TEST_CASE("closing: the publisher waits for its subscribers to answer BYE, at most the linger time") {
+  for (const bool answer : {true, false}) {
+    INFO("the subscriber answers BYE: " << answer);
+    TempDir dir;
+    const auto ep = tcp_endpoint(free_port());
+    zmq::context_t ctx;
+    RawSubscriber raw(ctx, ep, static_cast<std::uint8_t>(PolicyKind::drop_oldest), 0);
+    raw.subscribe();
+    auto pub = spawn_rill(dir, answer ? "pub_a" : "pub_n", {"pub", ep, "md/x", "--count", "100", "--wait-subs", "1"});
+    std::uint64_t got = 0;
+    for (;;) {
+      auto f = raw.next(20s);
+      REQUIRE_MESSAGE(f.has_value(), "no frame for 20 s after " << got << " messages");
+      const auto b = bytes_of(*f);
+      if (!wire::is_control(b)) {
+        ++got;
+        continue;
+      }
+      const auto c = wire::decode_control(b);
+      REQUIRE(c.has_value());
+      REQUIRE(c->type == wire::ControlType::bye);
+      CHECK(c->bye.last_seq == 100);
+      break;
+    }
+    const auto bye_at = std::chrono::steady_clock::now();
+    CHECK(got == 100);
+    CHECK(pub->running());  // it has not closed: it waits for the answer
+    std::this_thread::sleep_for(200ms);
+    CHECK(pub->running());
+    if (answer) raw.unsubscribe();
+    const auto e = pub->wait(10s);
+    const auto after_bye = std::chrono::duration<double>(std::chrono::steady_clock::now() - bye_at).count();
+    CHECK(e.describe() == "exit 0");
+    MESSAGE("publisher exited " << after_bye << " s after its BYE");
+    if (answer) {
+      CHECK(after_bye < 1.5);  // the answer ended the wait, not the 2 s linger
+    } else {
+      CHECK(after_bye >= 1.5);  // waited out the linger (2 s from before the BYE) ...
+      CHECK(after_bye < 6.0);   // ... and no longer
+    }
+  }
 }
 
 }  // namespace rill::e2e

@@ -412,12 +412,30 @@ void TcpPublisher::close(std::uint64_t last_seq) {
     if (p.matches && !p.dead) pending.push_back(&p);
   }
   const auto deadline = clock::now() + std::chrono::milliseconds(linger_ms);
+  std::vector<std::uint64_t> answering;  // subscriptions sent BYE: they answer it with UNSUBSCRIBE
   while (!pending.empty()) {
     std::erase_if(pending, [&](const Peer* p) {
-      return send_control(p->routing_id, std::span(buf).first(n)) || zmq_errno() != EAGAIN;
+      if (send_control(p->routing_id, std::span(buf).first(n))) {
+        answering.push_back(p->subscription_id);
+        return true;
+      }
+      return zmq_errno() != EAGAIN;
     });
     if (pending.empty() || clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // A subscriber that answers BYE has received everything sent before it. Until then the
+  // socket stays open and polled: closing it right after a burst could lose the tail that
+  // was still on its way (and the BYE with it) on a loaded host. A peer that never answers
+  // (an older or foreign subscriber, a dead one) costs at most the rest of the linger time.
+  while (!answering.empty() && clock::now() < deadline) {
+    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
+    zmq_poll(&item, 1, 1);
+    drain_control();
+    std::erase_if(answering, [&](std::uint64_t id) {
+      return std::none_of(m_peers.begin(), m_peers.end(),
+                          [&](const Peer& p) { return p.subscription_id == id && !p.dead; });
+    });
   }
 }
 

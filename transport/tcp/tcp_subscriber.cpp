@@ -107,9 +107,14 @@ void TcpSubscriber::handle_control(std::uint32_t index, std::span<const std::byt
                      static_cast<DurabilityKind>(r.requested), r.reason);
       break;
     }
-    case ControlType::bye:
+    case ControlType::bye: {
       sink.on_bye(index, control->bye.publisher_id, control->bye.last_seq);
+      // Answer it: the publisher keeps its socket open until we have everything it sent.
+      std::array<std::byte, 32> buf;
+      const auto n = encode_unsubscribe(buf, m_config.subscription_id);
+      zmq_send(m_conns[index].sock.handle(), buf.data(), n, ZMQ_DONTWAIT);
       break;
+    }
     case ControlType::ping:
       break;
     default:
