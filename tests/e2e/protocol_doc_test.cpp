@@ -3,6 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,18 @@ TEST_CASE("section 8's subscriber under backpressure gets every message, and the
   CHECK(r.pub["sent"] == 2000);
   CHECK(r.pub["timeouts"] == 0);
   CHECK(r.pub["blocked_ns"] > 0);  // the window really held it back: the credit path was used
+}
+
+TEST_CASE("section 8's subscriber under drop-oldest accounts for every message, the tail and BYE included") {
+  TempDir dir;
+  const Run r = run(dir, "drop", "0", "0");
+  unsigned long long received = 0, gaps = 0, bye = 0;
+  REQUIRE(std::sscanf(r.subscriber.c_str(), "received %llu gaps %llu bye %llu", &received, &gaps, &bye) == 3);
+  CHECK(received + gaps == 2000);
+  CHECK(received > 0);
+  CHECK(bye == 2000);  // it answers BYE, so the publisher kept its socket open until the tail arrived
+  REQUIRE(r.pub.found);
+  CHECK(r.pub["blocked_ns"] == 0);
 }
 
 }  // namespace rill::e2e
