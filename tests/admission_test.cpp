@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policies/durability/admission.hpp"
+#include "policies/durability/seq_ranges.hpp"
 
 using namespace rill;
 using namespace rill::detail;
@@ -45,7 +46,14 @@ class ScriptedHistory final : public History {
     };
     return std::unique_ptr<HistoryCursor>(std::make_unique<Empty>(seq));
   }
-  void ack(std::string_view, std::uint64_t) override {}
+  std::string acked_name;
+  std::uint64_t acked_seq = 0;
+  int acks = 0;
+  void ack(std::string_view name, std::uint64_t seq) override {
+    acked_name = std::string(name);
+    acked_seq = seq;
+    ++acks;
+  }
   Result<void> flush_acks() override { return {}; }
   std::optional<std::uint64_t> acked(std::string_view) const override { return std::nullopt; }
 };
@@ -131,4 +139,23 @@ TEST_CASE("an unreadable history: the subscription starts live and what it canno
   CHECK(s.first == 42);
   CHECK(s.lost == 4 + 12);
   CHECK(s.cursor == nullptr);
+}
+
+TEST_CASE("a group's position: moves only forward, stored for a durable group only, the same on every transport") {
+  ScriptedHistory h;
+  std::uint64_t acked = 10;
+  CHECK_FALSE(advance_group_position(acked, 11, &h, "g"));  // 10 handled already: nothing new
+  CHECK_FALSE(advance_group_position(acked, 5, &h, "g"));   // never backwards
+  CHECK(acked == 10);
+  CHECK(h.acks == 0);
+  CHECK(advance_group_position(acked, 40, &h, "g"));  // everything below 40 is handled
+  CHECK(acked == 39);
+  CHECK(h.acks == 1);
+  CHECK(h.acked_name == "group:g");
+  CHECK(h.acked_seq == 39);
+  // A volatile group keeps its position in memory only.
+  std::uint64_t vol = 0;
+  CHECK(advance_group_position(vol, 7, nullptr, "v"));
+  CHECK(vol == 6);
+  CHECK(h.acks == 1);
 }

@@ -35,4 +35,11 @@ GroupStart start_durable_group(const History& history, StartFrom from, std::stri
   return {.acked = first - 1, .lost = start.lost};
 }
 
+bool advance_group_position(std::uint64_t& acked, std::uint64_t low, History* history, std::string_view group) {
+  if (low == 0 || low - 1 <= acked) return false;
+  acked = low - 1;
+  if (history != nullptr) history->ack(group_ack_key(group), acked);
+  return true;
+}
+
 }  // namespace rill::detail

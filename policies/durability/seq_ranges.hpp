@@ -40,4 +40,11 @@ struct GroupStart {
 [[nodiscard]] GroupStart start_durable_group(const History& history, StartFrom from, std::string_view group,
                                              std::uint64_t next_seq, std::deque<SeqRange>& resend);
 
+/// A consumer group's position: the group has handled everything below `low`, the oldest
+/// message still owed to it (queued again in `resend`, or in flight at a member). Moves
+/// `acked` forward and, for a durable group (`history` not null), notes it in the history
+/// under group_ack_key(), stored by its next flush_acks(); a volatile group keeps it in
+/// memory only. The same rule on every transport. Returns true when the position moved.
+bool advance_group_position(std::uint64_t& acked, std::uint64_t low, History* history, std::string_view group);
+
 }  // namespace rill::detail

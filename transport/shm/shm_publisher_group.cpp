@@ -183,10 +183,7 @@ void ShmPublisher::advance_group_ack(std::size_t gi) {
     if (p.group != static_cast<int>(gi)) continue;
     for (const auto& r : p.in_flight) low = std::min(low, r.first);
   }
-  if (low - 1 > g.acked) {
-    g.acked = low - 1;
-    m_history->ack(group_ack_key(g.name), g.acked);
-  }
+  advance_group_position(g.acked, low, g.durable ? m_history : nullptr, g.name);
 }
 
 void ShmPublisher::pump_groups(unsigned budget) {

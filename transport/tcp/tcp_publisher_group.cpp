@@ -155,10 +155,7 @@ void TcpPublisher::advance_group_ack(Group& g) {
     if (p.group != g.name) continue;
     for (const auto& r : p.in_flight) low = std::min(low, r.first);
   }
-  if (low - 1 > g.acked) {
-    g.acked = low - 1;
-    if (g.durable) m_history->ack(group_ack_key(g.name), g.acked);
-  }
+  advance_group_position(g.acked, low, g.durable ? m_history : nullptr, g.name);
 }
 
 void TcpPublisher::pump_groups() {

@@ -286,17 +286,14 @@ void UdpPublisher::member_heartbeats(Type type, bool all) {
 }
 
 void UdpPublisher::advance_group_ack(Group& g) {
-  if (!g.durable) return;
   auto low = m_next_seq;
   if (!g.resend.empty()) low = std::min(low, g.resend.front().first);
   for (const auto& r : m_receivers) {
     if (!r.member || r.member->group != g.name) continue;
     for (const auto& x : r.member->in_flight) low = std::min(low, x.first);
   }
-  if (low - 1 > g.acked) {
-    g.acked = low - 1;
-    m_history->ack(group_ack_key(g.name), g.acked);
-    m_acks_pending = true;
+  if (advance_group_position(g.acked, low, g.durable ? m_history : nullptr, g.name) && g.durable) {
+    m_acks_pending = true;  // stored by the next service(), not on the receive path
   }
 }
 
