@@ -42,25 +42,7 @@ int run_writer(const char* dir, bool direct) {
     std::fprintf(stderr, "writer: open: %s\n", log.error().message().c_str());
     return 3;
   }
-  const long pid = ::getpid();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      for (std::uint64_t i = 0;; ++i) {
-        const std::string body = std::to_string(pid) + " " + std::to_string(t) + " " + std::to_string(i);
-        auto r = log->append(logtest::bytes_of(body));
-        if (!r) {
-          std::fprintf(stderr, "writer: append: %s\n", r.error().message().c_str());
-          std::_Exit(4);
-        }
-        // One write(2) per line: lines from the threads never interleave in the pipe.
-        const std::string line = std::to_string(*r) + " " + body + "\n";
-        if (::write(1, line.data(), line.size()) < 0) std::_Exit(5);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return 0;
+  return logtest::run_writer(*log, std::chrono::microseconds(0));
 }
 
 struct Round {

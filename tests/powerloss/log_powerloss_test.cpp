@@ -60,26 +60,7 @@ int run_writer(const char* dir, const char* policy_text) {
   // Under every/never an append only fills a buffer; paced, the log stays a size the checks
   // can read back each round (the kill and the cut still land at any point of the write path).
   const bool paced = policy->mode != rill::FsyncMode::always;
-  const long pid = ::getpid();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      for (std::uint64_t i = 0;; ++i) {
-        const std::string body = std::to_string(pid) + " " + std::to_string(t) + " " + std::to_string(i);
-        auto r = log->append(logtest::bytes_of(body));
-        if (!r) {
-          std::fprintf(stderr, "writer: append: %s\n", r.error().message().c_str());
-          std::_Exit(4);
-        }
-        // One write(2) per line: lines from the threads never interleave in the pipe.
-        const std::string line = std::to_string(*r) + " " + body + "\n";
-        if (::write(1, line.data(), line.size()) < 0) std::_Exit(5);
-        if (paced) std::this_thread::sleep_for(200us);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return 0;
+  return logtest::run_writer(*log, paced ? std::chrono::microseconds(200) : std::chrono::microseconds(0));
 }
 
 // Runs a program and waits for it; its exit status (-1 when it could not start).
