@@ -41,15 +41,6 @@ Options:
                             persistent:DIR (every message logged in DIR before it is sent; the
                             publisher's id and sequence continue after a restart)
   -h, --help                show this page
-
-Persistent log (only with --durability persistent:DIR):
-  --fsync POLICY            always, every:MS (1 .. 3600000 milliseconds) or never (default every:10)
-  --segment-bytes N         roll to a new segment file past N bytes (default 67108864, 64 MiB)
-  --retention-bytes N       delete the oldest sealed segments past N bytes in all
-                            (default 0: keep all)
-  --retention-age-ms MS     delete sealed segments whose newest record is older than MS milliseconds
-                            (default 0: keep all)
-  --direct-io               write segments with O_DIRECT, bypassing the page cache (default off)
 )help";
 
 constexpr std::string_view sub_help = R"help(usage: rill sub ENDPOINT... [URL] TOPIC_PREFIX [OPTIONS]
@@ -148,13 +139,17 @@ Options:
                             (default 200)
   --durability MODE         what each topic's late joiners get: volatile (nothing; the default),
                             transient-local:N (the last N messages of each topic) or persistent:DIR
-                            (topic T logged in DIR/T; ids and sequences continue after a restart)
+                            (topic T logged in DIR/T; ids and sequences continue after a restart;
+                            under --fsync always, 202 means the message is logged durably)
   --tls-cert, --tls-key     refused: TLS is not built; put a TLS-terminating proxy in front
   -h, --help                show this page
+)help";
 
+// The persistent log's options: rill pub and rill serve parse them alike (apply_log_options()),
+// so their pages share this text.
+constexpr std::string_view log_options_help = R"help(
 Persistent log (only with --durability persistent:DIR):
-  --fsync POLICY            always, every:MS (1 .. 3600000 milliseconds) or never
-                            (default every:10); under always, 202 means the message is logged durably
+  --fsync POLICY            always, every:MS (1 .. 3600000 milliseconds) or never (default every:10)
   --segment-bytes N         roll to a new segment file past N bytes (default 67108864, 64 MiB)
   --retention-bytes N       delete the oldest sealed segments past N bytes in all
                             (default 0: keep all)
@@ -251,12 +246,13 @@ struct Command {
   std::string_view name;
   std::string_view summary;  // its line on the main page
   std::string_view help;
+  std::string_view more{};  // shared text after the page (the log options)
 };
 
 constexpr Command commands[] = {
-    {"pub", "publish messages on one topic", pub_help},
+    {"pub", "publish messages on one topic", pub_help, log_options_help},
     {"sub", "print the messages of topics under a prefix, or deliver them to a webhook URL", sub_help},
-    {"serve", "receive webhooks over HTTP and publish them on topics", serve_help},
+    {"serve", "receive webhooks over HTTP and publish them on topics", serve_help, log_options_help},
     {"perf", "measure rill's latency and throughput beside the raw transport", perf_help},
     {"log", "look into a persistent log: list | inspect | replay | dlq (dead letters)", log_help},
     {"transports", "list the compiled transports and what each supports", transports_help},
@@ -316,6 +312,7 @@ int print_help(std::string_view command) {
   const auto* c = find_command(command);
   if (c == nullptr) return unknown_command(command);
   put(c->help, stdout);
+  put(c->more, stdout);
   put(build_note(command), stdout);
   return exit_ok;
 }

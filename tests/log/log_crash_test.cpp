@@ -45,47 +45,9 @@ int run_writer(const char* dir, bool direct) {
   return logtest::run_writer(*log, std::chrono::microseconds(0));
 }
 
-struct Round {
-  std::string out;
-  int status = 0;
-};
-
 // Spawns a writer, kills it after `delay`, returns what it printed.
-Round crash_once(const std::string& dir, std::chrono::microseconds delay, bool direct) {
-  int fds[2];
-  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::execl(g_self.c_str(), g_self.c_str(), direct ? "--direct-writer" : "--writer", dir.c_str(),
-            static_cast<char*>(nullptr));
-    std::_Exit(127);
-  }
-  ::close(fds[1]);
-  Round round;
-  const auto kill_at = std::chrono::steady_clock::now() + delay;
-  bool killed = false;
-  char buf[65536];
-  for (;;) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!killed && now >= kill_at) {
-      ::kill(pid, SIGKILL);
-      killed = true;
-    }
-    const int wait_ms =
-        killed ? 1000
-               : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - now).count()) + 1;
-    pollfd p{fds[0], POLLIN, 0};
-    if (::poll(&p, 1, wait_ms) > 0) {
-      const ssize_t n = ::read(fds[0], buf, sizeof buf);
-      if (n <= 0) break;  // EOF: the child is gone
-      round.out.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fds[0]);
-  ::waitpid(pid, &round.status, 0);
-  return round;
+logtest::WriterRound crash_once(const std::string& dir, std::chrono::microseconds delay, bool direct) {
+  return logtest::kill_writer({g_self, direct ? "--direct-writer" : "--writer", dir}, delay);
 }
 
 void kill_rounds(int kills, bool direct) {

@@ -162,61 +162,27 @@ class LazyFs {
   pid_t m_pid = -1;
 };
 
-struct Round {
-  std::string out;
-  int status = 0;
-};
-
 // Spawns a writer on `dir`, kills it with SIGKILL after `delay`, returns what it reported. With
 // `cut_first`, the power goes while the writer runs: it is stopped (SIGSTOP, waited for, so
 // nothing it reports afterwards can come from after the cut), `cut_first` runs with its writes
 // and fsyncs still in flight in the kernel, and then it is killed.
-Round kill_writer(const std::string& dir, const std::string& policy, std::chrono::microseconds delay,
-                  const std::function<void()>& cut_first) {
-  int fds[2];
-  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::execl(g_self.c_str(), g_self.c_str(), "--writer", dir.c_str(), policy.c_str(), static_cast<char*>(nullptr));
-    std::_Exit(127);
-  }
-  ::close(fds[1]);
-  Round round;
-  const auto kill_at = Clock::now() + delay;
-  bool killed = false;
-  bool exited = false;
-  char buf[65536];
-  for (;;) {
-    const auto now = Clock::now();
-    if (!killed && now >= kill_at) {
-      if (cut_first) {
-        ::kill(pid, SIGSTOP);
-        int st = 0;
-        REQUIRE(::waitpid(pid, &st, WUNTRACED) == pid);
-        if (WIFSTOPPED(st)) {
-          cut_first();
-        } else {
-          round.status = st;  // it ended by itself before the stop
-          exited = true;
-        }
+logtest::WriterRound kill_writer(const std::string& dir, const std::string& policy, std::chrono::microseconds delay,
+                                 const std::function<void()>& cut_first) {
+  std::function<bool(pid_t, int*)> stop_and_cut;
+  if (cut_first) {
+    stop_and_cut = [&](pid_t pid, int* status) {
+      ::kill(pid, SIGSTOP);
+      int st = 0;
+      REQUIRE(::waitpid(pid, &st, WUNTRACED) == pid);
+      if (!WIFSTOPPED(st)) {
+        *status = st;  // it ended by itself before the stop
+        return true;
       }
-      ::kill(pid, SIGKILL);
-      killed = true;
-    }
-    const auto until_kill = std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - now).count();
-    const int wait_ms = killed ? 1000 : static_cast<int>(until_kill) + 1;
-    pollfd p{fds[0], POLLIN, 0};
-    if (::poll(&p, 1, wait_ms) > 0) {
-      const ssize_t n = ::read(fds[0], buf, sizeof buf);
-      if (n <= 0) break;  // EOF: the writer is gone
-      round.out.append(buf, static_cast<std::size_t>(n));
-    }
+      cut_first();
+      return false;
+    };
   }
-  ::close(fds[0]);
-  if (!exited) ::waitpid(pid, &round.status, 0);
-  return round;
+  return logtest::kill_writer({g_self, "--writer", dir, policy}, delay, stop_and_cut);
 }
 
 struct Tally {

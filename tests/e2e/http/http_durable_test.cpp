@@ -15,8 +15,8 @@
 #include "../process.hpp"
 #include "http_util.hpp"
 #include "receiver.hpp"
-#include "../../skip.hpp"
-#include "../../test_seed.hpp"
+#include "tests/skip.hpp"
+#include "tests/test_seed.hpp"
 
 namespace rill::e2e::http {
 

@@ -12,7 +12,7 @@
 #include "../streams.hpp"
 #include "http_util.hpp"
 #include "rill/rill.hpp"
-#include "../../skip.hpp"
+#include "tests/skip.hpp"
 
 namespace rill::e2e::http {
 
