@@ -52,11 +52,8 @@ EnvelopeFields Publisher::stamp(std::span<const HeaderKV> headers) const noexcep
 
 Result<void> Publisher::send_built(std::span<const std::byte> envelope) {
   if (envelope.size() > m_max_bytes) return fail(Errc::too_large, "envelope larger than max_message_bytes");
-  if (m_history) {
-    detail::IdleServiceEntry entry(m_idle.get());
-    return send_kept(envelope);
-  }
   detail::IdleServiceEntry entry(m_idle.get());  // a no-op without a helper
+  if (m_history) return send_kept(envelope);
   auto sent = m_transport->send(envelope, m_next_seq, m_timeout);
   if (sent) ++m_next_seq;  // a timed-out message was not published: its number is reused
   return sent;
@@ -134,21 +131,19 @@ Result<void> Publisher::publish_loan(Loan&& loan, flatbuffers::uoffset_t root, s
   } else {
     envelope = state->make_builder().finish_raw({}, fields);
   }
+  detail::IdleServiceEntry entry(m_idle.get());  // a no-op without a helper
   Result<void> sent;
   if (envelope.size() > m_max_bytes) {
     sent = fail(Errc::too_large, "envelope larger than max_message_bytes");
   } else if (m_history) {
-    detail::IdleServiceEntry entry(m_idle.get());
     sent = send_kept(envelope);  // tcp copies anyway; clear() below gives the loan back
     state->clear();
     m_spare_loan = std::move(state);
     return sent;
   } else if (state->have_chunk && state->chunk_given && state->holds(state->chunk, envelope.data())) {
     state->consumed = true;  // the transport owns the chunk now, whatever the outcome
-    detail::IdleServiceEntry entry(m_idle.get());
     sent = m_transport->send_loan(state->chunk.handle, envelope, m_next_seq, m_timeout);
   } else {
-    detail::IdleServiceEntry entry(m_idle.get());
     sent = m_transport->send(envelope, m_next_seq, m_timeout);  // built on the heap: one copy
   }
   if (sent) ++m_next_seq;
