@@ -20,6 +20,8 @@ constexpr auto drain_interval = std::chrono::microseconds(50);
 constexpr unsigned look_every = 8;
 // Publisher instances whose sequences are tracked at once.
 constexpr std::size_t max_tracked_publishers = 1024;
+// Departed publishers remembered (id, last sequence) in case one comes back.
+constexpr std::size_t max_departed = 64;
 
 }  // namespace
 
@@ -102,6 +104,7 @@ void SubscriberCore::forget_oldest_if_full() {
   // Publishers killed without a BYE, or a peer inventing ids, must not grow this table
   // (and its linear search) without bound: the longest-known entry goes first.
   if (m_publishers.size() < max_tracked_publishers) return;
+  credit(m_publishers.front());  // its window slots go back before it is forgotten
   m_publishers.erase(m_publishers.begin());
   m_last_publisher = 0;
 }
@@ -112,10 +115,15 @@ void SubscriberCore::report_gap(PublisherState& p, std::uint64_t first, std::uin
   if (m_options.on_loss) m_options.on_loss(LossEvent{p.id, first, last});
 }
 
-void SubscriberCore::return_window_slot(std::uint32_t source) {
+void SubscriberCore::return_window_slot(std::uint32_t source, PublisherState* p) {
   // Every data frame a backpressure publisher sent took a window slot, whatever
-  // became of it here; not returning one would shrink its window for good.
-  if (m_options.policy.kind == PolicyKind::backpressure && ++m_sources[source].pending_credit >= m_credit_batch) {
+  // became of it here; not returning one would shrink its window for good. The slot
+  // goes back to the publisher that sent the frame; one whose sender is unknown (it
+  // did not verify) to the connection's last greeted publisher.
+  if (m_options.policy.kind != PolicyKind::backpressure) return;
+  if (p != nullptr) {
+    if (++p->pending_credit >= m_credit_batch) credit(*p);
+  } else if (++m_sources[source].pending_credit >= m_credit_batch) {
     credit(source);
   }
 }
@@ -161,14 +169,27 @@ void SubscriberCore::on_reject(std::uint32_t source, std::uint64_t publisher_id,
 }
 
 void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq,
-                                std::uint64_t lost) {
+                                std::uint64_t lost, std::uint64_t instance) {
   auto& src = m_sources[source];
+  if (instance != 0 && src.instance != 0 && instance != src.instance) {
+    // The endpoint behind this connection was bound again (its process restarted): every
+    // publisher it now carries is new, and credit owed to the old one is void.
+    ++m_stats.publisher_restarts;
+    log().info("subscription {:016x}: endpoint {} restarted (instance {:016x} -> {:016x})", m_id,
+               m_options.endpoints[source], src.instance, instance);
+    src.replaced_by = instance;
+    src.pending_credit = 0;
+    for (auto& old : m_publishers) {
+      if (old.source == source && old.instance == src.instance) old.pending_credit = 0;
+    }
+  }
+  if (instance != 0) src.instance = instance;
   auto* p = find_publisher(publisher_id);
   std::uint64_t reported_to = 0;  // gaps up to here are reported already
   std::uint64_t old_expected = 0;
   if (p == nullptr) {
     forget_oldest_if_full();
-    m_publishers.push_back({.id = publisher_id, .expected = next_seq});
+    m_publishers.push_back({.id = publisher_id, .expected = next_seq, .instance = instance});
     p = &m_publishers.back();
     if (auto* e = m_store ? m_store->find(publisher_id) : nullptr) {
       // Known from the state file (it left and came back): never hand the handler a
@@ -177,13 +198,19 @@ void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id
       old_expected = e->delivered + 1;
       p->expected = std::max(next_seq, old_expected);
     }
-    if (src.publisher_id != 0 && src.publisher_id != publisher_id) {
-      // Same endpoint, new publisher instance: it published 1..next_seq-1 before it
-      // learned about us. We were subscribed all along, so that is a gap.
-      ++m_stats.publisher_restarts;
-      log().info("subscription {:016x}: publisher on {} restarted ({:016x} -> {:016x}), resuming at seq {}", m_id,
-                 m_options.endpoints[source], src.publisher_id, publisher_id, next_seq);
-      if (next_seq > 1) report_gap(*p, 1, next_seq - 1);
+    if (instance != 0 && instance == src.replaced_by) {
+      // A publisher of the restarted endpoint published up to next_seq-1 before it learned
+      // about us. We were subscribed to the endpoint all along, so what we never saw of
+      // that is a gap: all of it for a new publisher, the part after its BYE for one that
+      // came back with its id (a persistent publisher continuing its log). (A publisher
+      // added later to an endpoint we know greets us before its first message.)
+      std::uint64_t from = std::max<std::uint64_t>(1, old_expected);
+      const auto before = std::find_if(m_departed.begin(), m_departed.end(),
+                                       [&](const Departed& d) { return d.id == publisher_id; });
+      if (before != m_departed.end()) from = std::max(from, before->last_seq + 1);
+      log().info("subscription {:016x}: publisher {:016x} on {} resumes at seq {}", m_id, publisher_id,
+                 m_options.endpoints[source], next_seq);
+      if (from < next_seq) report_gap(*p, from, next_seq - 1);
       reported_to = next_seq - 1;
     }
   } else if (m_store) {
@@ -199,6 +226,7 @@ void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id
   }
   p->source = source;
   p->has_source = true;
+  p->instance = instance;
   // Retention deleted these before we could have them: that is how a durable subscriber
   // behind retention learns how much it lost.
   if (lost > 0 && next_seq > lost) {
@@ -212,7 +240,6 @@ void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id
     p->ack_sent = 0;
     m_acks_due = true;
   }
-  if (src.publisher_id != publisher_id) src.pending_credit = 0;  // credit belongs to the old instance
   src.publisher_id = publisher_id;
 }
 
@@ -266,6 +293,12 @@ void SubscriberCore::credit(std::uint32_t source) {
   }
 }
 
+void SubscriberCore::credit(PublisherState& p) {
+  if (p.pending_credit > 0 && p.has_source && m_transport->consumed(p.source, p.id, p.pending_credit)) {
+    p.pending_credit = 0;
+  }
+}
+
 namespace {
 
 // What is still checked when the user trusts the transport's memory: the identifier.
@@ -281,18 +314,21 @@ Result<const wire::Envelope*> trusted_envelope(std::span<const std::byte> bytes)
 
 std::optional<MessageView> SubscriberCore::accept(Frame& frame) {
   const auto source = frame.source();
-  return_window_slot(source);
   auto bytes = frame.bytes();
   if (reinterpret_cast<std::uintptr_t>(bytes.data()) % envelope_alignment != 0) bytes = aligned(bytes);
   auto env = m_trusted ? trusted_envelope(bytes) : verify_envelope(bytes, m_options.verify);
   if (!env) {
-    // Its window slot was returned above; count it without crediting twice.
-    on_bad_frame(source, Errc::malformed, bytes.size());
+    return_window_slot(source);
+    on_bad_frame(source, Errc::malformed, bytes.size());  // counted, not credited twice
     return std::nullopt;
   }
   const MessageView view(*env, bytes);
-  if (!view.topic().starts_with(m_options.prefix)) return std::nullopt;  // a publisher that ignored our prefix
+  if (!view.topic().starts_with(m_options.prefix)) {  // a publisher that ignored our prefix
+    return_window_slot(source);
+    return std::nullopt;
+  }
   auto& p = publisher(view.publisher_id(), view.sequence());
+  return_window_slot(source, &p);
   p.source = source;
   p.has_source = true;
   const auto seq = view.sequence();
@@ -322,6 +358,9 @@ void SubscriberCore::deliver(Frame& frame, Subscriber::CheckedHandler handler) {
 
 void SubscriberCore::settle_idle() {
   for (std::uint32_t s = 0; s < m_sources.size(); ++s) credit(s);
+  if (m_options.policy.kind == PolicyKind::backpressure) {
+    for (auto& p : m_publishers) credit(p);
+  }
   if (m_acks_due) maybe_flush_acks();
   if (!m_any_left) return;
   m_any_left = false;
@@ -330,6 +369,9 @@ void SubscriberCore::settle_idle() {
   std::erase_if(m_publishers, [&](PublisherState& p) {
     if (!p.left) return false;
     if (p.expected <= p.last_seq) report_gap(p, p.expected, p.last_seq);
+    // Remembered a while: a persistent publisher may come back with its id and go on.
+    if (m_departed.size() >= max_departed) m_departed.erase(m_departed.begin());
+    m_departed.push_back({p.id, p.last_seq});
     return true;
   });
   m_last_publisher = 0;

@@ -44,8 +44,8 @@ class SubscriberCore final : public FrameSink {
 
   // FrameSink: called from inside m_transport->drain().
   void on_data(Frame&& frame) override;
-  void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq,
-                  std::uint64_t lost) override;
+  void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq, std::uint64_t lost,
+                  std::uint64_t instance) override;
   void on_reject(std::uint32_t source, std::uint64_t publisher_id, DurabilityKind offered, DurabilityKind requested,
                  std::string_view reason) override;
   void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
@@ -61,13 +61,17 @@ class SubscriberCore final : public FrameSink {
     bool counted = false;            // in stats().publishers (one loaded from the state file is not, yet)
     bool has_source = false;         // `source` is known (it greeted us or sent data)
     std::uint32_t source = 0;        // the connection it is on (where its acks go)
+    std::uint64_t instance = 0;      // the endpoint instance that greeted us for it
+    std::uint32_t pending_credit = 0;  // backpressure: window slots to give back to it
     std::uint64_t ack_want = 0;      // durable: position to acknowledge
     std::uint64_t ack_sent = 0;      // durable: position the transport took
     DeliveredEntry* slot = nullptr;  // durable: its entry in the state file (re-checked: slots are reused)
   };
   struct SourceState {
-    std::uint64_t publisher_id = 0;  // current publisher on this connection
-    std::uint32_t pending_credit = 0;
+    std::uint64_t publisher_id = 0;  // the publisher greeted last on this connection
+    std::uint64_t instance = 0;      // the endpoint instance behind this connection (0: none yet)
+    std::uint64_t replaced_by = 0;   // an instance that replaced an earlier one (a restart)
+    std::uint32_t pending_credit = 0;  // slots of frames whose publisher is unknown
   };
 
   void deliver(Frame& frame, Subscriber::CheckedHandler handler);
@@ -94,7 +98,8 @@ class SubscriberCore final : public FrameSink {
   void report_gap(PublisherState& p, std::uint64_t first, std::uint64_t last);
   void forget_oldest_if_full();
   void credit(std::uint32_t source);
-  void return_window_slot(std::uint32_t source);
+  void credit(PublisherState& p);
+  void return_window_slot(std::uint32_t source, PublisherState* p = nullptr);
   void settle_idle();
   void drain_all();  // takes in everything that has arrived (up to the budget)  // queue empty: return credit, count
                      // tails of departed publishers
@@ -109,6 +114,11 @@ class SubscriberCore final : public FrameSink {
   std::vector<PublisherState> m_publishers;
   std::size_t m_last_publisher = 0;  // index cache: most messages come from the same one
   std::vector<SourceState> m_sources;
+  struct Departed {
+    std::uint64_t id = 0;
+    std::uint64_t last_seq = 0;
+  };
+  std::vector<Departed> m_departed;  // publishers that said BYE, oldest first
   std::uint32_t m_credit_batch = 1;
   std::size_t m_drain_budget = 64;
   std::chrono::steady_clock::time_point m_last_drain{};

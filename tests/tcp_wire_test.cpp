@@ -85,11 +85,19 @@ TEST_CASE("durable subscribe, ack, reject and the extended welcome round-trip") 
   CHECK((c->reject.offered == 0 && c->reject.requested == 2 && c->reject.reason == "why"));
   for (std::size_t len = 0; len < n; ++len) CHECK_FALSE(decode_control(std::span(buf).first(len)).has_value());
 
-  n = encode_welcome(buf, {.publisher_id = 5, .next_seq = 6, .subscription_id = 7, .lost = 8, .offered = 1});
-  CHECK(n == 40);
+  n = encode_welcome(
+      buf, {.publisher_id = 5, .next_seq = 6, .subscription_id = 7, .lost = 8, .offered = 1, .instance = 9});
+  CHECK(n == 48);
   c = decode_control(std::span(buf).first(n));
   REQUIRE(c);
-  CHECK((c->welcome.lost == 8 && c->welcome.offered == 1));
+  CHECK((c->welcome.lost == 8 && c->welcome.offered == 1 && c->welcome.instance == 9));
+
+  n = encode_bye_seen(buf, {.subscription_id = 1, .publisher_id = 2, .seq = 3});
+  CHECK(n == 32);
+  c = decode_control(std::span(buf).first(n));
+  REQUIRE(c);
+  CHECK((c->type == ControlType::bye_seen && c->ack.subscription_id == 1 && c->ack.publisher_id == 2 &&
+         c->ack.seq == 3));
 }
 
 TEST_CASE("every truncation and extension of a control frame is refused") {

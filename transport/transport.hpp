@@ -120,9 +120,12 @@ class FrameSink {
   virtual void on_data(Frame&& frame) = 0;
   /// A publisher greeted this subscription: its messages start at `next_seq` (history
   /// first, for a durable request); `lost` messages before next_seq that the subscription
-  /// asked for were deleted by retention.
+  /// asked for were deleted by retention. `instance` names the bound endpoint the publisher
+  /// lives on (all publishers sharing one tcp socket or one shm directory have the same);
+  /// a connection whose instance changes has a restarted endpoint behind it. 0: the
+  /// transport cannot tell (udp multicast, where independent processes share a group).
   virtual void on_welcome(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t next_seq,
-                          std::uint64_t lost) = 0;
+                          std::uint64_t lost, std::uint64_t instance) = 0;
   /// A publisher refused this subscription (it asked for more durability than offered).
   virtual void on_reject(std::uint32_t source, std::uint64_t publisher_id, DurabilityKind offered,
                          DurabilityKind requested, std::string_view reason) = 0;

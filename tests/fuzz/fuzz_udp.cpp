@@ -40,7 +40,7 @@ struct CheckingSink final : rill::detail::FrameSink {
     g_sink = g_sink + h;
     ++frames;
   }
-  void on_welcome(std::uint32_t, std::uint64_t, std::uint64_t next, std::uint64_t) override {
+  void on_welcome(std::uint32_t, std::uint64_t, std::uint64_t next, std::uint64_t, std::uint64_t) override {
     expect(next != 0, "welcome at 0");
   }
   void on_reject(std::uint32_t, std::uint64_t, rill::DurabilityKind, rill::DurabilityKind, std::string_view) override {}

@@ -35,7 +35,7 @@ struct RecordingSink final : FrameSink {
     const auto b = f.bytes();
     data.emplace_back(reinterpret_cast<const char*>(b.data()), b.size());
   }
-  void on_welcome(std::uint32_t, std::uint64_t, std::uint64_t next, std::uint64_t) override { welcome_seq = next; }
+  void on_welcome(std::uint32_t, std::uint64_t, std::uint64_t next, std::uint64_t, std::uint64_t) override { welcome_seq = next; }
   void on_reject(std::uint32_t, std::uint64_t, rill::DurabilityKind, rill::DurabilityKind, std::string_view) override {}
   void on_bye(std::uint32_t, std::uint64_t, std::uint64_t last) override { bye_seq = last; }
   void on_bad_frame(std::uint32_t, rill::Errc, std::size_t) override { ++bad; }

@@ -77,6 +77,8 @@ class Mapping {
   [[nodiscard]] std::uint32_t class_count() const noexcept { return static_cast<std::uint32_t>(m_classes.size()); }
   [[nodiscard]] const PoolClass& pool(std::uint32_t c) const noexcept { return m_classes[c]; }
   [[nodiscard]] std::uint64_t publisher_id() const noexcept { return m_publisher_id; }
+  /// The bound endpoint instance: one publisher per segment today, so its id.
+  [[nodiscard]] std::uint64_t instance() const noexcept { return m_publisher_id; }
   [[nodiscard]] std::uint32_t publisher_pid() const noexcept { return m_publisher_pid; }
   [[nodiscard]] std::uint64_t publisher_start() const noexcept { return m_publisher_start; }
   [[nodiscard]] const std::string& topic() const noexcept { return m_topic; }

@@ -315,7 +315,7 @@ bool ShmSubscriber::greeted(std::uint32_t index, FrameSink& sink) {
   const auto first = s.joined.load(std::memory_order_acquire);
   if (first == 0) return false;  // the publisher has not taken us in yet
   c.welcomed = true;
-  sink.on_welcome(index, c.map->publisher_id(), first, s.lost.load(std::memory_order_relaxed));
+  sink.on_welcome(index, c.map->publisher_id(), first, s.lost.load(std::memory_order_relaxed), c.map->instance());
   return true;
 }
 

@@ -21,204 +21,142 @@ using clock = std::chrono::steady_clock;
 // Control traffic is read every this many publishes, and whenever credit is short.
 // (A read that finds nothing costs libzmq two system calls, so not every time.)
 constexpr unsigned service_every = 256;
-// How long create() retries a bind that finds the port in use.
-constexpr auto rebind_wait = std::chrono::milliseconds(1000);
-
-std::string_view as_view(const zmq_msg_t& m) {
-  return {static_cast<const char*>(zmq_msg_data(const_cast<zmq_msg_t*>(&m))), zmq_msg_size(const_cast<zmq_msg_t*>(&m))};
-}
+// The lock is let go this often while a publisher waits (credit, answers to its BYE),
+// so the endpoint's other publishers go on.
+constexpr auto lock_slice = std::chrono::milliseconds(1);
 
 }  // namespace
 
 Result<std::unique_ptr<PublisherTransport>> TcpPublisher::create(NodeCore& node, const Endpoint& ep,
                                                                  const PublisherConfig& config) {
-  try {
-    zmq::socket_t sock(node.zmq(), zmq::socket_type::router);
-    sock.set(zmq::sockopt::router_mandatory, 1);  // a full or gone peer is an error we count, not a silent drop
-    sock.set(zmq::sockopt::sndhwm, pipe_high_water);
-    sock.set(zmq::sockopt::rcvhwm, pipe_high_water);
-    sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(1) << 20);  // control frames are tiny
-    sock.set(zmq::sockopt::linger, linger_ms);
-    set_keepalive(sock);
-    const std::string addr = "tcp://" + ep.host + ":" + std::to_string(ep.port);
-    // A publisher on this endpoint that just closed (a restart in the same process) still
-    // holds the port until libzmq's I/O thread has closed its listener: retry briefly.
-    const auto deadline = std::chrono::steady_clock::now() + rebind_wait;
-    while (zmq_bind(sock.handle(), addr.c_str()) != 0) {
-      if (zmq_errno() != EADDRINUSE || std::chrono::steady_clock::now() >= deadline) throw zmq::error_t();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    log().info("publisher {:016x} bound {} topic '{}'", config.publisher_id, addr, config.topic);
-    return std::unique_ptr<PublisherTransport>(new TcpPublisher(std::move(sock), config));
-  } catch (const zmq::error_t& e) {
-    const auto code = e.num() == EADDRINUSE ? Errc::address_in_use : Errc::io_error;
-    return fail(code, "cannot bind " + ep.uri, e.num());
+  auto shared = TcpEndpoint::open(node, ep);
+  if (!shared) return std::unexpected(shared.error());
+  std::unique_ptr<TcpPublisher> pub(new TcpPublisher(std::move(*shared), config));
+  std::lock_guard lock(pub->m_ep->mutex);
+  pub->m_ep->attach(*pub);
+  // The subscriptions already connected take us from our first message: each is greeted
+  // now, before anything is published.
+  pub->m_ep->drain();
+  pub->m_inbox.clear();  // what drain() posted to us is in subscriptions() too
+  for (const auto& sub : pub->m_ep->subscriptions()) {
+    if (std::string_view(config.topic).starts_with(sub->prefix)) pub->join(sub);
   }
+  pub->remove_dead_peers();
+  log().info("publisher {:016x} on {} topic '{}' ({} subscriptions there match)", config.publisher_id,
+             pub->m_ep->address(), config.topic, pub->m_peers.size());
+  return std::unique_ptr<PublisherTransport>(std::move(pub));
 }
 
-TcpPublisher::TcpPublisher(zmq::socket_t sock, const PublisherConfig& config)
-    : m_sock(std::move(sock)), m_config(config), m_history(config.history) {
+TcpPublisher::TcpPublisher(std::shared_ptr<TcpEndpoint> ep, const PublisherConfig& config)
+    : m_ep(std::move(ep)), m_sock(m_ep->socket()), m_config(config), m_history(config.history) {
   if (m_history) m_next_seq = m_history->next_sequence();  // persistent: continues from the log
 }
 
-TcpPublisher::~TcpPublisher() = default;
-
-bool TcpPublisher::send_control(const std::string& routing_id, std::span<const std::byte> frame) {
-  if (zmq_send(m_sock.handle(), routing_id.data(), routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-    return false;
-  }
-  return zmq_send(m_sock.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) >= 0;
+TcpPublisher::~TcpPublisher() {
+  std::lock_guard lock(m_ep->mutex);
+  m_ep->detach(*this);
 }
 
-void TcpPublisher::handle_control(std::string_view routing_id, std::span<const std::byte> frame) {
-  const auto control = decode_control(frame);
-  auto peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.routing_id == routing_id; });
-  if (!control) {
-    ++m_stats.bad_control;
-    if (!m_bad_control_logged) {
-      m_bad_control_logged = true;
-      log().warn("publisher {:016x}: malformed control frame ({} bytes) from a peer; counting further ones silently",
-                 m_config.publisher_id, frame.size());
-    }
+const PublisherStats& TcpPublisher::stats() const {
+  std::lock_guard lock(m_ep->mutex);
+  m_stats_copy = m_stats;
+  m_stats_copy.bad_control += m_ep->bad_control();
+  return m_stats_copy;
+}
+
+bool TcpPublisher::send_control(const std::string& routing_id, std::span<const std::byte> frame) {
+  return m_ep->send_control(routing_id, frame);
+}
+
+void TcpPublisher::join(const std::shared_ptr<TcpSubscription>& sub) {
+  const auto s = sub->request();
+  const auto offered = m_history ? m_history->offered() : DurabilityKind::volatile_;
+  std::string_view refused;
+  auto peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.sub == sub; });
+  if (peer != m_peers.end()) return;  // greeted already (at attach, then again from the inbox)
+  if (check_request(offered, admission_request(s), &refused) != Refusal::none) {
+    reject(sub->routing_id, s, offered, refused);
     return;
   }
-  const auto now = clock::now();
-  switch (control->type) {
-    case ControlType::subscribe: {
-      const auto& s = control->subscribe;
-      if (peer != m_peers.end() && peer->subscription_id == s.subscription_id) {
-        peer->last_seen = now;  // keepalive
-        return;
-      }
-      const auto offered = m_history ? m_history->offered() : DurabilityKind::volatile_;
-      std::string_view refused;
-      if (check_request(offered, admission_request(s), &refused) != Refusal::none) {
-        reject(routing_id, s, offered, refused);
-        if (peer != m_peers.end()) peer->dead = true;  // an earlier subscription on this connection
-        return;
-      }
-
-      if (m_batch_count > 0) {
-        // A held batch belongs to the subscriptions it was built for (their credit was
-        // checked); send it before this one joins, so it starts at the next message
-        // and never receives more than its window.
-        flush();
-        peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.routing_id == routing_id; });
-      }
-      if (peer != m_peers.end() && !peer->group.empty()) {
-        member_left(*peer);  // the connection re-subscribed as a new subscription
-        --m_group_members;
-        peer->group.clear();
-      }
-      if (peer == m_peers.end()) {
-        peer = m_peers.insert(m_peers.end(), Peer{});
-        peer->routing_id = std::string(routing_id);
-      }
-      peer->subscription_id = s.subscription_id;
-      peer->policy = static_cast<PolicyKind>(s.policy);
-      peer->window = std::min<std::uint32_t>(s.window, pipe_high_water / 2);
-      peer->credit = peer->window;
-      peer->matches = std::string_view(m_config.topic).starts_with(s.prefix);
-      peer->dead = false;
-      peer->last_seen = now;
-      if (peer->catching_up()) --m_catching_up;
-      peer->cursor.reset();
-      peer->held.clear();
-      peer->held_count = 0;
-      peer->durable_name = std::string(s.durable_name);
-      peer->acked = 0;
-      ++m_stats.joined;
-      log().info("publisher {:016x}: subscription {:016x} joined (prefix '{}', {}, {}, matches={})",
-                 m_config.publisher_id, s.subscription_id, s.prefix,
-                 to_string(Policy{peer->policy, peer->window}),
-                 to_string(static_cast<DurabilityKind>(s.durability)), peer->matches);
-      if (peer->matches && !s.group.empty()) {
-        join_group(*peer, s, offered);
-        std::array<std::byte, max_control_bytes> buf;
-        const auto n = encode_welcome(
-            buf, {m_config.publisher_id, m_next_seq, s.subscription_id, 0, static_cast<std::uint8_t>(offered)});
-        if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
-      } else if (peer->matches) {
-        std::uint64_t lost = 0;
-        const auto first = history_start(*peer, s, lost);  // admission's start, and the catch-up
-        std::array<std::byte, max_control_bytes> buf;
-        const auto n = encode_welcome(
-            buf, {m_config.publisher_id, first, s.subscription_id, lost, static_cast<std::uint8_t>(offered)});
-        if (!send_control(peer->routing_id, std::span(buf).first(n))) peer->dead = true;
-        if (peer->catching_up() && !peer->dead) pump_peer(*peer, 4);
-      }
-      break;
-    }
-    case ControlType::ack:
-      if (peer != m_peers.end() && peer->subscription_id == control->ack.subscription_id &&
-          control->ack.publisher_id == m_config.publisher_id) {
-        peer->last_seen = now;
-        if (peer->group.empty()) {
-          handle_ack(*peer, control->ack);
-        } else {
-          member_acked(*peer, control->ack.seq);
-        }
-      }
-      break;
-    case ControlType::credit:
-      if (peer != m_peers.end() && peer->subscription_id == control->credit.subscription_id &&
-          control->credit.publisher_id == m_config.publisher_id) {
-        peer->credit = std::min<std::int64_t>(peer->credit + control->credit.credits, peer->window);
-        peer->last_seen = now;
-      }
-      break;
-    case ControlType::unsubscribe:
-      if (peer != m_peers.end() && peer->subscription_id == control->subscribe.subscription_id) peer->dead = true;
-      break;
-    default:
-      ++m_stats.bad_control;  // publisher-bound frames only; a welcome sent to us is garbage
-      break;
+  if (m_batch_count > 0) {
+    // A held batch belongs to the subscriptions it was built for (their credit was
+    // checked); send it before this one joins, so it starts at the next message
+    // and never receives more than its window.
+    flush_locked();
   }
+  for (auto& p : m_peers) {
+    if (p.sub->routing_id == sub->routing_id) p.dead = true;  // an earlier subscription on this connection
+  }
+  remove_dead_peers();
+  auto& added = m_peers.emplace_back();
+  added.sub = sub;
+  added.durable_name = sub->durable_name;
+  ++m_stats.joined;
+  log().info("publisher {:016x}: subscription {:016x} joined (prefix '{}', {}, {})", m_config.publisher_id,
+             s.subscription_id, s.prefix, to_string(Policy{sub->policy, sub->window}),
+             to_string(static_cast<DurabilityKind>(s.durability)));
+  std::uint64_t first = m_next_seq;
+  std::uint64_t lost = 0;
+  if (!s.group.empty()) {
+    join_group(added, s, offered);
+  } else {
+    first = history_start(added, s, lost);  // admission's start, and the catch-up
+  }
+  std::array<std::byte, max_control_bytes> buf;
+  const auto n = encode_welcome(buf, {.publisher_id = m_config.publisher_id,
+                                      .next_seq = first,
+                                      .subscription_id = s.subscription_id,
+                                      .lost = lost,
+                                      .offered = static_cast<std::uint8_t>(offered),
+                                      .instance = m_ep->instance()});
+  if (!send_control(sub->routing_id, std::span(buf).first(n))) added.dead = true;
+  if (added.catching_up() && !added.dead) pump_peer(added, 4);
+  m_stats.subscribers = m_peers.size();
+  m_has_backpressure = m_has_backpressure || sub->policy == PolicyKind::backpressure;
+}
+
+void TcpPublisher::process_inbox() {
+  m_events.swap(m_inbox);
+  for (auto& e : m_events) {
+    if (e.kind == TcpEvent::Kind::subscribe) {
+      if (!e.sub->dead) join(e.sub);
+      continue;
+    }
+    auto peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.sub == e.sub; });
+    if (peer == m_peers.end()) continue;
+    if (e.kind == TcpEvent::Kind::bye_seen) {
+      peer->bye_seen = true;
+    } else if (peer->group.empty()) {
+      handle_ack(*peer, {e.sub->subscription_id, m_config.publisher_id, e.seq});
+    } else {
+      member_acked(*peer, e.seq);
+    }
+  }
+  m_events.clear();
 }
 
 void TcpPublisher::drain_control() {
-  zmq_msg_t rid;
-  zmq_msg_t body;
-  zmq_msg_init(&rid);
-  zmq_msg_init(&body);
-  while (zmq_msg_recv(&rid, m_sock.handle(), ZMQ_DONTWAIT) >= 0) {
-    // A ROUTER always yields the routing id first; the control frame follows.
-    if (!zmq_msg_more(&rid) || zmq_msg_recv(&body, m_sock.handle(), ZMQ_DONTWAIT) < 0) {
-      ++m_stats.bad_control;
-      continue;
-    }
-    if (zmq_msg_more(&body)) {  // multi-part garbage: swallow the rest
-      ++m_stats.bad_control;
-      while (zmq_msg_more(&body) && zmq_msg_recv(&body, m_sock.handle(), ZMQ_DONTWAIT) >= 0) {
-      }
-      continue;
-    }
-    handle_control(as_view(rid), {static_cast<const std::byte*>(zmq_msg_data(&body)), zmq_msg_size(&body)});
-  }
-  zmq_msg_close(&rid);
-  zmq_msg_close(&body);
-  expire_peers(clock::now());
+  m_ep->drain();
+  if (!m_inbox.empty()) process_inbox();
   remove_dead_peers();
-}
-
-void TcpPublisher::expire_peers(clock::time_point now) {
-  for (auto& p : m_peers) {
-    if (now - p.last_seen > std::chrono::milliseconds(peer_timeout_ms)) p.dead = true;
-  }
 }
 
 void TcpPublisher::remove_dead_peers() {
   const auto before = m_peers.size();
+  bool any = false;
   for (auto& p : m_peers) {
+    p.dead = p.dead || p.sub->dead;
     if (p.dead && !p.group.empty()) {
       member_left(p);  // its unacknowledged messages go to another member
       --m_group_members;
       p.group.clear();
     }
+    any = any || p.dead;
   }
+  if (!any) return;
   std::erase_if(m_peers, [&](const Peer& p) {
     if (p.dead) {
-      log().info("publisher {:016x}: subscription {:016x} left", m_config.publisher_id, p.subscription_id);
+      log().info("publisher {:016x}: subscription {:016x} left", m_config.publisher_id, p.sub->subscription_id);
       if (p.catching_up()) --m_catching_up;
     }
     return p.dead;
@@ -226,14 +164,14 @@ void TcpPublisher::remove_dead_peers() {
   m_stats.left += before - m_peers.size();
   m_stats.subscribers = m_peers.size();
   m_has_backpressure = std::any_of(m_peers.begin(), m_peers.end(),
-                                   [](const Peer& p) { return p.matches && p.policy == PolicyKind::backpressure; });
+                                   [](const Peer& p) { return p.sub->policy == PolicyKind::backpressure; });
 }
 
 const TcpPublisher::Peer* TcpPublisher::blocking_peer(std::int64_t needed) const noexcept {
   for (const auto& p : m_peers) {
     // A peer catching up is sent history at its own pace, nothing live: it holds nobody.
-    if (p.matches && p.policy == PolicyKind::backpressure && p.credit < needed && !p.dead && !p.catching_up() &&
-        p.group.empty()) {
+    if (p.sub->policy == PolicyKind::backpressure && p.sub->credit < needed && !p.dead && !p.sub->dead &&
+        !p.catching_up() && p.group.empty()) {
       return &p;
     }
   }
@@ -245,7 +183,7 @@ Result<void> TcpPublisher::wait_for_credit(std::int64_t needed, clock::time_poin
   auto next_probe = start;
   const Peer* blocker = blocking_peer(needed);
   while (blocker != nullptr) {
-    m_stats.last_blocker = blocker->subscription_id;
+    m_stats.last_blocker = blocker->sub->subscription_id;
     auto now = clock::now();
     if (now >= deadline) {
       ++m_stats.timeouts;
@@ -257,17 +195,25 @@ Result<void> TcpPublisher::wait_for_credit(std::int64_t needed, clock::time_poin
       std::array<std::byte, 16> buf;
       const auto n = encode_ping(buf);
       for (auto& p : m_peers) {
-        if (p.policy == PolicyKind::backpressure && p.credit < needed && !send_control(p.routing_id, std::span(buf).first(n)) &&
-            zmq_errno() == EHOSTUNREACH) {
+        if (p.sub->policy == PolicyKind::backpressure && p.sub->credit < needed &&
+            !send_control(p.sub->routing_id, std::span(buf).first(n)) && zmq_errno() == EHOSTUNREACH) {
           p.dead = true;
         }
       }
       next_probe = now + std::chrono::milliseconds(50);
     }
-    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
     const auto wait = std::min(deadline, next_probe) - now;
-    zmq_poll(&item, 1, std::max<long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()));
+    m_ep->wait(m_ep->shared() ? lock_slice
+                              : std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(wait),
+                                           lock_slice, std::chrono::milliseconds(50)));
     drain_control();
+    if (m_ep->shared()) {
+      // Let the endpoint's other publishers in (their credit comes through the same socket).
+      m_ep->mutex.unlock();
+      std::this_thread::yield();
+      m_ep->mutex.lock();
+      drain_control();
+    }
     blocker = blocking_peer(needed);
   }
   m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
@@ -275,10 +221,18 @@ Result<void> TcpPublisher::wait_for_credit(std::int64_t needed, clock::time_poin
 }
 
 Result<void> TcpPublisher::reserve(std::chrono::nanoseconds timeout) {
+  std::lock_guard lock(m_ep->mutex);
+  return reserve_locked(timeout);
+}
+
+Result<void> TcpPublisher::reserve_locked(std::chrono::nanoseconds timeout) {
   if (m_closed) return fail(Errc::closed, "publisher closed");
   if (m_service_countdown-- == 0) {
     m_service_countdown = service_every;
     drain_control();
+  } else if (!m_inbox.empty()) {
+    process_inbox();  // another publisher on the endpoint read something for us
+    remove_dead_peers();
   }
   // Late joiners and durable subscriptions first: one that reaches the live sequence now
   // is sent the next message live (and counts for its window, below); the others read it
@@ -289,7 +243,7 @@ Result<void> TcpPublisher::reserve(std::chrono::nanoseconds timeout) {
   // peer; the new message needs one more. If that is missing, send the batch first
   // (its slots exist), then wait for room for this one.
   if (m_has_backpressure && blocking_peer(m_batch_count + 1) != nullptr) {
-    flush();
+    flush_locked();
     drain_control();
     if (blocking_peer(1) != nullptr) return wait_for_credit(1, clock::now() + timeout);
   }
@@ -297,9 +251,10 @@ Result<void> TcpPublisher::reserve(std::chrono::nanoseconds timeout) {
 }
 
 Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64_t seq, std::chrono::nanoseconds timeout) {
+  std::lock_guard lock(m_ep->mutex);
   // A durable publisher reserved already (before keeping the message); doing it again
   // finds the room it made.
-  if (auto room = reserve(timeout); !room) return room;
+  if (auto room = reserve_locked(timeout); !room) return room;
   if (m_config.batch_messages <= 1) {
     send_frame(envelope, 1, seq);
   } else {
@@ -312,7 +267,7 @@ Result<void> TcpPublisher::send(std::span<const std::byte> envelope, std::uint64
 
 void TcpPublisher::append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq) {
   const auto padded = (envelope.size() + 7) & ~std::size_t{7};
-  if (m_batch_count > 0 && m_batch.size() + batch_entry_header_bytes + padded > m_config.batch_bytes) flush();
+  if (m_batch_count > 0 && m_batch.size() + batch_entry_header_bytes + padded > m_config.batch_bytes) flush_locked();
   if (m_batch_count == 0) {
     m_batch_first = seq;
     m_batch.resize(batch_header_bytes);
@@ -324,10 +279,15 @@ void TcpPublisher::append_to_batch(std::span<const std::byte> envelope, std::uin
   std::memcpy(m_batch.data() + at, &len, 4);
   std::memset(m_batch.data() + at + 4, 0, 4);
   std::memcpy(m_batch.data() + at + batch_entry_header_bytes, envelope.data(), envelope.size());
-  if (++m_batch_count >= m_config.batch_messages || m_batch.size() >= m_config.batch_bytes) flush();
+  if (++m_batch_count >= m_config.batch_messages || m_batch.size() >= m_config.batch_bytes) flush_locked();
 }
 
 void TcpPublisher::flush() {
+  std::lock_guard lock(m_ep->mutex);
+  flush_locked();
+}
+
+void TcpPublisher::flush_locked() {
   if (m_batch_count == 0) return;
   std::memcpy(m_batch.data() + 4, &m_batch_count, 4);
   send_frame(m_batch, m_batch_count, m_batch_first);
@@ -341,8 +301,9 @@ void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t en
   std::memcpy(zmq_msg_data(&msg), frame.data(), frame.size());
   bool any_dead = false;
   for (auto& p : m_peers) {
-    if (!p.matches || p.dead || p.catching_up() || !p.group.empty()) continue;
-    if (zmq_send(m_sock.handle(), p.routing_id.data(), p.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (p.dead || p.catching_up() || !p.group.empty()) continue;
+    auto& sub = *p.sub;
+    if (zmq_send(m_sock, sub.routing_id.data(), sub.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
       if (zmq_errno() == EAGAIN) {
         m_stats.peer_drops += envelopes;  // its pipe is full: the subscriber sees a gap, we never block
       } else {
@@ -354,12 +315,12 @@ void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t en
     zmq_msg_t share;
     zmq_msg_init(&share);
     zmq_msg_copy(&share, &msg);
-    if (zmq_msg_send(&share, m_sock.handle(), ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_send(&share, m_sock, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&share);
       p.dead = any_dead = true;
       continue;
     }
-    if (p.policy == PolicyKind::backpressure) p.credit -= envelopes;
+    if (sub.policy == PolicyKind::backpressure) sub.credit -= envelopes;
   }
   zmq_msg_close(&msg);
   if (m_group_members > 0) send_to_groups(frame, envelopes, first_seq);
@@ -367,7 +328,8 @@ void TcpPublisher::send_frame(std::span<const std::byte> frame, std::uint32_t en
 }
 
 std::size_t TcpPublisher::service() {
-  flush();
+  std::lock_guard lock(m_ep->mutex);
+  flush_locked();
   drain_control();
   if (m_catching_up > 0) pump_history(false);
   if (m_group_members > 0) pump_groups();
@@ -375,68 +337,85 @@ std::size_t TcpPublisher::service() {
 }
 
 Result<std::size_t> TcpPublisher::wait_for_subscribers(std::size_t n, clock::time_point deadline) {
+  std::unique_lock lock(m_ep->mutex);
   for (;;) {
     drain_control();
-    const auto attached = static_cast<std::size_t>(
-        std::count_if(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.matches; }));
+    const auto attached = m_peers.size();
     if (attached >= n) return attached;
     const auto now = clock::now();
     if (now >= deadline) {
       return fail(Errc::timed_out, std::to_string(attached) + " of " + std::to_string(n) + " subscribers attached");
     }
-    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
-    zmq_poll(&item, 1, std::clamp<long>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count(), 1, 20));
+    if (m_ep->shared()) {
+      lock.unlock();
+      std::this_thread::sleep_for(lock_slice);
+      lock.lock();
+    } else {
+      m_ep->wait(std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now),
+                            std::chrono::milliseconds(1), std::chrono::milliseconds(20)));
+    }
   }
 }
 
 void TcpPublisher::close(std::uint64_t last_seq) {
+  std::unique_lock lock(m_ep->mutex);
   if (m_closed) return;
-  flush();
+  flush_locked();
   m_closed = true;
   drain_control();
+  // Waits for input up to one slice; with neighbours on the endpoint, lets them in meanwhile.
+  const auto pause = [&] {
+    if (m_ep->shared()) {
+      lock.unlock();
+      std::this_thread::sleep_for(lock_slice);
+      lock.lock();
+    } else {
+      m_ep->wait(lock_slice);
+    }
+    drain_control();
+  };
   // Subscriptions still catching up get the rest of the history first (up to the linger time).
   const auto history_deadline = clock::now() + std::chrono::milliseconds(linger_ms);
   while (m_catching_up > 0 && clock::now() < history_deadline) {
     pump_history(false);
     if (m_catching_up == 0) break;
-    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
-    zmq_poll(&item, 1, 1);
-    drain_control();
+    pause();
   }
   std::array<std::byte, 32> buf;
   const auto n = encode_bye(buf, {m_config.publisher_id, last_seq});
   // The BYE tells a subscriber how long the tail was; behind a full pipe it waits for
   // room (the subscriber is draining) up to the linger time, then gives up.
-  std::vector<const Peer*> pending;
+  std::vector<std::shared_ptr<TcpSubscription>> pending;
   for (const auto& p : m_peers) {
-    if (p.matches && !p.dead) pending.push_back(&p);
+    if (!p.dead) pending.push_back(p.sub);
   }
   const auto deadline = clock::now() + std::chrono::milliseconds(linger_ms);
-  std::vector<std::uint64_t> answering;  // subscriptions sent BYE: they answer it with UNSUBSCRIBE
+  std::vector<std::shared_ptr<TcpSubscription>> answering;  // sent BYE: they answer it with BYE_SEEN
   while (!pending.empty()) {
-    std::erase_if(pending, [&](const Peer* p) {
-      if (send_control(p->routing_id, std::span(buf).first(n))) {
-        answering.push_back(p->subscription_id);
+    std::erase_if(pending, [&](const std::shared_ptr<TcpSubscription>& s) {
+      if (send_control(s->routing_id, std::span(buf).first(n))) {
+        answering.push_back(s);
         return true;
       }
       return zmq_errno() != EAGAIN;
     });
     if (pending.empty() || clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    pause();
   }
   // A subscriber that answers BYE has received everything sent before it. Until then the
   // socket stays open and polled: closing it right after a burst could lose the tail that
   // was still on its way (and the BYE with it) on a loaded host. A peer that never answers
   // (an older or foreign subscriber, a dead one) costs at most the rest of the linger time.
+  const auto answered = [&](const std::shared_ptr<TcpSubscription>& s) {
+    return s->dead || std::none_of(m_peers.begin(), m_peers.end(),
+                                   [&](const Peer& p) { return p.sub == s && !p.dead && !p.bye_seen; });
+  };
   while (!answering.empty() && clock::now() < deadline) {
-    zmq_pollitem_t item{m_sock.handle(), 0, ZMQ_POLLIN, 0};
-    zmq_poll(&item, 1, 1);
-    drain_control();
-    std::erase_if(answering, [&](std::uint64_t id) {
-      return std::none_of(m_peers.begin(), m_peers.end(),
-                          [&](const Peer& p) { return p.subscription_id == id && !p.dead; });
-    });
+    std::erase_if(answering, answered);
+    if (answering.empty()) break;
+    pause();
   }
+  m_ep->detach(*this);  // nothing more is posted to us
 }
 
 }  // namespace rill::detail::tcp

@@ -1,4 +1,5 @@
-// The tcp sending side: a ZeroMQ ROUTER that keeps one policy state per subscriber.
+// The tcp sending side: one publisher (topic) on a shared endpoint (tcp_endpoint.hpp),
+// keeping one policy state per matching subscription.
 #pragma once
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include "policies/durability/history.hpp"
 #include "policies/durability/seq_ranges.hpp"
 #include "transport/transport.hpp"
+#include "tcp_endpoint.hpp"
 #include "tcp_wire.hpp"
 
 namespace rill::detail::tcp {
@@ -40,7 +42,12 @@ class TcpPublisher final : public PublisherTransport {
   std::size_t service() override;
   Result<std::size_t> wait_for_subscribers(std::size_t n, std::chrono::steady_clock::time_point deadline) override;
   void close(std::uint64_t last_seq) override;
-  [[nodiscard]] const PublisherStats& stats() const override { return m_stats; }
+  [[nodiscard]] const PublisherStats& stats() const override;
+
+  // For the endpoint (its mutex held).
+  [[nodiscard]] std::uint64_t id() const noexcept { return m_config.publisher_id; }
+  [[nodiscard]] const std::string& topic() const noexcept { return m_config.topic; }
+  void post(TcpEvent event) { m_inbox.push_back(std::move(event)); }
 
  private:
   // Consumer group: its members split the messages, each to one member. A durable
@@ -54,15 +61,12 @@ class TcpPublisher final : public PublisherTransport {
     std::uint64_t acked = 0;                // the group handled everything up to here
     bool durable = false;
   };
+  // A subscription whose prefix matches our topic. Its routing id, policy, liveness and
+  // backpressure window live in the endpoint's TcpSubscription (shared by our neighbours).
   struct Peer {
-    std::string routing_id;
-    std::uint64_t subscription_id = 0;
-    PolicyKind policy = PolicyKind::drop_oldest;
-    std::uint32_t window = 0;
-    std::int64_t credit = 0;  // backpressure only: messages it may still be sent
-    bool matches = false;     // its prefix matches our topic
+    std::shared_ptr<TcpSubscription> sub;
     bool dead = false;
-    std::chrono::steady_clock::time_point last_seen;
+    bool bye_seen = false;  // it answered our BYE
     // Durability: a late joiner or durable subscription is sent history first, by its
     // cursor, and nothing live until the cursor reaches the live sequence.
     std::unique_ptr<HistoryCursor> cursor;
@@ -75,20 +79,23 @@ class TcpPublisher final : public PublisherTransport {
     [[nodiscard]] bool catching_up() const noexcept { return cursor != nullptr || held_count > 0; }
   };
 
-  TcpPublisher(zmq::socket_t sock, const PublisherConfig& config);
+  TcpPublisher(std::shared_ptr<TcpEndpoint> ep, const PublisherConfig& config);
 
+  // Lock held (every public method takes the endpoint's mutex first).
   void drain_control();
-  void handle_control(std::string_view routing_id, std::span<const std::byte> frame);
+  void process_inbox();
+  void join(const std::shared_ptr<TcpSubscription>& sub);
   bool send_control(const std::string& routing_id, std::span<const std::byte> frame);
+  Result<void> reserve_locked(std::chrono::nanoseconds timeout);
+  void flush_locked();
   Result<void> wait_for_credit(std::int64_t needed, std::chrono::steady_clock::time_point deadline);
   [[nodiscard]] const Peer* blocking_peer(std::int64_t needed) const noexcept;
   void send_frame(std::span<const std::byte> frame, std::uint32_t envelopes, std::uint64_t first_seq);
   void append_to_batch(std::span<const std::byte> envelope, std::uint64_t seq);
-  void expire_peers(std::chrono::steady_clock::time_point now);
   void remove_dead_peers();
   // Durability (tcp_publisher_history.cpp).
   std::uint64_t history_start(Peer& peer, const Subscribe& s, std::uint64_t& lost);
-  void reject(std::string_view routing_id, const Subscribe& s, DurabilityKind offered, std::string_view reason);
+  void reject(const std::string& routing_id, const Subscribe& s, DurabilityKind offered, std::string_view reason);
   void pump_history(bool publishing);
   bool pump_peer(Peer& peer, unsigned frame_budget);
   bool send_to(Peer& peer, std::span<const std::byte> frame, std::uint32_t envelopes);
@@ -103,9 +110,13 @@ class TcpPublisher final : public PublisherTransport {
   void advance_group_ack(Group& g);
   [[nodiscard]] const Peer* blocking_group(std::int64_t needed) const noexcept;
 
-  zmq::socket_t m_sock;
+  std::shared_ptr<TcpEndpoint> m_ep;
+  void* m_sock;  // the endpoint's socket
   PublisherConfig m_config;
   PublisherStats m_stats;
+  mutable PublisherStats m_stats_copy;  // what stats() hands out, taken under the lock
+  std::vector<TcpEvent> m_inbox;        // from the endpoint, for this thread to act on
+  std::vector<TcpEvent> m_events;       // the inbox being worked through
   std::vector<Peer> m_peers;
   History* m_history = nullptr;
   std::size_t m_catching_up = 0;  // peers with a cursor or a held frame
@@ -121,7 +132,6 @@ class TcpPublisher final : public PublisherTransport {
   std::uint32_t m_batch_count = 0;
   unsigned m_service_countdown = 0;
   bool m_has_backpressure = false;  // any matching peer uses backpressure
-  bool m_bad_control_logged = false;
   bool m_closed = false;
 };
 

@@ -49,8 +49,8 @@ TcpPublisher::Peer* TcpPublisher::pick_member(Group& g, std::uint32_t envelopes)
   for (std::size_t i = 0; i < n; ++i) {
     const auto at = (g.next_member + i) % n;
     auto& p = m_peers[at];
-    if (p.group != g.name || p.dead || !p.matches) continue;
-    if (p.policy == PolicyKind::backpressure && p.credit < envelopes) continue;
+    if (p.group != g.name || p.dead) continue;
+    if (p.sub->policy == PolicyKind::backpressure && p.sub->credit < envelopes) continue;
     g.next_member = at + 1;
     return &p;
   }
@@ -65,8 +65,8 @@ const TcpPublisher::Peer* TcpPublisher::blocking_group(std::int64_t needed) cons
     const Peer* full = nullptr;
     bool room = false;
     for (const auto& p : m_peers) {
-      if (p.group != g.name || p.dead || !p.matches) continue;
-      if (p.policy != PolicyKind::backpressure || p.credit >= needed) {
+      if (p.group != g.name || p.dead) continue;
+      if (p.sub->policy != PolicyKind::backpressure || p.sub->credit >= needed) {
         room = true;
         break;
       }
@@ -83,9 +83,9 @@ void TcpPublisher::send_to_groups(std::span<const std::byte> frame, std::uint32_
     Peer* member = pick_member(g, envelopes);
     bool sent = false;
     while (member != nullptr && !sent) {
-      if (zmq_send(m_sock.handle(), member->routing_id.data(), member->routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
+      if (zmq_send(m_sock, member->sub->routing_id.data(), member->sub->routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
               0 &&
-          zmq_send(m_sock.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) >= 0) {
+          zmq_send(m_sock, frame.data(), frame.size(), ZMQ_DONTWAIT) >= 0) {
         sent = true;
         break;
       }
@@ -95,7 +95,7 @@ void TcpPublisher::send_to_groups(std::span<const std::byte> frame, std::uint32_
       member = next == member ? nullptr : next;
     }
     if (sent) {
-      if (member->policy == PolicyKind::backpressure) member->credit -= envelopes;
+      if (member->sub->policy == PolicyKind::backpressure) member->sub->credit -= envelopes;
       if (g.durable) append_range(member->in_flight, first_seq, last_seq);
     } else if (g.durable) {
       add_range(g.resend, first_seq, last_seq);  // read back from the log when a member has room
@@ -141,7 +141,7 @@ void TcpPublisher::member_left(Peer& peer) {
   if (pending > 0) {
     log().info(
         "publisher {:016x}: group '{}' member {:016x} left with {} unacknowledged messages; they go to another member",
-        m_config.publisher_id, g->name, peer.subscription_id, pending);
+        m_config.publisher_id, g->name, peer.sub->subscription_id, pending);
   }
   const bool others = std::any_of(m_peers.begin(), m_peers.end(),
                                   [&](const Peer& p) { return &p != &peer && p.group == peer.group && !p.dead; });
@@ -176,8 +176,8 @@ void TcpPublisher::pump_groups() {
       }
       const auto lost_before = g.cursor->lost();
       std::uint32_t room = history_batch_limit;
-      if (member->policy == PolicyKind::backpressure) {
-        room = static_cast<std::uint32_t>(std::min<std::int64_t>(room, member->credit));
+      if (member->sub->policy == PolicyKind::backpressure) {
+        room = static_cast<std::uint32_t>(std::min<std::int64_t>(room, member->sub->credit));
       }
       std::vector<std::byte>& out = m_group_frame;
       auto filled = fill_history_frame(*g.cursor, run.last + 1, room, out);

@@ -24,7 +24,7 @@ constexpr unsigned frames_per_service = 64;
 
 }  // namespace
 
-void TcpPublisher::reject(std::string_view routing_id, const Subscribe& s, DurabilityKind offered,
+void TcpPublisher::reject(const std::string& routing_id, const Subscribe& s, DurabilityKind offered,
                           std::string_view reason) {
   if (s.subscription_id != m_last_rejected) {
     m_last_rejected = s.subscription_id;
@@ -39,7 +39,7 @@ void TcpPublisher::reject(std::string_view routing_id, const Subscribe& s, Durab
                                      .offered = static_cast<std::uint8_t>(offered),
                                      .requested = s.durability,
                                      .reason = reason});
-  send_control(std::string(routing_id), std::span(buf).first(n));
+  send_control(routing_id, std::span(buf).first(n));
 }
 
 AdmissionRequest admission_request(const Subscribe& s) {
@@ -63,15 +63,15 @@ std::uint64_t TcpPublisher::history_start(Peer& peer, const Subscribe& s, std::u
 }
 
 bool TcpPublisher::send_to(Peer& peer, std::span<const std::byte> frame, std::uint32_t envelopes) {
-  if (zmq_send(m_sock.handle(), peer.routing_id.data(), peer.routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+  if (zmq_send(m_sock, peer.sub->routing_id.data(), peer.sub->routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
     if (zmq_errno() != EAGAIN) peer.dead = true;
     return false;  // a full pipe queues nothing: the frame is sent again later
   }
-  if (zmq_send(m_sock.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) < 0) {
+  if (zmq_send(m_sock, frame.data(), frame.size(), ZMQ_DONTWAIT) < 0) {
     peer.dead = true;
     return false;
   }
-  if (peer.policy == PolicyKind::backpressure) peer.credit -= envelopes;
+  if (peer.sub->policy == PolicyKind::backpressure) peer.sub->credit -= envelopes;
   m_stats.replayed += envelopes;
   return true;
 }
@@ -127,12 +127,12 @@ bool TcpPublisher::pump_peer(Peer& peer, unsigned budget) {
     }
     // Backpressure: never more than the window it granted, history included.
     std::int64_t room = history_batch_limit;
-    if (peer.policy == PolicyKind::backpressure) room = std::min<std::int64_t>(room, peer.credit);
+    if (peer.sub->policy == PolicyKind::backpressure) room = std::min<std::int64_t>(room, peer.sub->credit);
     if (room <= 0) return true;
     auto count = fill_history_frame(*peer.cursor, m_next_seq, static_cast<std::uint32_t>(room), peer.held);
     if (!count) {
       log().error("publisher {:016x}: history for subscription {:016x} is unreadable, dropping it: {}",
-                  m_config.publisher_id, peer.subscription_id, count.error().message());
+                  m_config.publisher_id, peer.sub->subscription_id, count.error().message());
       peer.dead = true;  // it rejoins (and is told) rather than silently skipping damage
       return false;
     }
@@ -141,7 +141,7 @@ bool TcpPublisher::pump_peer(Peer& peer, unsigned budget) {
       // Caught up: from the next message on it is sent live.
       if (const auto lost = peer.cursor->lost(); lost > 0) {
         log().warn("publisher {:016x}: subscription {:016x} missed {} history messages overwritten while it caught up",
-                   m_config.publisher_id, peer.subscription_id, lost);
+                   m_config.publisher_id, peer.sub->subscription_id, lost);
       }
       peer.cursor.reset();
       --m_catching_up;
@@ -159,7 +159,7 @@ void TcpPublisher::pump_history(bool publishing) {
   const unsigned budget = publishing ? frames_per_publish : frames_per_service;
   bool any_dead = false;
   for (auto& p : m_peers) {
-    if (p.catching_up() && !p.dead && p.matches) pump_peer(p, budget);
+    if (p.catching_up() && !p.dead && !p.sub->dead) pump_peer(p, budget);
     any_dead = any_dead || p.dead;
   }
   if (any_dead) remove_dead_peers();

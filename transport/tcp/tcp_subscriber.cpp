@@ -95,7 +95,8 @@ void TcpSubscriber::handle_control(std::uint32_t index, std::span<const std::byt
       if (control->welcome.subscription_id != m_config.subscription_id) return;  // meant for an earlier us
       m_conns[index].welcomed = true;
       m_conns[index].rejected = false;
-      sink.on_welcome(index, control->welcome.publisher_id, control->welcome.next_seq, control->welcome.lost);
+      sink.on_welcome(index, control->welcome.publisher_id, control->welcome.next_seq, control->welcome.lost,
+                      control->welcome.instance);
       break;
     case ControlType::reject: {
       const auto& r = control->reject;
@@ -109,9 +110,10 @@ void TcpSubscriber::handle_control(std::uint32_t index, std::span<const std::byt
     }
     case ControlType::bye: {
       sink.on_bye(index, control->bye.publisher_id, control->bye.last_seq);
-      // Answer it: the publisher keeps its socket open until we have everything it sent.
+      // Answer it: the publisher stays until we have everything it sent. (The other
+      // publishers on the endpoint keep serving this subscription.)
       std::array<std::byte, 32> buf;
-      const auto n = encode_unsubscribe(buf, m_config.subscription_id);
+      const auto n = encode_bye_seen(buf, {m_config.subscription_id, control->bye.publisher_id, control->bye.last_seq});
       zmq_send(m_conns[index].sock.handle(), buf.data(), n, ZMQ_DONTWAIT);
       break;
     }

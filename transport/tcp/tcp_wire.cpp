@@ -72,6 +72,7 @@ std::optional<Control> decode_control(std::span<const std::byte> f) noexcept {
       return c;
     }
     case ControlType::ack:
+    case ControlType::bye_seen:
       if (f.size() != 32) return std::nullopt;
       c.ack = {get<std::uint64_t>(f, 8), get<std::uint64_t>(f, 16), get<std::uint64_t>(f, 24)};
       return c;
@@ -96,9 +97,9 @@ std::optional<Control> decode_control(std::span<const std::byte> f) noexcept {
       c.subscribe.subscription_id = get<std::uint64_t>(f, 8);
       return c;
     case ControlType::welcome:
-      if (f.size() != 40 || static_cast<std::uint8_t>(f[5]) > 2) return std::nullopt;
+      if (f.size() != 48 || static_cast<std::uint8_t>(f[5]) > 2) return std::nullopt;
       c.welcome = {get<std::uint64_t>(f, 8), get<std::uint64_t>(f, 16), get<std::uint64_t>(f, 24),
-                   get<std::uint64_t>(f, 32), static_cast<std::uint8_t>(f[5])};
+                   get<std::uint64_t>(f, 32), static_cast<std::uint8_t>(f[5]), get<std::uint64_t>(f, 40)};
       return c;
     case ControlType::bye:
       if (f.size() != 24) return std::nullopt;
@@ -140,6 +141,12 @@ std::size_t encode_ack(std::span<std::byte> out, const Ack& a) noexcept {
   return 32;
 }
 
+std::size_t encode_bye_seen(std::span<std::byte> out, const Ack& a) noexcept {
+  encode_ack(out, a);
+  out[4] = static_cast<std::byte>(ControlType::bye_seen);
+  return 32;
+}
+
 std::size_t encode_reject(std::span<std::byte> out, const Reject& r) noexcept {
   const auto len = static_cast<std::uint16_t>(std::min(r.reason.size(), max_reason_bytes));
   header(out, ControlType::reject);
@@ -174,7 +181,8 @@ std::size_t encode_welcome(std::span<std::byte> out, const Welcome& w) noexcept 
   put(out, 16, w.next_seq);
   put(out, 24, w.subscription_id);
   put(out, 32, w.lost);
-  return 40;
+  put(out, 40, w.instance);
+  return 48;
 }
 
 std::size_t encode_bye(std::span<std::byte> out, const Bye& b) noexcept {

@@ -13,13 +13,15 @@ namespace rill::detail::tcp {
 
 /// Every control frame starts with these 4 bytes; an envelope cannot (its root
 /// offset is far smaller, and bytes 4..8 of an envelope are "RILL").
-inline constexpr std::byte control_magic[4] = {std::byte{'R'}, std::byte{'L'}, std::byte{'C'}, std::byte{1}};
+/// The last byte is the control protocol version (2: several publishers behind one endpoint).
+inline constexpr std::byte control_magic[4] = {std::byte{'R'}, std::byte{'L'}, std::byte{'C'}, std::byte{2}};
 
 enum class ControlType : std::uint8_t {
   subscribe = 0x01,    ///< subscriber -> publisher: here I am, this prefix, this policy
   credit = 0x02,       ///< subscriber -> publisher: I consumed n of your messages
   unsubscribe = 0x03,  ///< subscriber -> publisher: I am leaving
   ack = 0x04,          ///< subscriber -> publisher: I handled your messages to me up to seq
+  bye_seen = 0x05,     ///< subscriber -> publisher: I have your BYE (and everything before it)
   welcome = 0x81,      ///< publisher -> subscriber: registered; messages start at next_seq
   bye = 0x82,          ///< publisher -> subscriber: leaving after last_seq
   ping = 0x83,         ///< publisher -> subscriber: liveness probe, ignored
@@ -69,6 +71,7 @@ struct Welcome {
   std::uint64_t subscription_id = 0;
   std::uint64_t lost = 0;    ///< messages before next_seq it asked for that retention deleted
   std::uint8_t offered = 0;  ///< DurabilityKind the publisher offers
+  std::uint64_t instance = 0;  ///< the bound endpoint (random per bind; shared by its publishers)
 };
 
 struct Bye {
@@ -83,7 +86,7 @@ struct Control {
   Credit credit;
   Welcome welcome;
   Bye bye;
-  Ack ack;
+  Ack ack;  ///< also BYE_SEEN
   Reject reject;
 };
 
@@ -135,6 +138,8 @@ std::size_t encode_subscribe(std::span<std::byte> out, const Subscribe& s) noexc
 std::size_t encode_credit(std::span<std::byte> out, const Credit& c) noexcept;
 std::size_t encode_unsubscribe(std::span<std::byte> out, std::uint64_t subscription_id) noexcept;
 std::size_t encode_ack(std::span<std::byte> out, const Ack& a) noexcept;
+/// BYE_SEEN has ACK's layout; `a.seq` is the BYE's last_seq.
+std::size_t encode_bye_seen(std::span<std::byte> out, const Ack& a) noexcept;
 std::size_t encode_welcome(std::span<std::byte> out, const Welcome& w) noexcept;
 std::size_t encode_reject(std::span<std::byte> out, const Reject& r) noexcept;
 std::size_t encode_bye(std::span<std::byte> out, const Bye& b) noexcept;

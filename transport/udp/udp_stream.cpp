@@ -43,7 +43,8 @@ void PublisherStream::welcome(std::uint64_t next_seq, std::uint64_t lost, FrameS
   m_give_up = next_seq;
   if (m_highest < next_seq - 1) m_highest = next_seq - 1;
   if (m_bye) m_highest = std::max(m_highest, m_bye_last);
-  sink.on_welcome(m_source, m_id, next_seq, lost);
+  // Independent processes may publish into one group: no endpoint instance to compare.
+  sink.on_welcome(m_source, m_id, next_seq, lost, 0);
 }
 
 bool PublisherStream::accept_seq(std::uint64_t seq) {

@@ -1,0 +1,109 @@
+// One bound tcp address shared by every publisher (topic) on it: the ZeroMQ ROUTER, the
+// subscriptions that connected, and the publishers' inboxes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "rill/endpoint.hpp"
+#include "rill/error.hpp"
+#include "rill/policy.hpp"
+#include "tcp_wire.hpp"
+
+namespace rill::detail {
+class NodeCore;
+}
+
+namespace rill::detail::tcp {
+
+class TcpPublisher;
+
+/// A subscription connected to the endpoint: what it asked for, its liveness, and its
+/// backpressure window, which every publisher on the endpoint shares (a subscriber's
+/// queue holds `window` messages whichever topic they come from).
+struct TcpSubscription {
+  std::string routing_id;
+  std::uint64_t subscription_id = 0;
+  PolicyKind policy = PolicyKind::drop_oldest;
+  std::uint8_t durability = 0;
+  std::uint8_t from = 0;
+  std::uint32_t history = 0;
+  std::uint32_t window = 0;
+  std::int64_t credit = 0;  // backpressure only: messages it may still be sent
+  std::string prefix;
+  std::string durable_name;
+  std::string group;
+  std::chrono::steady_clock::time_point last_seen;
+  bool dead = false;
+
+  /// The request as a SUBSCRIBE carried it (views into this object).
+  [[nodiscard]] Subscribe request() const noexcept;
+};
+
+/// What the endpoint hands a publisher to act on in its own thread.
+struct TcpEvent {
+  enum class Kind : std::uint8_t { subscribe, ack, bye_seen } kind{};
+  std::shared_ptr<TcpSubscription> sub;
+  std::uint64_t seq = 0;  // ack
+};
+
+/// Shared by the publishers bound to one address (NodeCore::shared_endpoint). Every member
+/// and every call needs `mutex` held: the publishers run on their own threads, and the one
+/// that holds the lock reads the socket for all of them. A publisher's own state is touched
+/// only by its thread: control frames for it wait in its inbox.
+class TcpEndpoint {
+ public:
+  static Result<std::shared_ptr<TcpEndpoint>> open(NodeCore& node, const Endpoint& ep);
+  ~TcpEndpoint();
+
+  std::mutex mutex;
+
+  [[nodiscard]] void* socket() noexcept { return m_sock.handle(); }
+  [[nodiscard]] std::uint64_t instance() const noexcept { return m_instance; }
+  [[nodiscard]] const std::string& address() const noexcept { return m_address; }
+
+  /// Adds a publisher; it greets the live subscriptions itself (attached()).
+  void attach(TcpPublisher& pub);
+  void detach(TcpPublisher& pub);
+  /// More than one publisher is bound here (a waiting one lets go of the lock now and then).
+  [[nodiscard]] bool shared() const noexcept { return m_pubs.size() > 1; }
+  /// The live subscriptions (for a publisher that just attached).
+  [[nodiscard]] const std::vector<std::shared_ptr<TcpSubscription>>& subscriptions() const noexcept { return m_subs; }
+
+  /// Reads every control frame that has arrived: keepalives, credit and departures are
+  /// settled here; subscriptions, acks and BYE answers go to the inboxes of the publishers
+  /// they concern. Expires subscriptions silent for too long.
+  void drain();
+  /// Waits up to `timeout` for a frame to read (the lock stays held: keep it short).
+  void wait(std::chrono::milliseconds timeout);
+  bool send_control(const std::string& routing_id, std::span<const std::byte> frame);
+
+  /// Malformed control frames (counted once per endpoint, logged once).
+  [[nodiscard]] std::uint64_t bad_control() const noexcept { return m_bad_control; }
+
+ private:
+  TcpEndpoint(zmq::socket_t sock, std::string address);
+  void handle(std::string_view routing_id, std::span<const std::byte> frame);
+  void subscribe(std::string_view routing_id, const Subscribe& s);
+  void post(TcpPublisher& pub, TcpEvent event);
+  std::shared_ptr<TcpSubscription>* find(std::string_view routing_id);
+
+  zmq::socket_t m_sock;
+  std::string m_address;
+  std::uint64_t m_instance;
+  std::vector<std::shared_ptr<TcpSubscription>> m_subs;
+  std::vector<TcpPublisher*> m_pubs;
+  std::unordered_map<std::uint64_t, TcpPublisher*> m_by_id;
+  std::uint64_t m_bad_control = 0;
+  bool m_bad_control_logged = false;
+};
+
+}  // namespace rill::detail::tcp
