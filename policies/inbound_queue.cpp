@@ -20,6 +20,12 @@ void InboundQueue::grow() {
   m_head = 0;
 }
 
+void InboundQueue::raise_capacity(std::size_t capacity) {
+  if (m_policy.kind == PolicyKind::buffer || capacity <= m_policy.capacity) return;
+  m_policy.capacity = capacity;
+  while (m_ring.size() < capacity) grow();
+}
+
 void InboundQueue::evict_oldest() noexcept {
   Frame& oldest = m_ring[m_head];
   m_bytes -= oldest.bytes().size();

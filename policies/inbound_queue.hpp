@@ -38,6 +38,9 @@ class InboundQueue {
   /// True once a buffer queue went past its byte limit (it then behaves as drop_oldest).
   [[nodiscard]] bool overflowed() const noexcept { return m_overflowed; }
   [[nodiscard]] const Policy& policy() const noexcept { return m_policy; }
+  /// Backpressure whose publishers each have a window of their own (udp): the queue must
+  /// hold every window at once, so it grows with the publishers (never shrinks).
+  void raise_capacity(std::size_t capacity);
 
  private:
   void grow();

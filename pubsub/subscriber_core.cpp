@@ -223,6 +223,11 @@ void SubscriberCore::on_welcome(std::uint32_t source, std::uint64_t publisher_id
   if (!p->counted) {
     p->counted = true;
     ++m_stats.publishers;
+    if (m_options.policy.kind == PolicyKind::backpressure && m_transport->window_per_publisher()) {
+      // Each publisher may have a whole window in flight to us at once.
+      m_queue.raise_capacity(m_options.policy.capacity * std::max(m_options.endpoints.size(), m_publishers.size()));
+      m_drain_budget = m_queue.policy().capacity + 64;
+    }
   }
   p->source = source;
   p->has_source = true;

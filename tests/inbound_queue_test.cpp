@@ -65,6 +65,20 @@ TEST_CASE("drop_newest keeps the first N and refuses the rest while full") {
   CHECK(drain(q) == std::vector<std::uint32_t>{11});
 }
 
+TEST_CASE("a backpressure queue raised for more publishers keeps what it holds, in order, and takes a window more") {
+  InboundQueue q(Policy::backpressure(3));
+  for (std::uint32_t i = 1; i <= 3; ++i) CHECK(q.push(frame(i)) == PushOutcome::queued);
+  CHECK(q.push(frame(4)) == PushOutcome::rejected);  // past one window
+  q.pop();                                           // the ring's head is no longer slot 0
+  CHECK(q.push(frame(5)) == PushOutcome::queued);
+  q.raise_capacity(6);  // a second publisher with its own window of 3
+  for (std::uint32_t i = 6; i <= 8; ++i) CHECK(q.push(frame(i)) == PushOutcome::queued);
+  CHECK(q.push(frame(9)) == PushOutcome::rejected);
+  q.raise_capacity(2);  // never shrinks
+  CHECK(q.policy().capacity == 6);
+  CHECK(drain(q) == std::vector<std::uint32_t>{2, 3, 5, 6, 7, 8});
+}
+
 TEST_CASE("buffer grows to its byte limit, then overflows once into drop_oldest") {
   InboundQueue q(Policy::buffer(1000));
   for (std::uint32_t i = 1; i <= 9; ++i) CHECK(q.push(frame(i, 100)) == PushOutcome::queued);

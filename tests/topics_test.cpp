@@ -156,6 +156,7 @@ TEST_CASE("publishers on one endpoint may run on their own threads") {
   Seen seen;
   const bool all = poll_until(*sub, seen, [&] { return seen.total == topics * each; });
   for (auto& t : threads) t.join();
+  INFO("received " << seen.total << ", failed publishes " << failed.load() << ", gaps " << sub->stats().gaps);
   REQUIRE(all);
   CHECK(failed == 0);
   for (int t = 0; t < topics; ++t) CHECK(seen.seqs["th/" + std::to_string(t)] == one_to(each));

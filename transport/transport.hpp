@@ -173,6 +173,11 @@ class SubscriberTransport {
   /// Housekeeping (subscription keepalive, reconnect handling); cheap when nothing is due.
   virtual void service(std::chrono::steady_clock::time_point now) = 0;
 
+  /// True when each publisher grants a backpressure window of its own (udp: independent
+  /// publishers share a group); false when the publishers behind one connection share one
+  /// (tcp). The subscriber's queue then holds a window per publisher.
+  [[nodiscard]] virtual bool window_per_publisher() const noexcept { return false; }
+
   /// True when the transport itself queues per this subscription's policy (shm: the
   /// ring is the queue). The core then takes one message at a time and queues nothing.
   [[nodiscard]] virtual bool applies_policy() const noexcept { return false; }

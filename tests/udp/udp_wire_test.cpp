@@ -246,6 +246,14 @@ TEST_CASE("durable STATUS, durable WELCOME and REJECT round-trip; every lying fi
   n = encode_welcome(buf, 3, {.subscription_id = 5, .next_seq = 77, .lost = 77}, true);
   CHECK_FALSE(decode(std::span(buf).first(n), 1024));  // lost more than came before
 
+  n = encode_filtered(buf, 3, 5, 9);  // "your prefix does not match my topic"
+  CHECK(n == 32);
+  d = decode(std::span(buf).first(n), 1024);
+  REQUIRE(d);
+  CHECK((d->header.type == Type::welcome && (d->header.flags & flag_filtered) != 0 && d->welcome.subscription_id == 5));
+  buf[5] = std::byte{flag_filtered | flag_durable};  // filtered and durable at once: malformed
+  CHECK_FALSE(decode(std::span(buf).first(n), 1024));
+
   n = encode_reject(buf, 3, {.subscription_id = 5, .offered = 1, .requested = 2, .reason = "less offered"});
   d = decode(std::span(buf).first(n), 1024);
   REQUIRE(d);

@@ -91,7 +91,7 @@ UdpPublisher::UdpPublisher(UdpSocket sock, const UdpOptions& options, const Publ
 UdpPublisher::~UdpPublisher() = default;
 
 void UdpPublisher::refresh() {
-  m_stats.subscribers = m_receivers.size();
+  m_stats.subscribers = m_receivers.size();  // every one matches (others are only told so)
   m_catching_up = static_cast<std::size_t>(
       std::count_if(m_receivers.begin(), m_receivers.end(), [](const Receiver& r) { return r.catching_up(); }));
   m_has_backpressure = std::any_of(m_receivers.begin(), m_receivers.end(),
@@ -214,6 +214,13 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const DurableRequ
                         [&](const Receiver& x) { return x.subscription_id == s.subscription_id; });
   if (r == m_receivers.end()) {
     if (m_closed || m_receivers.size() >= max_receivers) return;
+    if (!std::string_view(m_config.topic).starts_with(s.prefix)) {
+      // Not for it: say so (it stops asking and ignores our datagrams), keep nothing.
+      std::array<std::byte, 32> buf;
+      const auto n = encode_filtered(buf, m_config.publisher_id, s.subscription_id, m_next_seq);
+      m_sock.send_to(std::span(buf).first(n), from);
+      return;
+    }
     Receiver fresh;
     fresh.subscription_id = s.subscription_id;
     fresh.policy = static_cast<PolicyKind>(s.policy);
@@ -235,6 +242,12 @@ void UdpPublisher::on_status(const Header& h, const Status& s, const DurableRequ
       if (!join_group(fresh, s, q, from)) return;
     } else if (!admit(fresh, s, q, from)) {
       return;
+    } else if (q == nullptr && (h.flags & flag_heard) != 0) {
+      // It has been listening since received_seq + 1 (for a publisher that appeared after
+      // it: our first message): it starts there while our window still holds that.
+      const auto oldest = m_window.oldest_seq(next_unsent());
+      fresh.join_seq = std::clamp(s.received_seq + 1, std::min(oldest, m_next_seq), m_next_seq);
+      fresh.consumed = fresh.received = fresh.join_seq - 1;
     }
     if (!fresh.durable_name.empty() && !fresh.member) {
       // (Group members may share a durable name: the group's state is the ledger.)

@@ -37,6 +37,11 @@ PublisherStream::~PublisherStream() {
 
 void PublisherStream::welcome(std::uint64_t next_seq, std::uint64_t lost, FrameSink& sink) {
   if (m_welcomed) return;  // a repeated WELCOME (ours was re-sent) changes nothing
+  if (!m_limits.durable && !m_limits.group && m_first_heard > 0 && next_seq > m_first_heard) {
+    // We asked to start where we first heard it, and its window no longer held that:
+    // what lies between is lost to us (a gap, not a silent late start).
+    lost = std::max(lost, next_seq - m_first_heard);
+  }
   m_welcomed = true;
   m_baseline = m_next = next_seq;
   m_oldest = std::max(m_oldest, next_seq);
@@ -49,8 +54,12 @@ void PublisherStream::welcome(std::uint64_t next_seq, std::uint64_t lost, FrameS
 
 bool PublisherStream::accept_seq(std::uint64_t seq) {
   // Before the WELCOME we do not know where this subscription starts; what arrives
-  // then is asked for again (reliable) or counted as a gap (best effort) later.
-  if (!m_welcomed) return false;
+  // then is asked for again (reliable) or counted as a gap (best effort) later. The
+  // first sequence heard is where we ask to start.
+  if (!m_welcomed) {
+    note_heard(seq);
+    return false;
+  }
   if (seq < m_next || (m_bye && seq > m_bye_last)) {
     ++m_counters.duplicates;
     return false;
@@ -160,7 +169,10 @@ void PublisherStream::on_heartbeat(const Heartbeat& h, bool bye, clock::time_poi
     m_bye = true;
     m_bye_last = h.next_seq - 1;
   }
-  if (!m_welcomed) return;
+  if (!m_welcomed) {
+    if (!bye) note_heard(h.next_seq);  // everything from next_seq on is still to come
+    return;
+  }
   if (m_limits.reliable) {
     m_highest = std::max(m_highest, h.next_seq - 1);  // a lost tail becomes a visible gap
     if (m_limits.durable && !unicast) return;         // its history may still have them

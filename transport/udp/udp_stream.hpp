@@ -59,6 +59,11 @@ class PublisherStream {
   [[nodiscard]] bool welcomed() const noexcept { return m_welcomed; }
   [[nodiscard]] bool bye_seen() const noexcept { return m_bye; }
   [[nodiscard]] bool finished() const noexcept { return m_bye_reported; }
+  /// Its topic does not match our prefix (its WELCOME said so): everything of it is ignored.
+  [[nodiscard]] bool filtered() const noexcept { return m_filtered; }
+  void filter() noexcept { m_filtered = true; }
+  /// Before the WELCOME: the first sequence heard of it (0: none yet).
+  [[nodiscard]] std::uint64_t first_heard() const noexcept { return m_first_heard; }
 
   /// The publisher's WELCOME: delivery starts at next_seq (`lost` before it were deleted
   /// by retention). Tells the sink once.
@@ -86,7 +91,10 @@ class PublisherStream {
   [[nodiscard]] bool gap_pending() const noexcept { return m_welcomed && m_highest >= m_next; }
 
   /// The STATUS positions: received in order (or given up) up to; consumed up to.
-  [[nodiscard]] std::uint64_t received_seq() const noexcept { return m_welcomed ? m_next - 1 : 0; }
+  /// Before the WELCOME: first_heard() - 1 (sent with flag_heard), or 0.
+  [[nodiscard]] std::uint64_t received_seq() const noexcept {
+    return m_welcomed ? m_next - 1 : m_first_heard > 0 ? m_first_heard - 1 : 0;
+  }
   [[nodiscard]] std::uint64_t consumed_seq() const noexcept;
   /// The handler finished `n` more messages of this publisher (backpressure).
   void consumed(std::uint32_t n) noexcept { m_consumed += n; }
@@ -112,6 +120,9 @@ class PublisherStream {
   Slot& slot(std::uint64_t seq) noexcept { return m_ring[seq % ring_size]; }
   const Slot& slot(std::uint64_t seq) const noexcept { return m_ring[seq % ring_size]; }
   bool accept_seq(std::uint64_t seq);
+  void note_heard(std::uint64_t seq) noexcept {
+    if (!m_welcomed && (m_first_heard == 0 || seq < m_first_heard)) m_first_heard = seq;
+  }
   void store(std::uint64_t seq, Frame&& frame, std::size_t bytes);
   Partial* partial_for(const Frag& f);
   void drop_partial(std::size_t index, bool count_incomplete);
@@ -125,6 +136,8 @@ class PublisherStream {
   std::vector<Slot> m_ring;
   std::vector<Partial> m_partials;
   bool m_welcomed = false;
+  bool m_filtered = false;
+  std::uint64_t m_first_heard = 0;  // before the WELCOME: the lowest sequence heard of
   bool m_bye = false;
   bool m_bye_reported = false;
   std::uint64_t m_baseline = 1;  // WELCOME's next_seq

@@ -194,7 +194,7 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
   }
   auto& s = *r->stream;
   s.heard(m_now);
-  if (ignore) return;
+  if (ignore || s.filtered()) return;  // not ours: never a gap, never asked for
   if (control && (type == Type::data || type == Type::frag)) m_history_flowing = true;
   switch (type) {
     case Type::data:
@@ -220,6 +220,11 @@ void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from,
       return;
     default:                                                               // welcome
       if (d->welcome.subscription_id != m_config.subscription_id) return;  // meant for an earlier us
+      if ((d->header.flags & flag_filtered) != 0) {
+        if (!s.welcomed()) s.filter();  // its topic is not ours: no STATUS, no NAK, no count
+        r->status_now = false;
+        return;
+      }
       if (!s.welcomed()) r->status_now = true;
       r->rejected = false;
       s.welcome(d->welcome.next_seq, d->welcome.lost, sink);
@@ -364,6 +369,7 @@ void UdpSubscriber::send_status(Remote& r, clock::time_point now) {
   if (m_groups[s.source()].options.reliable) flags |= flag_reliable;
   if (s.welcomed()) flags |= flag_welcomed;
   if (s.bye_seen()) flags |= flag_bye_seen;
+  if (!s.welcomed() && s.first_heard() > 0) flags |= flag_heard;
   std::array<std::byte, max_control_bytes> buf;
   const DurableRequest request{
       .kind = static_cast<std::uint8_t>(m_config.durability.kind),
@@ -390,6 +396,7 @@ void UdpSubscriber::timers(clock::time_point now) {
   m_timers_due = false;
   for (auto& r : m_remotes) {
     auto& s = *r.stream;
+    if (s.filtered()) continue;
     if (r.status_now || now >= r.next_status) send_status(r, now);
     Nak nak;
     nak.subscription_id = m_config.subscription_id;

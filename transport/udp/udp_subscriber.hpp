@@ -27,6 +27,7 @@ class UdpSubscriber final : public SubscriberTransport {
   std::size_t drain(FrameSink& sink, std::size_t max) override;
   void wait(std::chrono::nanoseconds timeout) override;
   bool consumed(std::uint32_t source, std::uint64_t publisher_id, std::uint32_t n) override;
+  [[nodiscard]] bool window_per_publisher() const noexcept override { return true; }
   bool ack(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t seq) override;
   void service(std::chrono::steady_clock::time_point now) override;
 

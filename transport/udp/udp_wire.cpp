@@ -99,6 +99,7 @@ std::optional<Datagram> decode(std::span<const std::byte> d, std::size_t max_mes
       break;
     case Type::welcome: {
       const bool durable = (out.header.flags & flag_durable) != 0;
+      if (durable && (out.header.flags & flag_filtered) != 0) return std::nullopt;
       if (d.size() != (durable ? 40u : 32u)) return std::nullopt;
       out.welcome = {get<std::uint64_t>(d, 16), get<std::uint64_t>(d, 24), durable ? get<std::uint64_t>(d, 32) : 0};
       if (out.welcome.subscription_id == 0 || out.welcome.next_seq == 0 || out.welcome.next_seq >= max_sequence) {
@@ -237,6 +238,13 @@ std::size_t encode_welcome(std::span<std::byte> out, std::uint64_t publisher_id,
   if (!durable) return 32;
   put<std::uint64_t>(out, 32, w.lost);
   return 40;
+}
+
+std::size_t encode_filtered(std::span<std::byte> out, std::uint64_t publisher_id, std::uint64_t subscription_id,
+                            std::uint64_t next_seq) noexcept {
+  const auto n = encode_welcome(out, publisher_id, {subscription_id, next_seq, 0}, false);
+  put<std::uint8_t>(out, 5, flag_filtered);
+  return n;
 }
 
 std::size_t encode_reject(std::span<std::byte> out, std::uint64_t publisher_id, const Reject& r) noexcept {

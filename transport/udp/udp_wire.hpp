@@ -56,6 +56,13 @@ inline constexpr std::uint8_t flag_durable = 0x10;
 /// status: a group block follows (the subscription is a consumer group member);
 /// data/frag/heartbeat/bye: a group member's own stream, sent to it alone (unicast).
 inline constexpr std::uint8_t flag_group = 0x20;
+/// status (before the WELCOME): received_seq + 1 is the first sequence this subscriber
+/// heard of the publisher; a fan-out volatile subscription starts there while the
+/// publisher's window still holds it (a publisher that appears later: its first message).
+inline constexpr std::uint8_t flag_heard = 0x40;
+/// welcome: the subscription's prefix does not match the publisher's topic; nothing of
+/// this publisher is for it (the subscriber ignores its datagrams and stops asking).
+inline constexpr std::uint8_t flag_filtered = 0x40;
 
 struct Header {
   Type type{};
@@ -190,6 +197,9 @@ std::size_t encode_heartbeat(std::span<std::byte> out, Type type, std::uint64_t 
 /// `durable`: the 40-byte form with `lost` (flag_durable).
 std::size_t encode_welcome(std::span<std::byte> out, std::uint64_t publisher_id, const Welcome& w,
                            bool durable = false) noexcept;
+/// A WELCOME saying the subscription's prefix does not match (flag_filtered, 32 bytes).
+std::size_t encode_filtered(std::span<std::byte> out, std::uint64_t publisher_id, std::uint64_t subscription_id,
+                            std::uint64_t next_seq) noexcept;
 std::size_t encode_reject(std::span<std::byte> out, std::uint64_t publisher_id, const Reject& r) noexcept;
 /// `durable`: appends the durable block (flag_durable).
 std::size_t encode_status(std::span<std::byte> out, std::uint64_t publisher_id, std::uint8_t flags, const Status& s,
