@@ -37,6 +37,19 @@ Node::Node(NodeOptions options) : m_core(std::make_shared<detail::NodeCore>(opti
 
 Node::~Node() = default;
 
+std::size_t Binding::subscriptions() const { return m_hold ? m_hold->subscriptions() : 0; }
+
+Result<Binding> Node::bind(std::string_view endpoint) {
+  auto ep = Endpoint::parse(endpoint);
+  if (!ep) return std::unexpected(ep.error());
+  auto hold = detail::hold_endpoint(*m_core, *ep);
+  if (!hold) return std::unexpected(hold.error());
+  Binding b;
+  b.m_hold = std::move(*hold);
+  b.m_endpoint = std::string(endpoint);
+  return b;
+}
+
 Result<Publisher> Node::publisher(const PublisherOptions& options) {
   auto ep = Endpoint::parse(options.endpoint);
   if (!ep) return std::unexpected(ep.error());

@@ -42,6 +42,13 @@ Error no_transport(std::string_view scheme, bool publishing) {
 
 }  // namespace
 
+Result<std::shared_ptr<EndpointHold>> hold_endpoint(NodeCore& node, const Endpoint& ep) {
+  const TransportEntry* t = find_transport(ep.scheme);
+  if (t == nullptr) return std::unexpected(no_transport(ep.scheme, true));
+  if (t->hold == nullptr) return std::shared_ptr<EndpointHold>();
+  return t->hold(node, ep);
+}
+
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,
                                                                      const PublisherConfig& config) {
   const TransportEntry* t = find_transport(ep.scheme);

@@ -190,6 +190,15 @@ class SubscriberTransport {
   [[nodiscard]] virtual bool policy_overflowed() const noexcept { return false; }
 };
 
+/// An endpoint kept bound while no publisher is on it (Node::bind), so subscribers can
+/// connect before the first topic exists. Thread-safe.
+class EndpointHold {
+ public:
+  virtual ~EndpointHold() = default;
+  /// Subscriptions connected to the endpoint now (whatever their prefix).
+  [[nodiscard]] virtual std::size_t subscriptions() = 0;
+};
+
 /// What a transport can carry (`rill transports` prints it); the shared code refuses what a
 /// transport cannot do by these, never by its name.
 struct TransportCaps {
@@ -210,6 +219,9 @@ struct TransportEntry {
                                                                 const PublisherConfig& config);
   Result<std::unique_ptr<SubscriberTransport>> (*make_subscriber)(NodeCore& node, std::span<const Endpoint> eps,
                                                                   const SubscriberConfig& config);
+  /// Binds `ep` with no publisher on it yet (and keeps it bound while the hold lives);
+  /// nullptr: nothing to bind (udp: subscribers listen on the group themselves).
+  Result<std::shared_ptr<EndpointHold>> (*hold)(NodeCore& node, const Endpoint& ep) = nullptr;
 };
 
 /// The transports compiled into this build, nullptr-terminated (generated transport_table.cpp).
@@ -217,6 +229,9 @@ extern const TransportEntry* const compiled_transports[];
 
 /// The compiled transport serving `scheme`, or nullptr.
 [[nodiscard]] const TransportEntry* find_transport(std::string_view scheme) noexcept;
+
+/// Keeps `ep` bound with no publisher (Node::bind); a null hold when the transport needs none.
+Result<std::shared_ptr<EndpointHold>> hold_endpoint(NodeCore& node, const Endpoint& ep);
 
 /// Creates the sending side for `ep` (dispatches on ep.scheme).
 Result<std::unique_ptr<PublisherTransport>> make_publisher_transport(NodeCore& node, const Endpoint& ep,

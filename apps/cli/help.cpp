@@ -12,14 +12,16 @@ namespace rill::cli {
 
 namespace {
 
-constexpr std::string_view pub_help = R"help(usage: rill pub ENDPOINT TOPIC [OPTIONS]
+constexpr std::string_view pub_help = R"help(usage: rill pub ENDPOINT TOPIC [TOPIC...] [OPTIONS]
 
-Publish messages on TOPIC from a publisher bound at ENDPOINT (e.g. tcp://127.0.0.1:5555). Payloads
-are generated ("rill SEQ", padded to --size), given (--data) or read from stdin (--stdin).
-Ends with a JSON stats line on stderr.
+Publish messages on TOPIC from a publisher bound at ENDPOINT (e.g. tcp://127.0.0.1:5555). With
+several topics, each has its own publisher (id and sequence) on the one ENDPOINT, and messages go
+to the topics in turn. Payloads are generated ("rill SEQ", padded to --size), given (--data) or
+read from stdin (--stdin). Ends with a JSON stats line per topic on stderr.
 
 Options:
-  --count N                 messages to publish (default 10, or 1 with --data); ignored with --stdin
+  --count N                 messages to publish on each topic (default 10, or 1 with --data);
+                            ignored with --stdin (its lines go to the topics in turn)
   --until-seq N             publish until sequence N is sent: a persistent publisher continues its
                             log's sequence, so nothing is sent when it is already past N
                             (not with --count or --stdin)
@@ -32,14 +34,16 @@ Options:
   --batch N                 coalesce up to N messages into one transport frame (default 1)
   --timeout-ms MS           longest one publish waits for backpressure credit, in milliseconds;
                             then the same message is tried again (default 1000)
-  --wait-subs N             wait for N subscribers before publishing (default 0: do not wait)
+  --wait-subs N             wait for N subscribers on each topic before publishing (default 0:
+                            do not wait)
   --wait-ms MS              how long to wait for them, in milliseconds; then exit 1 (default 10000)
   --linger-ms MS            after the last message, keep serving joins, acks and catch-up for MS
                             milliseconds (default 0)
   --durability MODE         what late joiners get: volatile (nothing; the default),
                             transient-local:N (the last N messages, kept in memory) or
                             persistent:DIR (every message logged in DIR before it is sent; the
-                            publisher's id and sequence continue after a restart)
+                            publisher's id and sequence continue after a restart; with several
+                            topics, each topic's log is in DIR/TOPIC, '/' written %2F)
   -h, --help                show this page
 )help";
 
@@ -105,17 +109,18 @@ With a URL, --from and --state-dir need --durable, and --durable does not combin
 A --durable delivery acks a message only once it finished, so a crash sends at most --window again.
 )help";
 
-constexpr std::string_view serve_help = R"help(usage: rill serve --http HOST:PORT --publish tcp://HOST:PORT [OPTIONS]
+constexpr std::string_view serve_help = R"help(usage: rill serve --http HOST:PORT --publish ENDPOINT [OPTIONS]
 
-Receive webhooks: POST /topics/TOPIC publishes the body on TOPIC and answers 202. Topic number i
-(in --topics order, or in order of first use) is published at the --publish port + i, so
-subscribe with e.g. 'rill sub tcp://HOST:PORT+1 TOPIC'; GET /topics lists the mapping.
+Receive webhooks: POST /topics/TOPIC publishes the body on TOPIC and answers 202. Every topic
+is published on the one --publish endpoint (each its own publisher, id and sequence), so
+'rill sub ENDPOINT PREFIX' gets every topic the prefix matches, including topics first POSTed
+after it subscribed (from their first message); GET /topics lists topics and their publishers.
 
 Options:
   --http HOST:PORT          where to listen for HTTP (required)
-  --publish tcp://HOST:PORT the first topic's publish endpoint (required)
-  --topics A,B,...          the topics, numbered in this order; others get 404
-                            (default: any topic, numbered in order of first use)
+  --publish ENDPOINT        where every topic is published: tcp://HOST:PORT, shm://NAME or
+                            udp://GROUP:PORT (required)
+  --topics A,B,...          the only topics accepted; others get 404 (default: any topic)
   --max-topics N            at most N topics, at least 1; more get 503 (default 64)
   --secret-file FILE        publish only requests signed with a secret in FILE, one per line
                             (whsec_<base64> or raw bytes; '#' starts a comment line); others get
@@ -250,7 +255,7 @@ struct Command {
 };
 
 constexpr Command commands[] = {
-    {"pub", "publish messages on one topic", pub_help, log_options_help},
+    {"pub", "publish messages on one or more topics of one endpoint", pub_help, log_options_help},
     {"sub", "print the messages of topics under a prefix, or deliver them to a webhook URL", sub_help},
     {"serve", "receive webhooks over HTTP and publish them on topics", serve_help, log_options_help},
     {"perf", "measure rill's latency and throughput beside the raw transport", perf_help},

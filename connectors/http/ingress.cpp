@@ -74,15 +74,12 @@ Ingress::Ingress(Node& node, IngressOptions options)
 Result<std::unique_ptr<Ingress>> Ingress::create(Node& node, IngressOptions options) {
   auto ep = Endpoint::parse(options.publish_endpoint);
   if (!ep) return std::unexpected(ep.error());
-  if (ep->scheme != "tcp") return fail(Errc::invalid_argument, "--publish must be a tcp:// endpoint");
+  if (ep->scheme == "http") return fail(Errc::invalid_argument, "--publish must be a tcp://, shm:// or udp:// endpoint");
   for (const auto& t : options.topics) {
     if (!valid_topic(t))
       return fail(Errc::invalid_argument, "topic '" + t + "' has characters outside [A-Za-z0-9._~/-]");
   }
   if (options.topics.size() > options.max_topics) options.max_topics = options.topics.size();
-  if (ep->port + options.max_topics - 1 > 65535) {
-    return fail(Errc::invalid_argument, "--publish port + topic count runs past 65535");
-  }
   const auto& d = options.durability;
   if (d.kind == DurabilityKind::persistent && d.dir.empty()) {
     return fail(Errc::invalid_argument, "persistent durability needs a log directory (persistent:DIR)");
@@ -93,9 +90,12 @@ Result<std::unique_ptr<Ingress>> Ingress::create(Node& node, IngressOptions opti
   for (auto& h : options.carry_headers) {
     for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
+  // Bound before any topic exists: a subscriber that connects now is greeted by every
+  // topic's publisher before that topic's first message.
+  auto binding = node.bind(options.publish_endpoint);
+  if (!binding) return std::unexpected(binding.error());
   std::unique_ptr<Ingress> in(new Ingress(node, std::move(options)));
-  in->m_base_host = ep->host;
-  in->m_base_port = ep->port;
+  in->m_binding = std::move(*binding);
   if (d.kind == DurabilityKind::persistent) {
     if (auto loaded = in->load_topic_numbering(); !loaded) return std::unexpected(loaded.error());
   }
@@ -112,10 +112,6 @@ Result<std::unique_ptr<Ingress>> Ingress::create(Node& node, IngressOptions opti
     if (!created) return std::unexpected(created.error());
   }
   return in;
-}
-
-std::string Ingress::endpoint_for(std::size_t index) const {
-  return "tcp://" + m_base_host + ":" + std::to_string(m_base_port + index);
 }
 
 Result<void> Ingress::load_topic_numbering() {
@@ -138,13 +134,11 @@ Result<void> Ingress::load_topic_numbering() {
   return {};
 }
 
-Result<std::size_t> Ingress::topic_index(std::string_view name) {
-  if (m_options.durability.kind != DurabilityKind::persistent) return m_topics.size();
-  // Persistent: a topic keeps its number (so its port) across restarts; the record is
-  // durable before the topic's first message is accepted.
-  const auto it = std::find(m_numbering.begin(), m_numbering.end(), name);
-  if (it != m_numbering.end()) return static_cast<std::size_t>(it - m_numbering.begin());
-  if (m_base_port + m_numbering.size() > 65535) return fail(Errc::too_large, "no port left for another topic");
+Result<void> Ingress::record_topic(std::string_view name) {
+  if (m_options.durability.kind != DurabilityKind::persistent) return {};
+  // Persistent: the topics are listed in DIR/topics, so a restarted ingress serves them (and
+  // their logs) at once; the record is durable before the topic's first message is accepted.
+  if (std::find(m_numbering.begin(), m_numbering.end(), name) != m_numbering.end()) return {};
   const auto path = std::filesystem::path(m_options.durability.dir) / "topics";
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return fail(Errc::io_error, "cannot open " + path.string() + ": " + std::strerror(errno));
@@ -164,15 +158,14 @@ Result<std::size_t> Ingress::topic_index(std::string_view name) {
                 "cannot record topic '" + std::string(name) + "' in " + path.string() + ": " + std::strerror(err));
   }
   m_numbering.emplace_back(name);
-  return m_numbering.size() - 1;
+  return {};
 }
 
 Result<Ingress::Topic*> Ingress::topic(std::string_view name) {
   if (const auto it = m_by_name.find(std::string(name)); it != m_by_name.end()) return it->second;
   if (m_topics.size() >= m_options.max_topics) return fail(Errc::too_large, "topic limit reached");
-  auto index = topic_index(name);
-  if (!index) return std::unexpected(index.error());
-  const auto endpoint = endpoint_for(*index);
+  if (auto recorded = record_topic(name); !recorded) return std::unexpected(recorded.error());
+  const auto& endpoint = m_options.publish_endpoint;  // every topic on the one endpoint
   PublisherOptions popt{.endpoint = endpoint, .topic = std::string(name), .publish_timeout = m_options.publish_timeout};
   popt.durability = m_options.durability;
   if (popt.durability.kind == DurabilityKind::persistent) {
@@ -312,7 +305,7 @@ void Ingress::render_topics() {
   o = "{";
   for (const auto& t : m_topics) {
     if (o.size() > 1) o += ',';
-    o += '"' + t->name + "\":\"" + t->endpoint + '"';
+    o += fmt::format(R"("{}":{{"endpoint":"{}","publisher":"{:016x}"}})", t->name, t->endpoint, t->publisher.id());
   }
   o += "}\n";
 }
@@ -346,6 +339,8 @@ void Ingress::render_metrics() {
     add("rill_http_timeouts_total{phase=\"idle\"} %llu\n", ull(s.idle_timeouts));
     add("rill_http_timeouts_total{phase=\"write\"} %llu\n", ull(s.write_timeouts));
   }
+  o += "# TYPE rill_endpoint_subscriptions gauge\n";
+  add("rill_endpoint_subscriptions %llu\n", ull(m_binding.subscriptions()));
   o += "# TYPE rill_http_published_total counter\n";
   add("rill_http_published_total %llu\n", ull(m_published));
   o += "# TYPE rill_http_published_bytes_total counter\n";

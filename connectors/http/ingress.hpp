@@ -19,11 +19,11 @@ namespace rill::http {
 
 /// What the ingress does; fill with designated initializers.
 struct IngressOptions {
-  /// Base publish endpoint (tcp://HOST:PORT). Topic number i (0, 1, ...) is published by
-  /// its own Publisher bound at PORT + i, so each topic keeps its own id and gap-free sequence.
+  /// The publish endpoint (tcp://, shm:// or udp://). Every topic is published there by its
+  /// own Publisher, so each keeps its own id and gap-free sequence.
   std::string publish_endpoint{};
-  /// Declared topics, numbered in this order at start-up; when non-empty, other topics get 404.
-  /// When empty, topics are numbered in order of first use, up to max_topics.
+  /// Declared topics, opened at start-up; when non-empty, other topics get 404. When empty,
+  /// topics are opened at first use, up to max_topics.
   std::vector<std::string> topics{};
   std::size_t max_topics = 64;
   std::vector<Secret> secrets{};                   ///< empty: requests are not signature-checked
@@ -33,8 +33,8 @@ struct IngressOptions {
   std::vector<std::string> carry_headers{};        ///< request headers carried, besides the defaults
   /// What each topic's publisher keeps for late joiners: transient_local(N), or
   /// persistent(DIR): topic T's log is in DIR/<T> ('/' in T written %2F), so the publisher id
-  /// and sequence continue after a restart; DIR/topics records the topic numbering so each
-  /// topic keeps its port. Under fsync `always`, 202 means the message is in the log durably.
+  /// and sequence continue after a restart; DIR/topics lists the topics so a restarted ingress
+  /// serves them at once. Under fsync `always`, 202 means the message is in the log durably.
   Durability durability{};
   LogOptions log{};  ///< persistent: fsync policy, segment size, retention
 };
@@ -52,7 +52,6 @@ class Ingress final : public RequestHandler {
   void on_tick(std::chrono::steady_clock::time_point now) override;
 
   /// The endpoint topic `name` is (or would be) published on, for logs and /topics.
-  [[nodiscard]] std::string endpoint_for(std::size_t index) const;
 
  private:
   struct Topic {
@@ -63,7 +62,7 @@ class Ingress final : public RequestHandler {
   Ingress(Node& node, IngressOptions options);
 
   Result<Topic*> topic(std::string_view name);
-  Result<std::size_t> topic_index(std::string_view name);
+  Result<void> record_topic(std::string_view name);
   Result<void> load_topic_numbering();
   void render_metrics();
   void render_log_metrics();
@@ -71,11 +70,10 @@ class Ingress final : public RequestHandler {
 
   Node& m_node;
   IngressOptions m_options;
-  std::string m_base_host;
-  std::uint16_t m_base_port = 0;
+  Binding m_binding;  // the publish endpoint, bound from the start
   std::vector<std::unique_ptr<Topic>> m_topics;
   std::unordered_map<std::string, Topic*> m_by_name;
-  std::vector<std::string> m_numbering;  // persistent: DIR/topics, topic i on port base + i
+  std::vector<std::string> m_numbering;  // persistent: DIR/topics, in order of first use
   ReplayCache m_replays;
   const Server* m_server = nullptr;
   std::string m_scratch;  // /metrics and /topics bodies (reused)

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -331,6 +333,45 @@ TEST_CASE("a slow drop or buffer subscriber never makes the publisher wait, and 
                       << " msg/s, with a slow drop-oldest subscriber " << static_cast<std::uint64_t>(with_drop)
                       << " msg/s, with a slow buffer subscriber " << static_cast<std::uint64_t>(with_buffer)
                       << " msg/s");
+}
+
+}  // namespace rill::e2e
+
+namespace rill::e2e {
+
+TEST_CASE("rill pub with several topics: one endpoint, each topic its own publisher and gap-free sequence") {
+  TempDir dir;
+  const auto ep = tcp_endpoint(free_port());
+  auto sub = spawn_rill(dir, "sub", {"sub", ep, "md/", "--count", "300", "--idle-exit-ms", "10000", "--format", "json"});
+  auto news = spawn_rill(dir, "news", {"sub", ep, "news/", "--idle-exit-ms", "1500", "--format", "json"});
+  auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/a", "md/b", "news/c", "--count", "100", "--wait-subs", "1"});
+  const auto p = expect_clean_exit(*pub, "pub");
+  const auto s = finish_sub(*sub);
+  const auto n = finish_sub(*news, "news");
+  const auto msgs = parse_json(sub->out());
+  REQUIRE(msgs.all.size() == 200);
+  std::map<std::string, std::vector<std::uint64_t>> seqs;
+  std::map<std::string, std::set<std::string>> ids;
+  for (const auto& m : msgs.all) {
+    seqs[m.topic].push_back(m.seq);
+    ids[m.topic].insert(m.publisher);
+  }
+  std::vector<std::uint64_t> want(100);
+  for (std::uint64_t i = 0; i < want.size(); ++i) want[i] = i + 1;
+  CHECK(seqs["md/a"] == want);
+  CHECK(seqs["md/b"] == want);
+  CHECK(seqs.count("news/c") == 0);  // filtered at the publisher
+  CHECK(ids["md/a"].size() == 1);
+  CHECK(ids["md/a"] != ids["md/b"]);
+  CHECK(s["gaps"] == 0);
+  CHECK(s["publishers"] == 2);
+  CHECK(n["received"] == 100);
+  CHECK(n["gaps"] == 0);
+  // One stats line per topic, each naming its topic.
+  const auto err = pub->err();
+  for (const std::string t : {"md/a", "md/b", "news/c"}) {
+    CHECK(err.find("{\"stats\":{\"topic\":\"" + t + "\",\"sent\":100,") != std::string::npos);
+  }
 }
 
 }  // namespace rill::e2e

@@ -78,6 +78,12 @@ TcpEndpoint::TcpEndpoint(zmq::socket_t sock, std::string address)
 
 TcpEndpoint::~TcpEndpoint() = default;
 
+std::size_t TcpEndpoint::subscriptions() {
+  std::lock_guard lock(mutex);
+  drain();
+  return m_subs.size();
+}
+
 void TcpEndpoint::attach(TcpPublisher& pub) {
   m_pubs.push_back(&pub);
   m_by_id[pub.id()] = &pub;

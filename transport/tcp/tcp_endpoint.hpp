@@ -16,6 +16,7 @@
 #include "rill/endpoint.hpp"
 #include "rill/error.hpp"
 #include "rill/policy.hpp"
+#include "transport/transport.hpp"
 #include "tcp_wire.hpp"
 
 namespace rill::detail {
@@ -59,10 +60,13 @@ struct TcpEvent {
 /// and every call needs `mutex` held: the publishers run on their own threads, and the one
 /// that holds the lock reads the socket for all of them. A publisher's own state is touched
 /// only by its thread: control frames for it wait in its inbox.
-class TcpEndpoint {
+class TcpEndpoint final : public EndpointHold {
  public:
   static Result<std::shared_ptr<TcpEndpoint>> open(NodeCore& node, const Endpoint& ep);
-  ~TcpEndpoint();
+  ~TcpEndpoint() override;
+
+  /// EndpointHold: takes the lock itself (the one method that does).
+  [[nodiscard]] std::size_t subscriptions() override;
 
   std::mutex mutex;
 
@@ -76,7 +80,7 @@ class TcpEndpoint {
   /// More than one publisher is bound here (a waiting one lets go of the lock now and then).
   [[nodiscard]] bool shared() const noexcept { return m_pubs.size() > 1; }
   /// The live subscriptions (for a publisher that just attached).
-  [[nodiscard]] const std::vector<std::shared_ptr<TcpSubscription>>& subscriptions() const noexcept { return m_subs; }
+  [[nodiscard]] const std::vector<std::shared_ptr<TcpSubscription>>& live() const noexcept { return m_subs; }
 
   /// Reads every control frame that has arrived: keepalives, credit and departures are
   /// settled here; subscriptions, acks and BYE answers go to the inboxes of the publishers

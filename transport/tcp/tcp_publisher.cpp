@@ -37,8 +37,8 @@ Result<std::unique_ptr<PublisherTransport>> TcpPublisher::create(NodeCore& node,
   // The subscriptions already connected take us from our first message: each is greeted
   // now, before anything is published.
   pub->m_ep->drain();
-  pub->m_inbox.clear();  // what drain() posted to us is in subscriptions() too
-  for (const auto& sub : pub->m_ep->subscriptions()) {
+  pub->m_inbox.clear();  // what drain() posted to us is in live() too
+  for (const auto& sub : pub->m_ep->live()) {
     if (std::string_view(config.topic).starts_with(sub->prefix)) pub->join(sub);
   }
   pub->remove_dead_peers();

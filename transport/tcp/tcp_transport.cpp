@@ -1,4 +1,5 @@
 // The tcp transport's entry in the transport table (see transport/transport.hpp).
+#include "tcp_endpoint.hpp"
 #include "tcp_publisher.hpp"
 #include "tcp_subscriber.hpp"
 
@@ -17,6 +18,11 @@ const TransportEntry tcp_transport{
     .make_subscriber = [](NodeCore& node, std::span<const Endpoint> eps,
                           const SubscriberConfig& config) -> Result<std::unique_ptr<SubscriberTransport>> {
       return tcp::TcpSubscriber::create(node, eps, config);
+    },
+    .hold = [](NodeCore& node, const Endpoint& ep) -> Result<std::shared_ptr<EndpointHold>> {
+      auto bound = tcp::TcpEndpoint::open(node, ep);
+      if (!bound) return std::unexpected(bound.error());
+      return std::shared_ptr<EndpointHold>(std::move(*bound));
     },
 };
 

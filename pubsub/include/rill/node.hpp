@@ -3,11 +3,17 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "rill/publisher.hpp"
 #include "rill/subscriber.hpp"
 
 namespace rill {
+
+namespace detail {
+class EndpointHold;
+}
 
 /// Node-wide settings.
 struct NodeOptions {
@@ -33,6 +39,23 @@ class Subscription {
   std::unique_ptr<State> m_state;
 };
 
+/// An endpoint kept bound before (and between) its publishers: subscribers connect to it
+/// early, and every publisher later created on it greets them before its first message
+/// (`rill serve` binds its --publish endpoint this way). Movable; unbinds when the last of
+/// it and the endpoint's publishers is gone.
+class Binding {
+ public:
+  Binding() = default;
+  /// Subscriptions connected to the endpoint now (0 on transports that bind nothing: udp).
+  [[nodiscard]] std::size_t subscriptions() const;
+  [[nodiscard]] const std::string& endpoint() const noexcept { return m_endpoint; }
+
+ private:
+  friend class Node;
+  std::shared_ptr<detail::EndpointHold> m_hold;
+  std::string m_endpoint;
+};
+
 /// Thread-safe: publishers and subscribers may be created from any thread.
 /// Publishers and subscribers keep the node's I/O alive while they exist.
 class Node {
@@ -42,7 +65,10 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  /// Binds options.endpoint and returns a publisher for options.topic.
+  /// Binds `endpoint` with no publisher on it yet (see Binding).
+  [[nodiscard]] Result<Binding> bind(std::string_view endpoint);
+  /// Binds options.endpoint (or joins the publishers already there) and returns a
+  /// publisher for options.topic.
   [[nodiscard]] Result<Publisher> publisher(const PublisherOptions& options);
   /// Connects to options.endpoints and returns a subscriber to poll.
   [[nodiscard]] Result<Subscriber> subscriber(const SubscriberOptions& options);

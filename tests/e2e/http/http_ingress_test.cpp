@@ -2,6 +2,8 @@
 // subscribers (a `rill sub` process, or one in this process) checking what was published.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
+
+#include <map>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -87,11 +89,47 @@ TEST_CASE("curl POSTs arrive at a rill sub byte for byte, in order, with nothing
   CHECK(stats["gaps"] == 0);
 }
 
+TEST_CASE("a rill sub waiting on the publish endpoint gets the first webhook of every new topic") {
+  TempDir dir;
+  Serve serve(dir, {});  // no topic yet: the endpoint is bound all the same
+  auto sub = spawn_rill(dir, "sub",
+                        {"sub", tcp_endpoint(serve.publish_port), "new/", "--count", "6", "--idle-exit-ms", "20000",
+                         "--format", "json"});
+  REQUIRE(wait_until([&] { return serve.metric("rill_endpoint_subscriptions") >= 1; }, 10s));
+  const auto post = [&](const std::string& topic, const std::string& body) {
+    const auto r = http::raw_exchange(serve.http_port, "POST /topics/" + topic +
+                                                           " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                                           "Content-Length: " +
+                                                           std::to_string(body.size()) + "\r\n\r\n" + body);
+    return r.status;
+  };
+  // Each topic is created by its first POST, after the subscriber connected.
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string t : {"new/a", "new/b", "new/c"}) CHECK(post(t, t + "#" + std::to_string(round)) == 202);
+  }
+  REQUIRE(sub->wait(20s).ok());
+  const auto out = sub->out();
+  const auto msgs = parse_json(out);
+  REQUIRE(msgs.all.size() == 6);
+  std::map<std::string, std::vector<std::uint64_t>> seqs;
+  std::map<std::string, std::string> publisher;
+  for (const auto& m : msgs.all) {
+    seqs[m.topic].push_back(m.seq);
+    publisher[m.topic] = m.publisher;
+  }
+  for (const std::string t : {"new/a", "new/b", "new/c"}) CHECK(seqs[t] == std::vector<std::uint64_t>{1, 2});
+  CHECK(publisher["new/a"] != publisher["new/b"]);
+  const auto stats = parse_stats(out);
+  CHECK(stats["gaps"] == 0);
+  CHECK(stats["publishers"] == 3);
+  CHECK(stats["publisher_restarts"] == 0);
+}
+
 TEST_CASE("content-type and webhook headers are carried as envelope headers; keep-alive and pipelining work") {
   TempDir dir;
   Serve serve(dir, {"--topics", "a,b"});
   Node node;
-  auto sub = node.subscriber({.endpoints = {tcp_endpoint(serve.publish_port + 1)}, .prefix = "b"});
+  auto sub = node.subscriber({.endpoints = {tcp_endpoint(serve.publish_port)}, .prefix = "b"});
   REQUIRE(sub);
   REQUIRE(serve.wait_subscribers("b", 1, 10s));
   Conn c(serve.http_port);
@@ -133,7 +171,11 @@ TEST_CASE("routes: 404 unknown path or undeclared topic, 405 wrong method with A
   CHECK(raw_exchange(serve.http_port, req("POST /healthz HTTP/1.1")).status == 405);
   CHECK(raw_exchange(serve.http_port, req("POST /topics/a%2fb HTTP/1.1")).status == 400);
   CHECK(raw_exchange(serve.http_port, req("POST /topics/a//b HTTP/1.1")).status == 400);
-  CHECK(get(serve.http_port, "/topics") == "{\"only\":\"" + tcp_endpoint(serve.publish_port) + "\"}\n");
+  const auto listing = get(serve.http_port, "/topics");
+  const auto prefix = "{\"only\":{\"endpoint\":\"" + tcp_endpoint(serve.publish_port) + "\",\"publisher\":\"";
+  CHECK(listing.starts_with(prefix));
+  CHECK(listing.size() == prefix.size() + 16 + 4);  // 16 hex digits, then "}}\n
+  CHECK(listing.ends_with("\"}}\n"));
   CHECK(get(serve.http_port, "/healthz") == "ok\n");
   const auto metrics = get(serve.http_port, "/metrics");
   CHECK(metrics.find("rill_http_requests_total{code=\"404\"} 2") != std::string::npos);
@@ -332,7 +374,7 @@ TEST_CASE("serve and delivery usage errors: exit 2 and one 'rill: ' line on stde
   const std::vector<std::vector<std::string>> cases = {
       {"serve"},
       {"serve", "--http", "127.0.0.1"},
-      {"serve", "--http", "127.0.0.1:0", "--publish", "udp://239.0.0.1:1"},
+      {"serve", "--http", "127.0.0.1:0", "--publish", "http://127.0.0.1:1/x"},
       {"serve", "--http", "127.0.0.1:0", "--publish", pub, "--tls-cert", "c.pem"},
       {"serve", "--http", "127.0.0.1:0", "--publish", pub, "--secret-file", "/nonexistent"},
       {"serve", "--http", "127.0.0.1:0", "--publish", pub, "--topics", "a%b"},
