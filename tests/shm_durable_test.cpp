@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "test_util.hpp"
-#include "transport/shm/shm_segment.hpp"
+#include "transport/shm/shm_directory.hpp"
 
 using namespace std::chrono_literals;
 namespace shm = rill::detail::shm;
@@ -50,7 +50,7 @@ class HandSlot {
   explicit HandSlot(const std::string& endpoint) {
     shm::ShmOptions o;
     o.name = name_of(endpoint);
-    auto m = shm::Mapping::open(o);
+    auto m = shm::open_live_channel(o);  // the endpoint's one publisher
     REQUIRE_MESSAGE(m, m.error().message());
     m_map = *m;
   }

@@ -1,6 +1,6 @@
 // The shm transport between real processes: many publishers and subscribers on one
-// topic with peers joining and leaving, `kill -9` of subscribers holding samples and
-// of publishers, and who may open a segment.
+// topic with peers joining and leaving, `kill -9` of subscribers holding samples and of
+// publishers, and who may open an endpoint's files.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <grp.h>
@@ -16,7 +16,7 @@
 #include "process.hpp"
 #include "rill/rill.hpp"
 #include "tests/skip.hpp"
-#include "transport/shm/shm_segment.hpp"
+#include "transport/shm/shm_directory.hpp"
 
 using namespace rill::e2e;
 namespace shm = rill::detail::shm;
@@ -51,13 +51,13 @@ std::unique_ptr<Process> spawn_peer(const TempDir& dir, const std::string& name,
   return std::make_unique<Process>(std::move(args), dir.path(), name);
 }
 
-/// The segment of `name` mapped here (to watch it); released on destruction.
+/// The segment of endpoint `name`'s (one) publisher mapped here (to watch it); released on destruction.
 struct Watch {
   shm::Mapping* map = nullptr;
   explicit Watch(const std::string& name) {
     shm::ShmOptions o;
     o.name = name;
-    auto m = shm::Mapping::open(o);
+    auto m = shm::open_live_channel(o);
     if (m) map = *m;
   }
   ~Watch() {
@@ -75,6 +75,17 @@ struct Watch {
     return n;
   }
 };
+
+/// The files of endpoint `name` in /dev/shm (its directory, its segments, temporaries).
+std::vector<std::string> files_of(const std::string& name) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    const auto file = e.path().filename().string();
+    if (file == "rill." + name || file.starts_with("rill." + name + ".")) out.push_back(file);
+  }
+  return out;
+}
 
 /// Waits until the segment `name` exists and can be mapped.
 bool wait_for_segment(const std::string& name, std::chrono::milliseconds timeout) {
@@ -216,10 +227,8 @@ TEST_CASE("8+ subscriber processes and 3 publishers on one topic; peers join and
     CHECK(r.stats["malformed"] == 0);
     if (sent_before_join + 2000 < n) CHECK(r.stats["received"] > 0);
   }
-  // Closed publishers removed their segments.
-  for (std::size_t i = 0; i < eps.size(); ++i) {
-    CHECK_FALSE(std::filesystem::exists(shm::segment_path(names.name(std::string("T-") + tag[i]))));
-  }
+  // Closed publishers removed their segments, and their endpoints their directories.
+  for (std::size_t i = 0; i < eps.size(); ++i) CHECK(files_of(names.name(std::string("T-") + tag[i])).empty());
 }
 
 TEST_CASE("kill -9 of a subscriber holding samples: its chunks come back, the publisher goes on") {
@@ -362,8 +371,8 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
   }
   first->kill(SIGKILL);
   REQUIRE(first->wait(10s).signaled);
-  // The dead publisher's segment stays behind, with the last sequence it published.
-  REQUIRE(std::filesystem::exists(shm::segment_path(name)));
+  // The dead publisher's directory and segment stay behind, with the last sequence it published.
+  REQUIRE(std::filesystem::exists(shm::directory_path(name)));
   std::uint64_t last_first = 0;
   {
     Watch w(name);
@@ -384,8 +393,9 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
                             "2", "--wait-ms", "30000"});
   const auto run = finish_pub(*second, "pub2");
   CHECK(run.stats["sent"] == second_count);
-  // It replaced the stale segment (a live one would have refused it), and removed its own at the end.
-  CHECK_FALSE(std::filesystem::exists(shm::segment_path(name)));
+  // It replaced the stale directory (a live one would have refused it) and removed the
+  // dead one's segment, then its own files at the end: nothing of either is left.
+  CHECK(files_of(name).empty());
   for (auto* p : {bp.get(), drop.get()}) {
     INFO(p->command_line());
     expect_clean_exit(*p, "sub", 30s);
@@ -428,7 +438,7 @@ TEST_CASE("a killed publisher that is not reaped yet (zombie) does not block its
   CHECK_MESSAGE(e.ok(), "successor refused: " << second->err().substr(0, 500));
 }
 
-TEST_CASE("segment files are 0600 by default; mode and group are honoured") {
+TEST_CASE("segment and directory files are 0600 by default; mode and group are honoured") {
   ShmNames names;
   rill::Node node;
   const bool root = ::geteuid() == 0;
@@ -436,10 +446,13 @@ TEST_CASE("segment files are 0600 by default; mode and group are honoured") {
     const auto name = names.name("private");
     auto pub = node.publisher({.endpoint = "shm://" + name, .topic = "secret"});
     REQUIRE(pub);
-    struct stat st {};
-    REQUIRE(::stat(shm::segment_path(name).c_str(), &st) == 0);
-    CHECK((st.st_mode & 07777) == 0600);
-    CHECK(st.st_uid == ::geteuid());
+    for (const auto& path : {shm::directory_path(name), shm::channel_path(name, pub->id())}) {
+      INFO(path);
+      struct stat st {};
+      REQUIRE(::stat(path.c_str(), &st) == 0);
+      CHECK((st.st_mode & 07777) == 0600);
+      CHECK(st.st_uid == ::geteuid());
+    }
   }
   {
     // A group the segment may be given: nogroup when root, else our own.
@@ -450,10 +463,13 @@ TEST_CASE("segment files are 0600 by default; mode and group are honoured") {
     const auto name = names.name("shared");
     auto pub = node.publisher({.endpoint = "shm://" + name + "?mode=0660&group=" + group_name, .topic = "shared"});
     REQUIRE_MESSAGE(pub, pub.error().message());
-    struct stat st {};
-    REQUIRE(::stat(shm::segment_path(name).c_str(), &st) == 0);
-    CHECK((st.st_mode & 07777) == 0660);
-    CHECK(st.st_gid == gid);
+    for (const auto& path : {shm::directory_path(name), shm::channel_path(name, pub->id())}) {
+      INFO(path);
+      struct stat st {};
+      REQUIRE(::stat(path.c_str(), &st) == 0);
+      CHECK((st.st_mode & 07777) == 0660);
+      CHECK(st.st_gid == gid);
+    }
   }
 }
 
@@ -475,8 +491,8 @@ TEST_CASE("permission_denied: other users cannot open a 0600 segment; a 0660 one
     const auto out = child->out();
     INFO(out);
     CHECK(json_str(out, "error") == std::optional<std::string_view>("permission_denied"));
-    // The message says which file and why.
-    CHECK(out.find(shm::segment_path(name)) != std::string::npos);
+    // The message says which file and why (the endpoint's directory, the first it opens).
+    CHECK(out.find(shm::directory_path(name)) != std::string::npos);
     CHECK(out.find("mode 0600") != std::string::npos);
   }
   {
