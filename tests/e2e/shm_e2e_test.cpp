@@ -1,5 +1,6 @@
 // The shm transport between real processes: many publishers and subscribers on one
-// topic with peers joining and leaving, `kill -9` of subscribers holding samples and of
+// topic with peers joining and leaving, several topics on one endpoint (one added while a
+// subscriber process is attached), `kill -9` of subscribers holding samples and of
 // publishers, and who may open an endpoint's files.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
@@ -9,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -229,6 +231,66 @@ TEST_CASE("8+ subscriber processes and 3 publishers on one topic; peers join and
   }
   // Closed publishers removed their segments, and their endpoints their directories.
   for (std::size_t i = 0; i < eps.size(); ++i) CHECK(files_of(names.name(std::string("T-") + tag[i])).empty());
+}
+
+TEST_CASE("several topics on one endpoint across processes: a topic added later reaches attached subscribers from seq 1") {
+  TempDir dir;
+  ShmNames names;
+  const auto name = names.name("topics");
+  const auto ep = "shm://" + name;
+  constexpr std::uint64_t n = 3000;
+  // Two subscriber processes on md/: lossless and drop-oldest (its ring holds 1024, so the
+  // drop subscriber loses only what its policy drops; with work 0 it keeps up).
+  auto bp = spawn_peer(dir, "sub-bp", {"sub", "backpressure:64", "md/", "3", str(n), "0", ep});
+  auto drop = spawn_peer(dir, "sub-drop", {"sub", "drop-oldest:1024", "md/", "3", str(n), "0", ep});
+  // One owner process: md/quotes first (it waits for both subscribers), then other/x and
+  // md/trades and md/news, each created while the subscribers are attached and
+  // published at once, without waiting for anybody.
+  auto pubs = spawn_peer(dir, "pubs", {"pubs", ep, str(n), "2", "md/quotes", "other/x", "md/trades", "md/news"});
+  for (auto* p : {bp.get(), drop.get()}) {
+    INFO(p->command_line());
+    expect_clean_exit(*p, "sub", 60s);
+  }
+  REQUIRE_MESSAGE(wait_until([&] { return line_count(*pubs) >= 4; }, 30s), pubs->out() << pubs->err());
+  // A second process cannot bind the endpoint while the owner lives (it holds it until SIGTERM).
+  auto intruder = spawn_rill(dir, "intruder", {"pub", ep, "md/intruder", "--count", "1"});
+  const auto ie = intruder->wait(30s);
+  CHECK_FALSE(ie.ok());
+  CHECK(intruder->err().find("address_in_use") != std::string::npos);
+  pubs->kill(SIGTERM);
+  expect_clean_exit(*pubs, "pubs", 30s);
+  std::map<std::string, std::pair<std::string, std::uint64_t>> by_topic;  // topic -> (id, joined)
+  const auto pubs_out = pubs->out();
+  for (const auto line : lines(pubs_out)) {
+    if (!line.starts_with("{\"topic\"")) continue;
+    by_topic[std::string(json_str(line, "topic").value_or(""))] = {std::string(json_str(line, "pub").value_or("")),
+                                                                   json_u64(line, "joined").value_or(99)};
+  }
+  REQUIRE_MESSAGE(by_topic.size() == 4, pubs->out());
+  for (const auto& [topic, info] : by_topic) {
+    INFO(topic);
+    // Matching topics took both subscriptions in (pre-claimed for the later ones); the
+    // other topic's segment was never attached to.
+    CHECK(info.second == (topic.starts_with("md/") ? 2u : 0u));
+  }
+  for (auto* p : {bp.get(), drop.get()}) {
+    INFO(p->command_line());
+    const auto r = parse_peer(p->out());
+    REQUIRE(r.stats.found);
+    CHECK(r.stats["done"] == 1);
+    CHECK(r.stats["publisher_restarts"] == 0);
+    CHECK(r.stats["malformed"] == 0);
+    CHECK(r.stats["gaps"] == r.stats["dropped"]);  // any gap was the drop policy's choice
+    if (p == bp.get()) CHECK(r.stats["gaps"] == 0);  // every topic from seq 1, the later ones too
+    REQUIRE(r.pubs.size() == 3);
+    for (const auto& l : r.pubs) {
+      INFO("publisher " << l.pub);
+      CHECK(l.received + l.gaps == n);
+      if (p == bp.get()) CHECK(l.received == n);
+      CHECK(l.pub != by_topic["other/x"].first);
+    }
+  }
+  CHECK(files_of(name).empty());  // the owner's last publisher removed the directory
 }
 
 TEST_CASE("kill -9 of a subscriber holding samples: its chunks come back, the publisher goes on") {
