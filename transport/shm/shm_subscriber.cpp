@@ -386,14 +386,19 @@ std::size_t ShmSubscriber::drain_conn(std::uint32_t index, FrameSink& sink, std:
   if (count == 0) return 0;
   std::size_t n = 0;
   bool ended = false;
-  for (std::uint32_t k = 0; k < count; ++k) {
-    auto& ch = c.chans[(c.next_chan + k) % count];
+  for (std::uint32_t k = 0, i = c.next_chan; k < count; ++k, ++i) {
+    if (i >= count) i = 0;  // no division on the latency path
+    auto& ch = c.chans[i];
     n += drain_channel(index, c, ch, sink, max - n);  // max 0: greetings and departures only
     ended |= ch.map == nullptr;
     if (n >= max && max > 0) break;
   }
-  if (ended) std::erase_if(c.chans, [](const Channel& ch) { return ch.map == nullptr; });
-  if (count > 1) c.next_chan = (c.next_chan + 1) % static_cast<std::uint32_t>(std::max<std::size_t>(1, c.chans.size()));
+  if (ended) {
+    std::erase_if(c.chans, [](const Channel& ch) { return ch.map == nullptr; });
+    c.next_chan = 0;
+  } else if (count > 1 && ++c.next_chan == count) {
+    c.next_chan = 0;
+  }
   return n;
 }
 
@@ -517,12 +522,14 @@ void ShmSubscriber::wait(std::chrono::nanoseconds timeout) {
 
 void ShmSubscriber::service(time_point now) {
   for (auto& c : m_conns) {
+    bool owner_checked = false;
     if (c.dir == nullptr) {
       if (now >= c.next_attempt) attach(c, now);
     } else if (now >= c.next_liveness) {
       // The owner process gone (killed) or its last publisher closed: a new owner makes a
       // new directory (a new instance), which is attached at the next attempt.
       c.next_liveness = now + publisher_liveness_period;
+      owner_checked = true;
       if (!c.dir->owner_alive()) {
         detach(c);
         c.next_attempt = now;
@@ -530,10 +537,16 @@ void ShmSubscriber::service(time_point now) {
     }
     if (c.dir != nullptr && c.rescan && now >= c.next_attempt) scan(c, now);
     for (auto& ch : c.chans) {
-      if (!ch.publisher_dead && now >= ch.next_liveness) {
-        ch.next_liveness = now + publisher_liveness_period;
-        if (!process_alive(ch.map->publisher_pid(), ch.map->publisher_start())) ch.publisher_dead = true;
+      if (ch.publisher_dead || now < ch.next_liveness) continue;
+      ch.next_liveness = now + publisher_liveness_period;
+      // The publishers of a live directory run in its owner's process, just checked:
+      // one look at /proc per endpoint, not one per channel.
+      if (owner_checked && c.dir != nullptr && ch.instance == c.dir->instance() &&
+          ch.map->publisher_pid() == c.dir->geometry().owner_pid &&
+          ch.map->publisher_start() == c.dir->geometry().owner_start) {
+        continue;
       }
+      if (!process_alive(ch.map->publisher_pid(), ch.map->publisher_start())) ch.publisher_dead = true;
     }
   }
 }
