@@ -216,6 +216,10 @@ enum class ChannelState : std::uint32_t { free = 0, writing = 1, live = 2, close
 /// Life of a registry entry: the low 8 bits of SubscriberEntry::owner (the pid above).
 enum class EntryState : std::uint32_t { free = 0, claiming = 1, active = 2 };
 
+[[nodiscard]] constexpr std::uint64_t make_entry_owner(std::uint32_t pid, EntryState s) noexcept {
+  return static_cast<std::uint64_t>(pid) << 8 | static_cast<std::uint64_t>(s);
+}
+
 /// The first page of the directory. Fields above `state` are written once before the
 /// file gets its name and never change.
 struct DirectoryHeader {

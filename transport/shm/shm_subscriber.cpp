@@ -22,9 +22,6 @@ constexpr auto attach_retry = std::chrono::milliseconds(100);
 constexpr auto rejected_retry = std::chrono::seconds(1);
 constexpr auto publisher_liveness_period = std::chrono::milliseconds(100);
 
-std::uint64_t registry_owner(std::uint32_t pid, EntryState s) {
-  return static_cast<std::uint64_t>(pid) << 8 | static_cast<std::uint64_t>(s);
-}
 
 // A Frame holding one chunk: the holder bit is cleared and the mapping released when
 // the last owner (queue, handler, or a Sample the application kept) lets go.
@@ -112,7 +109,7 @@ void ShmSubscriber::attach(Conn& c, time_point now) {
   if (!opened) return report(c, opened.error());
   auto& dir = *opened;
   if (!dir->owner_alive()) return report(c, Error{Errc::not_connected, 0, "stale directory"});
-  const auto want = registry_owner(m_pid, EntryState::claiming);
+  const auto want = make_entry_owner(m_pid, EntryState::claiming);
   for (std::uint32_t i = 0; i < dir->subscriber_count() && c.entry == ~0u; ++i) {
     auto& e = dir->subscriber(i);
     auto owner = e.owner.load(std::memory_order_acquire);
