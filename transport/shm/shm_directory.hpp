@@ -1,6 +1,6 @@
 // The directory of an shm endpoint, /dev/shm/rill.NAME: which publishers (channels) the
 // endpoint carries and which subscriptions are registered on it. One process owns it (the
-// one whose first publisher bound the name); PROTOCOL.md 11.2 gives the layout.
+// one whose first publisher bound the name); PROTOCOL.md 11.11 gives the layout.
 #pragma once
 
 #include <sys/types.h>

@@ -272,7 +272,14 @@ struct SubscriberEntry {
   std::uint64_t group[max_group_name_bytes / 8];
 };
 
+// PROTOCOL.md 11.11 gives these offsets.
+static_assert(offsetof(DirectoryHeader, instance) == 24 && offsetof(DirectoryHeader, owner_pid) == 40);
+static_assert(offsetof(DirectoryHeader, channel_count) == 44 && offsetof(DirectoryHeader, channels_offset) == 56);
 static_assert(offsetof(DirectoryHeader, subscribers_offset) == 64 && offsetof(DirectoryHeader, state) == 128);
+static_assert(offsetof(DirectoryHeader, generation) == 132 && sizeof(DirectoryHeader) <= dir_header_bytes);
+static_assert(offsetof(ChannelEntry, publisher_id) == 8 && offsetof(ChannelEntry, topic_bytes) == 16);
+static_assert(offsetof(SubscriberEntry, policy_kind) == 32 && offsetof(SubscriberEntry, prefix_bytes) == 44);
+static_assert(offsetof(SubscriberEntry, history) == 48 && offsetof(SubscriberEntry, group_bytes) == 60);
 static_assert(sizeof(ChannelEntry) == 5 * cache_line && offsetof(ChannelEntry, topic) == 64);
 static_assert(sizeof(SubscriberEntry) == 9 * cache_line && offsetof(SubscriberEntry, prefix) == 64);
 static_assert(offsetof(SubscriberEntry, durable_name) == 320 && offsetof(SubscriberEntry, group) == 448);

@@ -21,7 +21,7 @@ void ShmPublisher::preclaim(const std::vector<SubscriberRequest>& subs) {
   // The segment is new and not listed yet: no subscriber can claim a slot meanwhile. Each
   // registered subscription whose prefix matches gets a slot filled in with its request
   // and taken in now, so that it is sent this publisher's messages from the first; its
-  // subscriber adopts the slot when it sees the channel (PROTOCOL.md 11.2).
+  // subscriber adopts the slot when it sees the channel (PROTOCOL.md 11.12).
   std::uint32_t slot = 0;
   for (const auto& r : subs) {
     if (slot == m_map->slot_count()) {
