@@ -14,6 +14,7 @@
 
 #include "test_payload_generated.h"
 #include "test_util.hpp"
+#include "transport/shm/shm_directory.hpp"
 
 using namespace std::chrono_literals;
 using rilltest::attach;
@@ -177,4 +178,26 @@ TEST_CASE("a sample keeps its chunk, unchanged, while the publisher goes on") {
   rill::Sample moved = std::move(*kept);
   kept.reset();
   CHECK(moved.view().sequence() == 1);
+}
+
+// The last publisher of a Node marks the directory closed before it removes the name; a
+// publisher binding the name meanwhile (another thread) must not be refused by it.
+namespace shm = rill::detail::shm;
+
+TEST_CASE("a directory its owner is closing does not hold the name; a live one does") {
+  const auto ep = rilltest::fresh_shm_endpoint();
+  shm::ShmOptions o;
+  o.name = ep.substr(6);
+  auto dir = shm::Directory::create(o);  // as if this process's other Node owned it
+  REQUIRE_MESSAGE(dir, dir.error().message());
+  rill::Node node;
+  auto refused = node.publisher({.endpoint = ep, .topic = "c/t"});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == rill::Errc::address_in_use);
+  (*dir)->header().state.store(static_cast<std::uint32_t>(shm::DirState::closed));
+  auto pub = node.publisher({.endpoint = ep, .topic = "c/t"});
+  REQUIRE_MESSAGE(pub, pub.error().message());
+  auto sub = node.subscriber({.endpoints = {ep}, .prefix = "c/"});
+  REQUIRE(sub);
+  REQUIRE(rilltest::attach(*pub, *sub));
 }

@@ -80,15 +80,20 @@ Result<std::unique_ptr<Directory>> Directory::create(const ShmOptions& o) {
   auto published = publish_file(*file, [&](int old) -> std::optional<Error> {
     // The endpoint is held while its owner runs: a directory's owner, or (an older rill
     // on this host) a single segment's publisher.
-    DirectoryHeader dh{};
+    // A directory whose state says closed is being removed by its owner (the last
+    // publisher of a Node closing, perhaps on another thread of this process): stale.
+    constexpr auto dir_fixed = offsetof(DirectoryHeader, state) + sizeof(std::uint32_t);
+    unsigned char raw[dir_fixed];
     SegmentHeader sh{};
-    const auto got = ::pread(old, &dh, offsetof(DirectoryHeader, state), 0);
     std::uint32_t pid = 0;
     std::uint64_t start = 0;
-    if (got == static_cast<ssize_t>(offsetof(DirectoryHeader, state)) &&
-        std::memcmp(dh.magic, dir_magic, sizeof dh.magic) == 0) {
-      pid = dh.owner_pid;
-      start = dh.owner_start;
+    if (::pread(old, raw, dir_fixed, 0) == static_cast<ssize_t>(dir_fixed) &&
+        std::memcmp(raw, dir_magic, sizeof dir_magic) == 0) {
+      std::uint32_t state = 0;
+      std::memcpy(&pid, raw + offsetof(DirectoryHeader, owner_pid), sizeof pid);
+      std::memcpy(&start, raw + offsetof(DirectoryHeader, owner_start), sizeof start);
+      std::memcpy(&state, raw + offsetof(DirectoryHeader, state), sizeof state);
+      if (state != static_cast<std::uint32_t>(DirState::live)) return std::nullopt;
     } else if (::pread(old, &sh, offsetof(SegmentHeader, state), 0) == static_cast<ssize_t>(offsetof(SegmentHeader, state)) &&
                std::memcmp(sh.magic, shm_magic, sizeof sh.magic) == 0) {
       pid = sh.publisher_pid;
