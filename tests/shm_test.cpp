@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -200,4 +203,41 @@ TEST_CASE("a directory its owner is closing does not hold the name; a live one d
   auto sub = node.subscriber({.endpoints = {ep}, .prefix = "c/"});
   REQUIRE(sub);
   REQUIRE(rilltest::attach(*pub, *sub));
+}
+
+// The files of an endpoint carry random publisher ids in their names: nothing but the next
+// owner would ever remove what a killed one left (its directory, segments, half-made files).
+TEST_CASE("a new owner removes what dead processes left of the endpoint") {
+  const auto ep = rilltest::fresh_shm_endpoint();
+  const auto name = ep.substr(6);
+  const auto files = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+      const auto f = e.path().filename().string();
+      if (f == "rill." + name || f.starts_with("rill." + name + ".")) out.push_back(f);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // an owner killed while it runs: its files stay
+    rill::Node n;
+    auto p = n.publisher({.endpoint = ep, .topic = "x"});
+    if (p) (void)p->publish_text("x");
+    ::kill(::getpid(), SIGKILL);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  // And half-made files of creators that died (a directory's and a segment's).
+  for (const auto& tmp : {shm::directory_path(name) + ".new." + std::to_string(child) + ".3",
+                          shm::channel_path(name, 0xabcdef) + ".new." + std::to_string(child) + ".4"}) {
+    std::ofstream(tmp) << "half";
+  }
+  REQUIRE(files().size() == 4);
+  rill::Node node;
+  auto pub = node.publisher({.endpoint = ep, .topic = "x"});
+  REQUIRE_MESSAGE(pub, pub.error().message());
+  const std::vector<std::string> expected = {"rill." + name, shm::channel_path(name, pub->id()).substr(9)};
+  CHECK(files() == expected);
 }

@@ -121,7 +121,7 @@ void sweep_stale_files(std::string_view name) {
       if (segment_is_dead("/dev/shm/" + std::string(file))) doomed.emplace_back(file);
       continue;
     }
-    if (is_hex16(rest.substr(0, 16)) && rest.substr(16).starts_with(".new.")) rest = rest.substr(16);
+    if (is_hex16(rest.substr(0, 16)) && rest.substr(16).starts_with(".new.")) rest = rest.substr(17);  // a segment's
     if (!rest.starts_with("new.")) continue;
     rest = rest.substr(4);
     std::uint32_t pid = 0;
