@@ -193,6 +193,11 @@ TEST_CASE("a directory its owner is closing does not hold the name; a live one d
   o.name = ep.substr(6);
   auto dir = shm::Directory::create(o);  // as if this process's other Node owned it
   REQUIRE_MESSAGE(dir, dir.error().message());
+  struct Unlink {  // the hand-made directory's name, should a check fail before it is replaced
+    std::string path;
+    ino_t inode;
+    ~Unlink() { shm::unlink_if_same(path, inode); }
+  } cleanup{shm::directory_path(o.name), (*dir)->inode()};
   rill::Node node;
   auto refused = node.publisher({.endpoint = ep, .topic = "c/t"});
   REQUIRE_FALSE(refused);
