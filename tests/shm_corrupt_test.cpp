@@ -22,7 +22,7 @@
 
 #include "rill/codec.hpp"
 #include "test_util.hpp"
-#include "transport/shm/shm_segment.hpp"
+#include "transport/shm/shm_directory.hpp"
 #include "test_seed.hpp"
 
 using namespace std::chrono_literals;
@@ -34,23 +34,24 @@ std::string name_of(const std::string& endpoint) {
   return endpoint.substr(6, endpoint.find('?') - 6);
 }
 
+/// The segment of the endpoint's one publisher (the tests below have one per endpoint).
 shm::Mapping* open_named(const std::string& name) {
   shm::ShmOptions o;
   o.name = name;
-  auto m = shm::Mapping::open(o);
+  auto m = shm::open_live_channel(o);
   REQUIRE_MESSAGE(m, m.error().message());
   return *m;
 }
 
-/// The mappings of `name`'s file in this process (publisher's, subscriber's, ours).
-std::vector<std::pair<std::uintptr_t, std::uintptr_t>> mappings_of(const std::string& name) {
+/// The mappings of the file at `path` in this process (publisher's, subscriber's, ours).
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> mappings_of(const std::string& path) {
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> out;
   std::ifstream maps("/proc/self/maps");
   std::string line;
   while (std::getline(maps, line)) {
-    const auto at = line.find("/dev/shm/rill." + name);
+    const auto at = line.find(path);
     if (at == std::string::npos) continue;
-    const auto end = at + 14 + name.size();
+    const auto end = at + path.size();
     if (end != line.size() && line[end] != ' ') continue;  // another name with this one as prefix
     std::uintptr_t lo = 0, hi = 0;
     std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi);
@@ -81,13 +82,13 @@ bool inside_one_chunk(const shm::Mapping& layout, const std::vector<std::pair<st
 struct Unlinker {
   std::vector<std::string> names;
   ~Unlinker() {
-    for (const auto& n : names) ::unlink(shm::segment_path(n).c_str());
+    for (const auto& n : names) ::unlink(n.c_str());
   }
 };
 
 }  // namespace
 
-TEST_CASE("random corruption of a live segment never crashes the subscriber nor reaches its handler") {
+TEST_CASE("random corruption of a live segment and its directory never crashes the subscriber nor reaches its handler") {
   std::mt19937_64 rng(rilltest::test_seed());
   constexpr int rounds = 60;
   constexpr int iterations = 60;  // per round: 3600 corruptions in all
@@ -105,11 +106,16 @@ TEST_CASE("random corruption of a live segment never crashes the subscriber nor 
     REQUIRE(sub);
     REQUIRE(rilltest::attach(*pub, *sub));
     shm::Mapping* hand = open_named(name);
-    auto maps = mappings_of(name);
+    const auto path = shm::channel_path(name, pub->id());
+    auto maps = mappings_of(path);
     REQUIRE(maps.size() >= 2);
     std::vector<rill::Sample> kept;
     auto* base = reinterpret_cast<unsigned char*>(hand->base());
     auto* const sub_slot_line1 = reinterpret_cast<unsigned char*>(&hand->slot(0).tail);
+    shm::ShmOptions dir_options;
+    dir_options.name = name;
+    auto dir = shm::Directory::open(dir_options);
+    REQUIRE_MESSAGE(dir, dir.error().message());
     for (int it = 0; it < iterations; ++it) {
       const int burst = 1 + static_cast<int>(rng() % 4);
       for (int i = 0; i < burst; ++i) {
@@ -121,7 +127,15 @@ TEST_CASE("random corruption of a live segment never crashes the subscriber nor 
       // covers it); this case is about what the subscriber reads.
       unsigned char* target = nullptr;
       std::size_t span = 0;
-      switch (rng() % 6) {
+      switch (rng() % 7) {
+        case 6: {  // the directory: its header, the channel entry, the subscription's registry entry
+          const auto which = rng() % 3;
+          target = which == 0   ? reinterpret_cast<unsigned char*>(&(*dir)->header())
+                   : which == 1 ? reinterpret_cast<unsigned char*>(&(*dir)->channel(0))
+                                : reinterpret_cast<unsigned char*>(&(*dir)->subscriber(0));
+          span = which == 0 ? 192 : which == 1 ? sizeof(shm::ChannelEntry) : sizeof(shm::SubscriberEntry);
+          break;
+        }
         case 0:  // header: geometry (already copied by both sides) and the live fields
           target = base;
           span = sizeof(shm::SegmentHeader);
@@ -171,7 +185,7 @@ TEST_CASE("random corruption of a live segment never crashes the subscriber nor 
         // What was handed out verifies, and lies inside one chunk.
         REQUIRE(rill::verify_envelope(bytes_in).has_value());
         if (!inside_one_chunk(*hand, maps, bytes_in.data(), bytes_in.size())) {
-          maps = mappings_of(name);  // it may have reattached (a new mapping)
+          maps = mappings_of(path);  // it may have reattached (a new mapping)
           CHECK(inside_one_chunk(*hand, maps, bytes_in.data(), bytes_in.size()));
         }
         if (rng() % 4 == 0) kept.push_back(std::move(*s));
@@ -196,8 +210,10 @@ TEST_CASE("a segment with corrupt geometry is refused with a clear error") {
   auto pub = node.publisher({.endpoint = ep, .topic = "geo"});
   REQUIRE(pub);
   // A copy of the segment, under another name, to break at will.
-  const auto source = shm::segment_path(name_of(ep));
-  const auto scratch = name_of(ep) + "-scratch";
+  // A copy of the segment, as a channel of a scratch endpoint, to break at will.
+  const auto source = shm::channel_path(name_of(ep), pub->id());
+  const auto scratch_name = name_of(ep) + "-scratch";
+  const auto scratch = shm::channel_path(scratch_name, pub->id());
   cleanup.names.push_back(scratch);
   std::vector<char> image;
   {
@@ -206,16 +222,12 @@ TEST_CASE("a segment with corrupt geometry is refused with a clear error") {
   }
   REQUIRE(image.size() > 4096);
   const auto write_image = [&](const std::vector<char>& bytes) {
-    const int fd = ::open(shm::segment_path(scratch).c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    const int fd = ::open(scratch.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
     REQUIRE(fd >= 0);
     REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
     ::close(fd);
   };
-  const auto open_scratch = [&] {
-    shm::ShmOptions o;
-    o.name = scratch;
-    return shm::Mapping::open(o);
-  };
+  const auto open_scratch = [&] { return shm::Mapping::open_path(scratch); };
   write_image(image);
   {
     auto good = open_scratch();
@@ -313,7 +325,14 @@ TEST_CASE("a segment with corrupt geometry is refused with a clear error") {
     auto bad = image;
     reinterpret_cast<shm::SegmentHeader*>(bad.data())->ring_capacity = 3;
     write_image(bad);
-    auto sub = node.subscriber({.endpoints = {"shm://" + scratch}, .prefix = ""});
+    // A sound directory that lists the broken segment as its channel.
+    shm::ShmOptions o;
+    o.name = scratch_name;
+    auto dir = shm::Directory::create(o);
+    REQUIRE_MESSAGE(dir, dir.error().message());
+    cleanup.names.push_back(shm::directory_path(scratch_name));
+    shm::write_channel((*dir)->channel(0), pub->id(), "geo");
+    auto sub = node.subscriber({.endpoints = {"shm://" + scratch_name}, .prefix = ""});
     REQUIRE(sub);  // a broken segment is waited on like a missing one, not fatal
     for (int i = 0; i < 5; ++i)
       CHECK(sub->wait_poll([](const rill::MessageView&) { FAIL("no message expected"); }, 8, 30ms) == 0);
@@ -354,4 +373,121 @@ TEST_CASE("a slot tail written ahead of the publisher's head does not hang the p
     ::waitpid(child, &status, 0);
   }
   CHECK_MESSAGE(exited, "publish() still running 3 s after a subscriber wrote tail = 2^40 into its slot");
+}
+
+TEST_CASE("a directory with corrupt geometry or entries is refused with a clear error") {
+  rill::Node node;
+  const auto ep = rilltest::fresh_shm_endpoint("slots=4&ring=64&pools=448x64");
+  auto pub = node.publisher({.endpoint = ep, .topic = "dir/topic"});
+  REQUIRE(pub);
+  auto sub = node.subscriber({.endpoints = {ep}, .prefix = "dir/"});
+  REQUIRE(sub);
+  REQUIRE(rilltest::attach(*pub, *sub));
+  std::vector<char> file;
+  {
+    std::ifstream in(shm::directory_path(name_of(ep)), std::ios::binary);
+    file.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  REQUIRE(file.size() > shm::dir_header_bytes);
+  // An 8-aligned copy to decode (atomics are read in place).
+  std::vector<std::uint64_t> words((file.size() + 7) / 8);
+  const auto load = [&](const std::vector<char>& bytes) {
+    std::memcpy(words.data(), bytes.data(), bytes.size());
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(words.data()), bytes.size());
+  };
+  auto geo = shm::check_directory(load(file));
+  REQUIRE_MESSAGE(geo, geo.error().message());
+  auto* base = reinterpret_cast<std::byte*>(words.data());
+  const auto channel = [&]() -> shm::ChannelEntry& {
+    return *reinterpret_cast<shm::ChannelEntry*>(base + geo->channels_offset);
+  };
+  const auto registered = [&]() -> shm::SubscriberEntry& {
+    return *reinterpret_cast<shm::SubscriberEntry*>(base + geo->subscribers_offset);
+  };
+  // What the live directory holds: the publisher's channel, the subscription's request.
+  const auto info = shm::read_channel(channel());
+  REQUIRE(info);
+  CHECK(info->publisher_id == pub->id());
+  CHECK(info->topic == "dir/topic");
+  const auto req = shm::read_subscriber(registered());
+  REQUIRE(req);
+  CHECK(req->pid == static_cast<std::uint32_t>(::getpid()));
+  CHECK(req->prefix == "dir/");
+
+  struct Case {
+    const char* what;
+    std::function<void(shm::DirectoryHeader&)> breaks;
+    rill::Errc code;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"magic", [](auto& h) { h.magic[0] = 'X'; }, rill::Errc::malformed, "bad magic"},
+      {"a segment's magic", [](auto& h) { std::memcpy(h.magic, shm::shm_magic, 8); }, rill::Errc::incompatible,
+       "older rill"},
+      {"version", [](auto& h) { h.version = 7; }, rill::Errc::incompatible, "version 7"},
+      {"header size", [](auto& h) { h.header_bytes = 64; }, rill::Errc::malformed, "sizes"},
+      {"total size", [](auto& h) { h.total_bytes += 4096; }, rill::Errc::malformed, "sizes"},
+      {"no instance", [](auto& h) { h.instance = 0; }, rill::Errc::malformed, "owner"},
+      {"no owner", [](auto& h) { h.owner_pid = 0; }, rill::Errc::malformed, "owner"},
+      {"no channels", [](auto& h) { h.channel_count = 0; }, rill::Errc::malformed, "entry counts"},
+      {"too many channels", [](auto& h) { h.channel_count = 5000; }, rill::Errc::malformed, "entry counts"},
+      {"too many subscribers", [](auto& h) { h.subscriber_count = 5000; }, rill::Errc::malformed, "entry counts"},
+      {"channels past the end", [](auto& h) { h.channels_offset = h.total_bytes - 64; }, rill::Errc::malformed,
+       "channel table"},
+      {"channels inside the header", [](auto& h) { h.channels_offset = 64; }, rill::Errc::malformed, "channel table"},
+      {"channels unaligned", [](auto& h) { h.channels_offset += 8; }, rill::Errc::malformed, "channel table"},
+      {"channel offset wraps", [](auto& h) { h.channels_offset = ~0ull - 63; }, rill::Errc::malformed,
+       "channel table"},
+      {"registry past the end", [](auto& h) { h.subscribers_offset = h.total_bytes; }, rill::Errc::malformed,
+       "subscriber table"},
+      {"tables overlap", [](auto& h) { h.subscribers_offset = h.channels_offset + 64; }, rill::Errc::malformed,
+       "overlap"},
+  };
+  for (const auto& c : cases) {
+    INFO("corrupt " << c.what);
+    auto bad = file;
+    c.breaks(*reinterpret_cast<shm::DirectoryHeader*>(bad.data()));
+    auto g = shm::check_directory(load(bad));
+    REQUIRE_FALSE(g);
+    CHECK(g.error().code == c.code);
+    CHECK(g.error().message().find(c.says) != std::string::npos);
+  }
+  load(file);
+  SUBCASE("entries with lengths out of bounds are not read") {
+    channel().topic_bytes.store(257);
+    CHECK_FALSE(shm::read_channel(channel()));
+    channel().topic_bytes.store(9);
+    channel().publisher_id.store(0);
+    CHECK_FALSE(shm::read_channel(channel()));
+    for (auto* field : {&registered().prefix_bytes, &registered().durable_name_bytes, &registered().group_bytes}) {
+      load(file);
+      field->store(1u << 20);
+      CHECK_FALSE(shm::read_subscriber(registered()));
+    }
+  }
+  SUBCASE("entries that are not live or active are not read") {
+    channel().word.store(channel().word.load() & ~0xffull);  // free
+    CHECK_FALSE(shm::read_channel(channel()));
+    registered().owner.store(registered().owner.load() & ~0xffull);  // free
+    CHECK_FALSE(shm::read_subscriber(registered()));
+  }
+  SUBCASE("random bytes of the geometry: refused, or accepted only when both tables lie inside the file") {
+    std::mt19937_64 rng(rilltest::test_seed() + 2);
+    int refused = 0;
+    for (int i = 0; i < 3000; ++i) {
+      auto bad = file;
+      const int n = 1 + static_cast<int>(rng() % 6);
+      for (int k = 0; k < n; ++k) bad[rng() % offsetof(shm::DirectoryHeader, state)] = static_cast<char>(rng());
+      auto g = shm::check_directory(load(bad));
+      if (!g) {
+        ++refused;
+        CHECK((g.error().code == rill::Errc::malformed || g.error().code == rill::Errc::incompatible));
+        continue;
+      }
+      CHECK(g->channels_offset + std::uint64_t{g->channel_count} * sizeof(shm::ChannelEntry) <= bad.size());
+      CHECK(g->subscribers_offset + std::uint64_t{g->subscriber_count} * sizeof(shm::SubscriberEntry) <= bad.size());
+    }
+    MESSAGE(refused << " corrupt directory headers refused");
+    CHECK(refused > 1000);
+  }
 }

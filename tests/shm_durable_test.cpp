@@ -14,12 +14,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <optional>
 #include <cstring>
 #include <thread>
 #include <vector>
 
 #include "test_util.hpp"
-#include "transport/shm/shm_segment.hpp"
+#include "transport/shm/shm_directory.hpp"
 
 using namespace std::chrono_literals;
 namespace shm = rill::detail::shm;
@@ -50,7 +52,7 @@ class HandSlot {
   explicit HandSlot(const std::string& endpoint) {
     shm::ShmOptions o;
     o.name = name_of(endpoint);
-    auto m = shm::Mapping::open(o);
+    auto m = shm::open_live_channel(o);  // the endpoint's one publisher
     REQUIRE_MESSAGE(m, m.error().message());
     m_map = *m;
   }
@@ -376,4 +378,72 @@ TEST_CASE("a durable group member found dead: what it was pushed and had not ack
   CHECK(again == std::vector<std::uint64_t>(pushed.begin() + 10, pushed.end()));
   std::sort(got.begin(), got.end());
   CHECK(std::adjacent_find(got.begin(), got.end()) == got.end());  // nothing twice
+}
+
+TEST_CASE("durability per publisher on one endpoint: one added later serves a registered durable subscription from seq 1, acks kept per publisher") {
+  rill::Node node;
+  TempDir state, log_a, log_b;
+  const auto ep = rilltest::fresh_shm_endpoint();
+  const auto persistent = [&](const char* topic, const TempDir& log) {
+    return rill::PublisherOptions{.endpoint = ep,
+                                  .topic = topic,
+                                  .durability = rill::Durability::persistent(log.str()),
+                                  .log = {.fsync = rill::FsyncPolicy::never()}};
+  };
+  const auto durable_sub = [&] {
+    return node.subscriber({.endpoints = {ep},
+                            .prefix = "d/",
+                            .policy = rill::Policy::backpressure(64),
+                            .durability = rill::Durability::persistent(),
+                            .durable_name = "both",
+                            .state_dir = state.str()});
+  };
+  auto a = node.publisher(persistent("d/a", log_a));
+  REQUIRE(a);
+  std::map<std::uint64_t, std::vector<std::uint64_t>> seqs;  // per publisher id
+  const auto h = [&](const rill::MessageView& m) { seqs[m.publisher_id()].push_back(m.sequence()); };
+  const auto drive = [&](rill::Subscriber& sub, std::size_t each, rill::Publisher& b) {
+    const auto deadline = clock_type::now() + 20s;
+    while ((seqs[a->id()].size() < each || seqs[b.id()].size() < each) && clock_type::now() < deadline) {
+      (void)a->service();
+      (void)b.service();
+      sub.wait_poll(h, 64, 1ms);
+    }
+  };
+  const auto range = [](std::uint64_t first, std::uint64_t last) {
+    std::vector<std::uint64_t> v;
+    for (auto s = first; s <= last; ++s) v.push_back(s);
+    return v;
+  };
+  std::optional<rill::Publisher> b;
+  {
+    auto sub = durable_sub();
+    REQUIRE(sub);
+    REQUIRE(rilltest::attach(*a, *sub));
+    for (int i = 0; i < 50; ++i) REQUIRE(a->publish_text("a"));
+    // Created while the subscription is registered and published at once: its pre-claimed
+    // slot carries the durable request (name, start), so it is served as a durable one.
+    auto made = node.publisher(persistent("d/b", log_b));
+    REQUIRE(made);
+    b.emplace(std::move(*made));
+    for (int i = 0; i < 50; ++i) REQUIRE(b->publish_text("b"));
+    drive(*sub, 50, *b);
+    CHECK(seqs[a->id()] == range(1, 50));
+    CHECK(seqs[b->id()] == range(1, 50));
+    CHECK(sub->stats().gaps == 0);
+  }  // closing acknowledges what was handled, to each publisher
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(a->publish_text("a"));
+    REQUIRE(b->publish_text("b"));
+  }
+  CHECK(a->stats().acks > 0);
+  CHECK(b->stats().acks > 0);
+  seqs.clear();
+  auto again = durable_sub();
+  REQUIRE(again);
+  drive(*again, 10, *b);
+  // Each publisher resumes the name after its own stored position.
+  CHECK(seqs[a->id()] == range(51, 60));
+  CHECK(seqs[b->id()] == range(51, 60));
+  CHECK(again->stats().gaps == 0);
 }

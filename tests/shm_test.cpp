@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -14,6 +17,7 @@
 
 #include "test_payload_generated.h"
 #include "test_util.hpp"
+#include "transport/shm/shm_directory.hpp"
 
 using namespace std::chrono_literals;
 using rilltest::attach;
@@ -177,4 +181,68 @@ TEST_CASE("a sample keeps its chunk, unchanged, while the publisher goes on") {
   rill::Sample moved = std::move(*kept);
   kept.reset();
   CHECK(moved.view().sequence() == 1);
+}
+
+// The last publisher of a Node marks the directory closed before it removes the name; a
+// publisher binding the name meanwhile (another thread) must not be refused by it.
+namespace shm = rill::detail::shm;
+
+TEST_CASE("a directory its owner is closing does not hold the name; a live one does") {
+  const auto ep = rilltest::fresh_shm_endpoint();
+  shm::ShmOptions o;
+  o.name = ep.substr(6);
+  auto dir = shm::Directory::create(o);  // as if this process's other Node owned it
+  REQUIRE_MESSAGE(dir, dir.error().message());
+  struct Unlink {  // the hand-made directory's name, should a check fail before it is replaced
+    std::string path;
+    ino_t inode;
+    ~Unlink() { shm::unlink_if_same(path, inode); }
+  } cleanup{shm::directory_path(o.name), (*dir)->inode()};
+  rill::Node node;
+  auto refused = node.publisher({.endpoint = ep, .topic = "c/t"});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == rill::Errc::address_in_use);
+  (*dir)->header().state.store(static_cast<std::uint32_t>(shm::DirState::closed));
+  auto pub = node.publisher({.endpoint = ep, .topic = "c/t"});
+  REQUIRE_MESSAGE(pub, pub.error().message());
+  auto sub = node.subscriber({.endpoints = {ep}, .prefix = "c/"});
+  REQUIRE(sub);
+  REQUIRE(rilltest::attach(*pub, *sub));
+}
+
+// The files of an endpoint carry random publisher ids in their names: nothing but the next
+// owner would ever remove what a killed one left (its directory, segments, half-made files).
+TEST_CASE("a new owner removes what dead processes left of the endpoint") {
+  const auto ep = rilltest::fresh_shm_endpoint();
+  const auto name = ep.substr(6);
+  const auto files = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+      const auto f = e.path().filename().string();
+      if (f == "rill." + name || f.starts_with("rill." + name + ".")) out.push_back(f);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // an owner killed while it runs: its files stay
+    rill::Node n;
+    auto p = n.publisher({.endpoint = ep, .topic = "x"});
+    if (p) (void)p->publish_text("x");
+    ::kill(::getpid(), SIGKILL);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  // And half-made files of creators that died (a directory's and a segment's).
+  for (const auto& tmp : {shm::directory_path(name) + ".new." + std::to_string(child) + ".3",
+                          shm::channel_path(name, 0xabcdef) + ".new." + std::to_string(child) + ".4"}) {
+    std::ofstream(tmp) << "half";
+  }
+  REQUIRE(files().size() == 4);
+  rill::Node node;
+  auto pub = node.publisher({.endpoint = ep, .topic = "x"});
+  REQUIRE_MESSAGE(pub, pub.error().message());
+  const std::vector<std::string> expected = {"rill." + name, shm::channel_path(name, pub->id()).substr(9)};
+  CHECK(files() == expected);
 }

@@ -164,3 +164,40 @@ TEST_CASE("publishers on one endpoint may run on their own threads") {
   CHECK(sub->stats().gaps == 0);
   CHECK(sub->stats().dropped == 0);
 }
+
+TEST_CASE("one owner per endpoint: a second Node binding it while the first holds it gets address_in_use") {
+  const auto ep = fresh_endpoint();
+  rill::Node owner;
+  auto first = owner.publisher({.endpoint = ep, .topic = "o/a"});
+  REQUIRE(first);
+  auto second = owner.publisher({.endpoint = ep, .topic = "o/b"});  // the same Node: shares it
+  REQUIRE(second);
+  rill::Node other;
+  auto refused = other.publisher({.endpoint = ep, .topic = "o/c"});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == rill::Errc::address_in_use);
+}
+
+TEST_CASE("an endpoint bound again with several publishers counts one restart, not one per publisher") {
+  const auto ep = fresh_endpoint();
+  rill::Node node;
+  auto sub = node.subscriber({.endpoints = {ep}, .prefix = "r/", .policy = rill::Policy::drop_oldest(4096)});
+  REQUIRE(sub);
+  Seen seen;
+  for (int life = 0; life < 2; ++life) {
+    INFO("life " << life);
+    // Both publishers of one life share the endpoint instance.
+    auto a = node.publisher({.endpoint = ep, .topic = "r/a"});
+    REQUIRE(a);
+    auto b = node.publisher({.endpoint = ep, .topic = "r/b"});
+    REQUIRE(b);
+    REQUIRE(attach(*a, *sub));
+    REQUIRE(attach(*b, *sub));
+    REQUIRE(poll_until(*sub, seen, [&] { return sub->stats().publishers == 2u * (life + 1); }));
+    REQUIRE(a->publish_text("a"));
+    REQUIRE(b->publish_text("b"));
+    REQUIRE(poll_until(*sub, seen, [&] { return seen.total == 2u * (life + 1); }));
+    CHECK(sub->stats().publisher_restarts == static_cast<std::uint64_t>(life));
+  }  // both close: the endpoint is unbound, and bound again (a new instance) in the next life
+  CHECK(sub->stats().gaps == 0);
+}

@@ -1,6 +1,7 @@
 // The shm transport between real processes: many publishers and subscribers on one
-// topic with peers joining and leaving, `kill -9` of subscribers holding samples and
-// of publishers, and who may open a segment.
+// topic with peers joining and leaving, several topics on one endpoint (one added while a
+// subscriber process is attached), `kill -9` of subscribers holding samples and of
+// publishers, and who may open an endpoint's files.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <grp.h>
@@ -9,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,7 +18,7 @@
 #include "process.hpp"
 #include "rill/rill.hpp"
 #include "tests/skip.hpp"
-#include "transport/shm/shm_segment.hpp"
+#include "transport/shm/shm_directory.hpp"
 
 using namespace rill::e2e;
 namespace shm = rill::detail::shm;
@@ -51,13 +53,13 @@ std::unique_ptr<Process> spawn_peer(const TempDir& dir, const std::string& name,
   return std::make_unique<Process>(std::move(args), dir.path(), name);
 }
 
-/// The segment of `name` mapped here (to watch it); released on destruction.
+/// The segment of endpoint `name`'s (one) publisher mapped here (to watch it); released on destruction.
 struct Watch {
   shm::Mapping* map = nullptr;
   explicit Watch(const std::string& name) {
     shm::ShmOptions o;
     o.name = name;
-    auto m = shm::Mapping::open(o);
+    auto m = shm::open_live_channel(o);
     if (m) map = *m;
   }
   ~Watch() {
@@ -75,6 +77,17 @@ struct Watch {
     return n;
   }
 };
+
+/// The files of endpoint `name` in /dev/shm (its directory, its segments, temporaries).
+std::vector<std::string> files_of(const std::string& name) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    const auto file = e.path().filename().string();
+    if (file == "rill." + name || file.starts_with("rill." + name + ".")) out.push_back(file);
+  }
+  return out;
+}
 
 /// Waits until the segment `name` exists and can be mapped.
 bool wait_for_segment(const std::string& name, std::chrono::milliseconds timeout) {
@@ -216,10 +229,68 @@ TEST_CASE("8+ subscriber processes and 3 publishers on one topic; peers join and
     CHECK(r.stats["malformed"] == 0);
     if (sent_before_join + 2000 < n) CHECK(r.stats["received"] > 0);
   }
-  // Closed publishers removed their segments.
-  for (std::size_t i = 0; i < eps.size(); ++i) {
-    CHECK_FALSE(std::filesystem::exists(shm::segment_path(names.name(std::string("T-") + tag[i]))));
+  // Closed publishers removed their segments, and their endpoints their directories.
+  for (std::size_t i = 0; i < eps.size(); ++i) CHECK(files_of(names.name(std::string("T-") + tag[i])).empty());
+}
+
+TEST_CASE("several topics on one endpoint across processes: a topic added later reaches attached subscribers from seq 1") {
+  TempDir dir;
+  ShmNames names;
+  const auto name = names.name("topics");
+  const auto ep = "shm://" + name;
+  constexpr std::uint64_t n = 3000;
+  // Two subscriber processes on md/: lossless and drop-oldest (its ring holds 1024, so the
+  // drop subscriber loses only what its policy drops; with work 0 it keeps up).
+  auto bp = spawn_peer(dir, "sub-bp", {"sub", "backpressure:64", "md/", "3", str(n), "0", ep});
+  auto drop = spawn_peer(dir, "sub-drop", {"sub", "drop-oldest:1024", "md/", "3", str(n), "0", ep});
+  // One owner process: md/quotes first (it waits for both subscribers), then other/x and
+  // md/trades and md/news, each created while the subscribers are attached and
+  // published at once, without waiting for anybody.
+  auto pubs = spawn_peer(dir, "pubs", {"pubs", ep, str(n), "2", "md/quotes", "other/x", "md/trades", "md/news"});
+  for (auto* p : {bp.get(), drop.get()}) {
+    INFO(p->command_line());
+    expect_clean_exit(*p, "sub", 60s);
   }
+  REQUIRE_MESSAGE(wait_until([&] { return line_count(*pubs) >= 4; }, 30s), pubs->out() << pubs->err());
+  // A second process cannot bind the endpoint while the owner lives (it holds it until SIGTERM).
+  auto intruder = spawn_rill(dir, "intruder", {"pub", ep, "md/intruder", "--count", "1"});
+  const auto ie = intruder->wait(30s);
+  CHECK_FALSE(ie.ok());
+  CHECK(intruder->err().find("address_in_use") != std::string::npos);
+  pubs->kill(SIGTERM);
+  expect_clean_exit(*pubs, "pubs", 30s);
+  std::map<std::string, std::pair<std::string, std::uint64_t>> by_topic;  // topic -> (id, joined)
+  const auto pubs_out = pubs->out();
+  for (const auto line : lines(pubs_out)) {
+    if (!line.starts_with("{\"topic\"")) continue;
+    by_topic[std::string(json_str(line, "topic").value_or(""))] = {std::string(json_str(line, "pub").value_or("")),
+                                                                   json_u64(line, "joined").value_or(99)};
+  }
+  REQUIRE_MESSAGE(by_topic.size() == 4, pubs->out());
+  for (const auto& [topic, info] : by_topic) {
+    INFO(topic);
+    // Matching topics took both subscriptions in (pre-claimed for the later ones); the
+    // other topic's segment was never attached to.
+    CHECK(info.second == (topic.starts_with("md/") ? 2u : 0u));
+  }
+  for (auto* p : {bp.get(), drop.get()}) {
+    INFO(p->command_line());
+    const auto r = parse_peer(p->out());
+    REQUIRE(r.stats.found);
+    CHECK(r.stats["done"] == 1);
+    CHECK(r.stats["publisher_restarts"] == 0);
+    CHECK(r.stats["malformed"] == 0);
+    CHECK(r.stats["gaps"] == r.stats["dropped"]);  // any gap was the drop policy's choice
+    if (p == bp.get()) CHECK(r.stats["gaps"] == 0);  // every topic from seq 1, the later ones too
+    REQUIRE(r.pubs.size() == 3);
+    for (const auto& l : r.pubs) {
+      INFO("publisher " << l.pub);
+      CHECK(l.received + l.gaps == n);
+      if (p == bp.get()) CHECK(l.received == n);
+      CHECK(l.pub != by_topic["other/x"].first);
+    }
+  }
+  CHECK(files_of(name).empty());  // the owner's last publisher removed the directory
 }
 
 TEST_CASE("kill -9 of a subscriber holding samples: its chunks come back, the publisher goes on") {
@@ -362,8 +433,8 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
   }
   first->kill(SIGKILL);
   REQUIRE(first->wait(10s).signaled);
-  // The dead publisher's segment stays behind, with the last sequence it published.
-  REQUIRE(std::filesystem::exists(shm::segment_path(name)));
+  // The dead publisher's directory and segment stay behind, with the last sequence it published.
+  REQUIRE(std::filesystem::exists(shm::directory_path(name)));
   std::uint64_t last_first = 0;
   {
     Watch w(name);
@@ -384,8 +455,9 @@ TEST_CASE("kill -9 of a publisher: subscribers report it, keep running, and reat
                             "2", "--wait-ms", "30000"});
   const auto run = finish_pub(*second, "pub2");
   CHECK(run.stats["sent"] == second_count);
-  // It replaced the stale segment (a live one would have refused it), and removed its own at the end.
-  CHECK_FALSE(std::filesystem::exists(shm::segment_path(name)));
+  // It replaced the stale directory (a live one would have refused it) and removed the
+  // dead one's segment, then its own files at the end: nothing of either is left.
+  CHECK(files_of(name).empty());
   for (auto* p : {bp.get(), drop.get()}) {
     INFO(p->command_line());
     expect_clean_exit(*p, "sub", 30s);
@@ -428,7 +500,7 @@ TEST_CASE("a killed publisher that is not reaped yet (zombie) does not block its
   CHECK_MESSAGE(e.ok(), "successor refused: " << second->err().substr(0, 500));
 }
 
-TEST_CASE("segment files are 0600 by default; mode and group are honoured") {
+TEST_CASE("segment and directory files are 0600 by default; mode and group are honoured") {
   ShmNames names;
   rill::Node node;
   const bool root = ::geteuid() == 0;
@@ -436,10 +508,13 @@ TEST_CASE("segment files are 0600 by default; mode and group are honoured") {
     const auto name = names.name("private");
     auto pub = node.publisher({.endpoint = "shm://" + name, .topic = "secret"});
     REQUIRE(pub);
-    struct stat st {};
-    REQUIRE(::stat(shm::segment_path(name).c_str(), &st) == 0);
-    CHECK((st.st_mode & 07777) == 0600);
-    CHECK(st.st_uid == ::geteuid());
+    for (const auto& path : {shm::directory_path(name), shm::channel_path(name, pub->id())}) {
+      INFO(path);
+      struct stat st {};
+      REQUIRE(::stat(path.c_str(), &st) == 0);
+      CHECK((st.st_mode & 07777) == 0600);
+      CHECK(st.st_uid == ::geteuid());
+    }
   }
   {
     // A group the segment may be given: nogroup when root, else our own.
@@ -450,10 +525,13 @@ TEST_CASE("segment files are 0600 by default; mode and group are honoured") {
     const auto name = names.name("shared");
     auto pub = node.publisher({.endpoint = "shm://" + name + "?mode=0660&group=" + group_name, .topic = "shared"});
     REQUIRE_MESSAGE(pub, pub.error().message());
-    struct stat st {};
-    REQUIRE(::stat(shm::segment_path(name).c_str(), &st) == 0);
-    CHECK((st.st_mode & 07777) == 0660);
-    CHECK(st.st_gid == gid);
+    for (const auto& path : {shm::directory_path(name), shm::channel_path(name, pub->id())}) {
+      INFO(path);
+      struct stat st {};
+      REQUIRE(::stat(path.c_str(), &st) == 0);
+      CHECK((st.st_mode & 07777) == 0660);
+      CHECK(st.st_gid == gid);
+    }
   }
 }
 
@@ -475,8 +553,8 @@ TEST_CASE("permission_denied: other users cannot open a 0600 segment; a 0660 one
     const auto out = child->out();
     INFO(out);
     CHECK(json_str(out, "error") == std::optional<std::string_view>("permission_denied"));
-    // The message says which file and why.
-    CHECK(out.find(shm::segment_path(name)) != std::string::npos);
+    // The message says which file and why (the endpoint's directory, the first it opens).
+    CHECK(out.find(shm::directory_path(name)) != std::string::npos);
     CHECK(out.find("mode 0600") != std::string::npos);
   }
   {

@@ -10,6 +10,13 @@
 //       Takes K samples, keeps them, prints "holding K" and waits to be killed.
 //   shm_peer access UID GID EP
 //       Drops to UID/GID, subscribes, prints {"result":"ok"} or {"error":CODE,"message":TEXT}.
+//   shm_peer pubs EP N WAIT_SUBS TOPIC...
+//       Several topics on one endpoint from this one process: creates a publisher for the
+//       first topic, waits for WAIT_SUBS subscriptions, publishes N messages; then, one by
+//       one, creates a publisher for each further topic and publishes N at once (no wait:
+//       subscriptions already on the endpoint must get them from the first). Prints
+//       {"topic":T,"pub":ID,"sent":N,"joined":J} per topic (J: subscriptions it took in),
+//       then holds the endpoint until SIGTERM and closes them all.
 #include <grp.h>
 #include <unistd.h>
 
@@ -166,6 +173,45 @@ int run_access(int argc, char** argv) {
   return 0;
 }
 
+int run_pubs(int argc, char** argv) {
+  if (argc < 6) return usage();
+  const std::string ep = argv[2];
+  const auto n = std::strtoull(argv[3], nullptr, 10);
+  const auto wait_subs = std::strtoull(argv[4], nullptr, 10);
+  rill::Node node;
+  std::vector<rill::Publisher> pubs;
+  std::vector<std::string> topics(argv + 5, argv + argc);
+  for (const auto& topic : topics) {
+    auto pub = node.publisher({.endpoint = ep, .topic = topic, .publish_timeout = 10s});
+    if (!pub) {
+      std::printf("{\"error\":\"%s\"}\n", pub.error().message().c_str());
+      return 1;
+    }
+    if (pubs.empty() && !pub->wait_for_subscribers(wait_subs, 30s)) {
+      std::printf("{\"error\":\"subscribers did not come\"}\n");
+      return 1;
+    }
+    for (std::uint64_t i = 1; i <= n; ++i) {
+      if (auto r = pub->publish_text(topic + " " + std::to_string(i)); !r) {
+        std::printf("{\"error\":\"%s: %s\"}\n", topic.c_str(), r.error().message().c_str());
+        return 1;
+      }
+    }
+    pubs.push_back(std::move(*pub));
+  }
+  for (std::size_t i = 0; i < pubs.size(); ++i) {
+    std::printf("{\"topic\":\"%s\",\"pub\":\"%016llx\",\"sent\":%llu,\"joined\":%llu}\n", topics[i].c_str(),
+                static_cast<unsigned long long>(pubs[i].id()), static_cast<unsigned long long>(pubs[i].stats().sent),
+                static_cast<unsigned long long>(pubs[i].stats().joined));
+  }
+  std::fflush(stdout);
+  while (g_stop == 0) {
+    for (auto& p : pubs) p.service();
+    std::this_thread::sleep_for(10ms);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,5 +221,6 @@ int main(int argc, char** argv) {
   if (mode == "sub") return run_sub(argc, argv);
   if (mode == "hold") return run_hold(argc, argv);
   if (mode == "access") return run_access(argc, argv);
+  if (mode == "pubs") return run_pubs(argc, argv);
   return usage();
 }

@@ -1,5 +1,7 @@
-// The shared-memory segment, as laid out in the file /dev/shm/rill.<name>. PROTOCOL.md
-// describes the same layout byte by byte; bump shm_version when it changes.
+// The shared-memory files of an endpoint shm://NAME: the directory /dev/shm/rill.NAME
+// (the channels, one per publisher, and the subscriptions registered on the endpoint) and
+// one segment per publisher, /dev/shm/rill.NAME.<publisher id, 16 hex digits>. PROTOCOL.md
+// describes both byte by byte; bump dir_version / shm_version when one changes.
 //
 // One publisher owns a segment. It holds a header, a table of subscriber slots, one
 // ring of chunk references per slot, and pools of fixed-size chunks. Who may write a
@@ -16,7 +18,7 @@
 namespace rill::detail::shm {
 
 inline constexpr char shm_magic[8] = {'R', 'I', 'L', 'L', 'S', 'H', 'M', '\0'};
-inline constexpr std::uint32_t shm_version = 3;
+inline constexpr std::uint32_t shm_version = 4;
 inline constexpr std::size_t cache_line = 64;
 inline constexpr std::uint32_t max_slots = 63;  // one holder bit each in a 64-bit word
 inline constexpr std::uint32_t max_classes = 8;
@@ -127,7 +129,9 @@ struct Slot {
   std::uint32_t policy_kind;            ///< rill::PolicyKind
   std::atomic<std::uint32_t> sleeping;  ///< 1 while the subscriber is (about to be) in futex wait
   std::atomic<std::uint32_t> wake;      ///< futex word the subscriber sleeps on
-  std::uint32_t reserved1;
+  /// 1: the publisher filled this slot in for a subscription registered in the directory
+  /// (pre-claimed, before its first message); its subscriber stores 0 when it adopts it.
+  std::atomic<std::uint32_t> preclaimed;
 
   // Line 1: the next position the subscriber takes. The subscriber advances it by CAS
   // when it takes an entry; a drop-oldest publisher advances it by CAS to discard the
@@ -183,6 +187,101 @@ static_assert(offsetof(Slot, lost) == 152 && offsetof(Slot, offered) == 160);
 static_assert(offsetof(Slot, durability) == 192 && offsetof(Slot, durable_name) == 216);
 static_assert(offsetof(Slot, acked) == 384);
 static_assert(offsetof(Slot, group_bytes) == 212 && offsetof(Slot, group) == 448);
+static_assert(offsetof(Slot, preclaimed) == 44);
 static_assert(sizeof(SegmentHeader) <= 4096);
+
+// ---- the directory: /dev/shm/rill.NAME ------------------------------------------
+//
+// Created by the one process that owns the endpoint (its first publisher), removed by it
+// when its last publisher closes. Its publishers write the channel table; subscribers
+// write their own registry entries. Every multi-byte field is read and written with
+// atomic instructions (relaxed, ordered by the state words), so a reader racing a writer
+// sees torn values at worst, which the state-word recheck discards.
+
+inline constexpr char dir_magic[8] = {'R', 'I', 'L', 'L', 'D', 'I', 'R', '\0'};
+inline constexpr std::uint32_t dir_version = 1;
+inline constexpr std::uint32_t dir_header_bytes = 4096;
+inline constexpr std::uint32_t max_prefix_bytes = 256;
+inline constexpr std::uint32_t dir_channels = 256;     // publishers (topics) at once per endpoint
+inline constexpr std::uint32_t dir_subscribers = 256;  // registered subscriptions at once
+inline constexpr std::uint32_t max_dir_entries = 4096;  // what a reader accepts
+
+/// Life of the directory (DirectoryHeader::state), written by its owner.
+enum class DirState : std::uint32_t { live = 1, closed = 2 };
+
+/// Life of a channel entry: the low 8 bits of ChannelEntry::word; the bits above count
+/// rewrites, so a reader notices an entry rewritten while it copied it.
+enum class ChannelState : std::uint32_t { free = 0, writing = 1, live = 2, closed = 3 };
+
+/// Life of a registry entry: the low 8 bits of SubscriberEntry::owner (the pid above).
+enum class EntryState : std::uint32_t { free = 0, claiming = 1, active = 2 };
+
+[[nodiscard]] constexpr std::uint64_t make_entry_owner(std::uint32_t pid, EntryState s) noexcept {
+  return static_cast<std::uint64_t>(pid) << 8 | static_cast<std::uint64_t>(s);
+}
+
+/// The first page of the directory. Fields above `state` are written once before the
+/// file gets its name and never change.
+struct DirectoryHeader {
+  char magic[8];
+  std::uint32_t version;
+  std::uint32_t header_bytes;
+  std::uint64_t total_bytes;
+  std::uint64_t instance;     ///< random per bind, never 0: a new one means the endpoint restarted
+  std::uint64_t owner_start;  ///< the owning process's start time (clock ticks since boot)
+  std::uint32_t owner_pid;
+  std::uint32_t channel_count;
+  std::uint32_t subscriber_count;
+  std::uint32_t reserved;
+  std::uint64_t channels_offset;
+  std::uint64_t subscribers_offset;
+
+  // Written by the owner while it runs.
+  alignas(2 * cache_line) std::atomic<std::uint32_t> state;  ///< DirState
+  /// Bumped (and FUTEX_WAKEd) whenever a channel appears or ends: subscribers compare it
+  /// on every drain and sleep on it beside their slots' words.
+  std::atomic<std::uint32_t> generation;
+};
+
+/// One publisher (topic) on the endpoint; written by the owner process only.
+struct ChannelEntry {
+  std::atomic<std::uint64_t> word;          ///< rewrites << 8 | ChannelState
+  std::atomic<std::uint64_t> publisher_id;  ///< its segment is rill.NAME.<id as 16 hex digits>
+  std::atomic<std::uint32_t> topic_bytes;
+  std::uint32_t reserved0;
+  std::uint64_t reserved1[5];
+  std::uint64_t topic[max_topic_bytes / 8];  ///< bytes, accessed as atomic words
+};
+
+/// One subscription registered on the endpoint, written by its subscriber while claiming:
+/// a publisher created later pre-claims a slot for it in its new segment with this request.
+struct SubscriberEntry {
+  std::atomic<std::uint64_t> owner;  ///< pid << 8 | EntryState
+  std::atomic<std::uint64_t> owner_start;
+  std::atomic<std::uint64_t> subscription_id;
+  std::atomic<std::uint64_t> policy_capacity;
+  std::atomic<std::uint32_t> policy_kind;
+  std::atomic<std::uint32_t> durability;
+  std::atomic<std::uint32_t> start_from;
+  std::atomic<std::uint32_t> prefix_bytes;
+  std::atomic<std::uint64_t> history;
+  std::atomic<std::uint32_t> durable_name_bytes;
+  std::atomic<std::uint32_t> group_bytes;
+  std::uint64_t prefix[max_prefix_bytes / 8];
+  std::uint64_t durable_name[max_durable_name_bytes / 8];
+  std::uint64_t group[max_group_name_bytes / 8];
+};
+
+// PROTOCOL.md 11.11 gives these offsets.
+static_assert(offsetof(DirectoryHeader, instance) == 24 && offsetof(DirectoryHeader, owner_pid) == 40);
+static_assert(offsetof(DirectoryHeader, channel_count) == 44 && offsetof(DirectoryHeader, channels_offset) == 56);
+static_assert(offsetof(DirectoryHeader, subscribers_offset) == 64 && offsetof(DirectoryHeader, state) == 128);
+static_assert(offsetof(DirectoryHeader, generation) == 132 && sizeof(DirectoryHeader) <= dir_header_bytes);
+static_assert(offsetof(ChannelEntry, publisher_id) == 8 && offsetof(ChannelEntry, topic_bytes) == 16);
+static_assert(offsetof(SubscriberEntry, policy_kind) == 32 && offsetof(SubscriberEntry, prefix_bytes) == 44);
+static_assert(offsetof(SubscriberEntry, history) == 48 && offsetof(SubscriberEntry, group_bytes) == 60);
+static_assert(sizeof(ChannelEntry) == 5 * cache_line && offsetof(ChannelEntry, topic) == 64);
+static_assert(sizeof(SubscriberEntry) == 9 * cache_line && offsetof(SubscriberEntry, prefix) == 64);
+static_assert(offsetof(SubscriberEntry, durable_name) == 320 && offsetof(SubscriberEntry, group) == 448);
 
 }  // namespace rill::detail::shm

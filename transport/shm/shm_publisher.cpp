@@ -27,18 +27,31 @@ inline void cpu_relax() noexcept {
 
 }  // namespace
 
-Result<std::unique_ptr<PublisherTransport>> ShmPublisher::create(const Endpoint& ep, const PublisherConfig& config) {
+Result<std::unique_ptr<PublisherTransport>> ShmPublisher::create(NodeCore& node, const Endpoint& ep,
+                                                                 const PublisherConfig& config) {
   auto options = parse_shm_options(ep);
   if (!options) return std::unexpected(options.error());
+  if (config.topic.size() > max_topic_bytes) return fail(Errc::invalid_argument, "shm topics are at most 256 bytes");
+  auto endpoint = ShmEndpoint::open(node, *options);
+  if (!endpoint) return std::unexpected(endpoint.error());
   auto map = Mapping::create(*options, config.publisher_id, config.topic);
   if (!map) return std::unexpected(map.error());
-  log().info("shm://{}: segment created ({} MiB, {} slots, ring {}, {} chunks)", options->name, (*map)->size() >> 20,
-             (*map)->slot_count(), (*map)->ring_capacity(), (*map)->chunk_count());
-  return std::unique_ptr<PublisherTransport>(new ShmPublisher(*map, *options, config));
+  log().info("shm://{}: segment for '{}' created ({} MiB, {} slots, ring {}, {} chunks)", options->name, config.topic,
+             (*map)->size() >> 20, (*map)->slot_count(), (*map)->ring_capacity(), (*map)->chunk_count());
+  std::unique_ptr<ShmPublisher> pub(new ShmPublisher(*endpoint, *map, *options, config));
+  // Subscriptions already on the endpoint get their slots before the channel is listed
+  // (and so before the first message); one registering meanwhile claims a slot itself.
+  pub->preclaim(pub->m_endpoint->registered_for(config.topic));
+  auto entry = pub->m_endpoint->add_channel(config.publisher_id, config.topic);
+  if (!entry) return std::unexpected(entry.error());
+  pub->m_channel = *entry;
+  return std::unique_ptr<PublisherTransport>(std::move(pub));
 }
 
-ShmPublisher::ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config)
-    : m_map(map),
+ShmPublisher::ShmPublisher(std::shared_ptr<ShmEndpoint> endpoint, Mapping* map, const ShmOptions& options,
+                           const PublisherConfig& config)
+    : m_endpoint(std::move(endpoint)),
+      m_map(map),
       m_options(options),
       m_config(config),
       m_peers(map->slot_count()),
@@ -401,153 +414,6 @@ Result<void> ShmPublisher::publish_chunk(std::uint32_t index, std::uint32_t offs
   return {};
 }
 
-// ---- joins, departures, deaths ------------------------------------------------
-
-void ShmPublisher::refresh_roster() {
-  const auto r = m_map->header().roster.load(std::memory_order_acquire);
-  if (r == m_roster_seen) return;
-  m_roster_seen = r;
-  for (std::uint32_t i = 0; i < m_map->slot_count(); ++i) {
-    const auto owner = m_map->slot(i).owner.load(std::memory_order_acquire);
-    const auto state = owner_state(owner);
-    if (state == SlotState::active && !m_peers[i].active) {
-      if (!m_peers[i].rejected) take_in(i, owner);
-    } else if (m_peers[i].active && state != SlotState::active) {
-      retire(i);
-    } else if (m_peers[i].rejected && state != SlotState::active) {
-      // A refused slot was never given a ring entry or a chunk: it is free at once.
-      m_peers[i].rejected = false;
-      if (state == SlotState::leaving) m_map->slot(i).owner.store(0, std::memory_order_release);
-    }
-  }
-}
-
-void ShmPublisher::take_in(std::uint32_t slot, std::uint64_t owner) {
-  auto& s = m_map->slot(slot);
-  Peer& p = m_peers[slot];
-  p = Peer{};
-  const auto kind = s.policy_kind;
-  const auto cap = s.policy_capacity;
-  if (kind < static_cast<std::uint32_t>(PolicyKind::drop_oldest) ||
-      kind > static_cast<std::uint32_t>(PolicyKind::backpressure) || cap == 0) {
-    log().warn("shm://{}: slot {} asks for an unknown policy; ignoring it", m_options.name, slot);
-    return;
-  }
-  p.kind = static_cast<PolicyKind>(kind);
-  p.capacity =
-      p.kind == PolicyKind::buffer ? m_map->ring_capacity() : std::min<std::uint64_t>(cap, m_map->ring_capacity());
-  p.byte_limit = p.kind == PolicyKind::buffer ? cap : 0;
-  if (p.kind == PolicyKind::buffer) p.sizes.assign(m_map->ring_capacity(), 0);
-  p.head = p.tail_seen = s.tail.load(std::memory_order_acquire);
-  p.pid = owner_pid(owner);
-  p.start = s.owner_start;
-  p.subscription_id = s.subscription_id;
-  const auto first = accept_request(slot, p);
-  if (!first) return;  // refused: the subscriber sees `rejected`
-  p.active = true;
-  s.joined.store(*first, std::memory_order_release);  // last: the subscriber reads lost and offered after it
-  m_active.push_back(slot);
-  if (p.kind == PolicyKind::backpressure) ++m_backpressure_peers;
-  ++m_stats.joined;
-  m_stats.subscribers = m_active.size();
-  log().info("shm://{}: subscription {:016x} (pid {}) joined in slot {}, {}", m_options.name, p.subscription_id, p.pid,
-             slot, to_string(Policy{p.kind, p.kind == PolicyKind::buffer ? p.byte_limit : p.capacity}));
-}
-
-void ShmPublisher::retire(std::uint32_t slot) {
-  // The subscriber left: give back what its ring still holds, then wait for the
-  // samples it may still keep before the slot is reused (their bits name this slot).
-  Peer& p = m_peers[slot];
-  auto& s = m_map->slot(slot);
-  const auto mask = m_map->ring_capacity() - 1;
-  const auto floor = p.head >= m_map->ring_capacity() ? p.head - m_map->ring_capacity() : 0;
-  for (auto t = std::max(s.tail.load(std::memory_order_acquire), floor); t < p.head;) {
-    if (s.tail.compare_exchange_strong(t, t + 1, std::memory_order_acq_rel)) {
-      const auto entry = m_map->ring(slot)[t & mask].load(std::memory_order_relaxed);
-      if (auto* h = m_map->chunk(entry_chunk(entry))) h->holders.fetch_and(~(1ull << slot), std::memory_order_release);
-      ++t;
-    }
-  }
-  forget_durable(slot, p);
-  if (p.group >= 0) leave_group(p);  // after its last ack: what it had not acknowledged goes to the others
-  if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
-  p.active = false;
-  std::erase(m_active, slot);
-  ++m_stats.left;
-  m_stats.subscribers = m_active.size();
-  const auto owner = s.owner.load(std::memory_order_acquire);
-  s.owner.store(make_owner(owner_pid(owner), SlotState::left), std::memory_order_release);
-  m_left.push_back(slot);
-  free_left_slots();
-}
-
-void ShmPublisher::clear_holder_bit(std::uint32_t slot) {
-  const std::uint64_t keep = ~(1ull << slot);
-  for (std::uint32_t i = 0; i < m_map->chunk_count(); ++i) {
-    auto& holders = m_map->chunk(i)->holders;
-    if (holders.load(std::memory_order_relaxed) & ~keep) holders.fetch_and(keep, std::memory_order_release);
-  }
-}
-
-bool ShmPublisher::bit_still_held(std::uint32_t slot) const {
-  const std::uint64_t bit = 1ull << slot;
-  for (std::uint32_t i = 0; i < m_map->chunk_count(); ++i) {
-    if (m_map->chunk(i)->holders.load(std::memory_order_relaxed) & bit) return true;
-  }
-  return false;
-}
-
-void ShmPublisher::free_left_slots() {
-  std::erase_if(m_left, [&](std::uint32_t slot) {
-    if (bit_still_held(slot)) return false;
-    m_map->slot(slot).owner.store(0, std::memory_order_release);
-    return true;
-  });
-}
-
-void ShmPublisher::check_liveness() {
-  m_next_liveness = clock::now() + liveness_period;
-  for (std::uint32_t i = 0; i < m_map->slot_count(); ++i) {
-    auto& s = m_map->slot(i);
-    const auto owner = s.owner.load(std::memory_order_acquire);
-    if (owner == 0) continue;
-    const auto pid = owner_pid(owner);
-    // A slot being claimed has no start time yet: only the pid can be checked.
-    const bool alive = owner_state(owner) == SlotState::claiming
-                           ? process_exists(static_cast<pid_t>(pid))
-                           : process_alive(pid, m_peers[i].active ? m_peers[i].start : s.owner_start);
-    if (!alive) evict(i, "died");
-  }
-  free_left_slots();
-}
-
-void ShmPublisher::evict(std::uint32_t slot, const char* why) {
-  // Every chunk bit the slot held (queued or taken) is released, and the slot is free
-  // for the next subscriber; safe whatever the subscriber was doing (bits are idempotent).
-  auto& s = m_map->slot(slot);
-  const auto owner = s.owner.load(std::memory_order_acquire);
-  Peer& p = m_peers[slot];
-  log().warn("shm://{}: subscription {:016x} (pid {}) {}; reclaiming its chunks", m_options.name, p.subscription_id,
-             owner_pid(owner), why);
-  p.rejected = false;
-  if (p.active) {
-    forget_durable(slot, p);
-    if (p.group >= 0) leave_group(p);
-    if (p.kind == PolicyKind::backpressure) --m_backpressure_peers;
-    p.active = false;
-    std::erase(m_active, slot);
-    ++m_stats.left;
-    m_stats.subscribers = m_active.size();
-  }
-  ++m_stats.reclaimed;
-  std::erase(m_left, slot);
-  clear_holder_bit(slot);
-  auto expected = owner;
-  if (s.owner.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
-    m_map->header().roster.fetch_add(1, std::memory_order_acq_rel);
-  }
-}
-
 std::size_t ShmPublisher::service() {
   refresh_roster();
   if (m_catching_up > 0) pump_history(history_per_service);
@@ -590,6 +456,9 @@ void ShmPublisher::close(std::uint64_t last_seq) {
     s.wake.fetch_add(1, std::memory_order_release);
     futex_wake(s.wake, INT_MAX);
   }
+  // The channel ends after the segment says so: a subscriber that finds it in the
+  // directory meanwhile sees a closed segment and leaves it alone.
+  if (m_channel != ~0u) m_endpoint->end_channel(m_channel);
   unlink_if_ours(*m_map, m_options.name);
 }
 

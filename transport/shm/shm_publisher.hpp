@@ -1,6 +1,6 @@
-// The shm sending side: owns one segment, lends its chunks, and fans each message
-// out to every subscriber slot's ring under that slot's own policy (a consumer group's
-// members share one copy: it goes into one member's ring).
+// The shm sending side: owns one segment (one channel of its endpoint's directory), lends
+// its chunks, and fans each message out to every subscriber slot's ring under that slot's
+// own policy (a consumer group's members share one copy: it goes into one member's ring).
 #pragma once
 
 #include <chrono>
@@ -16,6 +16,7 @@
 #include "policies/durability/history.hpp"
 #include "policies/durability/seq_ranges.hpp"
 #include "transport/transport.hpp"
+#include "shm_directory.hpp"
 #include "shm_segment.hpp"
 
 namespace rill::detail::shm {
@@ -23,7 +24,11 @@ namespace rill::detail::shm {
 /// See PublisherTransport for the threading rule: one publishing thread.
 class ShmPublisher final : public PublisherTransport {
  public:
-  static Result<std::unique_ptr<PublisherTransport>> create(const Endpoint& ep, const PublisherConfig& config);
+  /// Binds the endpoint's directory (or shares the one this Node's publishers hold), creates
+  /// this publisher's segment, pre-claims a slot for each registered matching subscription,
+  /// and lists the segment as a channel.
+  static Result<std::unique_ptr<PublisherTransport>> create(NodeCore& node, const Endpoint& ep,
+                                                            const PublisherConfig& config);
   ~ShmPublisher() override;
 
   Result<void> send(std::span<const std::byte> envelope, std::uint64_t seq, std::chrono::nanoseconds timeout) override;
@@ -87,7 +92,8 @@ class ShmPublisher final : public PublisherTransport {
   static constexpr unsigned history_per_publish = 32;
   static constexpr unsigned history_per_service = 1024;
 
-  ShmPublisher(Mapping* map, const ShmOptions& options, const PublisherConfig& config);
+  ShmPublisher(std::shared_ptr<ShmEndpoint> endpoint, Mapping* map, const ShmOptions& options,
+               const PublisherConfig& config);
   Result<std::uint32_t> allocate(std::size_t bytes, std::chrono::nanoseconds timeout, bool may_reclaim = true);
   std::optional<std::uint32_t> scan_class(std::uint32_t c);
   bool reclaim_under_pressure();
@@ -103,6 +109,8 @@ class ShmPublisher final : public PublisherTransport {
   /// (history catch-up and a durable group's redelivery; the caller checked the ring's room).
   void push_copy(std::uint32_t slot, Peer& p, std::uint32_t index, std::span<const std::byte> env, std::uint64_t seq);
   bool pop_oldest(std::uint32_t slot, Peer& p, std::uint64_t t, std::uint64_t n = 1);
+  // shm_publisher_roster.cpp: joins, departures, deaths.
+  void preclaim(const std::vector<SubscriberRequest>& subs);
   void refresh_roster();
   void take_in(std::uint32_t slot, std::uint64_t owner);
   void retire(std::uint32_t slot);
@@ -138,6 +146,8 @@ class ShmPublisher final : public PublisherTransport {
     return p.group >= 0 && m_groups[static_cast<std::size_t>(p.group)].durable;
   }
 
+  std::shared_ptr<ShmEndpoint> m_endpoint;  // the directory, shared with the Node's other publishers here
+  std::uint32_t m_channel = ~0u;             // its entry in the directory (~0u: not listed)
   Mapping* m_map;
   ShmOptions m_options;
   PublisherConfig m_config;

@@ -80,26 +80,59 @@ bool read_header(int fd, SegmentHeader& out) {
          static_cast<ssize_t>(offsetof(SegmentHeader, last_seq));
 }
 
-// Removes temporary files that a publisher killed while creating its segment left.
-void sweep_temporaries(std::string_view name) {
-  DIR* dir = ::opendir("/dev/shm");
-  if (dir == nullptr) return;
-  const std::string prefix = "rill." + std::string(name) + ".new.";
-  while (const dirent* e = ::readdir(dir)) {
-    std::string_view file = e->d_name;
-    if (!file.starts_with(prefix)) continue;
-    auto rest = file.substr(prefix.size());
-    std::uint32_t pid = 0;
-    if (!parse_number(rest.substr(0, rest.find('.')), pid)) continue;
-    if (!process_exists(static_cast<pid_t>(pid))) ::unlink(("/dev/shm/" + std::string(file)).c_str());
-  }
-  ::closedir(dir);
+bool is_hex16(std::string_view s) {
+  return s.size() == 16 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// A segment file whose header names a publisher that is gone (or that is no segment).
+bool segment_is_dead(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  SegmentHeader h{};
+  const bool ok = read_header(fd, h) && std::memcmp(h.magic, shm_magic, sizeof h.magic) == 0;
+  ::close(fd);
+  return ok && !process_alive(h.publisher_pid, h.publisher_start);
 }
 
 }  // namespace
 
-std::string segment_path(std::string_view name) {
+std::string directory_path(std::string_view name) {
   return "/dev/shm/rill." + std::string(name);
+}
+
+std::string channel_path(std::string_view name, std::uint64_t publisher_id) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(publisher_id));
+  return directory_path(name) + "." + hex;
+}
+
+void sweep_stale_files(std::string_view name) {
+  DIR* dir = ::opendir("/dev/shm");
+  if (dir == nullptr) return;
+  const std::string prefix = "rill." + std::string(name) + ".";
+  std::vector<std::string> doomed;
+  while (const dirent* e = ::readdir(dir)) {
+    std::string_view file = e->d_name;
+    if (!file.starts_with(prefix)) continue;
+    auto rest = file.substr(prefix.size());
+    if (is_hex16(rest)) {  // a segment: its publisher's process must still run
+      if (segment_is_dead("/dev/shm/" + std::string(file))) doomed.emplace_back(file);
+      continue;
+    }
+    if (is_hex16(rest.substr(0, 16)) && rest.substr(16).starts_with(".new.")) rest = rest.substr(17);  // a segment's
+    if (!rest.starts_with("new.")) continue;
+    rest = rest.substr(4);
+    std::uint32_t pid = 0;
+    if (!parse_number(rest.substr(0, rest.find('.')), pid)) continue;
+    if (!process_exists(static_cast<pid_t>(pid))) doomed.emplace_back(file);
+  }
+  ::closedir(dir);
+  for (const auto& file : doomed) {
+    log().info("removing /dev/shm/{}, left by a process that is gone", file);
+    ::unlink(("/dev/shm/" + file).c_str());
+  }
 }
 
 Result<ShmOptions> parse_shm_options(const Endpoint& ep) {
@@ -291,50 +324,14 @@ Result<Mapping*> Mapping::create(const ShmOptions& o, std::uint64_t publisher_id
   std::sort(classes.begin(), classes.end(), [](auto& a, auto& b) { return a.first_index < b.first_index; });
   const std::uint64_t total = offset;
 
-  gid_t gid = static_cast<gid_t>(-1);
-  if (!o.group.empty()) {
-    group gr{};
-    group* found = nullptr;
-    char buf[4096];
-    if (::getgrnam_r(o.group.c_str(), &gr, buf, sizeof buf, &found) != 0 || found == nullptr) {
-      return fail(Errc::invalid_argument, "shm group '" + o.group + "' does not exist");
-    }
-    gid = gr.gr_gid;
-  }
-
-  sweep_temporaries(o.name);
-  const std::string path = segment_path(o.name);
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".new." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
-    return fail(errno == EACCES ? Errc::permission_denied : Errc::io_error, errno_detail("cannot create " + tmp),
-                errno);
-  auto fail_with = [&](Errc code, std::string detail, int err) -> Result<Mapping*> {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return fail(code, std::move(detail), err);
-  };
-  // The umask must not decide who may read the messages: set the mode explicitly.
-  if (::fchmod(fd, o.mode) != 0) return fail_with(Errc::io_error, errno_detail("fchmod " + tmp), errno);
-  if (gid != static_cast<gid_t>(-1) && ::fchown(fd, static_cast<uid_t>(-1), gid) != 0) {
-    return fail_with(Errc::permission_denied, errno_detail("cannot give " + tmp + " to group " + o.group), errno);
-  }
-  if (::ftruncate(fd, static_cast<off_t>(total)) != 0) {
-    return fail_with(Errc::io_error, errno_detail("cannot size the segment to " + std::to_string(total) + " bytes"),
-                     errno);
-  }
-  void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) return fail_with(Errc::io_error, errno_detail("mmap"), errno);
-  // Touch every page now (tmpfs allocates on first write): a full /dev/shm fails here,
-  // with an error, instead of killing the publisher with SIGBUS later.
-  if (::posix_fallocate(fd, 0, static_cast<off_t>(total)) != 0) {
-    ::munmap(base, total);
-    return fail_with(Errc::io_error, "cannot allocate the segment in /dev/shm (full?)", ENOSPC);
-  }
+  auto file = create_file(o, channel_path(o.name, publisher_id), total);
+  if (!file) return std::unexpected(file.error());
+  void* base = file->base;
   auto* m = new Mapping();
-  m->m_base = static_cast<std::byte*>(base);
+  m->m_base = file->base;
   m->m_size = total;
+  m->m_inode = file->inode;
+  file->base = nullptr;  // the mapping owns it now
   auto& h = *new (base) SegmentHeader{};
   std::memcpy(h.magic, shm_magic, sizeof h.magic);
   h.version = shm_version;
@@ -356,7 +353,8 @@ Result<Mapping*> Mapping::create(const ShmOptions& o, std::uint64_t publisher_id
   h.state.store(static_cast<std::uint32_t>(SegmentState::live), std::memory_order_relaxed);
   if (auto geo = m->adopt_geometry(); !geo) {
     m->release();
-    return fail_with(geo.error().code, geo.error().detail, 0);
+    discard_file(*file);
+    return std::unexpected(geo.error());
   }
   for (std::uint32_t c = 0; c < m->class_count(); ++c) {
     const auto& pc = m->pool(c);
@@ -365,50 +363,116 @@ Result<Mapping*> Mapping::create(const ShmOptions& o, std::uint64_t publisher_id
       h->index = pc.first_index + i;
     }
   }
-  struct stat st {};
-  ::fstat(fd, &st);
-  m->m_inode = st.st_ino;
   std::atomic_thread_fence(std::memory_order_release);
-
-  // Publish the finished segment under its name. link() fails if the name exists, so
-  // a subscriber never maps a half-built segment and a live publisher is never replaced.
-  for (int attempt = 0;; ++attempt) {
-    if (::link(tmp.c_str(), path.c_str()) == 0) break;
-    const int err = errno;
-    if (err != EEXIST || attempt == 4) {
-      m->release();
-      return fail_with(Errc::io_error, errno_detail("cannot publish segment " + path), err);
-    }
-    const int old = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (old < 0) continue;  // went away meanwhile: try again
+  // The name holds the publisher's random id: an existing file is a dead publisher's
+  // leftover with the same id, or a live one (refused).
+  auto published = publish_file(*file, [&](int old) -> std::optional<Error> {
     SegmentHeader oh{};
-    const bool is_rill = read_header(old, oh) && std::memcmp(oh.magic, shm_magic, sizeof oh.magic) == 0;
-    ::close(old);
-    if (!is_rill) {
-      m->release();
-      return fail_with(Errc::address_in_use, path + " exists and is not a rill segment; remove it", EEXIST);
+    if (!read_header(old, oh) || std::memcmp(oh.magic, shm_magic, sizeof oh.magic) != 0) {
+      return Error{Errc::address_in_use, EEXIST, file->path + " exists and is not a rill segment; remove it"};
     }
     if (process_alive(oh.publisher_pid, oh.publisher_start)) {
-      m->release();
-      return fail_with(
-          Errc::address_in_use,
-          "shm://" + o.name + " is held by a running publisher (pid " + std::to_string(oh.publisher_pid) + ")",
-          EADDRINUSE);
+      return Error{Errc::address_in_use, EADDRINUSE,
+                   file->path + " is held by a running publisher (pid " + std::to_string(oh.publisher_pid) + ")"};
     }
-    log().info("shm://{}: removing the stale segment of dead publisher pid {}", o.name, oh.publisher_pid);
-    ::unlink(path.c_str());
+    return std::nullopt;
+  });
+  if (!published) {
+    m->release();
+    return std::unexpected(published.error());
   }
-  ::unlink(tmp.c_str());
-  ::close(fd);
   return m;
 }
 
-Result<Mapping*> Mapping::open(const ShmOptions& o) {
-  const std::string path = segment_path(o.name);
+Result<NewFile> create_file(const ShmOptions& o, const std::string& path, std::size_t total) {
+  gid_t gid = static_cast<gid_t>(-1);
+  if (!o.group.empty()) {
+    group gr{};
+    group* found = nullptr;
+    char buf[4096];
+    if (::getgrnam_r(o.group.c_str(), &gr, buf, sizeof buf, &found) != 0 || found == nullptr) {
+      return fail(Errc::invalid_argument, "shm group '" + o.group + "' does not exist");
+    }
+    gid = gr.gr_gid;
+  }
+  static std::atomic<unsigned> counter{0};
+  NewFile f;
+  f.path = path;
+  f.tmp = path + ".new." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  f.fd = ::open(f.tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (f.fd < 0)
+    return fail(errno == EACCES ? Errc::permission_denied : Errc::io_error, errno_detail("cannot create " + f.tmp),
+                errno);
+  auto fail_with = [&](Errc code, std::string detail, int err) -> Result<NewFile> {
+    discard_file(f);
+    return fail(code, std::move(detail), err);
+  };
+  // The umask must not decide who may read the messages: set the mode explicitly.
+  if (::fchmod(f.fd, o.mode) != 0) return fail_with(Errc::io_error, errno_detail("fchmod " + f.tmp), errno);
+  if (gid != static_cast<gid_t>(-1) && ::fchown(f.fd, static_cast<uid_t>(-1), gid) != 0) {
+    return fail_with(Errc::permission_denied, errno_detail("cannot give " + f.tmp + " to group " + o.group), errno);
+  }
+  if (::ftruncate(f.fd, static_cast<off_t>(total)) != 0) {
+    return fail_with(Errc::io_error, errno_detail("cannot size " + f.tmp + " to " + std::to_string(total) + " bytes"),
+                     errno);
+  }
+  void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd, 0);
+  if (base == MAP_FAILED) return fail_with(Errc::io_error, errno_detail("mmap"), errno);
+  f.base = static_cast<std::byte*>(base);
+  f.size = total;
+  // Touch every page now (tmpfs allocates on first write): a full /dev/shm fails here,
+  // with an error, instead of killing the publisher with SIGBUS later.
+  if (::posix_fallocate(f.fd, 0, static_cast<off_t>(total)) != 0) {
+    return fail_with(Errc::io_error, "cannot allocate " + f.tmp + " in /dev/shm (full?)", ENOSPC);
+  }
+  struct stat st {};
+  ::fstat(f.fd, &st);
+  f.inode = st.st_ino;
+  return f;
+}
+
+void discard_file(NewFile& f) noexcept {
+  if (f.base != nullptr) ::munmap(f.base, f.size);
+  f.base = nullptr;
+  if (f.fd >= 0) {
+    ::close(f.fd);
+    ::unlink(f.tmp.c_str());
+  }
+  f.fd = -1;
+}
+
+Result<void> publish_file(NewFile& f, const std::function<std::optional<Error>(int old_fd)>& judge) {
+  // link() fails if the name exists, so a reader never maps a half-built file and a live
+  // owner is never replaced.
+  for (int attempt = 0;; ++attempt) {
+    if (::link(f.tmp.c_str(), f.path.c_str()) == 0) break;
+    const int err = errno;
+    if (err != EEXIST || attempt == 4) {
+      discard_file(f);
+      return fail(Errc::io_error, errno_detail("cannot publish " + f.path), err);
+    }
+    const int old = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (old < 0) continue;  // went away meanwhile: try again
+    auto refusal = judge(old);
+    ::close(old);
+    if (refusal) {
+      discard_file(f);
+      return std::unexpected(*refusal);
+    }
+    log().info("removing the stale {} (its owner is gone)", f.path);
+    ::unlink(f.path.c_str());
+  }
+  ::unlink(f.tmp.c_str());
+  ::close(f.fd);
+  f.fd = -1;
+  return {};
+}
+
+Result<MappedFile> open_file(const std::string& path, std::size_t min_size, std::string_view what) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     const int err = errno;
-    if (err == ENOENT) return fail(Errc::not_connected, "no publisher on shm://" + o.name + " yet", err);
+    if (err == ENOENT) return fail(Errc::not_connected, path + " does not exist (yet)", err);
     if (err == EACCES || err == EPERM) {
       struct stat st {};
       std::string who;
@@ -423,17 +487,27 @@ Result<Mapping*> Mapping::open(const ShmOptions& o) {
     return fail(Errc::io_error, errno_detail("cannot open " + path), err);
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(header_bytes)) {
+  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(min_size)) {
     ::close(fd);
-    return fail(Errc::malformed, path + " is too small to be a rill segment");
+    return fail(Errc::malformed, path + " is too small to be a rill " + std::string(what));
   }
   void* base = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   ::close(fd);
   if (base == MAP_FAILED) return fail(Errc::io_error, errno_detail("mmap " + path), errno);
+  return MappedFile{static_cast<std::byte*>(base), static_cast<std::size_t>(st.st_size), st.st_ino};
+}
+
+Result<Mapping*> Mapping::open(const ShmOptions& o, std::uint64_t publisher_id) {
+  return open_path(channel_path(o.name, publisher_id));
+}
+
+Result<Mapping*> Mapping::open_path(const std::string& path) {
+  auto file = open_file(path, header_bytes, "segment");
+  if (!file) return std::unexpected(file.error());
   auto* m = new Mapping();
-  m->m_base = static_cast<std::byte*>(base);
-  m->m_size = static_cast<std::size_t>(st.st_size);
-  m->m_inode = st.st_ino;
+  m->m_base = file->base;
+  m->m_size = file->size;
+  m->m_inode = file->inode;
   if (auto geo = m->adopt_geometry(); !geo) {
     m->release();
     auto e = geo.error();
@@ -443,10 +517,13 @@ Result<Mapping*> Mapping::open(const ShmOptions& o) {
   return m;
 }
 
-void unlink_if_ours(const Mapping& mapping, std::string_view name) {
-  const auto path = segment_path(name);
+void unlink_if_same(const std::string& path, ino_t inode) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && st.st_ino == mapping.inode()) ::unlink(path.c_str());
+  if (::stat(path.c_str(), &st) == 0 && st.st_ino == inode) ::unlink(path.c_str());
+}
+
+void unlink_if_ours(const Mapping& mapping, std::string_view name) {
+  unlink_if_same(channel_path(name, mapping.publisher_id()), mapping.inode());
 }
 
 }  // namespace rill::detail::shm

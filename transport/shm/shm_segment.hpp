@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -39,8 +40,41 @@ struct ShmOptions {
 /// Parses `ep` (scheme shm); a clear error names a bad key or value.
 [[nodiscard]] Result<ShmOptions> parse_shm_options(const Endpoint& ep);
 
-/// The path of a segment's file, /dev/shm/rill.NAME.
-[[nodiscard]] std::string segment_path(std::string_view name);
+/// The path of an endpoint's directory, /dev/shm/rill.NAME.
+[[nodiscard]] std::string directory_path(std::string_view name);
+/// The path of one publisher's segment on endpoint NAME: /dev/shm/rill.NAME.<id, 16 hex digits>.
+[[nodiscard]] std::string channel_path(std::string_view name, std::uint64_t publisher_id);
+
+/// A file being made under a temporary name beside `path`: sized, every page allocated
+/// (a full /dev/shm fails here, not later with SIGBUS), mapped read-write, mode and group
+/// set from the options. publish_file() gives it its name; on failure it is removed.
+struct NewFile {
+  int fd = -1;
+  std::string tmp;
+  std::string path;
+  std::byte* base = nullptr;
+  std::size_t size = 0;
+  ino_t inode = 0;
+};
+[[nodiscard]] Result<NewFile> create_file(const ShmOptions& options, const std::string& path, std::size_t size);
+/// Undoes create_file (unmaps, closes, removes the temporary name).
+void discard_file(NewFile& file) noexcept;
+/// Links the finished file under its name (link(2): a reader never maps a half-built file,
+/// and an existing name is never replaced). When the name exists, `judge` is shown the
+/// old file: an error keeps it (returned, the new file discarded), none removes it as stale.
+/// On success the temporary name is gone and the descriptor closed; the mapping stays.
+[[nodiscard]] Result<void> publish_file(NewFile& file, const std::function<std::optional<Error>(int old_fd)>& judge);
+/// Opens and maps an existing file read-write; not_connected when it does not exist,
+/// permission_denied naming its mode and owner, malformed when under `min_size` bytes.
+struct MappedFile {
+  std::byte* base = nullptr;
+  std::size_t size = 0;
+  ino_t inode = 0;
+};
+[[nodiscard]] Result<MappedFile> open_file(const std::string& path, std::size_t min_size, std::string_view what);
+/// Removes what dead processes left behind for endpoint NAME: temporary files of a creator
+/// that died, and segments whose publisher is gone (a killed owner's channels).
+void sweep_stale_files(std::string_view name);
 
 /// Process start time (clock ticks since boot, /proc/PID/stat field 22); nullopt when
 /// the process does not exist. Together with the pid it names a process uniquely.
@@ -59,12 +93,14 @@ class Mapping {
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
 
-  /// Creates a fresh segment for a publisher; a stale one from a dead publisher is
-  /// removed first; a live one is address_in_use.
+  /// Creates a fresh segment for a publisher, channel_path(name, publisher_id); a stale
+  /// one from a dead publisher is removed first; a live one is address_in_use.
   [[nodiscard]] static Result<Mapping*> create(const ShmOptions& options, std::uint64_t publisher_id,
                                                std::string_view topic);
-  /// Maps an existing segment (subscriber). not_connected when there is none yet.
-  [[nodiscard]] static Result<Mapping*> open(const ShmOptions& options);
+  /// Maps publisher `publisher_id`'s segment (subscriber). not_connected when there is none.
+  [[nodiscard]] static Result<Mapping*> open(const ShmOptions& options, std::uint64_t publisher_id);
+  /// Maps the segment file at `path` (tests, tools).
+  [[nodiscard]] static Result<Mapping*> open_path(const std::string& path);
 
   void retain() noexcept { m_refs.fetch_add(1, std::memory_order_relaxed); }
   /// Drops a reference; the last one unmaps.
@@ -77,8 +113,6 @@ class Mapping {
   [[nodiscard]] std::uint32_t class_count() const noexcept { return static_cast<std::uint32_t>(m_classes.size()); }
   [[nodiscard]] const PoolClass& pool(std::uint32_t c) const noexcept { return m_classes[c]; }
   [[nodiscard]] std::uint64_t publisher_id() const noexcept { return m_publisher_id; }
-  /// The bound endpoint instance: one publisher per segment today, so its id.
-  [[nodiscard]] std::uint64_t instance() const noexcept { return m_publisher_id; }
   [[nodiscard]] std::uint32_t publisher_pid() const noexcept { return m_publisher_pid; }
   [[nodiscard]] std::uint64_t publisher_start() const noexcept { return m_publisher_start; }
   [[nodiscard]] const std::string& topic() const noexcept { return m_topic; }
@@ -140,5 +174,7 @@ class Mapping {
 
 /// Removes the segment file if it is still the one `mapping` created (publisher close).
 void unlink_if_ours(const Mapping& mapping, std::string_view name);
+/// Removes the file at `path` if it is still the file with inode `inode`.
+void unlink_if_same(const std::string& path, ino_t inode);
 
 }  // namespace rill::detail::shm
