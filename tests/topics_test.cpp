@@ -201,3 +201,25 @@ TEST_CASE("an endpoint bound again with several publishers counts one restart, n
   }  // both close: the endpoint is unbound, and bound again (a new instance) in the next life
   CHECK(sub->stats().gaps == 0);
 }
+
+#ifndef RILL_TEST_SHM_ENDPOINTS
+TEST_CASE("a quiet publisher greets a new subscription without being called (no service())") {
+  rill::Node node;
+  const auto ep = fresh_endpoint();
+  auto pub = node.publisher({.endpoint = ep, .topic = "q/x"});
+  REQUIRE(pub);
+  auto sub = node.subscriber({.endpoints = {ep}, .prefix = "q/"});
+  REQUIRE(sub);
+  // Only the subscriber is driven: the endpoint's helper (tcp) or the publisher's idle
+  // helper (reliable udp) answers for the publisher.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (sub->stats().publishers == 0 && std::chrono::steady_clock::now() < deadline) {
+    sub->wait_poll([](const rill::MessageView&) {}, 0, 5ms);
+  }
+  REQUIRE(sub->stats().publishers == 1);
+  REQUIRE(pub->publish_text("first"));
+  Seen seen;
+  REQUIRE(poll_until(*sub, seen, [&] { return seen.total == 1; }));
+  CHECK(seen.seqs["q/x"] == one_to(1));
+}
+#endif

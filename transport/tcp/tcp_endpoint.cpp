@@ -19,6 +19,8 @@ using clock = std::chrono::steady_clock;
 
 // How long open() retries a bind that finds the port in use.
 constexpr auto rebind_wait = std::chrono::milliseconds(1000);
+// The helper reads the socket when nobody has for this long.
+constexpr auto helper_period = std::chrono::milliseconds(5);
 
 std::string_view as_view(const zmq_msg_t& m) {
   return {static_cast<const char*>(zmq_msg_data(const_cast<zmq_msg_t*>(&m))), zmq_msg_size(const_cast<zmq_msg_t*>(&m))};
@@ -74,9 +76,27 @@ Result<std::shared_ptr<TcpEndpoint>> TcpEndpoint::open(NodeCore& node, const End
 TcpEndpoint::TcpEndpoint(zmq::socket_t sock, std::string address)
     : m_sock(std::move(sock)), m_address(std::move(address)), m_instance(random_instance()) {
   log().info("endpoint {} bound (instance {:016x})", m_address, m_instance);
+  m_helper = std::thread([this] { helper(); });
 }
 
-TcpEndpoint::~TcpEndpoint() = default;
+TcpEndpoint::~TcpEndpoint() {
+  {
+    std::lock_guard lock(m_helper_mutex);
+    m_stop = true;
+  }
+  m_helper_cv.notify_one();
+  m_helper.join();
+}
+
+void TcpEndpoint::helper() {
+  std::unique_lock wait_lock(m_helper_mutex);
+  while (!m_helper_cv.wait_for(wait_lock, helper_period, [&] { return m_stop; })) {
+    // Never waits for a publisher: one that holds the lock is reading the socket itself.
+    if (!mutex.try_lock()) continue;
+    if (clock::now() - m_last_drain >= helper_period) drain();
+    mutex.unlock();
+  }
+}
 
 std::size_t TcpEndpoint::subscriptions() {
   std::lock_guard lock(mutex);
@@ -106,7 +126,13 @@ std::shared_ptr<TcpSubscription>* TcpEndpoint::find(std::string_view routing_id)
   return nullptr;
 }
 
-void TcpEndpoint::post(TcpPublisher& pub, TcpEvent event) { pub.post(std::move(event)); }
+void TcpEndpoint::post(TcpPublisher& pub, TcpEvent event) {
+  if (pub.acts_at_once()) {
+    pub.act(event);
+  } else {
+    pub.post(std::move(event));
+  }
+}
 
 void TcpEndpoint::subscribe(std::string_view routing_id, const Subscribe& s) {
   const auto now = clock::now();
@@ -207,6 +233,7 @@ void TcpEndpoint::drain() {
   zmq_msg_close(&rid);
   zmq_msg_close(&body);
   const auto now = clock::now();
+  m_last_drain = now;
   std::erase_if(m_subs, [&](const std::shared_ptr<TcpSubscription>& s) {
     if (now - s->last_seen > std::chrono::milliseconds(peer_timeout_ms)) s->dead = true;
     return s->dead;

@@ -2,10 +2,13 @@
 // subscriptions that connected, and the publishers' inboxes.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -58,8 +61,14 @@ struct TcpEvent {
 
 /// Shared by the publishers bound to one address (NodeCore::shared_endpoint). Every member
 /// and every call needs `mutex` held: the publishers run on their own threads, and the one
-/// that holds the lock reads the socket for all of them. A publisher's own state is touched
-/// only by its thread: control frames for it wait in its inbox.
+/// that holds the lock reads the socket for all of them. What it reads for a volatile
+/// publisher is acted on at once (all that publisher's state lives under the lock); a
+/// durable publisher's history is read outside the lock by its own thread, so control
+/// frames for it wait in its inbox (its idle helper serves them when it is quiet).
+///
+/// A helper thread per endpoint reads the socket when no publisher has for a while (5 ms):
+/// a quiet endpoint still greets new subscriptions, forgets silent ones and takes credit,
+/// with no thread hop on the publish path (the helper only ever try_locks).
 class TcpEndpoint final : public EndpointHold {
  public:
   static Result<std::shared_ptr<TcpEndpoint>> open(NodeCore& node, const Endpoint& ep);
@@ -95,6 +104,7 @@ class TcpEndpoint final : public EndpointHold {
 
  private:
   TcpEndpoint(zmq::socket_t sock, std::string address);
+  void helper();
   void handle(std::string_view routing_id, std::span<const std::byte> frame);
   void subscribe(std::string_view routing_id, const Subscribe& s);
   void post(TcpPublisher& pub, TcpEvent event);
@@ -108,6 +118,12 @@ class TcpEndpoint final : public EndpointHold {
   std::unordered_map<std::uint64_t, TcpPublisher*> m_by_id;
   std::uint64_t m_bad_control = 0;
   bool m_bad_control_logged = false;
+  std::chrono::steady_clock::time_point m_last_drain{};
+  // The helper (started last, stopped first).
+  std::mutex m_helper_mutex;
+  std::condition_variable m_helper_cv;
+  bool m_stop = false;
+  std::thread m_helper;
 };
 
 }  // namespace rill::detail::tcp

@@ -115,23 +115,26 @@ void TcpPublisher::join(const std::shared_ptr<TcpSubscription>& sub) {
   m_has_backpressure = m_has_backpressure || sub->policy == PolicyKind::backpressure;
 }
 
+void TcpPublisher::act(const TcpEvent& e) {
+  if (m_closed && e.kind == TcpEvent::Kind::subscribe) return;  // leaving: greets nobody new
+  if (e.kind == TcpEvent::Kind::subscribe) {
+    if (!e.sub->dead) join(e.sub);
+    return;
+  }
+  auto peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.sub == e.sub; });
+  if (peer == m_peers.end()) return;
+  if (e.kind == TcpEvent::Kind::bye_seen) {
+    peer->bye_seen = true;
+  } else if (peer->group.empty()) {
+    handle_ack(*peer, {e.sub->subscription_id, m_config.publisher_id, e.seq});
+  } else {
+    member_acked(*peer, e.seq);
+  }
+}
+
 void TcpPublisher::process_inbox() {
   m_events.swap(m_inbox);
-  for (auto& e : m_events) {
-    if (e.kind == TcpEvent::Kind::subscribe) {
-      if (!e.sub->dead) join(e.sub);
-      continue;
-    }
-    auto peer = std::find_if(m_peers.begin(), m_peers.end(), [&](const Peer& p) { return p.sub == e.sub; });
-    if (peer == m_peers.end()) continue;
-    if (e.kind == TcpEvent::Kind::bye_seen) {
-      peer->bye_seen = true;
-    } else if (peer->group.empty()) {
-      handle_ack(*peer, {e.sub->subscription_id, m_config.publisher_id, e.seq});
-    } else {
-      member_acked(*peer, e.seq);
-    }
-  }
+  for (const auto& e : m_events) act(e);
   m_events.clear();
 }
 
@@ -207,14 +210,15 @@ Result<void> TcpPublisher::wait_for_credit(std::int64_t needed, clock::time_poin
                               : std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(wait),
                                            lock_slice, std::chrono::milliseconds(50)));
     drain_control();
-    if (m_ep->shared()) {
-      // Let the endpoint's other publishers in (their credit comes through the same socket).
+    blocker = blocking_peer(needed);
+    if (blocker != nullptr && m_ep->shared()) {
+      // Let the endpoint's other publishers in (their credit comes through the same socket);
+      // the next round's poll reads what came meanwhile.
       m_ep->mutex.unlock();
       std::this_thread::yield();
       m_ep->mutex.lock();
-      drain_control();
+      blocker = blocking_peer(needed);
     }
-    blocker = blocking_peer(needed);
   }
   m_stats.blocked_ns += static_cast<std::uint64_t>((clock::now() - start).count());
   return {};

@@ -48,6 +48,10 @@ class TcpPublisher final : public PublisherTransport {
   [[nodiscard]] std::uint64_t id() const noexcept { return m_config.publisher_id; }
   [[nodiscard]] const std::string& topic() const noexcept { return m_config.topic; }
   void post(TcpEvent event) { m_inbox.push_back(std::move(event)); }
+  /// A volatile publisher's state all lives under the endpoint's lock: whichever thread
+  /// holds it acts on an event for it at once (the quiet publisher's greetings).
+  [[nodiscard]] bool acts_at_once() const noexcept { return m_history == nullptr; }
+  void act(const TcpEvent& event);
 
  private:
   // Consumer group: its members split the messages, each to one member. A durable
