@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "perf_programs.hpp"
 #include "rill/rill.hpp"
 
 namespace fs = std::filesystem;
@@ -33,12 +34,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string arg(int argc, char** argv, const char* name, const char* fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return fallback;
-}
+using rill::perf_programs::arg;
+using rill::perf_programs::median;
 
 std::string g_transport = "tcp";
 
@@ -50,20 +47,7 @@ std::string fresh_endpoint() {
     return "udp://239.250." + std::to_string(pid % 250) + "." + std::to_string(k % 250 + 1) + ":" +
            std::to_string(36000 + (pid % 3000) * 8 + k % 8) + "?iface=127.0.0.1&mtu=9000";
   }
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  return rill::perf_programs::free_tcp_endpoint();
 }
 
 [[noreturn]] void die(const std::string& what, const rill::Error& e) {

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "perf_programs.hpp"
 #include "rill/rill.hpp"
 
 using clk = std::chrono::steady_clock;
@@ -34,12 +35,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string arg(int argc, char** argv, const char* name, const char* fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return fallback;
-}
+using rill::perf_programs::arg;
+using rill::perf_programs::median;
 
 std::string g_transport = "tcp";
 
@@ -47,15 +44,7 @@ std::string fresh_endpoint() {
   static unsigned k = 0;
   ++k;
   if (g_transport == "shm") return "shm://rill-topics-perf-" + std::to_string(getpid()) + "-" + std::to_string(k);
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  return rill::perf_programs::free_tcp_endpoint();
 }
 
 std::size_t resident_bytes() {
@@ -185,11 +174,6 @@ Side run(std::size_t idle_topics, std::uint64_t count) {
     if (mine != 100 || other != 0 || one->stats().gaps != 0) fail(side, "the one-topic subscriber's messages were wrong");
   }
   return side;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // written by CMakeLists.txt); what a transport cannot do is refused here by its caps.
 #include "transport.hpp"
 
+#include <random>
+
 namespace rill::detail {
 
 const TransportEntry* find_transport(std::string_view scheme) noexcept {
@@ -41,6 +43,13 @@ Error no_transport(std::string_view scheme, bool publishing) {
 }
 
 }  // namespace
+
+std::uint64_t new_endpoint_instance() {
+  std::random_device rd;
+  std::uint64_t id = 0;
+  while (id == 0) id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return id;
+}
 
 Result<std::shared_ptr<EndpointHold>> hold_endpoint(NodeCore& node, const Endpoint& ep) {
   const TransportEntry* t = find_transport(ep.scheme);

@@ -230,6 +230,10 @@ extern const TransportEntry* const compiled_transports[];
 /// The compiled transport serving `scheme`, or nullptr.
 [[nodiscard]] const TransportEntry* find_transport(std::string_view scheme) noexcept;
 
+/// A new endpoint instance id (random, never 0): what a subscriber compares to tell a
+/// restarted endpoint from the one it knew (FrameSink::on_welcome).
+[[nodiscard]] std::uint64_t new_endpoint_instance();
+
 /// Keeps `ep` bound with no publisher (Node::bind); a null hold when the transport needs none.
 Result<std::shared_ptr<EndpointHold>> hold_endpoint(NodeCore& node, const Endpoint& ep);
 

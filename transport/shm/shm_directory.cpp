@@ -11,6 +11,7 @@
 
 #include "base/logging.hpp"
 #include "shm_futex.hpp"
+#include "transport/transport.hpp"
 #include "transport/node_core.hpp"
 
 namespace rill::detail::shm {
@@ -21,13 +22,6 @@ constexpr std::size_t page = 4096;
 
 std::uint64_t round_up(std::uint64_t n, std::uint64_t to) {
   return (n + to - 1) / to * to;
-}
-
-std::uint64_t random_instance() {
-  std::random_device rd;
-  std::uint64_t id = 0;
-  while (id == 0) id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  return id;
 }
 
 }  // namespace
@@ -62,7 +56,7 @@ Result<std::unique_ptr<Directory>> Directory::create(const ShmOptions& o) {
   h.version = dir_version;
   h.header_bytes = dir_header_bytes;
   h.total_bytes = total;
-  h.instance = random_instance();
+  h.instance = new_endpoint_instance();
   h.owner_pid = static_cast<std::uint32_t>(::getpid());
   h.owner_start = process_start_time(::getpid()).value_or(0);
   h.channel_count = dir_channels;

@@ -26,13 +26,6 @@ std::string_view as_view(const zmq_msg_t& m) {
   return {static_cast<const char*>(zmq_msg_data(const_cast<zmq_msg_t*>(&m))), zmq_msg_size(const_cast<zmq_msg_t*>(&m))};
 }
 
-std::uint64_t random_instance() {
-  std::random_device rd;
-  std::uint64_t id = 0;
-  while (id == 0) id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  return id;
-}
-
 }  // namespace
 
 Subscribe TcpSubscription::request() const noexcept {
@@ -74,7 +67,7 @@ Result<std::shared_ptr<TcpEndpoint>> TcpEndpoint::open(NodeCore& node, const End
 }
 
 TcpEndpoint::TcpEndpoint(zmq::socket_t sock, std::string address)
-    : m_sock(std::move(sock)), m_address(std::move(address)), m_instance(random_instance()) {
+    : m_sock(std::move(sock)), m_address(std::move(address)), m_instance(new_endpoint_instance()) {
   log().info("endpoint {} bound (instance {:016x})", m_address, m_instance);
   m_helper = std::thread([this] { helper(); });
 }
