@@ -33,11 +33,11 @@ Result<std::unique_ptr<PublisherTransport>> TcpPublisher::create(NodeCore& node,
   if (!shared) return std::unexpected(shared.error());
   std::unique_ptr<TcpPublisher> pub(new TcpPublisher(std::move(*shared), config));
   std::lock_guard lock(pub->m_ep->mutex);
-  pub->m_ep->attach(*pub);
-  // The subscriptions already connected take us from our first message: each is greeted
-  // now, before anything is published.
+  // Read what has arrived before we are attached (nothing is posted to us twice), then
+  // greet every subscription already connected, before anything is published: they take
+  // us from our first message.
   pub->m_ep->drain();
-  pub->m_inbox.clear();  // what drain() posted to us is in live() too
+  pub->m_ep->attach(*pub);
   for (const auto& sub : pub->m_ep->live()) {
     if (std::string_view(config.topic).starts_with(sub->prefix)) pub->join(sub);
   }
