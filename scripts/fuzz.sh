@@ -55,7 +55,7 @@ mkdir -p "$work/generated/rill" "$work/obj"
 echo "fuzz.sh: work dir $work"
 
 flatc --cpp --scoped-enums -o "$work/generated/rill" "$repo/codec/envelope.fbs"
-cxxflags+=(-I"$work/generated")
+cxxflags+=(-I"$work/generated" $(pkg-config --cflags spdlog))  # base/logging.cpp: the group ledger's warnings
 
 # build_target NAME LIBRARY_SOURCES...: the library objects are instrumented for
 # coverage (fuzzer-no-link); only the target itself links libFuzzer's main.
@@ -68,7 +68,7 @@ build_target() {
     objs+=("$obj")
   done
   "$cxx" "${cxxflags[@]}" "${san[@]}" -fsanitize=fuzzer \
-    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto
+    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto -lspdlog -lfmt
 }
 
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
@@ -80,11 +80,17 @@ build_target http_request connectors/http/request_reader.cpp
 build_target signature_header connectors/http/signature.cpp base/error.cpp
 build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp base/error.cpp
 build_target shm_directory transport/shm/shm_directory_format.cpp base/error.cpp
+build_target ack_store policies/log/ack_store.cpp policies/log/crc32c.cpp base/error.cpp
+build_target state_file policies/durability/delivered_store.cpp policies/durability/mapped_file.cpp base/error.cpp
+build_target sequence_mark policies/durability/sequence_mark.cpp policies/durability/mapped_file.cpp base/error.cpp
+build_target group_ledger policies/durability/group_ledger.cpp policies/durability/mapped_file.cpp \
+  base/logging.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch udp http_request signature_header log_record shm_directory; do
+for name in envelope control batch udp http_request signature_header log_record shm_directory \
+            ack_store state_file sequence_mark group_ledger; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -62,6 +62,9 @@ Result<SequenceMark> SequenceMark::open(const std::filesystem::path& dir) {
     // Same boot: the plain stores of the dead process are all in the page cache. After a
     // reboot only what was synced is known: the reservation covers everything handed out.
     m.m_found = same_boot ? h->handed_out : std::max(h->handed_out, h->reserved_to);
+    if (m.m_found >= max_sequence) {
+      return fail(Errc::corrupt, where + ": sequence " + std::to_string(m.m_found) + " is past the range (damaged)");
+    }
   }
   const auto now = boot_id();
   std::memcpy(h->boot_id, now.data(), sizeof h->boot_id);

@@ -23,8 +23,12 @@ class SequenceMark {
  public:
   /// How far to reserve ahead, synced, for a restart after a power loss.
   static constexpr std::uint64_t reserve_block = 1u << 16;
+  /// A mark at or past this is damage, not a sequence: open() refuses it rather than have
+  /// the publisher number on from the edge of the range.
+  static constexpr std::uint64_t max_sequence = 1ull << 63;
 
-  /// Opens (or creates) `dir/sequence.mark`. corrupt (naming it) when it is not one.
+  /// Opens (or creates) `dir/sequence.mark`. corrupt (naming it) when it is not one, or
+  /// holds a sequence of max_sequence or more.
   [[nodiscard]] static Result<SequenceMark> open(const std::filesystem::path& dir);
 
   SequenceMark(SequenceMark&&) noexcept = default;
