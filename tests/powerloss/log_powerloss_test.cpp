@@ -34,6 +34,7 @@
 
 #include "rill/log.hpp"
 #include "tests/log/log_test_util.hpp"
+#include "tests/powerloss/lazyfs_mount.hpp"
 
 namespace {
 
@@ -62,105 +63,6 @@ int run_writer(const char* dir, const char* policy_text) {
   const bool paced = policy->mode != rill::FsyncMode::always;
   return logtest::run_writer(*log, paced ? std::chrono::microseconds(200) : std::chrono::microseconds(0));
 }
-
-// Runs a program and waits for it; its exit status (-1 when it could not start).
-int run(const std::vector<std::string>& argv) {
-  const pid_t pid = ::fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    std::_Exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// lazyfs mounted over a backing directory for the life of the object: unmounted with
-// fusermount3 -u on destruction, also when a check failed (doctest unwinds through here).
-class LazyFs {
- public:
-  LazyFs(std::string backing, std::string mountpoint) : m_backing(std::move(backing)), m_mnt(std::move(mountpoint)) {}
-  LazyFs(const LazyFs&) = delete;
-  LazyFs& operator=(const LazyFs&) = delete;
-
-  ~LazyFs() {
-    if (m_pid <= 0) return;
-    run({"fusermount3", "-u", m_mnt});
-    // The daemon exits once unmounted; should it hang, it is killed and the mount detached.
-    const auto deadline = Clock::now() + 10s;
-    int status = 0;
-    while (::waitpid(m_pid, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) {
-        std::fprintf(stderr, "lazyfs did not exit after unmount: killed\n");
-        ::kill(m_pid, SIGKILL);
-        ::waitpid(m_pid, &status, 0);
-        run({"fusermount3", "-u", "-z", m_mnt});
-        break;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-
-  // Starts the daemon in the foreground (-f), single-threaded (-s), and waits for the mount.
-  void mount() {
-    m_pid = ::fork();
-    REQUIRE(m_pid >= 0);
-    if (m_pid == 0) {
-      ::execl(RILL_LAZYFS, RILL_LAZYFS, m_backing.c_str(), m_mnt.c_str(), "-f", "-s", static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
-    const auto deadline = Clock::now() + 10s;
-    struct stat st {};
-    while (::stat(control().c_str(), &st) != 0) {
-      int status = 0;
-      if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
-        m_pid = -1;
-        FAIL("lazyfs exited before mounting (status " << status << ")");
-      }
-      REQUIRE_MESSAGE(Clock::now() < deadline, "lazyfs did not mount " << m_mnt << " within 10 s");
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-
-  // The power cut: every write not yet fsync'ed is gone once this returns. With `tear_seed`, the
-  // power went while the unsynced data was being written back: a prefix of each file's survives.
-  void cut(std::optional<std::uint64_t> tear_seed = std::nullopt) const {
-    const int fd = ::open(control().c_str(), O_WRONLY | O_CLOEXEC);
-    REQUIRE(fd >= 0);
-    const std::string cmd = tear_seed ? "tear " + std::to_string(*tear_seed) : "cut";
-    const bool ok = ::write(fd, cmd.data(), cmd.size()) == static_cast<ssize_t>(cmd.size());
-    ::close(fd);
-    REQUIRE_MESSAGE(ok, "lazyfs refused the cut: " << std::strerror(errno));
-  }
-
-  // The control file's counters ("dropped_bytes", "stale_ops" ...).
-  [[nodiscard]] std::map<std::string, std::uint64_t> counters() const {
-    std::map<std::string, std::uint64_t> out;
-    const int fd = ::open(control().c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(fd >= 0);
-    char buf[1024];
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    ::close(fd);
-    std::istringstream in(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0));
-    std::string name;
-    std::uint64_t value = 0;
-    while (in >> name >> value) out[name] = value;
-    return out;
-  }
-
-  [[nodiscard]] const std::string& mountpoint() const noexcept { return m_mnt; }
-
- private:
-  [[nodiscard]] std::string control() const { return m_mnt + "/.lazyfs"; }
-
-  std::string m_backing;
-  std::string m_mnt;
-  pid_t m_pid = -1;
-};
 
 // Spawns a writer on `dir`, kills it with SIGKILL after `delay`, returns what it reported. With
 // `cut_first`, the power goes while the writer runs: it is stopped (SIGSTOP, waited for, so
@@ -206,7 +108,7 @@ Tally power_cuts(const rill::FsyncPolicy& policy, int cuts, std::uint64_t seed) 
   // power cut is simulated above them).
   rilltest::ShmTempDir backing;
   logtest::TempDir mnt;
-  LazyFs fs(backing.str(), mnt.str());
+  lazyfs::LazyFs fs(backing.str(), mnt.str());
   fs.mount();
   const std::string logdir = fs.mountpoint() + "/log";
   std::mt19937_64 rng(seed);
@@ -347,20 +249,7 @@ int main(int argc, char** argv) {
   if (n > 0) g_self.assign(resolved, static_cast<std::size_t>(n));
   if (argc == 4 && std::strcmp(argv[1], "--writer") == 0) return run_writer(argv[2], argv[3]);
 
-  if (std::strlen(RILL_LAZYFS) == 0) {
-    std::printf("SKIPPED: lazyfs was not built (libfuse3 not found: apt-get install libfuse3-dev fuse3)\n");
-    return 77;
-  }
-  if (const int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC); fd >= 0) {
-    ::close(fd);
-  } else {
-    std::printf("SKIPPED: cannot open /dev/fuse (%s): no FUSE here\n", std::strerror(errno));
-    return 77;
-  }
-  if (run({"fusermount3", "-V"}) != 0) {
-    std::printf("SKIPPED: fusermount3 not found (apt-get install fuse3)\n");
-    return 77;
-  }
+  if (const int skip = lazyfs::unavailable(); skip != 0) return skip;
   const char* env = std::getenv("RILL_TEST_SEED");
   g_seed = env != nullptr ? std::strtoull(env, nullptr, 10) : std::random_device{}();
   std::printf("log_powerloss: seed %llu (replay with RILL_TEST_SEED=%llu)\n", static_cast<unsigned long long>(g_seed),
