@@ -90,5 +90,7 @@ int run_delivery(const Args& args, const rill::SubscriberOptions& opts, const st
 int cmd_log(int argc, char** argv);
 /// rill transports: the compiled transports and what each supports.
 int cmd_transports(int argc, char** argv);
+/// rill keygen NAME: writes a CurveZMQ key pair (NAME.key, NAME.pub).
+int cmd_keygen(int argc, char** argv);
 
 }  // namespace rill::cli
