@@ -114,8 +114,9 @@ Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& nod
         make_curve_client(sock, *sec);
         monitor = monitor_handshakes(node.zmq(), sock);
       }
-      sock.connect("tcp://" + ep.host + ":" + std::to_string(ep.port));
-      sub->m_conns.push_back(Connection{.sock = std::move(sock), .monitor = std::move(monitor)});
+      const auto address = "tcp://" + ep.host + ":" + std::to_string(ep.port);
+      sock.connect(address);
+      sub->m_conns.push_back(Connection{.sock = std::move(sock), .monitor = std::move(monitor), .address = address});
     }
   } catch (const zmq::error_t& e) {
     return fail(Errc::io_error, "cannot connect", e.num());
@@ -263,6 +264,7 @@ void TcpSubscriber::read_handshake_events(std::uint32_t index, FrameSink& sink) 
       case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:  // the publisher's ZAP handler said no
       case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
         failed = true;
+        c.reconnect_at = clock::now() + std::chrono::milliseconds(reject_retry_ms);
         break;
       default:
         break;
@@ -306,6 +308,12 @@ bool TcpSubscriber::consumed(std::uint32_t source, std::uint64_t publisher_id, s
 }
 
 void TcpSubscriber::service(clock::time_point now) {
+  for (auto& c : m_conns) {
+    if (now < c.reconnect_at) continue;
+    c.reconnect_at = clock::time_point::max();
+    zmq_disconnect(c.sock.handle(), c.address.c_str());  // ENOENT when libzmq dropped it already
+    zmq_connect(c.sock.handle(), c.address.c_str());
+  }
   if (std::none_of(m_conns.begin(), m_conns.end(), [&](const Connection& c) { return now >= c.next_subscribe; })) return;
   std::array<std::byte, max_control_bytes> buf;
   const auto n = encode_subscribe(

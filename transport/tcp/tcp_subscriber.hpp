@@ -34,6 +34,10 @@ class TcpSubscriber final : public SubscriberTransport {
     bool secured = false;              // a handshake succeeded since the last report
     bool reported = false;             // this failing run was reported
     int dropped_in_handshake = 0;      // connections closed mid-handshake since the last success
+    // libzmq gives up on a connection the peer refused (no reconnect): we connect again at
+    // this time, so a key added to the allow list later is let in. max(): not due.
+    std::chrono::steady_clock::time_point reconnect_at = std::chrono::steady_clock::time_point::max();
+    std::string address;
   };
 
   explicit TcpSubscriber(const SubscriberConfig& config) : m_config(config) {}
