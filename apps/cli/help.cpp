@@ -146,7 +146,9 @@ Options:
                             transient-local:N (the last N messages of each topic) or persistent:DIR
                             (topic T logged in DIR/T; ids and sequences continue after a restart;
                             under --fsync always, 202 means the message is logged durably)
-  --tls-cert, --tls-key     refused: TLS is not built; put a TLS-terminating proxy in front
+  --tls-cert FILE           serve HTTPS only: the certificate chain (PEM, leaf first); with
+  --tls-key FILE            its private key (PEM). TLS 1.2 and 1.3, forward-secret AEAD ciphers
+                            only; SIGHUP reads both files again (a bad pair keeps the old one)
   -h, --help                show this page
 )help";
 
