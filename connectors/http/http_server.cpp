@@ -300,7 +300,10 @@ struct Server::Impl {
     Conn& c = *conns[idx];
     if (c.tls && !c.send_inflight && !c.dead) {
       seal(c);
-      if (c.wire_off >= c.wire.size()) return;
+      if (c.wire_off >= c.wire.size()) {
+        if (c.tls_close) kill(idx);  // nothing left to say on a broken session
+        return;
+      }
       auto* s = sqe();
       io_uring_prep_send(s, c.fd, c.wire.data() + c.wire_off, c.wire.size() - c.wire_off, MSG_NOSIGNAL);
       io_uring_sqe_set_data64(s, pack(Op::send, c.gen, idx));
@@ -375,6 +378,8 @@ struct Server::Impl {
 
   void respond_error(std::uint32_t idx, int status, std::string_view reason) {
     if (conns[idx]->dead || conns[idx]->phase == Phase::draining) return;
+    // No HTTP answer can be sent before the TLS handshake is done (a stalled one): just close.
+    if (conns[idx]->tls && !conns[idx]->tls->handshake_done()) return kill(idx);
     if (conns[idx]->phase == Phase::responding) {  // a response is already going out: just end it
       conns[idx]->close_after = true;
       return;
