@@ -228,6 +228,27 @@ TEST_CASE("a wrong server key is a clear error, not a hang") {
   plain_pub->kill(SIGTERM);
 }
 
+TEST_CASE("curve_key without curve_allow lets any key in; curve_server alone brings a fresh key") {
+  TempDir dir;
+  const auto k = make_keys(dir);
+  const int open_port = free_port();
+  auto open_pub = spawn_rill(dir, "open-pub", {"pub", tcp_endpoint(open_port) + "?curve_key=" + k.pub_key, "t", "--count",
+                                               "3", "--wait-subs", "1", "--data", "enc"});
+  auto keyless = spawn_rill(dir, "keyless", {"sub", tcp_endpoint(open_port) + "?curve_server=" + k.pub_pub, "t", "--count",
+                                             "3", "--format", "text"});
+  const auto s = finish_sub(*keyless, "keyless");
+  CHECK(s["received"] == 3);
+  CHECK(count_of(keyless->out(), "t 3 enc") == 1);
+  finish_pub(*open_pub);
+  // The same fresh key is not in an allow list: refused, and told so.
+  const int port = free_port();
+  auto pub = spawn_rill(dir, "pub", {"pub", pub_ep(port, k), "t", "--count", "1", "--wait-subs", "1", "--wait-ms", "15000"});
+  auto refused = spawn_rill(dir, "refused", {"sub", tcp_endpoint(port) + "?curve_server=" + k.pub_pub, "t", "--count", "1"});
+  CHECK(refused->wait(20s).code == 1);
+  CHECK(refused->err().find("refused our CURVE key") != std::string::npos);
+  pub->kill(SIGTERM);
+}
+
 TEST_CASE("endpoint options: one endpoint, one security setting; bad options are usage errors") {
   TempDir dir;
   const auto k = make_keys(dir);
