@@ -263,6 +263,14 @@ void SubscriberCore::on_lost(std::uint32_t source, std::uint64_t publisher_id, s
   on_bye(source, publisher_id, last_seq);
 }
 
+void SubscriberCore::on_security_error(std::uint32_t source, std::string_view reason) {
+  ++m_stats.security_errors;
+  // An application that takes the event reports it itself.
+  log().log(m_options.on_security_error ? spdlog::level::info : spdlog::level::err,
+            "subscription {:016x}: cannot connect securely to {}: {}", m_id, m_options.endpoints[source], reason);
+  if (m_options.on_security_error) m_options.on_security_error(SecurityEvent{m_options.endpoints[source], std::string(reason)});
+}
+
 void SubscriberCore::on_bad_frame(std::uint32_t source, Errc code, std::size_t size) {
   if (code == Errc::too_large) {
     ++m_stats.oversize;

@@ -51,6 +51,7 @@ class SubscriberCore final : public FrameSink {
   void on_bye(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
   void on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
   void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) override;
+  void on_security_error(std::uint32_t source, std::string_view reason) override;
 
  private:
   struct PublisherState {

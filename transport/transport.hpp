@@ -138,6 +138,13 @@ class FrameSink {
   }
   /// A frame that could not be used; `code` says why (malformed, too_large).
   virtual void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) = 0;
+  /// The secure handshake with `source` failed (tcp curve: our key refused, a wrong server
+  /// key, a publisher without CURVE); `reason` says which. Once per failing run: the
+  /// transport keeps retrying, and says so again only after a handshake succeeded.
+  virtual void on_security_error(std::uint32_t source, std::string_view reason) {
+    (void)source;
+    (void)reason;
+  }
 
  protected:
   ~FrameSink() = default;

@@ -110,6 +110,20 @@ void install_stop_signals() {
 
 bool stopping() noexcept { return g_stop.load(std::memory_order_relaxed); }
 
+namespace {
+std::atomic<bool> g_reload{false};
+void on_reload_signal(int) { g_reload.store(true, std::memory_order_relaxed); }
+}  // namespace
+
+void install_reload_signal() {
+  struct sigaction sa {};
+  sa.sa_handler = on_reload_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGHUP, &sa, nullptr);
+}
+
+bool reload_requested() noexcept { return g_reload.exchange(false, std::memory_order_relaxed); }
+
 std::optional<std::string> apply_log_options(const Args& args, bool persistent, LogOptions& log) {
   for (const auto* names : {&log_valued_options, &log_flag_options}) {
     for (const auto& name : *names) {

@@ -80,6 +80,9 @@ int missing_command();
 /// Installs SIGINT/SIGTERM handlers that set a flag polled by stopping() (no work in the handler).
 void install_stop_signals();
 [[nodiscard]] bool stopping() noexcept;
+/// Installs a SIGHUP handler that sets a flag; reload_requested() returns it once and clears it.
+void install_reload_signal();
+[[nodiscard]] bool reload_requested() noexcept;
 
 int cmd_pub(int argc, char** argv);
 int cmd_sub(int argc, char** argv);
@@ -90,5 +93,7 @@ int run_delivery(const Args& args, const rill::SubscriberOptions& opts, const st
 int cmd_log(int argc, char** argv);
 /// rill transports: the compiled transports and what each supports.
 int cmd_transports(int argc, char** argv);
+/// rill keygen NAME: writes a CurveZMQ key pair (NAME.key, NAME.pub).
+int cmd_keygen(int argc, char** argv);
 
 }  // namespace rill::cli

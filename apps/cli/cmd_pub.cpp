@@ -183,14 +183,14 @@ int cmd_pub(int argc, char** argv) {
     const std::string topic_field = pubs.size() > 1 ? "\"topic\":\"" + topics[i] + "\"," : "";
     std::fprintf(stderr,
                  "{\"stats\":{%s\"sent\":%llu,\"timeouts\":%llu,\"blocked_ns\":%llu,\"peer_drops\":%llu,"
-                 "\"first_seq\":%llu,\"last_seq\":%llu,\"replayed\":%llu,\"acks\":%llu,\"incompatible\":%llu}}\n",
+                 "\"first_seq\":%llu,\"last_seq\":%llu,\"replayed\":%llu,\"acks\":%llu,\"incompatible\":%llu,\"auth_rejected\":%llu}}\n",
                  topic_field.c_str(), static_cast<unsigned long long>(st.sent),
                  static_cast<unsigned long long>(st.timeouts), static_cast<unsigned long long>(st.blocked_ns),
                  static_cast<unsigned long long>(st.peer_drops),
                  static_cast<unsigned long long>(sent_on[i] > 0 ? first_seq[i] : 0),
                  static_cast<unsigned long long>(sent_on[i] > 0 ? last_seq : 0),
                  static_cast<unsigned long long>(st.replayed), static_cast<unsigned long long>(st.acks),
-                 static_cast<unsigned long long>(st.incompatible));
+                 static_cast<unsigned long long>(st.incompatible), static_cast<unsigned long long>(st.auth_rejected));
   }
   return rc;
 }

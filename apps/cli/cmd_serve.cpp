@@ -6,6 +6,7 @@
 #include <string>
 
 #include "args.hpp"
+#include "connectors/http/http_server.hpp"
 #include "connectors/http/ingress.hpp"
 #include "rill/rill.hpp"
 
@@ -66,9 +67,7 @@ int cmd_serve(int argc, char** argv) {
   auto args = Args::parse(argc, argv, valued, flags);
   if (!args) return usage_error(args.error().detail, serve_usage);
   if (!args->positional().empty()) return usage_error("serve takes no positional arguments", serve_usage);
-  if (args->has("tls-cert") || args->has("tls-key")) {
-    return usage_error_no_hint("TLS is not built yet: put a TLS-terminating proxy in front");
-  }
+  if (args->has("tls-cert") != args->has("tls-key")) return usage_error("--tls-cert and --tls-key go together", serve_usage);
   const auto listen = args->text("http");
   const auto publish = args->text("publish");
   if (!listen || !publish) return usage_error("serve needs --http HOST:PORT and --publish ENDPOINT", serve_usage);
@@ -139,7 +138,16 @@ int cmd_serve(int argc, char** argv) {
     iopt.secrets = std::move(*secrets);
   }
 
+  const auto tls_cert = args->text("tls-cert");
+  const auto tls_key = args->text("tls-key");
+  if (tls_cert) {
+    auto tls = http::TlsContext::load(*tls_cert, *tls_key);
+    if (!tls) return usage_error(tls.error().detail, serve_usage);
+    sopt.tls = std::move(*tls);
+  }
+
   install_stop_signals();
+  install_reload_signal();
   raise_fd_limit();
   Node node;
   auto ingress = http::Ingress::create(node, std::move(iopt));
@@ -158,8 +166,23 @@ int cmd_serve(int argc, char** argv) {
     return exit_runtime;
   }
   (*ingress)->attach(server->get());
-  std::fprintf(stderr, "rill serve: listening on http://%s:%u\n", sopt.host.c_str(), (*server)->port());
-  auto ran = (*server)->run([] { return stopping(); });
+  std::fprintf(stderr, "rill serve: listening on %s://%s:%u\n", sopt.tls ? "https" : "http", sopt.host.c_str(),
+               (*server)->port());
+  auto& srv = **server;
+  auto ran = srv.run([&] {
+    // SIGHUP: the certificate and key are read again; a bad pair keeps the old one serving.
+    if (sopt.tls && reload_requested()) {
+      auto fresh = http::TlsContext::load(*tls_cert, *tls_key);
+      if (fresh) {
+        srv.set_tls(std::move(*fresh));
+        std::fprintf(stderr, "rill serve: reloaded %s\n", tls_cert->c_str());
+      } else {
+        std::fprintf(stderr, "rill serve: reload failed, keeping the old certificate: %s\n",
+                     fresh.error().detail.c_str());
+      }
+    }
+    return stopping();
+  });
   if (!ran) {
     std::fprintf(stderr, "rill: %s\n", ran.error().message().c_str());
     return exit_runtime;

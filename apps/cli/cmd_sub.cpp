@@ -195,6 +195,10 @@ int cmd_sub(int argc, char** argv) {
     refusal = "publisher " + e.endpoint + " refused the subscription: it offers " + std::string(to_string(e.offered)) +
               ", this subscription asks for " + std::string(to_string(e.requested));
   };
+  opts.on_security_error = [&](const SecurityEvent& e) {
+    refused = true;
+    refusal = "cannot connect securely to " + e.endpoint + ": " + e.reason;
+  };
   if (durable && *format == Format::json) {
     // Resolved by what reached stdout before the crash (see last_output_line).
     opts.in_doubt = [tail = std::string()](std::uint64_t publisher, std::uint64_t seq) mutable {

@@ -146,7 +146,9 @@ Options:
                             transient-local:N (the last N messages of each topic) or persistent:DIR
                             (topic T logged in DIR/T; ids and sequences continue after a restart;
                             under --fsync always, 202 means the message is logged durably)
-  --tls-cert, --tls-key     refused: TLS is not built; put a TLS-terminating proxy in front
+  --tls-cert FILE           serve HTTPS only: the certificate chain (PEM, leaf first); with
+  --tls-key FILE            its private key (PEM). TLS 1.2 and 1.3, forward-secret AEAD ciphers
+                            only; SIGHUP reads both files again (a bad pair keeps the old one)
   -h, --help                show this page
 )help";
 
@@ -247,6 +249,18 @@ Options:
   -h, --help                show this page
 )help";
 
+constexpr std::string_view keygen_help = R"help(usage: rill keygen NAME
+
+Make a CurveZMQ key pair for encrypted, authenticated tcp endpoints: NAME.key (the public key
+line, then the secret key line, Z85; mode 0600) and NAME.pub (the public key line). Prints the
+public key. Never overwrites a file. Use them as
+  publisher:  tcp://HOST:PORT?curve_key=NAME.key&curve_allow=ALLOWED   (one public key a line)
+  subscriber: tcp://HOST:PORT?curve_key=ME.key&curve_server=NAME.pub
+
+Options:
+  -h, --help                show this page
+)help";
+
 struct Command {
   std::string_view name;
   std::string_view summary;  // its line on the main page
@@ -261,6 +275,7 @@ constexpr Command commands[] = {
     {"perf", "measure rill's latency and throughput beside the raw transport", perf_help},
     {"log", "look into a persistent log: list | inspect | replay | dlq (dead letters)", log_help},
     {"transports", "list the compiled transports and what each supports", transports_help},
+    {"keygen", "make a CurveZMQ key pair for encrypted tcp endpoints (NAME.key, NAME.pub)", keygen_help},
     {"help", "show this page, or a command's options: rill help COMMAND", {}},
 };
 
@@ -325,6 +340,9 @@ int print_help(std::string_view command) {
 bool is_command(std::string_view command) { return find_command(command) != nullptr; }
 
 std::string_view missing_build_option(std::string_view command) {
+#ifndef RILL_WITH_TCP
+  if (command == "keygen") return "RILL_WITH_TCP";
+#endif
 #ifndef RILL_WITH_HTTP
   if (command == "serve") return "RILL_WITH_HTTP";
 #endif

@@ -28,6 +28,9 @@ enum class Op : std::uint8_t { accept = 1, recv = 2, send = 3 };
 enum class Phase : std::uint8_t { header, body, idle, responding, draining };
 enum TimerKind : int { t_header, t_body, t_idle, t_write, t_linger, t_count };
 
+// One TLS record's worth of socket bytes per receive.
+constexpr std::size_t raw_bytes = 17 * 1024;
+
 std::uint64_t pack(Op op, std::uint32_t gen, std::uint32_t idx) {
   return (static_cast<std::uint64_t>(op) << 56) | (static_cast<std::uint64_t>(gen & 0xffffff) << 32) | idx;
 }
@@ -89,6 +92,15 @@ struct Conn {
   bool header_seen = false;
   bool close_after = false;  // the response being written is the last
   bool dead = false;         // shut down; released once no operation is in flight
+  // HTTPS: the session, the socket bytes read (records) and to write (records); `out` and
+  // `buf` then hold plaintext.
+  std::unique_ptr<TlsSession> tls;
+  std::unique_ptr<char[]> raw;
+  std::string wire;
+  std::size_t wire_off = 0;
+  bool tls_close = false;   // close once `wire` is out (a failed handshake's alert)
+  bool tls_notified = false;  // close_notify is queued
+  bool tls_more = false;      // the last decrypt filled `buf`: TLS may hold more plaintext
   // Timer: one list per kind, each FIFO because its timeout is fixed.
   int timer = -1;
   int prev = -1;
@@ -228,6 +240,15 @@ struct Server::Impl {
     c.begin = c.len = c.out_off = 0;
     c.out.clear();
     c.recv_inflight = c.send_inflight = c.header_seen = c.close_after = c.dead = false;
+    c.wire.clear();
+    c.wire_off = 0;
+    c.tls_close = c.tls_notified = c.tls_more = false;
+    if (opt.tls) {
+      c.tls = std::make_unique<TlsSession>(*opt.tls);
+      if (!c.raw) c.raw.reset(new char[raw_bytes]);
+    } else {
+      c.tls.reset();
+    }
     ++stats.accepted;
     ++stats.open;
     set_timer(idx, t_header);  // a connection that never sends is a slow header
@@ -250,14 +271,45 @@ struct Server::Impl {
       respond_error(idx, c.reader.header_done() ? 400 : 431, "request does not fit the read buffer");
       return;
     }
+    // Records already received may hold more plaintext than the last read took.
+    if (c.tls && c.phase != Phase::draining && c.tls_more) return on_tls_input(idx);
     auto* s = sqe();
-    io_uring_prep_recv(s, c.fd, c.buf.get() + c.len, c.cap - c.len, 0);
+    if (c.tls) {
+      io_uring_prep_recv(s, c.fd, c.raw.get(), raw_bytes, 0);
+    } else {
+      io_uring_prep_recv(s, c.fd, c.buf.get() + c.len, c.cap - c.len, 0);
+    }
     io_uring_sqe_set_data64(s, pack(Op::recv, c.gen, idx));
     c.recv_inflight = true;
   }
 
+  // HTTPS: encrypts the plaintext not yet encrypted (and close_notify after a last response).
+  void seal(Conn& c) {
+    if (c.out_off < c.out.size()) {
+      if (c.tls->write({c.out.data() + c.out_off, c.out.size() - c.out_off}) != TlsSession::Status::ok) c.tls_close = true;
+      c.out_off = c.out.size();
+    }
+    if (c.close_after && c.phase == Phase::responding && !c.tls_notified) {
+      c.tls_notified = true;
+      c.tls->close_notify();
+    }
+    c.tls->take_output(c.wire);
+  }
+
   void post_send(std::uint32_t idx) {
     Conn& c = *conns[idx];
+    if (c.tls && !c.send_inflight && !c.dead) {
+      seal(c);
+      if (c.wire_off >= c.wire.size()) {
+        if (c.tls_close) kill(idx);  // nothing left to say on a broken session
+        return;
+      }
+      auto* s = sqe();
+      io_uring_prep_send(s, c.fd, c.wire.data() + c.wire_off, c.wire.size() - c.wire_off, MSG_NOSIGNAL);
+      io_uring_sqe_set_data64(s, pack(Op::send, c.gen, idx));
+      c.send_inflight = true;
+      return;
+    }
     if (c.send_inflight || c.dead || c.out_off >= c.out.size()) return;
     auto* s = sqe();
     io_uring_prep_send(s, c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
@@ -326,6 +378,8 @@ struct Server::Impl {
 
   void respond_error(std::uint32_t idx, int status, std::string_view reason) {
     if (conns[idx]->dead || conns[idx]->phase == Phase::draining) return;
+    // No HTTP answer can be sent before the TLS handshake is done (a stalled one): just close.
+    if (conns[idx]->tls && !conns[idx]->tls->handshake_done()) return kill(idx);
     if (conns[idx]->phase == Phase::responding) {  // a response is already going out: just end it
       conns[idx]->close_after = true;
       return;
@@ -389,8 +443,39 @@ struct Server::Impl {
     if (res <= 0) return kill(idx);  // peer closed or reset: nothing to answer
     stats.bytes_in += static_cast<std::uint64_t>(res);
     if (c.phase == Phase::draining) return post_recv(idx);
+    if (c.tls) {
+      c.tls->feed({c.raw.get(), static_cast<std::size_t>(res)});
+      return on_tls_input(idx);
+    }
     c.len += static_cast<std::size_t>(res);
     if (c.phase == Phase::responding) return;  // pipelined bytes wait for the response
+    process(idx);
+  }
+
+  // HTTPS: records arrived (or were left over): handshake, decrypt into `buf`, answer.
+  void on_tls_input(std::uint32_t idx) {
+    Conn& c = *conns[idx];
+    const bool was_done = c.tls->handshake_done();
+    std::size_t n = 0;
+    const std::size_t room = c.cap - c.len;
+    const auto status = c.tls->read({c.buf.get() + c.len, room}, n);
+    c.tls_more = room > 0 && n == room;
+    if (!was_done && c.tls->handshake_done()) ++stats.tls_handshakes;
+    c.len += n;
+    if (status == TlsSession::Status::failed) {
+      if (!was_done) ++stats.tls_failures;
+      // The alert OpenSSL wrote (if any) goes out, then the connection closes.
+      c.tls_close = true;
+      unlink_timer(idx);
+      c.tls->take_output(c.wire);
+      if (c.wire_off >= c.wire.size()) return kill(idx);
+      set_timer(idx, t_write);
+      return post_send(idx);
+    }
+    if (status == TlsSession::Status::closed) return kill(idx);
+    post_send(idx);  // handshake records, if any
+    if (c.phase == Phase::responding) return;  // pipelined bytes wait for the response
+    if (n == 0) return post_recv(idx);
     process(idx);
   }
 
@@ -400,7 +485,15 @@ struct Server::Impl {
     if (c.dead) return maybe_release(idx);
     if (res <= 0) return kill(idx);
     stats.bytes_out += static_cast<std::uint64_t>(res);
-    c.out_off += static_cast<std::size_t>(res);
+    if (c.tls) {
+      c.wire_off += static_cast<std::size_t>(res);
+      if (c.wire_off < c.wire.size()) return post_send(idx);
+      c.wire.clear();
+      c.wire_off = 0;
+      if (c.tls_close) return kill(idx);
+      if (c.out_off < c.out.size()) return post_send(idx);  // more was added while this was out
+    }
+    c.out_off += c.tls ? 0 : static_cast<std::size_t>(res);
     if (c.out_off < c.out.size()) return post_send(idx);
     c.out.clear();
     c.out_off = 0;
@@ -506,6 +599,9 @@ std::uint16_t Server::port() const noexcept {
 }
 const ServerStats& Server::stats() const noexcept {
   return m_impl->stats;
+}
+void Server::set_tls(std::shared_ptr<TlsContext> tls) {
+  m_impl->opt.tls = std::move(tls);
 }
 
 }  // namespace rill::http

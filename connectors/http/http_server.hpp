@@ -13,6 +13,7 @@
 
 #include "request_reader.hpp"
 #include "rill/error.hpp"
+#include "tls.hpp"
 
 namespace rill::http {
 
@@ -28,6 +29,8 @@ struct ServerOptions {
   std::chrono::milliseconds linger{2'000};           ///< reading (and discarding) after a final response
   std::size_t max_connections = 4096;                ///< more are accepted and closed at once
   unsigned ring_entries = 4096;
+  /// Set: HTTPS only (every connection starts with a TLS handshake, inside header_timeout).
+  std::shared_ptr<TlsContext> tls{};
 };
 
 /// One response; the bytes are copied into the connection's output before handle returns.
@@ -52,6 +55,8 @@ struct ServerStats {
   std::uint64_t body_timeouts = 0;
   std::uint64_t idle_timeouts = 0;
   std::uint64_t write_timeouts = 0;
+  std::uint64_t tls_handshakes = 0;  ///< TLS handshakes completed
+  std::uint64_t tls_failures = 0;    ///< connections closed for a failed handshake (plain HTTP, old TLS, bad records)
   std::array<std::uint64_t, 600> by_status{};  ///< responses sent, by status code
 };
 
@@ -83,6 +88,9 @@ class Server {
   [[nodiscard]] Result<void> run(const std::function<bool()>& stopping);
   [[nodiscard]] std::uint16_t port() const noexcept;
   [[nodiscard]] const ServerStats& stats() const noexcept;
+  /// New connections use `tls` from now on (a certificate reload); open ones keep theirs.
+  /// Only on an HTTPS server, from the server thread (e.g. in `stopping`).
+  void set_tls(std::shared_ptr<TlsContext> tls);
 
  private:
   struct Impl;

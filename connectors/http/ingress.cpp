@@ -338,6 +338,9 @@ void Ingress::render_metrics() {
     add("rill_http_timeouts_total{phase=\"body\"} %llu\n", ull(s.body_timeouts));
     add("rill_http_timeouts_total{phase=\"idle\"} %llu\n", ull(s.idle_timeouts));
     add("rill_http_timeouts_total{phase=\"write\"} %llu\n", ull(s.write_timeouts));
+    o += "# TYPE rill_http_tls_handshakes_total counter\n";
+    add("rill_http_tls_handshakes_total{result=\"ok\"} %llu\n", ull(s.tls_handshakes));
+    add("rill_http_tls_handshakes_total{result=\"failed\"} %llu\n", ull(s.tls_failures));
   }
   o += "# TYPE rill_endpoint_subscriptions gauge\n";
   add("rill_endpoint_subscriptions %llu\n", ull(m_binding.subscriptions()));

@@ -42,7 +42,23 @@ Subscribe TcpSubscription::request() const noexcept {
 
 Result<std::shared_ptr<TcpEndpoint>> TcpEndpoint::open(NodeCore& node, const Endpoint& ep) {
   const std::string addr = "tcp://" + ep.host + ":" + std::to_string(ep.port);
-  return node.shared_endpoint<TcpEndpoint>(addr, [&]() -> Result<std::shared_ptr<TcpEndpoint>> {
+  auto sec = parse_security(ep, Side::publisher);
+  if (!sec) return std::unexpected(sec.error());
+  // Started before the endpoint binds (and before the registry lock is taken for it): a
+  // CURVE handshake that found no ZAP handler would be let in.
+  std::shared_ptr<ZapHandler> zap;
+  if (sec->curve()) {
+    auto got = ZapHandler::get(node);
+    if (!got) return std::unexpected(got.error());
+    zap = std::move(*got);
+  }
+  auto opened = node.shared_endpoint<TcpEndpoint>(addr, [&]() -> Result<std::shared_ptr<TcpEndpoint>> {
+    std::shared_ptr<ZapDomain> domain;
+    if (zap) {
+      auto added = zap->add(addr, sec->allow_file);
+      if (!added) return fail(Errc::invalid_argument, "tcp endpoint '" + ep.uri + "': " + added.error().detail, added.error().sys);
+      domain = std::move(*added);
+    }
     try {
       zmq::socket_t sock(node.zmq(), zmq::socket_type::router);
       sock.set(zmq::sockopt::router_mandatory, 1);  // a full or gone peer is an error we count, not a silent drop
@@ -51,6 +67,7 @@ Result<std::shared_ptr<TcpEndpoint>> TcpEndpoint::open(NodeCore& node, const End
       sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(1) << 20);  // control frames are tiny
       sock.set(zmq::sockopt::linger, linger_ms);
       set_keepalive(sock);
+      if (sec->curve()) make_curve_server(sock, *sec, addr);
       // An endpoint that just closed (a restart in the same process) still holds the port
       // until libzmq's I/O thread has closed its listener: retry briefly.
       const auto deadline = clock::now() + rebind_wait;
@@ -58,16 +75,30 @@ Result<std::shared_ptr<TcpEndpoint>> TcpEndpoint::open(NodeCore& node, const End
         if (zmq_errno() != EADDRINUSE || clock::now() >= deadline) throw zmq::error_t();
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
-      return std::shared_ptr<TcpEndpoint>(new TcpEndpoint(std::move(sock), addr));
+      std::shared_ptr<TcpEndpoint> made(new TcpEndpoint(std::move(sock), addr, sec->identity()));
+      made->m_zap = zap;
+      made->m_zap_domain = std::move(domain);
+      return made;
     } catch (const zmq::error_t& e) {
+      if (zap) zap->remove(addr, domain);
       const auto code = e.num() == EADDRINUSE ? Errc::address_in_use : Errc::io_error;
       return fail(code, "cannot bind " + ep.uri, e.num());
     }
   });
+  if (opened && (*opened)->m_security != sec->identity()) {
+    // One socket carries every topic bound here: it has one key and one allow list.
+    return fail(Errc::invalid_argument, "tcp endpoint '" + ep.uri + "': " + addr +
+                                            " is bound already with other curve_key/curve_allow options (every topic "
+                                            "on one endpoint shares its security settings)");
+  }
+  return opened;
 }
 
-TcpEndpoint::TcpEndpoint(zmq::socket_t sock, std::string address)
-    : m_sock(std::move(sock)), m_address(std::move(address)), m_instance(new_endpoint_instance()) {
+TcpEndpoint::TcpEndpoint(zmq::socket_t sock, std::string address, std::string security)
+    : m_sock(std::move(sock)),
+      m_address(std::move(address)),
+      m_instance(new_endpoint_instance()),
+      m_security(std::move(security)) {
   log().info("endpoint {} bound (instance {:016x})", m_address, m_instance);
   m_helper = std::thread([this] { helper(); });
 }
@@ -79,6 +110,7 @@ TcpEndpoint::~TcpEndpoint() {
   }
   m_helper_cv.notify_one();
   m_helper.join();
+  if (m_zap) m_zap->remove(m_address, m_zap_domain);
 }
 
 void TcpEndpoint::helper() {

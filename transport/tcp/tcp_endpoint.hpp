@@ -20,7 +20,9 @@
 #include "rill/error.hpp"
 #include "rill/policy.hpp"
 #include "transport/transport.hpp"
+#include "tcp_security.hpp"
 #include "tcp_wire.hpp"
+#include "tcp_zap.hpp"
 
 namespace rill::detail {
 class NodeCore;
@@ -101,9 +103,11 @@ class TcpEndpoint final : public EndpointHold {
 
   /// Malformed control frames (counted once per endpoint, logged once).
   [[nodiscard]] std::uint64_t bad_control() const noexcept { return m_bad_control; }
+  /// CURVE handshakes refused by the allow list (any thread; 0 without curve_key).
+  [[nodiscard]] std::uint64_t auth_rejected() const noexcept { return m_zap_domain ? m_zap_domain->rejected.load() : 0; }
 
  private:
-  TcpEndpoint(zmq::socket_t sock, std::string address);
+  TcpEndpoint(zmq::socket_t sock, std::string address, std::string security);
   void helper();
   void handle(std::string_view routing_id, std::span<const std::byte> frame);
   void subscribe(std::string_view routing_id, const Subscribe& s);
@@ -113,6 +117,9 @@ class TcpEndpoint final : public EndpointHold {
   zmq::socket_t m_sock;
   std::string m_address;
   std::uint64_t m_instance;
+  std::string m_security;  // TcpSecurity::identity(): what every publisher here must agree on
+  std::shared_ptr<ZapHandler> m_zap;
+  std::shared_ptr<ZapDomain> m_zap_domain;
   std::vector<std::shared_ptr<TcpSubscription>> m_subs;
   std::vector<TcpPublisher*> m_pubs;
   std::unordered_map<std::uint64_t, TcpPublisher*> m_by_id;

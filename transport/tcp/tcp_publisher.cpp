@@ -61,6 +61,7 @@ const PublisherStats& TcpPublisher::stats() const {
   std::lock_guard lock(m_ep->mutex);
   m_stats_copy = m_stats;
   m_stats_copy.bad_control += m_ep->bad_control();
+  m_stats_copy.auth_rejected = m_ep->auth_rejected();
   return m_stats_copy;
 }
 

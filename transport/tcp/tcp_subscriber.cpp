@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstring>
 #include <new>
 
 #include <zmq.h>
@@ -9,6 +11,7 @@
 #include "base/logging.hpp"
 #include "transport/node_core.hpp"
 #include "tcp_options.hpp"
+#include "tcp_security.hpp"
 #include "tcp_wire.hpp"
 
 namespace rill::detail::tcp {
@@ -44,6 +47,43 @@ const FrameOps zmq_frame_ops{
 
 static_assert(sizeof(Held) <= Frame::storage_size);
 
+constexpr int handshake_events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+// Connections closed mid-handshake before we call it a failure: one or two may be a publisher
+// restarting, or a proxy in between that accepted before it could reach the publisher.
+constexpr int closed_handshakes_before_report = 3;
+
+// Watches `sock`'s handshakes through a PAIR socket (libzmq's socket monitor).
+zmq::socket_t monitor_handshakes(zmq::context_t& ctx, zmq::socket_t& sock) {
+  static std::atomic<std::uint64_t> next{0};
+  const auto address = "inproc://rill-curve-monitor-" + std::to_string(next++);
+  if (zmq_socket_monitor(sock.handle(), address.c_str(), handshake_events) != 0) throw zmq::error_t();
+  zmq::socket_t pair(ctx, zmq::socket_type::pair);
+  pair.set(zmq::sockopt::linger, 0);
+  pair.connect(address);
+  return pair;
+}
+
+std::string why_handshake_failed(std::uint16_t event, std::uint32_t value) {
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    return "the publisher refused our CURVE key (ZAP status " + std::to_string(value) +
+           "): its curve_allow file does not list our public key";
+  }
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+    return "the publisher does not speak CURVE (its endpoint has no curve_key)";
+  }
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) {
+    return "the CURVE handshake failed to decrypt: curve_server is not this publisher's public key";
+  }
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+    return "the CURVE handshake broke the protocol (ZeroMQ error 0x" + fmt::format("{:x}", value) + ")";
+  }
+  return "the publisher closed the connection during the CURVE handshake, " +
+         std::to_string(closed_handshakes_before_report) +
+         " times: curve_server is not its public key, or it does not use CURVE (or a proxy in between cannot reach it)";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& node, std::span<const Endpoint> eps,
@@ -67,8 +107,16 @@ Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& nod
       // Frames up to twice the limit reach us and are counted as oversize; beyond that
       // ZeroMQ drops the connection before buffering them.
       sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes) * 2 + 4096);
-      sock.connect("tcp://" + ep.host + ":" + std::to_string(ep.port));
-      sub->m_conns.push_back(Connection{.sock = std::move(sock)});
+      auto sec = parse_security(ep, Side::subscriber);
+      if (!sec) return std::unexpected(sec.error());
+      zmq::socket_t monitor;
+      if (sec->curve()) {
+        make_curve_client(sock, *sec);
+        monitor = monitor_handshakes(node.zmq(), sock);
+      }
+      const auto address = "tcp://" + ep.host + ":" + std::to_string(ep.port);
+      sock.connect(address);
+      sub->m_conns.push_back(Connection{.sock = std::move(sock), .monitor = std::move(monitor), .address = address});
     }
   } catch (const zmq::error_t& e) {
     return fail(Errc::io_error, "cannot connect", e.num());
@@ -81,7 +129,10 @@ Result<std::unique_ptr<SubscriberTransport>> TcpSubscriber::create(NodeCore& nod
 TcpSubscriber::~TcpSubscriber() {
   std::array<std::byte, 32> buf;
   const auto n = encode_unsubscribe(buf, m_config.subscription_id);
-  for (auto& c : m_conns) zmq_send(c.sock.handle(), buf.data(), n, ZMQ_DONTWAIT);
+  for (auto& c : m_conns) {
+    zmq_send(c.sock.handle(), buf.data(), n, ZMQ_DONTWAIT);
+    if (c.monitor) zmq_socket_monitor(c.sock.handle(), nullptr, 0);  // stop the events before their reader goes
+  }
 }
 
 void TcpSubscriber::handle_control(std::uint32_t index, std::span<const std::byte> frame, FrameSink& sink) {
@@ -183,11 +234,57 @@ std::size_t TcpSubscriber::split_batch(std::uint32_t index, Frame& batch, FrameS
   return delivered;
 }
 
+void TcpSubscriber::read_handshake_events(std::uint32_t index, FrameSink& sink) {
+  auto& c = m_conns[index];
+  zmq::message_t event;
+  zmq::message_t address;
+  while (c.monitor.recv(event, zmq::recv_flags::dontwait)) {
+    // Two frames: 16-bit event and 32-bit value (host order), then the peer's address.
+    if (event.more()) (void)c.monitor.recv(address, zmq::recv_flags::dontwait);
+    if (event.size() < 6) continue;
+    std::uint16_t id = 0;
+    std::uint32_t value = 0;
+    std::memcpy(&id, event.data(), sizeof id);
+    std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof id, sizeof value);
+    bool failed = false;
+    switch (id) {
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        c.secured = true;
+        c.reported = false;
+        c.dropped_in_handshake = 0;
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+        c.secured = false;  // the next handshake decides again
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        // The peer closed mid-handshake: what a CURVE server does with a HELLO it cannot
+        // decrypt (a wrong curve_server key), and what a plain one does with CURVE.
+        failed = ++c.dropped_in_handshake >= closed_handshakes_before_report;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:  // the publisher's ZAP handler said no
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        failed = true;
+        c.reconnect_at = clock::now() + std::chrono::milliseconds(reject_retry_ms);
+        break;
+      default:
+        break;
+    }
+    if (failed && !c.reported) {
+      c.reported = true;
+      sink.on_security_error(index, why_handshake_failed(id, value));
+    }
+  }
+}
+
 std::size_t TcpSubscriber::drain(FrameSink& sink, std::size_t max) {
   std::size_t delivered = 0;
   const auto n = static_cast<std::uint32_t>(m_conns.size());
   for (std::uint32_t i = 0; i < n && delivered < max; ++i) {
-    delivered += drain_one((m_next_conn + i) % n, sink, max - delivered);
+    const auto index = (m_next_conn + i) % n;
+    const auto got = drain_one(index, sink, max - delivered);
+    // Only a quiet connection is looked at: a failed handshake is why one stays quiet.
+    if (got == 0 && m_conns[index].monitor) read_handshake_events(index, sink);
+    delivered += got;
   }
   if (n > 1) m_next_conn = (m_next_conn + 1) % n;
   return delivered;
@@ -211,6 +308,12 @@ bool TcpSubscriber::consumed(std::uint32_t source, std::uint64_t publisher_id, s
 }
 
 void TcpSubscriber::service(clock::time_point now) {
+  for (auto& c : m_conns) {
+    if (now < c.reconnect_at) continue;
+    c.reconnect_at = clock::time_point::max();
+    zmq_disconnect(c.sock.handle(), c.address.c_str());  // ENOENT when libzmq dropped it already
+    zmq_connect(c.sock.handle(), c.address.c_str());
+  }
   if (std::none_of(m_conns.begin(), m_conns.end(), [&](const Connection& c) { return now >= c.next_subscribe; })) return;
   std::array<std::byte, max_control_bytes> buf;
   const auto n = encode_subscribe(

@@ -29,12 +29,23 @@ class TcpSubscriber final : public SubscriberTransport {
     bool welcomed = false;
     bool rejected = false;  // the publisher refused our durability request
     std::chrono::steady_clock::time_point next_subscribe{};
+    // curve only: libzmq's handshake events for this socket, to say why nothing arrives.
+    zmq::socket_t monitor{};
+    bool secured = false;              // a handshake succeeded since the last report
+    bool reported = false;             // this failing run was reported
+    int dropped_in_handshake = 0;      // connections closed mid-handshake since the last success
+    // libzmq gives up on a connection the peer refused (no reconnect): we connect again at
+    // this time, so a key added to the allow list later is let in. max(): not due.
+    std::chrono::steady_clock::time_point reconnect_at = std::chrono::steady_clock::time_point::max();
+    std::string address;
   };
 
   explicit TcpSubscriber(const SubscriberConfig& config) : m_config(config) {}
   std::size_t drain_one(std::uint32_t index, FrameSink& sink, std::size_t max);
   void handle_control(std::uint32_t index, std::span<const std::byte> frame, FrameSink& sink);
   std::size_t split_batch(std::uint32_t index, Frame& batch, FrameSink& sink);
+  /// Reads connection `index`'s handshake events; reports a failure to `sink` once per run.
+  void read_handshake_events(std::uint32_t index, FrameSink& sink);
 
   SubscriberConfig m_config;
   std::vector<Connection> m_conns;

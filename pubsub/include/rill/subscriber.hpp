@@ -38,6 +38,13 @@ struct IncompatibleEvent {
   std::string reason;
 };
 
+/// A secure handshake with a publisher failed (tcp curve): our key refused, a wrong server
+/// key, or a publisher without CURVE. The transport keeps retrying.
+struct SecurityEvent {
+  std::string endpoint;
+  std::string reason;
+};
+
 /// What happens when a handler fails a message (throws, or returns an error).
 struct RetryOptions {
   /// Handler calls per message before it is dead-lettered; 0: failures are not caught
@@ -96,6 +103,8 @@ struct SubscriberOptions {
   RetryOptions retry{};  ///< handler failures: retries with back-off, then dead letters
   /// A publisher refused the durability request (also counted in stats().incompatible).
   std::function<void(const IncompatibleEvent&)> on_incompatible{};
+  /// A secure handshake failed (also counted in stats().security_errors), once per failing run.
+  std::function<void(const SecurityEvent&)> on_security_error{};
   /// persistent: a previous run of this durable subscription died inside the handler for
   /// this message. Return true if its effect is already done (it is then not delivered
   /// again); without this callback it is delivered again (at-least-once for that one).
