@@ -38,6 +38,10 @@ int cmd_cdc(int argc, char** argv) {
     return usage_error("cdc needs --durability persistent:DIR (the logs are what makes it exactly once)", cdc_usage);
   }
   opts.dir = durability->dir;
+  // fsync always by default: a message is in the log before it is sent, so a killed run
+  // leaves no sequence handed out but never logged (a "lost" record a subscriber would
+  // count). --fsync every:MS is faster; the slot is confirmed only after a sync either way.
+  opts.log.fsync = FsyncPolicy::always();
   if (auto bad = apply_log_options(*args, true, opts.log)) return usage_error(*bad, cdc_usage);
   if (auto p = args->text("topic-prefix")) opts.topic_prefix = *p;
   if (auto s = args->text("snapshot"); s && *s != "never") {

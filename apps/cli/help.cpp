@@ -275,6 +275,8 @@ Options:
   --max-backoff-ms MS       longest delay between reconnect attempts (default 5000)
   --timeout-ms MS           longest one publish waits for backpressure credit before it is tried
                             again (the slot is not read meanwhile; default 1000)
+  --fsync POLICY            as below, but rill cdc's default is always: every message is durable
+                            before it is sent, so a killed run leaves no lost sequence numbers
   -h, --help                show this page
 )help";
 

@@ -55,24 +55,49 @@ struct TopicOut {
   bool dirty = false;  // published since the last sync
 };
 
-// The last position a persistent publisher's log holds (zero for an empty log).
-Result<Position> last_position(const Publisher& pub) {
-  const Log* log = pub.log();
-  if (log == nullptr || log->last_sequence() == 0) return Position{};
-  auto reader = log->reader(log->last_sequence());
-  if (!reader) return std::unexpected(reader.error());
-  auto rec = reader->next();
-  if (!rec) return std::unexpected(rec.error());
-  if (!*rec) return Position{};
-  auto env = verify_envelope((*rec)->body);
+// The position in one record's envelope header; nullopt for a record without a body (a
+// sequence a killed publisher handed out but never logged, written as an empty record at
+// its restart: PROTOCOL.md 13.6).
+Result<std::optional<Position>> record_position(const Log& log, const LogRecord& rec) {
+  if (rec.body.empty()) return std::nullopt;
+  auto env = verify_envelope(rec.body);
   if (!env) return std::unexpected(env.error());
   if (const auto* headers = (*env)->headers()) {
     for (const auto* h : *headers) {
-      if (h->key()->string_view() == position_header && h->value() != nullptr) return parse_position(h->value()->string_view());
+      if (h->key()->string_view() == position_header && h->value() != nullptr) {
+        auto p = parse_position(h->value()->string_view());
+        if (!p) return std::unexpected(p.error());
+        return *p;
+      }
     }
   }
-  return fail(Errc::incompatible, "the log in " + log->directory().string() +
-                                      " ends with a message rill cdc did not write (no cdc.position header)");
+  return fail(Errc::incompatible, "the log in " + log.directory().string() + " holds record " +
+                                      std::to_string(rec.sequence) + " that rill cdc did not write (no cdc.position header)");
+}
+
+// The last position a persistent publisher's log holds (zero for an empty log): the newest
+// record with a body, looked for in windows that double backwards from the tail.
+Result<Position> last_position(const Publisher& pub) {
+  const Log* log = pub.log();
+  if (log == nullptr || log->last_sequence() == 0) return Position{};
+  const std::uint64_t first = std::max<std::uint64_t>(log->first_sequence(), 1);
+  const std::uint64_t last = log->last_sequence();
+  for (std::uint64_t window = 16;; window *= 2) {
+    const std::uint64_t from = last - first + 1 > window ? last - window + 1 : first;
+    auto reader = log->reader(from);
+    if (!reader) return std::unexpected(reader.error());
+    std::optional<Position> found;
+    for (;;) {
+      auto rec = reader->next();
+      if (!rec) return std::unexpected(rec.error());
+      if (!*rec || (*rec)->sequence > last) break;
+      auto pos = record_position(*log, **rec);
+      if (!pos) return std::unexpected(pos.error());
+      if (*pos) found = *pos;
+    }
+    if (found) return *found;
+    if (from == first) return Position{};
+  }
 }
 
 std::int64_t unix_ms_now() {
@@ -120,6 +145,7 @@ class CdcSource {
   Clock::time_point m_last_status{};
   std::chrono::milliseconds m_backoff{100};
   CdcStats m_stats;
+  std::uint64_t m_session_skipped = 0;  // duplicates since the session started or last reported
 };
 
 Result<TopicOut*> CdcSource::topic(const std::string& name) {
@@ -144,6 +170,7 @@ Result<TopicOut*> CdcSource::topic(const std::string& name) {
 Result<void> CdcSource::emit(TopicOut& out, Position pos, const std::string& json) {
   if (pos <= out.last) {
     ++m_stats.duplicates;
+    ++m_session_skipped;
     return {};
   }
   const std::string value = std::to_string(pos.commit) + "/" + std::to_string(pos.index);
@@ -158,6 +185,12 @@ Result<void> CdcSource::emit(TopicOut& out, Position pos, const std::string& jso
   }
   out.last = pos;
   out.dirty = true;
+  if (m_session_skipped > 0) {  // once per session: where a resend caught up with the logs
+    std::fprintf(stderr, "{\"cdc\":{\"resent_skipped\":%llu,\"resumed_at\":\"%llu/%u\"}}\n",
+                 static_cast<unsigned long long>(m_session_skipped), static_cast<unsigned long long>(pos.commit), pos.index);
+    std::fflush(stderr);
+    m_session_skipped = 0;
+  }
   return {};
 }
 
@@ -175,6 +208,7 @@ Result<void> CdcSource::change(const TableSchema& table, char op, const Tuple* b
   const Position pos{m_begin.final_lsn, m_index};
   if (pos <= (*out)->last) {  // resent: skip before rendering
     ++m_stats.duplicates;
+    ++m_session_skipped;
     return {};
   }
   ++m_stats.events;
@@ -289,6 +323,7 @@ Result<void> CdcSource::session(ReplicationConnection& conn) {
   std::fflush(stderr);
   m_backoff = 100ms;
   m_relations.clear();  // the server sends every Relation again in a new session
+  m_session_skipped = 0;
   m_in_tx = false;
   while (!m_stopping()) {
     auto frame = conn.read(100ms);
