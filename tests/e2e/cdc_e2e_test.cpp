@@ -358,6 +358,58 @@ TEST_CASE("rill cdc: every change exactly once, in commit order, across kill -9 
   }
 }
 
+TEST_CASE("rill cdc: clear errors for a bad URI, a missing publication, a server away and a dropped slot") {
+  if (!fs::exists(pg_bin / "postgres")) {
+    rilltest::skip("no PostgreSQL 15 binaries in " + pg_bin.string() + " (apt-get install postgresql)");
+    return;
+  }
+  TempDir dir;
+  PgServer pg(dir);
+  Db db(pg.uri());
+  db.exec("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t;");
+  const std::string endpoint = tcp_endpoint(free_port());
+  const std::string logs = "persistent:" + (dir / "logs").string();
+  auto cdc = [&](const std::string& name, const std::string& uri, const std::string& publication) {
+    return spawn_rill(dir, name, {"cdc", uri, "--slot", "s", "--publication", publication, "--publish", endpoint,
+                                  "--durability", logs, "--max-backoff-ms", "200", "--status-ms", "20"});
+  };
+
+  SUBCASE("a URI libpq cannot parse is a usage error") {
+    auto p = cdc("bad_uri", "postgresql://[::1", "pub");
+    const auto st = p->wait(10s);
+    CHECK(st.code == 2);
+    CHECK(p->err().find("bad PostgreSQL URI") != std::string::npos);
+  }
+  SUBCASE("a missing publication ends the run and says how to create it") {
+    auto p = cdc("no_pub", pg.uri(), "nopub");
+    const auto st = p->wait(20s);
+    CHECK(st.code == 1);
+    CHECK_MESSAGE(p->err().find("publication 'nopub' does not exist") != std::string::npos, p->err());
+  }
+  SUBCASE("a server that is away is retried with back-off until it is there") {
+    const int port = free_port();
+    auto p = cdc("away", "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres", "pub");
+    REQUIRE_MESSAGE(wait_until([&] { return p->err().find("retrying in 200 ms") != std::string::npos; }, 15s), p->err());
+    CHECK(p->err().find("cannot connect to PostgreSQL") != std::string::npos);
+    CHECK(p->running());
+    p->kill(SIGTERM);
+    CHECK(p->wait(10s).ok());
+  }
+  SUBCASE("a slot dropped after changes were captured is refused, not silently recreated") {
+    auto first = cdc("first", pg.uri(), "pub");
+    REQUIRE(wait_until([&] { return first->err().find("\"streaming\"") != std::string::npos; }, 20s));
+    db.exec("INSERT INTO t VALUES (1)");
+    REQUIRE(wait_until([&] { return first->err().find("cdc/public/t") != std::string::npos; }, 20s));
+    first->kill(SIGTERM);
+    REQUIRE(first->wait(20s).ok());
+    db.exec("SELECT pg_drop_replication_slot('s')");
+    auto second = cdc("second", pg.uri(), "pub");
+    const auto st = second->wait(20s);
+    CHECK(st.code == 1);
+    CHECK_MESSAGE(second->err().find("slot 's' is missing, but the logs") != std::string::npos, second->err());
+  }
+}
+
 }  // namespace rill::e2e
 
 RILL_DOCTEST_MAIN_WITH_SKIPS
