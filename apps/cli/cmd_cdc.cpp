@@ -44,9 +44,9 @@ int cmd_cdc(int argc, char** argv) {
   opts.log.fsync = FsyncPolicy::always();
   if (auto bad = apply_log_options(*args, true, opts.log)) return usage_error(*bad, cdc_usage);
   if (auto p = args->text("topic-prefix")) opts.topic_prefix = *p;
-  if (auto s = args->text("snapshot"); s && *s != "never") {
-    if (*s == "initial") return usage_error("--snapshot initial is not done yet (README, Not done yet)", cdc_usage);
-    return usage_error("--snapshot takes initial or never", cdc_usage);
+  if (auto s = args->text("snapshot")) {
+    if (*s != "initial" && *s != "never") return usage_error("--snapshot takes initial or never", cdc_usage);
+    opts.snapshot_initial = *s == "initial";
   }
   auto status_ms = args->number("status-ms", 200);
   auto backoff_ms = args->number("max-backoff-ms", 5000);

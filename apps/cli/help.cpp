@@ -252,7 +252,7 @@ constexpr std::string_view cdc_help = R"help(usage: rill cdc POSTGRES_URI --slot
 
 Capture the changes of PostgreSQL's publication NAME through logical replication (pgoutput) and
 publish them: one topic per table, PREFIX + SCHEMA/TABLE, on ENDPOINT, each message a JSON object
-in Debezium's envelope (before, after, source, op c/u/d/t, ts_ms); BEGIN and END markers of every
+in Debezium's envelope (before, after, source, op c/u/d/t/r, ts_ms); BEGIN and END markers of every
 transaction on PREFIX + "transactions". POSTGRES_URI is a libpq URI, e.g.
 postgresql://USER@HOST:PORT/DB; the server needs wal_level=logical and the user the REPLICATION
 attribute. The slot is created if missing. Each topic's log is DIR/TOPIC ('/' written %2F); the
@@ -269,7 +269,10 @@ Options:
   --durability persistent:DIR
                             the log directory (required)
   --topic-prefix P          prefix of every topic (default cdc/)
-  --snapshot never          the initial snapshot; only "never" is done (default never)
+  --snapshot initial|never  initial: when the slot is created, first publish every row of the
+                            publication's tables as of the slot's start (op r), then a SNAPSHOT
+                            marker on PREFIX + "transactions"; a run stopped during it cannot
+                            resume it (drop the slot, empty DIR). never (the default): stream only
   --status-ms MS            how often the flushed position is confirmed while changes flow
                             (default 200)
   --max-backoff-ms MS       longest delay between reconnect attempts (default 5000)

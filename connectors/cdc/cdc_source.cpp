@@ -18,6 +18,7 @@
 
 #include "connectors/cdc/change_json.hpp"
 #include "connectors/cdc/pg_replication.hpp"
+#include "connectors/cdc/snapshot_reader.hpp"
 #include "rill/rill.hpp"
 
 namespace rill::cdc {
@@ -31,7 +32,7 @@ constexpr std::string_view position_header = "cdc.position";
 
 struct Position {
   Lsn commit = 0;
-  std::uint32_t index = 0;
+  std::uint64_t index = 0;
   auto operator<=>(const Position&) const = default;
 };
 
@@ -122,6 +123,8 @@ class CdcSource {
   Result<void> change(const TableSchema& table, char op, const Tuple* before, const Tuple* after, Lsn lsn);
   Result<void> emit(TopicOut& out, Position pos, const std::string& json);
   Result<void> confirm(ReplicationConnection& conn, bool reply);
+  Result<void> take_snapshot(const ReplicationConnection::CreatedSlot& slot);
+  Result<void> sync_all();
   void sleep_backoff();
 
   CdcOptions m_opt;
@@ -159,9 +162,9 @@ Result<TopicOut*> CdcSource::topic(const std::string& name) {
   auto last = last_position(*pub);
   if (!last) return std::unexpected(last.error());
   auto out = std::make_unique<TopicOut>(TopicOut{std::move(*pub), *last, false});
-  std::fprintf(stderr, "{\"cdc\":{\"topic\":\"%s\",\"next_seq\":%llu,\"holds\":\"%llu/%u\"}}\n", name.c_str(),
+  std::fprintf(stderr, "{\"cdc\":{\"topic\":\"%s\",\"next_seq\":%llu,\"holds\":\"%llu/%llu\"}}\n", name.c_str(),
                static_cast<unsigned long long>(out->pub.next_sequence()), static_cast<unsigned long long>(last->commit),
-               last->index);
+               static_cast<unsigned long long>(last->index));
   auto* raw = out.get();
   m_topics.emplace(name, std::move(out));
   return raw;
@@ -186,8 +189,9 @@ Result<void> CdcSource::emit(TopicOut& out, Position pos, const std::string& jso
   out.last = pos;
   out.dirty = true;
   if (m_session_skipped > 0) {  // once per session: where a resend caught up with the logs
-    std::fprintf(stderr, "{\"cdc\":{\"resent_skipped\":%llu,\"resumed_at\":\"%llu/%u\"}}\n",
-                 static_cast<unsigned long long>(m_session_skipped), static_cast<unsigned long long>(pos.commit), pos.index);
+    std::fprintf(stderr, "{\"cdc\":{\"resent_skipped\":%llu,\"resumed_at\":\"%llu/%llu\"}}\n",
+                 static_cast<unsigned long long>(m_session_skipped), static_cast<unsigned long long>(pos.commit),
+                 static_cast<unsigned long long>(pos.index));
     std::fflush(stderr);
     m_session_skipped = 0;
   }
@@ -276,19 +280,62 @@ Result<void> CdcSource::handle(ReplicationConnection& conn, const XLogData& data
 
 Result<void> CdcSource::confirm(ReplicationConnection& conn, bool reply) {
   if (m_completed > m_confirmed) {
-    for (auto& [name, t] : m_topics) {
-      if (!t->dirty) continue;
-      if (auto s = t->pub.sync(); !s) {
-        m_fatal = Fatal{s.error()};
-        return s;
-      }
-      t->dirty = false;
-    }
+    if (auto s = sync_all(); !s) return s;
     m_confirmed = m_completed;
     m_stats.confirmed_lsn = m_confirmed;
   }
   m_last_status = Clock::now();
   return conn.send_status(std::max(m_received, m_confirmed), m_confirmed, reply);
+}
+
+Result<void> CdcSource::sync_all() {
+  for (auto& [name, t] : m_topics) {
+    if (!t->dirty) continue;
+    if (auto s = t->pub.sync(); !s) {
+      m_fatal = Fatal{s.error()};
+      return s;
+    }
+    t->dirty = false;
+  }
+  return {};
+}
+
+// Snapshot rows sit just below the slot's consistent point (every streamed transaction
+// commits at or after it), numbered per topic; the SNAPSHOT marker is index 0 there.
+Result<void> CdcSource::take_snapshot(const ReplicationConnection::CreatedSlot& slot) {
+  const Lsn at = slot.consistent_point - 1;
+  std::map<std::string, std::uint64_t> rows_per_table;
+  std::map<TopicOut*, std::uint64_t> index;
+  auto rows = read_snapshot(m_opt.uri, slot.snapshot, m_opt.publication,
+                            [&](const TableSchema& table, const Tuple& row) -> Result<void> {
+                              auto out = topic(m_opt.topic_prefix + table.schema + "/" + table.name);
+                              if (!out) {
+                                m_fatal = Fatal{out.error()};
+                                return std::unexpected(out.error());
+                              }
+                              ++rows_per_table[table.qualified()];
+                              ++m_stats.events;
+                              const auto now = unix_ms_now();
+                              const SourceInfo source{.db = m_db, .lsn = slot.consistent_point, .xid = 0,
+                                                      .commit_ms = now, .snapshot = true};
+                              return emit(**out, {at, ++index[*out]}, change_json(table, 'r', nullptr, &row, source, now));
+                            });
+  if (!rows) {
+    if (!m_fatal) {  // the reason is PostgreSQL's, but a snapshot cut short cannot be resumed
+      m_fatal = Fatal{Error{rows.error().code, rows.error().sys,
+                            "initial snapshot failed: " + rows.error().detail + "; drop slot '" + m_opt.slot +
+                                "' and empty " + m_opt.dir + " to take it again"}};
+    }
+    return std::unexpected(m_fatal->error);
+  }
+  if (auto r = emit(*m_tx_topic, {at, 0}, snapshot_json(slot.consistent_point, unix_ms_now(), rows_per_table)); !r) {
+    return r;
+  }
+  if (auto s = sync_all(); !s) return s;
+  std::fprintf(stderr, "{\"cdc\":{\"snapshot_rows\":%llu,\"tables\":%zu}}\n", static_cast<unsigned long long>(*rows),
+               rows_per_table.size());
+  std::fflush(stderr);
+  return {};
 }
 
 Result<void> CdcSource::session(ReplicationConnection& conn) {
@@ -312,10 +359,23 @@ Result<void> CdcSource::session(ReplicationConnection& conn) {
                                 "; changes since then are lost to this slot. Start over with an empty DIR, or a new slot name"}};
       return std::unexpected(m_fatal->error);
     }
-    auto at = conn.create_slot(m_opt.slot);
-    if (!at) return std::unexpected(at.error());
+    auto created = conn.create_slot(m_opt.slot, m_opt.snapshot_initial);
+    if (!created) return std::unexpected(created.error());
     std::fprintf(stderr, "{\"cdc\":{\"created_slot\":\"%s\",\"consistent_point\":\"%s\"}}\n", m_opt.slot.c_str(),
-                 format_lsn(*at).c_str());
+                 format_lsn(created->consistent_point).c_str());
+    std::fflush(stderr);
+    // The exported snapshot lives until `conn` runs its next command: START_REPLICATION.
+    if (m_opt.snapshot_initial) {
+      if (auto s = take_snapshot(*created); !s) return s;
+    }
+  } else if (m_opt.snapshot_initial && m_tx_topic->last.commit == 0) {
+    // The snapshot a slot exported is gone once its creating connection moved on.
+    m_fatal = Fatal{Error{Errc::incompatible, 0,
+                          "slot '" + m_opt.slot + "' exists but " + m_opt.dir +
+                              " holds no finished initial snapshot (a run stopped during it, or the slot was made "
+                              "elsewhere): drop the slot (SELECT pg_drop_replication_slot('" + m_opt.slot +
+                              "')) and empty DIR to take it again, or run with --snapshot never"}};
+    return std::unexpected(m_fatal->error);
   }
   if (auto s = conn.start(m_opt.slot, m_opt.publication, 0); !s) return s;
   std::fprintf(stderr, "{\"cdc\":{\"streaming\":\"%s\",\"publication\":\"%s\",\"db\":\"%s\"}}\n", m_opt.slot.c_str(),

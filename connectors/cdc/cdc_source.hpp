@@ -22,6 +22,9 @@ struct CdcOptions {
   std::string endpoint;     ///< where every topic is published
   std::string dir;          ///< persistent durability: each topic's log in DIR/<topic>
   std::string topic_prefix = "cdc/";
+  /// Before streaming from a slot it creates, publish every row of the publication's tables
+  /// as of the slot's start (op 'r'), then a SNAPSHOT marker on the transactions topic.
+  bool snapshot_initial = false;
   LogOptions log{};
   /// How often the flushed position is synced and confirmed while changes flow.
   std::chrono::milliseconds status_interval{200};

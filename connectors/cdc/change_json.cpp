@@ -191,18 +191,34 @@ std::string begin_json(std::uint32_t xid, Lsn commit_lsn, std::int64_t commit_ms
          "\",\"ts_ms\":" + std::to_string(commit_ms) + ",\"event_count\":null,\"data_collections\":null}";
 }
 
+namespace {
+
+std::string collections_json(const std::map<std::string, std::uint64_t>& events_per_table, std::uint64_t& total) {
+  std::string out = "[";
+  for (const auto& [name, n] : events_per_table) {
+    if (out.size() > 1) out += ',';
+    out += "{\"data_collection\":";
+    append_json_string(out, name);
+    out += ",\"event_count\":" + std::to_string(n) + "}";
+    total += n;
+  }
+  return out + ']';
+}
+
+}  // namespace
+
+std::string snapshot_json(Lsn consistent_point, std::int64_t now_ms, const std::map<std::string, std::uint64_t>& rows_per_table) {
+  std::uint64_t total = 0;
+  const auto collections = collections_json(rows_per_table, total);
+  return "{\"status\":\"SNAPSHOT\",\"id\":\"snapshot:" + std::to_string(consistent_point) +
+         "\",\"ts_ms\":" + std::to_string(now_ms) + ",\"event_count\":" + std::to_string(total) +
+         ",\"data_collections\":" + collections + "}";
+}
+
 std::string end_json(std::uint32_t xid, Lsn commit_lsn, std::int64_t commit_ms,
                      const std::map<std::string, std::uint64_t>& events_per_table) {
   std::uint64_t total = 0;
-  std::string collections = "[";
-  for (const auto& [name, n] : events_per_table) {
-    if (collections.size() > 1) collections += ',';
-    collections += "{\"data_collection\":";
-    append_json_string(collections, name);
-    collections += ",\"event_count\":" + std::to_string(n) + "}";
-    total += n;
-  }
-  collections += ']';
+  const auto collections = collections_json(events_per_table, total);
   return "{\"status\":\"END\",\"id\":\"" + std::to_string(xid) + ":" + std::to_string(commit_lsn) +
          "\",\"ts_ms\":" + std::to_string(commit_ms) + ",\"event_count\":" + std::to_string(total) +
          ",\"data_collections\":" + collections + "}";

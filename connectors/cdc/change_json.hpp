@@ -61,6 +61,10 @@ void append_row(std::string& out, const TableSchema& table, const Tuple* row);
 [[nodiscard]] std::string end_json(std::uint32_t xid, Lsn commit_lsn, std::int64_t commit_ms,
                                    const std::map<std::string, std::uint64_t>& events_per_table);
 
+/// The marker closing an initial snapshot taken at `consistent_point`, rows per "schema.table".
+[[nodiscard]] std::string snapshot_json(Lsn consistent_point, std::int64_t now_ms,
+                                        const std::map<std::string, std::uint64_t>& rows_per_table);
+
 /// `text` as a JSON string literal (quotes included) appended to `out`.
 void append_json_string(std::string& out, std::string_view text);
 

@@ -117,17 +117,26 @@ Result<bool> ReplicationConnection::publication_exists(std::string_view publicat
   return exists("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = '" + std::string(publication) + "'");
 }
 
-Result<Lsn> ReplicationConnection::create_slot(std::string_view slot) {
-  const std::string sql = "CREATE_REPLICATION_SLOT " + std::string(slot) + " LOGICAL pgoutput NOEXPORT_SNAPSHOT";
+Result<ReplicationConnection::CreatedSlot> ReplicationConnection::create_slot(std::string_view slot,
+                                                                             bool export_snapshot) {
+  const std::string sql = "CREATE_REPLICATION_SLOT " + std::string(slot) + " LOGICAL pgoutput " +
+                          (export_snapshot ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT");
   ResultPtr r(PQexec(m_conn, sql.c_str()), &PQclear);
   if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
     return fail(failure_code(m_conn), "creating slot '" + std::string(slot) + "': " + result_message(m_conn, r.get()));
   }
   // Columns: slot_name, consistent_point, snapshot_name, output_plugin.
-  if (PQntuples(r.get()) != 1 || PQnfields(r.get()) < 2) {
+  if (PQntuples(r.get()) != 1 || PQnfields(r.get()) < 3) {
     return fail(Errc::malformed, "CREATE_REPLICATION_SLOT answered an unexpected row shape");
   }
-  return parse_lsn(PQgetvalue(r.get(), 0, 1));
+  auto at = parse_lsn(PQgetvalue(r.get(), 0, 1));
+  if (!at) return fail(Errc::malformed, "CREATE_REPLICATION_SLOT: " + at.error().detail);
+  CreatedSlot created{.consistent_point = *at, .snapshot = {}};
+  if (export_snapshot) {
+    if (PQgetisnull(r.get(), 0, 2)) return fail(Errc::malformed, "CREATE_REPLICATION_SLOT exported no snapshot");
+    created.snapshot = PQgetvalue(r.get(), 0, 2);
+  }
+  return created;
 }
 
 Result<void> ReplicationConnection::start(std::string_view slot, std::string_view publication, Lsn from) {

@@ -42,8 +42,15 @@ class ReplicationConnection {
   [[nodiscard]] Result<bool> slot_exists(std::string_view slot);
   /// Whether the publication exists in this database.
   [[nodiscard]] Result<bool> publication_exists(std::string_view publication);
-  /// CREATE_REPLICATION_SLOT ... LOGICAL pgoutput; returns the slot's consistent point.
-  [[nodiscard]] Result<Lsn> create_slot(std::string_view slot);
+  /// What CREATE_REPLICATION_SLOT answered.
+  struct CreatedSlot {
+    Lsn consistent_point = 0;  ///< streaming starts with transactions committing after it
+    std::string snapshot;      ///< exported snapshot name ("" unless asked for)
+  };
+  /// CREATE_REPLICATION_SLOT ... LOGICAL pgoutput. With `export_snapshot` the snapshot of the
+  /// slot's start stays importable (SET TRANSACTION SNAPSHOT) until this connection runs
+  /// its next command.
+  [[nodiscard]] Result<CreatedSlot> create_slot(std::string_view slot, bool export_snapshot);
   /// START_REPLICATION SLOT ... LOGICAL `from` (0: where the slot confirmed) with pgoutput
   /// protocol version 1 on `publication`. The connection then streams.
   [[nodiscard]] Result<void> start(std::string_view slot, std::string_view publication, Lsn from);
