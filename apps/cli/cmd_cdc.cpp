@@ -5,6 +5,7 @@
 
 #include "args.hpp"
 #include "connectors/cdc/cdc_source.hpp"
+#include "connectors/cdc/pg_replication.hpp"
 #include "rill/rill.hpp"
 
 namespace rill::cli {
@@ -32,6 +33,12 @@ int cmd_cdc(int argc, char** argv) {
   opts.slot = *args->text("slot");
   opts.publication = *args->text("publication");
   opts.endpoint = *args->text("publish");
+  if (auto ok = cdc::check_conninfo(opts.uri); !ok) return usage_error(ok.error().detail, cdc_usage);
+  for (const auto* name : {&opts.slot, &opts.publication}) {
+    if (!cdc::valid_object_name(*name)) {
+      return usage_error("'" + *name + "' cannot name a slot or publication: use a-z, 0-9 and _ (at most 63)", cdc_usage);
+    }
+  }
   auto durability = parse_durability(*args->text("durability"));
   if (!durability) return usage_error(durability.error().detail, cdc_usage);
   if (durability->kind != DurabilityKind::persistent || durability->dir.empty()) {
@@ -61,10 +68,8 @@ int cmd_cdc(int argc, char** argv) {
   install_stop_signals();
   auto stats = cdc::run_cdc(opts, [] { return stopping(); });
   if (!stats) {
-    const auto code = stats.error().code;
     std::fprintf(stderr, "rill: cdc: %s\n", stats.error().message().c_str());
-    return code == Errc::invalid_argument && stats.error().detail.starts_with("bad PostgreSQL URI") ? exit_usage
-                                                                                                  : exit_runtime;
+    return exit_runtime;
   }
   std::fprintf(stderr,
                "{\"stats\":{\"transactions\":%llu,\"events\":%llu,\"duplicates\":%llu,\"reconnects\":%llu,"
