@@ -182,6 +182,14 @@ const Log* Publisher::log() const noexcept {
   return m_history ? m_history->log() : nullptr;
 }
 
+Result<void> Publisher::sync() {
+  flush();
+  const Log* l = log();
+  if (l == nullptr) return {};
+  // The history owns a non-const Log; log() hands it out const so readers cannot append.
+  return const_cast<Log*>(l)->sync();
+}
+
 }  // namespace rill
 
 namespace rill {

@@ -85,12 +85,13 @@ build_target state_file policies/durability/delivered_store.cpp policies/durabil
 build_target sequence_mark policies/durability/sequence_mark.cpp policies/durability/mapped_file.cpp base/error.cpp
 build_target group_ledger policies/durability/group_ledger.cpp policies/durability/mapped_file.cpp \
   base/logging.cpp base/error.cpp
+build_target pgoutput connectors/cdc/pgoutput.cpp connectors/cdc/change_json.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
 for name in envelope control batch udp http_request signature_header log_record shm_directory \
-            ack_store state_file sequence_mark group_ledger; do
+            ack_store state_file sequence_mark group_ledger pgoutput; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

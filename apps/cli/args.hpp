@@ -91,6 +91,8 @@ int cmd_serve(int argc, char** argv);
 /// rill sub with an http(s) URL among its endpoints: deliver each message there.
 int run_delivery(const Args& args, const rill::SubscriberOptions& opts, const std::string& url, std::string_view usage);
 int cmd_log(int argc, char** argv);
+/// rill cdc: change data capture from PostgreSQL into topics.
+int cmd_cdc(int argc, char** argv);
 /// rill transports: the compiled transports and what each supports.
 int cmd_transports(int argc, char** argv);
 /// rill keygen NAME: writes a CurveZMQ key pair (NAME.key, NAME.pub).

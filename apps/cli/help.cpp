@@ -261,6 +261,42 @@ Options:
   -h, --help                show this page
 )help";
 
+constexpr std::string_view cdc_help = R"help(usage: rill cdc POSTGRES_URI --slot NAME --publication NAME --publish ENDPOINT
+                --durability persistent:DIR [OPTIONS]
+
+Capture the changes of PostgreSQL's publication NAME through logical replication (pgoutput) and
+publish them: one topic per table, PREFIX + SCHEMA/TABLE, on ENDPOINT, each message a JSON object
+in Debezium's envelope (before, after, source, op c/u/d/t/r, ts_ms); BEGIN and END markers of every
+transaction on PREFIX + "transactions". POSTGRES_URI is a libpq URI, e.g.
+postgresql://USER@HOST:PORT/DB; the server needs wal_level=logical and the user the REPLICATION
+attribute. The slot is created if missing. Each topic's log is DIR/TOPIC ('/' written %2F); the
+slot is confirmed only up to what the logs hold durably, and on restart what the logs already hold
+is skipped, so every change is in the logs exactly once. A lost connection is retried with
+back-off (100 ms doubling to --max-backoff-ms); a bad URI, a missing publication, a slot that
+vanished after changes were captured, or a log that cannot be written ends the command (exit 1).
+Ends with a JSON stats line on stderr at SIGINT/SIGTERM.
+
+Options:
+  --slot NAME               logical replication slot (lower-case letters, digits, '_')
+  --publication NAME        publication to stream (must exist: CREATE PUBLICATION ...)
+  --publish ENDPOINT        where every topic is published (e.g. tcp://127.0.0.1:5555)
+  --durability persistent:DIR
+                            the log directory (required)
+  --topic-prefix P          prefix of every topic (default cdc/)
+  --snapshot initial|never  initial: when the slot is created, first publish every row of the
+                            publication's tables as of the slot's start (op r), then a SNAPSHOT
+                            marker on PREFIX + "transactions"; a run stopped during it cannot
+                            resume it (drop the slot, empty DIR). never (the default): stream only
+  --status-ms MS            how often the flushed position is confirmed while changes flow
+                            (default 200)
+  --max-backoff-ms MS       longest delay between reconnect attempts (default 5000)
+  --timeout-ms MS           longest one publish waits for backpressure credit before it is tried
+                            again (the slot is not read meanwhile; default 1000)
+  --fsync POLICY            as below, but rill cdc's default is always: every message is durable
+                            before it is sent, so a killed run leaves no lost sequence numbers
+  -h, --help                show this page
+)help";
+
 struct Command {
   std::string_view name;
   std::string_view summary;  // its line on the main page
@@ -272,6 +308,7 @@ constexpr Command commands[] = {
     {"pub", "publish messages on one or more topics of one endpoint", pub_help, log_options_help},
     {"sub", "print the messages of topics under a prefix, or deliver them to a webhook URL", sub_help},
     {"serve", "receive webhooks over HTTP and publish them on topics", serve_help, log_options_help},
+    {"cdc", "capture a PostgreSQL publication's changes into topics, exactly once", cdc_help, log_options_help},
     {"perf", "measure rill's latency and throughput beside the raw transport", perf_help},
     {"log", "look into a persistent log: list | inspect | replay | dlq (dead letters)", log_help},
     {"transports", "list the compiled transports and what each supports", transports_help},
@@ -304,6 +341,9 @@ std::string_view build_note(std::string_view name) {
 #ifndef RILL_WITH_HTTP
   if (name == "serve") return "\nrill serve is not built in this build (configure with -DRILL_WITH_HTTP=ON).\n";
   if (name == "sub") return "\nWebhook delivery is not built in this build (configure with -DRILL_WITH_HTTP=ON).\n";
+#endif
+#ifndef RILL_WITH_CDC
+  if (name == "cdc") return "\nrill cdc is not built in this build (configure with -DRILL_WITH_CDC=ON).\n";
 #endif
 #ifndef RILL_WITH_LOG
   if (name == "log") return "\nrill log is not built in this build (configure with -DRILL_WITH_LOG=ON).\n";
@@ -345,6 +385,9 @@ std::string_view missing_build_option(std::string_view command) {
 #endif
 #ifndef RILL_WITH_HTTP
   if (command == "serve") return "RILL_WITH_HTTP";
+#endif
+#ifndef RILL_WITH_CDC
+  if (command == "cdc") return "RILL_WITH_CDC";
 #endif
 #ifndef RILL_WITH_LOG
   if (command == "log") return "RILL_WITH_LOG";

@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
 #ifdef RILL_WITH_HTTP
   if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
 #endif
+#ifdef RILL_WITH_CDC
+  if (cmd == "cdc") return cmd_cdc(argc - 2, argv + 2);
+#endif
 #ifdef RILL_WITH_LOG
   if (cmd == "log") return cmd_log(argc - 2, argv + 2);
 #endif

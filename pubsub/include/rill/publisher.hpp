@@ -114,6 +114,10 @@ class Publisher {
   [[nodiscard]] DurabilityKind durability() const noexcept;
   /// persistent: the log (for its stats and sequences); nullptr otherwise.
   [[nodiscard]] const Log* log() const noexcept;
+  /// persistent: waits until every message published so far is durable in the log
+  /// (fdatasync'ed), whatever its fsync policy; a no-op for the other durabilities. For
+  /// callers that acknowledge their own source only once its data is safe (rill cdc).
+  [[nodiscard]] Result<void> sync();
 
  private:
   friend class Node;
