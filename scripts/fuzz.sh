@@ -48,7 +48,7 @@ fi
 cxx=clang++-19
 san=("-fsanitize=address,undefined" "-fno-sanitize-recover=undefined")
 cxxflags=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wpedantic
-          -I"$repo/base/include" -I"$repo/codec/include" -I"$repo/policies/include" -I"$repo/transport/include" -I"$repo/pubsub/include" -I"$repo" -I"$repo/tests/fuzz")
+          -I"$repo/base/include" -I"$repo/codec/include" -I"$repo/policies/include" -I"$repo/transport/include" -I"$repo/pubsub/include" -I"$repo/stream/include" -I"$repo" -I"$repo/tests/fuzz")
 
 work=${RILL_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/fuzz-rill.XXXXXX")}
 mkdir -p "$work/generated/rill" "$work/obj"
@@ -68,7 +68,7 @@ build_target() {
     objs+=("$obj")
   done
   "$cxx" "${cxxflags[@]}" "${san[@]}" -fsanitize=fuzzer \
-    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto
+    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto -lsimdjson
 }
 
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
@@ -80,11 +80,12 @@ build_target http_request connectors/http/request_reader.cpp
 build_target signature_header connectors/http/signature.cpp base/error.cpp
 build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp base/error.cpp
 build_target shm_directory transport/shm/shm_directory_format.cpp base/error.cpp
+build_target stream_json stream/json_fields.cpp codec/codec.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch udp http_request signature_header log_record shm_directory; do
+for name in envelope control batch udp http_request signature_header log_record shm_directory stream_json; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"
