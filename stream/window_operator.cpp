@@ -94,6 +94,7 @@ void WindowOperator::tick() {
 }
 
 void WindowOperator::finish() {
+  note_late_alert(false, false, true);  // the last, partial period counts too
   m_tracker->advance_to(max_time);
   advance(max_time);
 }
@@ -107,13 +108,13 @@ void WindowOperator::advance(TimeMs to) {
   }
 }
 
-void WindowOperator::note_late_alert(bool event, bool late) {
+void WindowOperator::note_late_alert(bool event, bool late, bool end_of_input) {
   const LateAlert& a = m_options.late_alert;
   if (a.period.count() <= 0) return;
   m_alert_total += event ? 1 : 0;
   m_alert_late += late ? 1 : 0;
   const std::int64_t now = m_tracker->now();
-  if (now - m_alert_start < a.period.count()) return;
+  if (now - m_alert_start < a.period.count() && !end_of_input) return;
   if (m_alert_total > 0 && static_cast<double>(m_alert_late) > a.fraction * static_cast<double>(m_alert_total)) {
     ++m_stats->alerts;
     a.callback(m_alert_late, m_alert_total);

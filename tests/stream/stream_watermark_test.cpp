@@ -123,6 +123,11 @@ TEST_CASE("the late alert fires when the late fraction over a period passes the 
   CHECK(alerts[0] == std::pair<std::uint64_t, std::uint64_t>{3, 9});
   CHECK(op->stats().alerts == 1);
   CHECK(op->stats().late_dropped == 4);
+  op->process(ev(1, 300));
+  op->process(ev(1, 20));  // 1 of 2 late, in a period cut short by the end of input
+  op->finish();
+  REQUIRE(alerts.size() == 2);
+  CHECK(alerts[1] == std::pair<std::uint64_t, std::uint64_t>{1, 2});
 }
 
 TEST_CASE("ISO-8601 timestamps parse to epoch milliseconds; malformed ones are refused") {

@@ -33,7 +33,8 @@ enum class LatePolicy : std::uint8_t {
 };
 
 /// Calls `callback` when, over one `period` of processing time, more than `fraction` of the
-/// events were late (behind the watermark, whatever then happened to them).
+/// events were late (behind the watermark, whatever then happened to them). Checked as
+/// events arrive and at tick(); finish() checks the last, partial period.
 struct LateAlert {
   double fraction = 0;
   std::chrono::milliseconds period{0};  ///< 0: no alert
@@ -101,7 +102,7 @@ class WindowOperator {
  private:
   WindowOperator() = default;
   void advance(TimeMs to);
-  void note_late_alert(bool event, bool late);
+  void note_late_alert(bool event, bool late, bool end_of_input = false);
 
   OperatorOptions m_options;
   // Behind pointers so their addresses survive moves: the store and emitter refer to them.
