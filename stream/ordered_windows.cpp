@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "stream/state_io.hpp"
 #include "stream/window_store.hpp"
 
 namespace rill::stream::detail {
@@ -63,6 +64,44 @@ class OrderedWindows final : public WindowStore {
 
   [[nodiscard]] std::size_t open_windows() const override { return m_keys.size() + m_pending.size(); }
   [[nodiscard]] bool takes_late() const override { return m_count == 0; }
+
+  [[nodiscard]] bool save(StateWriter& out) const override {
+    out.u64(m_pending.size());
+    for (const auto& [at, kv] : m_pending) {
+      out.i64(std::get<0>(at));
+      out.u64(std::get<1>(at));
+      out.u64(std::get<2>(at));
+      out.str(kv.first);
+      out.f64(kv.second);
+    }
+    out.u64(m_keys.size());
+    for (const auto& [key, w] : m_keys) {
+      out.str(key);
+      if (!save_window(out, w)) return false;
+    }
+    return true;
+  }
+  [[nodiscard]] bool load(StateReader& in, TimeMs) override {
+    const std::uint64_t pending = in.count(40);
+    for (std::uint64_t i = 0; i < pending && in.ok(); ++i) {
+      const TimeMs t = in.i64();
+      const std::uint64_t source = in.u64();
+      const std::uint64_t seq = in.u64();
+      std::string key(in.str());
+      m_pending.emplace(std::tuple{t, source, seq}, std::pair{std::move(key), in.f64()});
+    }
+    const std::uint64_t keys = in.count(35);
+    for (std::uint64_t i = 0; i < keys && in.ok(); ++i) {
+      std::string key(in.str());
+      WindowState w;
+      if (!load_window(in, w, key, m_aggregate) || w.acc == nullptr || (m_count > 0 && w.count >= m_count)) {
+        in.fail();
+        break;
+      }
+      if (!m_keys.try_emplace(std::move(key), std::move(w)).second) in.fail();
+    }
+    return in.ok();
+  }
 
  private:
   WindowState& window(const std::string& key, TimeMs t) {

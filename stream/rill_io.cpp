@@ -18,6 +18,12 @@ std::size_t SubscriberSource::poll(WindowOperator& op, std::size_t limit, std::c
   Event event;  // reused: its key string keeps its capacity across messages
   auto handle = [&](const MessageView& m) {
     ++m_stats.messages;
+    auto [pos, fresh] = m_positions.try_emplace(m.publisher_id(), 0);
+    if (!fresh && m.sequence() <= pos->second) {
+      ++m_stats.replayed;
+      return;
+    }
+    pos->second = m.sequence();
     if (m_options.skip_markers && m.header("kind")) {
       ++m_stats.markers_skipped;
       return;
@@ -94,6 +100,11 @@ Output PublisherSink::output(std::function<void(const Event&)> late) {
                 .late = std::move(late)};
 }
 
+void PublisherSink::resume(std::uint64_t outputs_at_checkpoint) {
+  const std::uint64_t published = m_publisher->next_sequence() - 1;
+  m_skip = published > outputs_at_checkpoint ? published - outputs_at_checkpoint : 0;
+}
+
 void PublisherSink::publish_row(const Row& row) {
   const std::array headers{HeaderKV{"op", to_string(row.kind)}};
   send(row_json(row), headers, m_stats.rows);
@@ -108,6 +119,11 @@ void PublisherSink::publish_marker(TimeMs watermark) {
 }
 
 void PublisherSink::send(std::string_view payload, std::span<const HeaderKV> headers, std::uint64_t& counter) {
+  if (m_skip > 0) {
+    --m_skip;
+    ++m_stats.skipped;
+    return;
+  }
   // timed_out means a backpressure subscriber held the message back and nothing was sent:
   // retry a few times (publish_timeout each) before counting it as failed.
   auto r = m_publisher->publish_text(payload, headers);

@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "stream/state_io.hpp"
 #include "stream/window_store.hpp"
 
 namespace rill::stream::detail {
@@ -82,6 +83,12 @@ class SessionWindows final : public WindowStore {
 
   [[nodiscard]] std::size_t open_windows() const override { return m_free.size(); }
 
+  [[nodiscard]] bool save(StateWriter& out) const override { return save_keyed(out, m_keys); }
+  [[nodiscard]] bool load(StateReader& in, TimeMs watermark) override {
+    return load_keyed(in, m_keys, m_aggregate,
+                      [&](const std::string& key, const WindowState& w) { arm(key, w, watermark); });
+  }
+
  private:
   static void fold(const Event& e, WindowState& w) {
     w.acc->add(e.value);
@@ -100,7 +107,7 @@ class SessionWindows final : public WindowStore {
   std::int64_t m_lateness;
   const Aggregate& m_aggregate;
   Emitter& m_emitter;
-  std::unordered_map<std::string, std::map<TimeMs, WindowState>> m_keys;
+  KeyedWindows m_keys;
   TimerSet m_close;
   TimerSet m_free;
 };

@@ -4,6 +4,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "stream/state_io.hpp"
 #include "stream/window_store.hpp"
 
 namespace rill::stream::detail {
@@ -68,6 +69,47 @@ class SlidingWindows final : public WindowStore {
   }
 
   [[nodiscard]] std::size_t open_windows() const override { return m_free.size() + m_events; }
+
+  [[nodiscard]] bool save(StateWriter& out) const override {
+    out.u64(m_keys.size());
+    for (const auto& [key, k] : m_keys) {
+      out.str(key);
+      out.u64(k.events.size());
+      for (const auto& [t, v] : k.events) {
+        out.i64(t);
+        out.f64(v);
+      }
+      out.u64(k.windows.size());
+      for (const auto& [t, w] : k.windows) {
+        if (!save_window(out, w)) return false;
+      }
+    }
+    return true;
+  }
+  [[nodiscard]] bool load(StateReader& in, TimeMs watermark) override {
+    const std::uint64_t n = in.count(9);
+    for (std::uint64_t i = 0; i < n && in.ok(); ++i) {
+      const std::string key(in.str());
+      Key& k = m_keys[key];
+      const std::uint64_t events = in.count(16);
+      for (std::uint64_t j = 0; j < events && in.ok(); ++j) {
+        const TimeMs t = in.i64();
+        k.events.emplace(t, in.f64());
+        ++m_events;
+        m_free_events.emplace(saturating_add(saturating_add(t, m_size), m_lateness), key, t);
+      }
+      const std::uint64_t windows = in.count(27);
+      for (std::uint64_t j = 0; j < windows && in.ok(); ++j) {
+        WindowState w;
+        if (!load_window(in, w, key, m_aggregate) || w.end == min_time) break;
+        const TimeMs t = w.end - 1;
+        if (w.end > watermark) m_close.emplace(w.end, key, t);
+        m_free.emplace(saturating_add(w.end, m_lateness), key, t);
+        if (!k.windows.try_emplace(t, std::move(w)).second) in.fail();
+      }
+    }
+    return in.ok();
+  }
 
  private:
   struct Key {

@@ -2,6 +2,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "stream/state_io.hpp"
 #include "stream/window_store.hpp"
 
 namespace rill::stream::detail {
@@ -58,13 +59,21 @@ class TimeWindows final : public WindowStore {
 
   [[nodiscard]] std::size_t open_windows() const override { return m_free.size(); }
 
+  [[nodiscard]] bool save(StateWriter& out) const override { return save_keyed(out, m_keys); }
+  [[nodiscard]] bool load(StateReader& in, TimeMs watermark) override {
+    return load_keyed(in, m_keys, m_aggregate, [&](const std::string& key, const WindowState& w) {
+      if (w.end > watermark) m_close.emplace(w.end, key, w.start);
+      m_free.emplace(saturating_add(w.end, m_lateness), key, w.start);
+    });
+  }
+
  private:
   std::int64_t m_size;
   std::int64_t m_hop;
   std::int64_t m_lateness;
   const Aggregate& m_aggregate;
   Emitter& m_emitter;
-  std::unordered_map<std::string, std::map<TimeMs, WindowState>> m_keys;
+  KeyedWindows m_keys;
   TimerSet m_close;  // (end, key, start) of windows not yet closed
   TimerSet m_free;   // (end + lateness, key, start) of every window held
 };

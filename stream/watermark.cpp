@@ -52,6 +52,17 @@ TimeMs WatermarkTracker::update() {
   return m_watermark;
 }
 
+std::vector<std::pair<std::uint64_t, TimeMs>> WatermarkTracker::source_times() const {
+  std::vector<std::pair<std::uint64_t, TimeMs>> out;
+  out.reserve(m_sources.size());
+  for (const auto& [id, s] : m_sources) out.emplace_back(id, s.max_time);
+  return out;
+}
+
+void WatermarkTracker::restore(std::uint64_t source, TimeMs latest) {
+  m_sources[source] = Source{.max_time = latest, .last_seen = m_options.clock()};
+}
+
 void WatermarkTracker::advance_to(TimeMs to) noexcept { m_watermark = std::max(m_watermark, to); }
 
 }  // namespace rill::stream

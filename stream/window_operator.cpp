@@ -48,20 +48,24 @@ Result<WindowOperator> WindowOperator::create(OperatorOptions options, Output ou
   op.m_stats = std::make_unique<OperatorStats>();
   op.m_tracker = std::make_unique<WatermarkTracker>(op.m_options.watermark);
   op.m_emitter = std::make_unique<detail::Emitter>(*op.m_output, op.m_options.emit, *op.m_stats);
-  const detail::StoreParams params{.spec = op.m_options.window,
-                                   .aggregate = op.m_aggregate.get(),
-                                   .lateness_ms = op.m_options.allowed_lateness.count(),
-                                   .emitter = op.m_emitter.get()};
-  switch (op.m_options.window.kind) {
-    case WindowKind::tumbling:
-    case WindowKind::hopping: op.m_store = detail::make_time_windows(params); break;
-    case WindowKind::session: op.m_store = detail::make_session_windows(params); break;
-    case WindowKind::sliding: op.m_store = detail::make_sliding_windows(params); break;
-    case WindowKind::count:
-    case WindowKind::global: op.m_store = detail::make_ordered_windows(params); break;
-  }
+  op.make_store();
   op.m_alert_start = op.m_tracker->now();
   return op;
+}
+
+void WindowOperator::make_store() {
+  const detail::StoreParams params{.spec = m_options.window,
+                                   .aggregate = m_aggregate.get(),
+                                   .lateness_ms = m_options.allowed_lateness.count(),
+                                   .emitter = m_emitter.get()};
+  switch (m_options.window.kind) {
+    case WindowKind::tumbling:
+    case WindowKind::hopping: m_store = detail::make_time_windows(params); break;
+    case WindowKind::session: m_store = detail::make_session_windows(params); break;
+    case WindowKind::sliding: m_store = detail::make_sliding_windows(params); break;
+    case WindowKind::count:
+    case WindowKind::global: m_store = detail::make_ordered_windows(params); break;
+  }
 }
 
 WindowOperator::WindowOperator(WindowOperator&&) noexcept = default;

@@ -2,15 +2,21 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 #include "rill/stream/window_operator.hpp"
 
 namespace rill::stream::detail {
+
+class StateWriter;
+class StateReader;
 
 /// One window of one key.
 struct WindowState {
@@ -66,7 +72,25 @@ class WindowStore {
   [[nodiscard]] virtual std::size_t open_windows() const = 0;
   /// Whether a late event within the allowed lateness can update results (count windows: no).
   [[nodiscard]] virtual bool takes_late() const { return true; }
+  /// Writes every window (and buffered event) for a checkpoint; false if an aggregate's
+  /// state cannot be saved.
+  [[nodiscard]] virtual bool save(StateWriter& out) const = 0;
+  /// Reads what save() wrote into this empty store, re-arming timers against `watermark`;
+  /// false (and the reader failed) on bytes that do not fit.
+  [[nodiscard]] virtual bool load(StateReader& in, TimeMs watermark) = 0;
 };
+
+/// Windows by key, then by start: the state of time and session windows.
+using KeyedWindows = std::unordered_map<std::string, std::map<TimeMs, WindowState>>;
+
+/// One window's bytes in a checkpoint (its key is written by the caller).
+[[nodiscard]] bool save_window(StateWriter& out, const WindowState& w);
+/// Reads a window written by save_window, with a fresh accumulator from `aggregate`.
+[[nodiscard]] bool load_window(StateReader& in, WindowState& w, const std::string& key, const Aggregate& aggregate);
+/// Every key's windows; load calls `arm(key, window)` for each to rebuild its timers.
+[[nodiscard]] bool save_keyed(StateWriter& out, const KeyedWindows& keys);
+[[nodiscard]] bool load_keyed(StateReader& in, KeyedWindows& keys, const Aggregate& aggregate,
+                              const std::function<void(const std::string&, const WindowState&)>& arm);
 
 /// Timers by (time, key, window start), popped in time order as the watermark passes.
 using TimerSet = std::set<std::tuple<TimeMs, std::string, TimeMs>>;

@@ -2,7 +2,11 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
+#include <string>
+#include <string_view>
+#include <type_traits>
 #include <limits>
 #include <memory>
 #include <utility>
@@ -19,6 +23,10 @@ class Accumulator {
   virtual void merge(const Accumulator& other) = 0;
   /// The current result.
   [[nodiscard]] virtual double result() const = 0;
+  /// Appends the state's bytes to `out` for a checkpoint; false if it cannot be saved.
+  [[nodiscard]] virtual bool save(std::string& out) const = 0;
+  /// Replaces the state with bytes from save(); false if they do not fit this aggregate.
+  [[nodiscard]] virtual bool load(std::string_view in) = 0;
 };
 
 /// Makes a fresh accumulator for each new window.
@@ -35,6 +43,25 @@ class FunctionAccumulator final : public Accumulator {
     m_merge(m_state, static_cast<const FunctionAccumulator&>(other).m_state);
   }
   [[nodiscard]] double result() const override { return m_result(m_state); }
+  // A trivially copyable state is saved as its bytes (same build, same machine); other
+  // states cannot be checkpointed.
+  [[nodiscard]] bool save(std::string& out) const override {
+    if constexpr (std::is_trivially_copyable_v<State>) {
+      out.append(reinterpret_cast<const char*>(&m_state), sizeof(State));
+      return true;
+    } else {
+      return false;
+    }
+  }
+  [[nodiscard]] bool load(std::string_view in) override {
+    if constexpr (std::is_trivially_copyable_v<State>) {
+      if (in.size() != sizeof(State)) return false;
+      std::memcpy(static_cast<void*>(&m_state), in.data(), sizeof(State));
+      return true;
+    } else {
+      return false;
+    }
+  }
 
  private:
   State m_state;
@@ -44,7 +71,8 @@ class FunctionAccumulator final : public Accumulator {
 };
 }  // namespace detail
 
-/// A user-defined aggregate over a state of any copyable type:
+/// A user-defined aggregate over a state of any copyable type (trivially copyable for the
+/// operator to checkpoint it):
 /// `init()` gives a fresh state, `add(state&, value)`, `merge(state&, const state&)`,
 /// `result(const state&) -> double`. The returned Aggregate must outlive the operator using it
 /// (the operator keeps it), and the callables must be stateless or thread-compatible.
@@ -90,17 +118,19 @@ template <class Init, class Add, class Merge, class Result>
 }
 /// Mean of values (0 for an empty window).
 [[nodiscard]] inline Aggregate avg() {
-  using S = std::pair<double, double>;  // sum, count
-  return make_aggregate([] { return S{0, 0}; },
+  struct S {  // trivially copyable (std::pair is not), so it can be checkpointed
+    double sum = 0, n = 0;
+  };
+  return make_aggregate([] { return S{}; },
                         [](S& s, double v) {
-                          s.first += v;
-                          s.second += 1;
+                          s.sum += v;
+                          s.n += 1;
                         },
                         [](S& s, const S& o) {
-                          s.first += o.first;
-                          s.second += o.second;
+                          s.sum += o.sum;
+                          s.n += o.n;
                         },
-                        [](const S& s) { return s.second == 0 ? 0.0 : s.first / s.second; });
+                        [](const S& s) { return s.n == 0 ? 0.0 : s.sum / s.n; });
 }
 
 }  // namespace rill::stream

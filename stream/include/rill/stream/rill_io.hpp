@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +55,7 @@ struct SourceStats {
   std::uint64_t events = 0;           ///< handed to the operator
   std::uint64_t bad_input = 0;        ///< parse or time extraction failed: skipped
   std::uint64_t markers_skipped = 0;  ///< upstream markers (header `kind`) skipped
+  std::uint64_t replayed = 0;         ///< at or before a restored position: skipped
 };
 
 /// Feeds a WindowOperator from a rill Subscriber: each message becomes one Event whose
@@ -68,6 +70,11 @@ class SubscriberSource {
   /// number of messages polled.
   std::size_t poll(WindowOperator& op, std::size_t limit, std::chrono::nanoseconds timeout);
   [[nodiscard]] const SourceStats& stats() const noexcept { return m_stats; }
+  /// The last sequence handled per publisher id: what WindowOperator::checkpoint saves.
+  [[nodiscard]] const std::map<std::uint64_t, std::uint64_t>& positions() const noexcept { return m_positions; }
+  /// After WindowOperator::restore: messages at or before the restored positions (a durable
+  /// subscription delivers them again) are skipped, the rest processed.
+  void resume(const Positions& positions) { m_positions = positions.inputs; }
 
  private:
   SubscriberSource(Subscriber& subscriber, SourceOptions options)
@@ -75,6 +82,7 @@ class SubscriberSource {
   Subscriber* m_subscriber;
   SourceOptions m_options;
   SourceStats m_stats;
+  std::map<std::uint64_t, std::uint64_t> m_positions;
 };
 
 /// The JSON payload of a row: {"key":..,"start":..,"end":..,"value":..,"count":..}.
@@ -85,6 +93,7 @@ struct SinkStats {
   std::uint64_t rows = 0;     ///< rows published
   std::uint64_t markers = 0;  ///< completeness markers published
   std::uint64_t failed = 0;   ///< publishes that failed after retries (see last_error)
+  std::uint64_t skipped = 0;  ///< outputs a previous run had already published (resume)
 };
 
 /// Publishes an operator's output on a rill Publisher: each row as its JSON (row_json)
@@ -99,6 +108,12 @@ class PublisherSink {
   /// An Output for WindowOperator::create that publishes here; `late` is passed through
   /// as the side output. The sink must outlive the operator.
   [[nodiscard]] Output output(std::function<void(const Event&)> late = {});
+  /// After WindowOperator::restore, with the restored Positions::outputs: the outputs the
+  /// crashed run published after that checkpoint are already in the publisher's log, so the
+  /// same outputs, computed again, are not published twice. Needs a persistent publisher
+  /// (its sequence continues from its log) that only this sink publishes on, and a replay
+  /// in the same input order (one input publisher, no processing-time settings).
+  void resume(std::uint64_t outputs_at_checkpoint);
   void publish_row(const Row& row);
   void publish_marker(TimeMs watermark);
   [[nodiscard]] const SinkStats& stats() const noexcept { return m_stats; }
@@ -108,6 +123,7 @@ class PublisherSink {
  private:
   void send(std::string_view payload, std::span<const HeaderKV> headers, std::uint64_t& counter);
   Publisher* m_publisher;
+  std::uint64_t m_skip = 0;
   SinkStats m_stats;
   std::optional<Error> m_last_error;
 };

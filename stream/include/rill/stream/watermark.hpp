@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <functional>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "rill/stream/types.hpp"
 
@@ -54,6 +56,10 @@ class WatermarkTracker {
   [[nodiscard]] std::size_t active_sources() const noexcept { return m_active; }
   /// Sources ever seen.
   [[nodiscard]] std::size_t sources() const noexcept { return m_sources.size(); }
+  /// Each source's latest event time (for a checkpoint).
+  [[nodiscard]] std::vector<std::pair<std::uint64_t, TimeMs>> source_times() const;
+  /// Restores a source from a checkpoint (it counts as having spoken now) and the watermark.
+  void restore(std::uint64_t source, TimeMs latest);
   /// Processing time now, from the options' clock.
   [[nodiscard]] std::int64_t now() const { return m_options.clock(); }
 

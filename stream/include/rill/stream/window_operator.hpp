@@ -5,7 +5,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "rill/error.hpp"
 #include "rill/stream/aggregate.hpp"
@@ -78,6 +81,12 @@ struct OperatorStats {
   std::size_t open_windows = 0;     ///< windows held in state
 };
 
+/// Where a job stood when a checkpoint was taken, saved with the operator's state.
+struct Positions {
+  std::map<std::uint64_t, std::uint64_t> inputs;  ///< publisher id -> last sequence processed
+  std::uint64_t outputs = 0;                      ///< rows and markers emitted up to then
+};
+
 /// One keyed window aggregation. Move-only; not thread-safe (one thread feeds it).
 class WindowOperator {
  public:
@@ -95,12 +104,25 @@ class WindowOperator {
   /// End of input: the watermark moves to max_time, closing every window that can close.
   void finish();
 
+  /// Writes the operator's whole state (windows, buffered events, watermarks, counters)
+  /// and `inputs` to `path` atomically: a temporary file, fsync, rename, fsync of the
+  /// directory. unsupported if the aggregate's state cannot be saved (not trivially copyable).
+  [[nodiscard]] Result<void> checkpoint(const std::string& path,
+                                        const std::map<std::uint64_t, std::uint64_t>& inputs) const;
+  /// Loads a checkpoint into this operator, which must be fresh (no event yet) and have the
+  /// same window kind, sizes and lateness: invalid_argument, incompatible, or corrupt for a
+  /// damaged file, io_error when unreadable. Returns the positions saved with it.
+  [[nodiscard]] Result<Positions> restore(const std::string& path);
+  /// The same from checkpoint bytes already in memory.
+  [[nodiscard]] Result<Positions> restore_bytes(std::string_view bytes);
+
   [[nodiscard]] TimeMs watermark() const noexcept;
   [[nodiscard]] OperatorStats stats() const noexcept;
   [[nodiscard]] const WatermarkTracker& watermarks() const noexcept { return *m_tracker; }
 
  private:
   WindowOperator() = default;
+  void make_store();
   void advance(TimeMs to);
   void note_late_alert(bool event, bool late, bool end_of_input = false);
 
