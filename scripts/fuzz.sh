@@ -49,6 +49,7 @@ cxx=clang++-19
 san=("-fsanitize=address,undefined" "-fno-sanitize-recover=undefined")
 cxxflags=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wpedantic
           -I"$repo/base/include" -I"$repo/codec/include" -I"$repo/policies/include" -I"$repo/transport/include" -I"$repo/pubsub/include" -I"$repo/stream/include" -I"$repo" -I"$repo/tests/fuzz")
+# stream/*.cpp include their internal headers as "stream/....hpp", found from the repository root
 
 work=${RILL_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/fuzz-rill.XXXXXX")}
 mkdir -p "$work/generated/rill" "$work/obj"
@@ -81,11 +82,14 @@ build_target signature_header connectors/http/signature.cpp base/error.cpp
 build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp base/error.cpp
 build_target shm_directory transport/shm/shm_directory_format.cpp base/error.cpp
 build_target stream_json stream/json_fields.cpp codec/codec.cpp base/error.cpp
+build_target stream_checkpoint stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
+  stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp stream/checkpoint.cpp \
+  base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch udp http_request signature_header log_record shm_directory stream_json; do
+for name in envelope control batch udp http_request signature_header log_record shm_directory stream_json stream_checkpoint; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"
