@@ -48,7 +48,8 @@ fi
 cxx=clang++-19
 san=("-fsanitize=address,undefined" "-fno-sanitize-recover=undefined")
 cxxflags=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wpedantic
-          -I"$repo/base/include" -I"$repo/codec/include" -I"$repo/policies/include" -I"$repo/transport/include" -I"$repo/pubsub/include" -I"$repo" -I"$repo/tests/fuzz")
+          -I"$repo/base/include" -I"$repo/codec/include" -I"$repo/policies/include" -I"$repo/transport/include" -I"$repo/pubsub/include" -I"$repo/stream/include" -I"$repo" -I"$repo/tests/fuzz")
+# stream/*.cpp include their internal headers as "stream/....hpp", found from the repository root
 
 work=${RILL_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/fuzz-rill.XXXXXX")}
 mkdir -p "$work/generated/rill" "$work/obj"
@@ -68,7 +69,7 @@ build_target() {
     objs+=("$obj")
   done
   "$cxx" "${cxxflags[@]}" "${san[@]}" -fsanitize=fuzzer \
-    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto -lspdlog -lfmt
+    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto -lspdlog -lfmt -lsimdjson
 }
 
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
@@ -86,12 +87,16 @@ build_target sequence_mark policies/durability/sequence_mark.cpp policies/durabi
 build_target group_ledger policies/durability/group_ledger.cpp policies/durability/mapped_file.cpp \
   base/logging.cpp base/error.cpp
 build_target pgoutput connectors/cdc/pgoutput.cpp connectors/cdc/change_json.cpp base/error.cpp
+build_target stream_json stream/json_fields.cpp codec/codec.cpp base/error.cpp
+build_target stream_checkpoint stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
+  stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp stream/checkpoint.cpp \
+  base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
 for name in envelope control batch udp http_request signature_header log_record shm_directory \
-            ack_store state_file sequence_mark group_ledger pgoutput; do
+            ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -15,6 +15,7 @@ packages=(
   libboost-dev libcurl4-openssl-dev # http: Beast request parser, webhook delivery client
   curl openssl wrk nginx-light      # http: e2e clients and signatures, perf load and baseline
   libpq-dev postgresql              # cdc: libpq replication client; tests run a real PostgreSQL 15
+  libsimdjson-dev                   # stream: JSON payload fields (event time, key, value)
 )
 
 missing=()

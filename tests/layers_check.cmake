@@ -8,7 +8,7 @@ if(NOT RILL_SOURCE)
   message(FATAL_ERROR "layers_check: pass -DRILL_SOURCE=...")
 endif()
 # Bottom to top; a file may include "LAYER/..." only for a layer at or below its own.
-set(layers base codec policies transport pubsub connectors apps)
+set(layers base codec policies transport pubsub connectors stream apps)
 set(bad "")
 foreach(layer ${layers})
   file(GLOB_RECURSE files "${RILL_SOURCE}/${layer}/*.cpp" "${RILL_SOURCE}/${layer}/*.hpp")

@@ -1,0 +1,10 @@
+// rill stream processing: event time, watermarks, keyed windows and changelog output over
+// rill subscriptions and publishers. Include this one header; link rill::stream.
+#pragma once
+
+#include "rill/stream/aggregate.hpp"
+#include "rill/stream/rill_io.hpp"
+#include "rill/stream/types.hpp"
+#include "rill/stream/watermark.hpp"
+#include "rill/stream/window.hpp"
+#include "rill/stream/window_operator.hpp"
