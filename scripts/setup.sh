@@ -14,6 +14,7 @@ packages=(
   libfuse3-dev fuse3                # tests: lazyfs, power loss under the log (log_powerloss)
   libboost-dev libcurl4-openssl-dev # http: Beast request parser, webhook delivery client
   curl openssl wrk nginx-light      # http: e2e clients and signatures, perf load and baseline
+  libnats-dev nats-server           # jetstream transport (nats.c client); tests: a real 3-node cluster
 )
 
 missing=()
