@@ -5,6 +5,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -128,6 +129,47 @@ TEST_CASE("a persistent publisher restarted after kill -9 sends its log's tail a
   CHECK(s["gaps"] == 0);
   check_all_once_in_order(*sub, n);
   MESSAGE("restarted publisher resent " << p.stats["replayed"] << " messages; the stream holds " << n);
+}
+
+TEST_CASE("a consumer group of 3 processes shares one durable consumer; one killed midway, every message is handled once") {
+  if (no_nats_server()) return;
+  constexpr std::uint64_t n = 20000;
+  TempDir dir;
+  NatsCluster cluster(dir);
+  const auto ep = cluster.endpoint("JOBS", "replicas=3&ack_wait_ms=2000");
+  // The members share one state directory: the group's ledger on this host.
+  const auto state = dir / "state";
+  std::filesystem::create_directories(state);
+  std::vector<std::unique_ptr<Process>> members;
+  for (int i = 0; i < 3; ++i) {
+    const auto name = "m" + std::to_string(i);
+    members.push_back(spawn_rill(dir, name, {"sub", ep, "md/", "--group", "workers", "--durable", name, "--state-dir",
+                                             state.string(), "--idle-exit-ms", "8000", "--format", "text"}));
+  }
+  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("JOBS") == 1; }, 20s), members[0]->err());
+  auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--rate", "8000"});
+  // Killed once it handled a share: what it had taken but not acknowledged goes to the others.
+  REQUIRE_MESSAGE(wait_until([&] { return line_count(*members[1]) >= n / 10; }, 20s), members[1]->err());
+  members[1]->kill(SIGKILL);
+  members[1]->wait(5s);
+  const auto p = finish_pub(*pub);
+  CHECK(p.stats["sent"] == n);
+  std::map<std::uint64_t, int> handled_by;  // seq -> member
+  std::uint64_t twice = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (i != 1) finish_sub(*members[i], "m" + std::to_string(i));
+    const auto m = parse_text(members[i]->out(), "md/x");
+    CHECK(m.bad == 0);
+    CHECK(m.seqs.size() > 0);  // each member got a share
+    for (auto seq : m.seqs) twice += handled_by.emplace(seq, i).second ? 0 : 1;
+  }
+  CHECK(twice == 0);
+  CHECK(handled_by.size() == n);
+  CHECK(handled_by.begin()->first == 1);
+  CHECK(handled_by.rbegin()->first == n);
+  MESSAGE("group: member shares " << parse_text(members[0]->out(), "md/x").seqs.size() << ", "
+                                  << parse_text(members[1]->out(), "md/x").seqs.size() << " (killed), "
+                                  << parse_text(members[2]->out(), "md/x").seqs.size());
 }
 
 TEST_CASE("bad jetstream endpoints and an unreachable server fail with a reason") {

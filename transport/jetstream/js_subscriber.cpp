@@ -1,6 +1,7 @@
 #include "js_subscriber.hpp"
 
 #include <algorithm>
+#include <thread>
 
 #include "base/logging.hpp"
 
@@ -88,6 +89,13 @@ Result<void> JsSubscriber::subscribe() {
   }
   jsErrCode code = jsErrCode(0);
   natsStatus s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
+  // Members starting together race to create the shared consumer; the losers find it
+  // created on a second look.
+  for (int again = 0; s != NATS_OK && m_acks && again < 5; ++again) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    code = jsErrCode(0);
+    s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
+  }
   if (s != NATS_OK) {
     return std::unexpected(nats_error(Errc::io_error, "jetstream: cannot subscribe to " + filter +
                                                           (durable.empty() ? "" : " as consumer '" + durable + "'"),
