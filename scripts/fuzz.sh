@@ -80,11 +80,12 @@ build_target http_request connectors/http/request_reader.cpp
 build_target signature_header connectors/http/signature.cpp base/error.cpp
 build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp base/error.cpp
 build_target shm_directory transport/shm/shm_directory_format.cpp base/error.cpp
+build_target jetstream_input transport/jetstream/js_options.cpp transport/endpoint.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch udp http_request signature_header log_record shm_directory; do
+for name in envelope control batch udp http_request signature_header log_record shm_directory jetstream_input; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"
