@@ -142,7 +142,7 @@ TEST_CASE("a consumer group of 3 processes shares one durable consumer; one kill
   std::filesystem::create_directories(state);
   std::vector<std::unique_ptr<Process>> members;
   for (int i = 0; i < 3; ++i) {
-    const auto name = "m" + std::to_string(i);
+    const std::string name = std::string(1, 'm').append(std::to_string(i));
     members.push_back(spawn_rill(dir, name, {"sub", ep, "md/", "--group", "workers", "--durable", name, "--state-dir",
                                              state.string(), "--idle-exit-ms", "8000", "--format", "text"}));
   }
@@ -157,7 +157,7 @@ TEST_CASE("a consumer group of 3 processes shares one durable consumer; one kill
   std::map<std::uint64_t, int> handled_by;  // seq -> member
   std::uint64_t twice = 0;
   for (int i = 0; i < 3; ++i) {
-    if (i != 1) finish_sub(*members[i], "m" + std::to_string(i));
+    if (i != 1) finish_sub(*members[i], members[i]->command_line());
     const auto m = parse_text(members[i]->out(), "md/x");
     CHECK(m.bad == 0);
     CHECK(m.seqs.size() > 0);  // each member got a share

@@ -48,7 +48,11 @@ class NatsCluster {
   /// "jetstream://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/STREAM?QUERY".
   [[nodiscard]] std::string endpoint(const std::string& stream, const std::string& query = "") const {
     std::string ep = "jetstream://";
-    for (int i = 0; i < nodes; ++i) ep += (i ? "," : "") + std::string("127.0.0.1:") + std::to_string(m_client[i]);
+    for (int i = 0; i < nodes; ++i) {
+      if (i > 0) ep += ',';
+      ep += "127.0.0.1:";
+      ep += std::to_string(m_client[i]);
+    }
     ep += "/" + stream;
     if (!query.empty()) ep += "?" + query;
     return ep;
@@ -58,9 +62,12 @@ class NatsCluster {
   void start(int i) {
     std::string routes;
     for (int j = 0; j < nodes; ++j) {
-      if (j != i) routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(m_route[j]);
+      if (j == i) continue;
+      if (!routes.empty()) routes += ',';
+      routes += "nats://127.0.0.1:";
+      routes += std::to_string(m_route[j]);
     }
-    const auto name = "n" + std::to_string(i);
+    const std::string name = std::string(1, 'n').append(std::to_string(i));
     m_servers[i] = std::make_unique<Process>(
         std::vector<std::string>{nats_server_path(), "-js", "-n", name, "-a", "127.0.0.1", "-p", std::to_string(m_client[i]),
                                  "--cluster_name", "rilltest", "--cluster",
