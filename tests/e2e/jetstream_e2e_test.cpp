@@ -172,6 +172,29 @@ TEST_CASE("a consumer group of 3 processes shares one durable consumer; one kill
                                   << parse_text(members[2]->out(), "md/x").seqs.size());
 }
 
+TEST_CASE("a full stream (max_bytes) refuses new messages: the publisher stops with an error, nothing is dropped silently") {
+  if (no_nats_server()) return;
+  TempDir dir;
+  NatsCluster cluster(dir);
+  // Room for a few hundred 100-byte envelopes; the stream refuses the rest (discard new).
+  const auto ep = cluster.endpoint("SMALL", "replicas=3&max_bytes=65536&window=16");
+  auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", "5000", "--size", "64"});
+  const auto e = pub->wait(60s);
+  INFO(pub->err());
+  CHECK(e.code == 1);
+  CHECK(pub->err().find("refused") != std::string::npos);
+  const auto stored = cluster.messages("SMALL");
+  CHECK(stored > 0);
+  CHECK(stored < 5000);
+  // What the stream holds is a gap-free run from the first message: nothing in between was lost.
+  auto sub = durable_sub(dir, "d1", ep, static_cast<std::uint64_t>(stored));
+  const auto s = finish_sub(*sub);
+  CHECK(s["received"] == static_cast<std::uint64_t>(stored));
+  CHECK(s["gaps"] == 0);
+  MESSAGE("full stream: " << stored << " messages stored, then the publisher stopped: "
+                          << pub->err().substr(pub->err().find("rill: publish failed")).substr(0, 160));
+}
+
 TEST_CASE("bad jetstream endpoints and an unreachable server fail with a reason") {
   if (no_nats_server()) return;
   TempDir dir;
