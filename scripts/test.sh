@@ -34,6 +34,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== TSan build + concurrency tests"
 scripts/build.sh tsan inbound_queue_test asymmetric_gate_test pubsub_test topics_test history_test shm_threads_test log_test udp_fault_test \
-  shm_durable_test shm_history_test shm_group_test shm_topics_test udp_group_test
+  shm_durable_test shm_history_test shm_group_test shm_topics_test udp_group_test rill_cli jetstream_e2e_test
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
   run_ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L tsan

@@ -87,6 +87,19 @@ Result<void> JsSubscriber::subscribe() {
     so.Config.DeliverPolicy = m_config.from == StartFrom::end ? js_DeliverNew : js_DeliverAll;
     if (m_group) so.Queue = durable.c_str();
   }
+  if (m_acks && !m_group) {
+    // Asked before binding: what a previous run left unacknowledged (a new consumer has none).
+    jsConsumerInfo* ci = nullptr;
+    if (js_GetConsumerInfo(&ci, m_conn->js(), m_options.stream.c_str(), durable.c_str(), nullptr, nullptr) == NATS_OK) {
+      m_startup_redeliveries = ci->NumAckPending;
+      jsConsumerInfo_Destroy(ci);
+    }
+    if (m_startup_redeliveries > 0) {
+      m_startup_until = clock::now() + std::chrono::milliseconds(m_options.ack_wait_ms + 1000);
+      log().info("jetstream: consumer {} has {} unacknowledged messages; holding newer ones until they are back",
+                 durable, m_startup_redeliveries);
+    }
+  }
   jsErrCode code = jsErrCode(0);
   natsStatus s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
   // Members starting together race to create the shared consumer; the losers find it
@@ -164,6 +177,17 @@ void JsSubscriber::intake(natsMsg* msg) {
     return;
   }
   auto& o = order(pub);
+  if (m_startup_redeliveries > 0) {
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      // The last one back ends the hold at once (m_startup_until is moved to now).
+      if (meta->NumDelivered > 1 && --m_startup_redeliveries == 0) {
+        m_startup_redeliveries = 1;
+        m_startup_until = clock::now();
+      }
+      jsMsgMetaData_Destroy(meta);
+    }
+  }
   if (m_acks) {
     if (seq <= o.acked) {
       // Handled and acknowledged before (our ack was lost, or came late): the stream
@@ -172,6 +196,14 @@ void JsSubscriber::intake(natsMsg* msg) {
     } else {
       m_pending.push_back({.publisher_id = pub, .seq = seq, .reply = reply ? reply : ""});
     }
+  }
+  if (m_startup_redeliveries > 0) {
+    if (in_startup(clock::now())) {
+      auto [it, fresh] = o.held.try_emplace(seq, Held{.msg = msg, .since = clock::now()});
+      if (!fresh) natsMsg_Destroy(msg);
+      return;
+    }
+    end_startup();  // then this one takes its place in order below
   }
   if (o.next == 0) o.next = seq;
   if (seq < o.next) {
@@ -192,7 +224,20 @@ void JsSubscriber::intake(natsMsg* msg) {
   release_in_order(o);
 }
 
+void JsSubscriber::end_startup() {
+  m_startup_redeliveries = 0;
+  for (auto& o : m_orders) {
+    if (o.held.empty()) continue;
+    if (o.next == 0 || o.held.begin()->first < o.next) o.next = o.held.begin()->first;
+    release_in_order(o);
+  }
+}
+
 void JsSubscriber::release_overdue(clock::time_point now) {
+  if (m_startup_redeliveries > 0) {
+    if (in_startup(now)) return;
+    end_startup();
+  }
   const auto patience = std::chrono::milliseconds(m_options.reorder_ms);
   for (auto& o : m_orders) {
     while (!o.held.empty() && now - o.held.begin()->second.since >= patience) {

@@ -58,6 +58,13 @@ class JsSubscriber final : public SubscriberTransport {
     bool done = false;
   };
   Order& order(std::uint64_t publisher_id);
+  // A durable consumer that had unacknowledged messages when we bound to it: the stream
+  // redelivers those only after ack_wait, behind newer ones. Until they are back (or
+  // ack_wait has passed) everything is held, then each publisher starts at its lowest.
+  void end_startup();
+  [[nodiscard]] bool in_startup(std::chrono::steady_clock::time_point now) const noexcept {
+    return m_startup_redeliveries > 0 && now < m_startup_until;
+  }
   void release_in_order(Order& o);
 
   JsOptions m_options;
@@ -72,6 +79,8 @@ class JsSubscriber final : public SubscriberTransport {
   std::vector<Order> m_orders;
   std::deque<PendingAck> m_pending;  // delivered, not yet acknowledged (arrival order)
   std::uint64_t m_foreign = 0;       // messages on subjects outside the prefix (acked, skipped)
+  std::int64_t m_startup_redeliveries = 0;  // unacknowledged at bind time, not yet redelivered
+  std::chrono::steady_clock::time_point m_startup_until{};
 };
 
 }  // namespace rill::detail::js
