@@ -104,8 +104,9 @@ Result<void> JsSubscriber::subscribe() {
   natsStatus s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
   // Members starting together race to create the shared consumer; the losers find it
   // created on a second look.
-  for (int again = 0; s != NATS_OK && m_acks && again < 5; ++again) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // (A 3-replica consumer is created through the cluster's Raft groups: up to seconds.)
+  for (int again = 0; s != NATS_OK && m_acks && again < 20; ++again) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + 25 * again));
     code = jsErrCode(0);
     s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
   }
