@@ -66,6 +66,9 @@ Result<void> JsSubscriber::subscribe() {
   jsSubOptions_Init(&so);
   so.Stream = m_options.stream.c_str();
   std::string durable;
+  std::string deliver;
+  jsErrCode code = jsErrCode(0);
+  natsStatus s = NATS_OK;
   if (!m_acks) {
     // Live messages only; nats.c re-creates an ordered consumer from the last stream
     // sequence it saw when a node is lost, so nothing is skipped or repeated.
@@ -73,35 +76,50 @@ Result<void> JsSubscriber::subscribe() {
     so.Config.DeliverPolicy = js_DeliverNew;
   } else {
     durable = consumer_name(m_group ? m_config.group : m_config.durable_name);
-    so.Config.Durable = durable.c_str();
-    so.ManualAck = true;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.AckWait = m_options.ack_wait_ms * 1'000'000;
+    if (!m_group) {
+      // Asked before binding: what a previous run left unacknowledged (a new consumer has none).
+      jsConsumerInfo* ci = nullptr;
+      if (js_GetConsumerInfo(&ci, m_conn->js(), m_options.stream.c_str(), durable.c_str(), nullptr, nullptr) == NATS_OK) {
+        m_startup_redeliveries = ci->NumAckPending;
+        jsConsumerInfo_Destroy(ci);
+      }
+      if (m_startup_redeliveries > 0) {
+        m_startup_until = clock::now() + std::chrono::milliseconds(m_options.ack_wait_ms + 1000);
+        log().info("jetstream: consumer {} has {} unacknowledged messages; holding newer ones until they are back",
+                   durable, m_startup_redeliveries);
+      }
+    }
+    // Created here, not by nats.c: a consumer the library creates is deleted when its
+    // subscription ends, and a durable one (or a group's) must outlive every member.
+    deliver = "_rill_deliver." + m_options.stream + "." + durable;
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable.c_str();
+    cc.DeliverSubject = deliver.c_str();
+    cc.FilterSubject = filter.c_str();
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = m_options.ack_wait_ms * 1'000'000;
     // rill retries and dead-letters in the handler's process before it acknowledges, so
     // the stream redelivers only what a lost member never acknowledged: no limit here.
-    so.Config.MaxDeliver = -1;
-    so.Config.MaxAckPending = static_cast<std::int64_t>(
+    cc.MaxDeliver = -1;
+    cc.MaxAckPending = static_cast<std::int64_t>(
         m_window != static_cast<std::size_t>(-1) ? m_window : std::max<std::size_t>(m_options.window, 1024));
     // A new consumer starts at the stream's first message unless asked for the end; an
-    // existing one resumes after its last acknowledged message.
-    so.Config.DeliverPolicy = m_config.from == StartFrom::end ? js_DeliverNew : js_DeliverAll;
+    // existing one resumes after its last acknowledged message, whatever is asked now.
+    cc.DeliverPolicy = m_config.from == StartFrom::end ? js_DeliverNew : js_DeliverAll;
+    if (m_group) cc.DeliverGroup = durable.c_str();
+    jsConsumerInfo* ci = nullptr;
+    s = js_AddConsumer(&ci, m_conn->js(), m_options.stream.c_str(), &cc, nullptr, &code);
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK && code != JSConsumerNameExistErr && code != JSConsumerExistingActiveErr) {
+      return std::unexpected(nats_error(Errc::io_error, "jetstream: cannot create consumer '" + durable + "'", s, code));
+    }
+    so.Consumer = durable.c_str();
+    so.ManualAck = true;
     if (m_group) so.Queue = durable.c_str();
   }
-  if (m_acks && !m_group) {
-    // Asked before binding: what a previous run left unacknowledged (a new consumer has none).
-    jsConsumerInfo* ci = nullptr;
-    if (js_GetConsumerInfo(&ci, m_conn->js(), m_options.stream.c_str(), durable.c_str(), nullptr, nullptr) == NATS_OK) {
-      m_startup_redeliveries = ci->NumAckPending;
-      jsConsumerInfo_Destroy(ci);
-    }
-    if (m_startup_redeliveries > 0) {
-      m_startup_until = clock::now() + std::chrono::milliseconds(m_options.ack_wait_ms + 1000);
-      log().info("jetstream: consumer {} has {} unacknowledged messages; holding newer ones until they are back",
-                 durable, m_startup_redeliveries);
-    }
-  }
-  jsErrCode code = jsErrCode(0);
-  natsStatus s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
+  code = jsErrCode(0);
+  s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
   // Members starting together race to create the shared consumer; the losers find it
   // created on a second look.
   // (A 3-replica consumer is created through the cluster's Raft groups: up to seconds.)
@@ -126,10 +144,16 @@ JsSubscriber::~JsSubscriber() {
   for (auto& o : m_orders) {
     for (auto& [seq, h] : o.held) natsMsg_Destroy(h.msg);
   }
+  // Taken but not handled: handed back at once (-NAK) rather than after ack_wait, so the
+  // next run (or another group member) gets them without waiting.
+  for (const auto& p : m_pending) {
+    if (!p.done && !p.reply.empty()) natsConnection_PublishString(m_conn->nc(), p.reply.c_str(), "-NAK");
+  }
   if (m_sub != nullptr) {
-    // A durable consumer stays on the server for the next run; only our interest goes.
-    natsSubscription_Drain(m_sub);
-    natsSubscription_WaitForDrainCompletion(m_sub, 1000);
+    // A durable consumer (created by us, not by nats.c) stays on the server for the next
+    // run; only our interest goes. What we took and did not acknowledge is redelivered.
+    // An ordered consumer (nats.c's own) is deleted with it.
+    natsSubscription_Unsubscribe(m_sub);
     natsSubscription_Destroy(m_sub);
   }
 }
