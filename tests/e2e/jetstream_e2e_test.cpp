@@ -58,7 +58,7 @@ TEST_CASE("a 3-replica stream created on first use carries every message in orde
   auto live = spawn_rill(dir, "live", {"sub", ep, "md/", "--count", str(n), "--idle-exit-ms", "20000", "--format", "text",
                                        "--policy", "backpressure:256"});
   // Both consumers exist before the first message: the volatile one sees it too.
-  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("ORDERS") == 2; }, 20s), live->err() << durable->err());
+  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("ORDERS") == 2; }, 45s), live->err() << durable->err());
   auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n)});
   const auto p = finish_pub(*pub);
   CHECK(p.stats["sent"] == n);
@@ -81,9 +81,9 @@ TEST_CASE("kill -9 of the stream leader mid-stream: the durable subscriber's han
   NatsCluster cluster(dir);
   const auto ep = cluster.endpoint("TICKS", "replicas=3");
   auto sub = durable_sub(dir, "d1", ep, n);
-  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("TICKS") == 1; }, 20s), sub->err());
+  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("TICKS") == 1; }, 45s), sub->err());
   auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--rate", "6000", "--timeout-ms", "20000"});
-  REQUIRE(wait_until([&] { return cluster.messages("TICKS") >= static_cast<std::int64_t>(n / 4); }, 20s));
+  REQUIRE(wait_until([&] { return cluster.messages("TICKS") >= static_cast<std::int64_t>(n / 4); }, 45s));
   const int leader = cluster.leader("TICKS");
   REQUIRE(leader >= 0);
   cluster.kill(leader);
@@ -115,7 +115,8 @@ TEST_CASE("a persistent publisher restarted after kill -9 sends its log's tail a
   const std::vector<std::string> args{"pub", ep, "md/x", "--until-seq", str(n), "--rate", "8000", "--durability",
                                       "persistent:" + (dir / "log").string(), "--fsync", "always"};
   auto first = spawn_rill(dir, "pub1", args);
-  REQUIRE(wait_until([&] { return cluster.messages("LOGGED") >= static_cast<std::int64_t>(n / 3); }, 20s));
+  // (generous deadlines: a sanitizer build on a loaded machine is many times slower)
+  REQUIRE(wait_until([&] { return cluster.messages("LOGGED") >= static_cast<std::int64_t>(n / 5); }, 45s));
   first->kill(SIGKILL);
   first->wait(5s);
   auto second = spawn_rill(dir, "pub2", args);
@@ -138,9 +139,9 @@ TEST_CASE("a durable subscriber killed with kill -9 and restarted resumes: every
   NatsCluster cluster(dir);
   const auto ep = cluster.endpoint("RESUME", "replicas=3&ack_wait_ms=2000");
   auto first = durable_sub(dir, "d1", ep, n);
-  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("RESUME") == 1; }, 20s), first->err());
+  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("RESUME") == 1; }, 45s), first->err());
   auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--rate", "8000"});
-  REQUIRE(wait_until([&] { return line_count(*first) >= n / 4; }, 20s));
+  REQUIRE(wait_until([&] { return line_count(*first) >= n / 10; }, 45s));
   first->kill(SIGKILL);
   first->wait(5s);
   const auto before = parse_text(first->out(), "md/x").seqs;
@@ -177,10 +178,10 @@ TEST_CASE("a consumer group of 3 processes shares one durable consumer; one kill
     members.push_back(spawn_rill(dir, name, {"sub", ep, "md/", "--group", "workers", "--durable", name, "--state-dir",
                                              state.string(), "--idle-exit-ms", "8000", "--format", "text"}));
   }
-  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("JOBS") == 1; }, 20s), members[0]->err());
+  REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("JOBS") == 1; }, 45s), members[0]->err());
   auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--rate", "8000"});
   // Killed once it handled a share: what it had taken but not acknowledged goes to the others.
-  REQUIRE_MESSAGE(wait_until([&] { return line_count(*members[1]) >= n / 10; }, 20s), members[1]->err());
+  REQUIRE_MESSAGE(wait_until([&] { return line_count(*members[1]) >= n / 20; }, 45s), members[1]->err());
   members[1]->kill(SIGKILL);
   members[1]->wait(5s);
   const auto p = finish_pub(*pub);
@@ -231,7 +232,7 @@ TEST_CASE("bad jetstream endpoints and an unreachable server fail with a reason"
   TempDir dir;
   const auto fails_with = [&](const std::string& name, std::vector<std::string> args, const std::string& reason) {
     auto p = spawn_rill(dir, name, std::move(args));
-    const auto e = p->wait(20s);
+    const auto e = p->wait(45s);
     INFO(name << ": " << p->err());
     CHECK(!e.ok());
     CHECK(p->err().find(reason) != std::string::npos);
