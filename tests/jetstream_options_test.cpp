@@ -25,10 +25,12 @@ std::string error_of(const std::string& text) {
 }  // namespace
 
 TEST_CASE("a full endpoint gives every server, the stream and each option") {
-  auto o = parse("jetstream://127.0.0.1:4222,10.0.0.2:4223,nats.local:4224/TICKS?replicas=3&storage=memory"
-                 "&max_bytes=1048576&window=64&ack_wait_ms=2000&reorder_ms=0");
+  auto o = parse(
+      "jetstream://127.0.0.1:4222,10.0.0.2:4223,nats.local:4224/TICKS?replicas=3&storage=memory"
+      "&max_bytes=1048576&window=64&ack_wait_ms=2000&reorder_ms=0");
   REQUIRE(o.has_value());
-  CHECK(o->servers == std::vector<std::string>{"nats://127.0.0.1:4222", "nats://10.0.0.2:4223", "nats://nats.local:4224"});
+  CHECK(o->servers ==
+        std::vector<std::string>{"nats://127.0.0.1:4222", "nats://10.0.0.2:4223", "nats://nats.local:4224"});
   CHECK(o->stream == "TICKS");
   CHECK(o->replicas == 3);
   CHECK(o->memory);
@@ -55,7 +57,8 @@ TEST_CASE("bad endpoints are refused with the part that is wrong") {
   CHECK(error_of("jetstream://127.0.0.1:4222,/S").find("ends with a ','") != std::string::npos);
   CHECK(error_of("jetstream://127.0.0.1:4222/a.b").find("[A-Za-z0-9_-]") != std::string::npos);
   CHECK(error_of("jetstream://127.0.0.1:4222/S?replicas=0").find("replicas must be 1..5") != std::string::npos);
-  CHECK(error_of("jetstream://127.0.0.1:4222/S?storage=disk").find("storage must be file or memory") != std::string::npos);
+  CHECK(error_of("jetstream://127.0.0.1:4222/S?storage=disk").find("storage must be file or memory") !=
+        std::string::npos);
   CHECK(error_of("jetstream://127.0.0.1:4222/S?max_bytes=-5").find("max_bytes") != std::string::npos);
   CHECK(error_of("jetstream://127.0.0.1:4222/S?replicas").find("needs =VALUE") != std::string::npos);
   CHECK(error_of("jetstream://127.0.0.1:4222/S?colour=red").find("unknown option 'colour'") != std::string::npos);

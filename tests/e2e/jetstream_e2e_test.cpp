@@ -30,8 +30,9 @@ std::unique_ptr<Process> durable_sub(const TempDir& dir, const std::string& name
                                      std::uint64_t count, std::vector<std::string> extra = {}) {
   const auto state = dir / ("state-" + name);
   std::filesystem::create_directories(state);
-  std::vector<std::string> args{"sub", ep, "md/", "--durable", name, "--state-dir", state.string(),
-                                "--count", str(count), "--idle-exit-ms", "20000", "--format", "text"};
+  std::vector<std::string> args{"sub",          ep,        "md/",      "--durable",      name,    "--state-dir",
+                                state.string(), "--count", str(count), "--idle-exit-ms", "20000", "--format",
+                                "text"};
   args.insert(args.end(), extra.begin(), extra.end());
   return spawn_rill(dir, name, args);
 }
@@ -46,7 +47,8 @@ void check_all_once_in_order(const Process& sub, std::uint64_t n) {
 
 }  // namespace
 
-TEST_CASE("a 3-replica stream created on first use carries every message in order to a durable and a volatile subscriber") {
+TEST_CASE(
+    "a 3-replica stream created on first use carries every message in order to a durable and a volatile subscriber") {
   if (no_nats_server()) return;
   constexpr std::uint64_t n = 20000;
   TempDir dir;
@@ -55,8 +57,9 @@ TEST_CASE("a 3-replica stream created on first use carries every message in orde
   auto durable = durable_sub(dir, "d1", ep, n);
   // backpressure: a volatile subscriber that falls behind the burst waits (its client holds
   // the backlog) instead of dropping the oldest as the default drop-oldest:1024 would.
-  auto live = spawn_rill(dir, "live", {"sub", ep, "md/", "--count", str(n), "--idle-exit-ms", "20000", "--format", "text",
-                                       "--policy", "backpressure:256"});
+  auto live = spawn_rill(dir, "live",
+                         {"sub", ep, "md/", "--count", str(n), "--idle-exit-ms", "20000", "--format", "text",
+                          "--policy", "backpressure:256"});
   // Both consumers exist before the first message: the volatile one sees it too.
   REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("ORDERS") == 2; }, 45s), live->err() << durable->err());
   auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n)});
@@ -74,7 +77,8 @@ TEST_CASE("a 3-replica stream created on first use carries every message in orde
   MESSAGE("3 replicas: " << n << " messages published in " << p.exit.seconds() << " s");
 }
 
-TEST_CASE("kill -9 of the stream leader mid-stream: the durable subscriber's handler gets every message once, in order") {
+TEST_CASE(
+    "kill -9 of the stream leader mid-stream: the durable subscriber's handler gets every message once, in order") {
   if (no_nats_server()) return;
   constexpr std::uint64_t n = 30000;
   TempDir dir;
@@ -89,7 +93,12 @@ TEST_CASE("kill -9 of the stream leader mid-stream: the durable subscriber's han
   cluster.kill(leader);
   const auto killed_at = cluster.messages("TICKS");
   // A new leader takes over while the old one is gone; then it comes back on its store.
-  CHECK(wait_until([&] { const int l = cluster.leader("TICKS"); return l >= 0 && l != leader; }, 20s));
+  CHECK(wait_until(
+      [&] {
+        const int l = cluster.leader("TICKS");
+        return l >= 0 && l != leader;
+      },
+      20s));
   cluster.start(leader);
   const auto p = finish_pub(*pub);
   CHECK(p.stats["sent"] == n);
@@ -112,8 +121,17 @@ TEST_CASE("a persistent publisher restarted after kill -9 sends its log's tail a
   const auto ep = cluster.endpoint("LOGGED", "replicas=3");
   // fsync always: every message handed to the stream is in the log first, so the restart
   // knows each one (under every:MS a kill -9 loses the log's last few, recorded as lost).
-  const std::vector<std::string> args{"pub", ep, "md/x", "--until-seq", str(n), "--rate", "8000", "--durability",
-                                      "persistent:" + (dir / "log").string(), "--fsync", "always"};
+  const std::vector<std::string> args{"pub",
+                                      ep,
+                                      "md/x",
+                                      "--until-seq",
+                                      str(n),
+                                      "--rate",
+                                      "8000",
+                                      "--durability",
+                                      "persistent:" + (dir / "log").string(),
+                                      "--fsync",
+                                      "always"};
   auto first = spawn_rill(dir, "pub1", args);
   // (generous deadlines: a sanitizer build on a loaded machine is many times slower)
   REQUIRE(wait_until([&] { return cluster.messages("LOGGED") >= static_cast<std::int64_t>(n / 5); }, 45s));
@@ -132,7 +150,8 @@ TEST_CASE("a persistent publisher restarted after kill -9 sends its log's tail a
   MESSAGE("restarted publisher resent " << p.stats["replayed"] << " messages; the stream holds " << n);
 }
 
-TEST_CASE("a durable subscriber killed with kill -9 and restarted resumes: every message once into its handler, in order") {
+TEST_CASE(
+    "a durable subscriber killed with kill -9 and restarted resumes: every message once into its handler, in order") {
   if (no_nats_server()) return;
   constexpr std::uint64_t n = 20000;
   TempDir dir;
@@ -146,9 +165,9 @@ TEST_CASE("a durable subscriber killed with kill -9 and restarted resumes: every
   first->wait(5s);
   const auto before = parse_text(first->out(), "md/x").seqs;
   // Same name, same state directory: it goes on after what its handler finished.
-  auto second = spawn_rill(dir, "d1-again", {"sub", ep, "md/", "--durable", "d1", "--state-dir",
-                                             (dir / "state-d1").string(), "--count", str(n - before.size()),
-                                             "--idle-exit-ms", "20000", "--format", "text"});
+  auto second = spawn_rill(dir, "d1-again",
+                           {"sub", ep, "md/", "--durable", "d1", "--state-dir", (dir / "state-d1").string(), "--count",
+                            str(n - before.size()), "--idle-exit-ms", "20000", "--format", "text"});
   const auto p = finish_pub(*pub);
   CHECK(p.stats["sent"] == n);
   const auto s = finish_sub(*second, "second run");
@@ -159,11 +178,12 @@ TEST_CASE("a durable subscriber killed with kill -9 and restarted resumes: every
   CHECK(all.size() == n);
   CHECK(is_run_from(all, 1));  // the two runs' handlers together: 1..n, each once, in order
   CHECK(s["gaps"] == 0);
-  MESSAGE("durable restart: first run handled " << before.size() << ", second " << after.seqs.size()
-                                                << " (dropped " << s["duplicates"] << " repeats)");
+  MESSAGE("durable restart: first run handled " << before.size() << ", second " << after.seqs.size() << " (dropped "
+                                                << s["duplicates"] << " repeats)");
 }
 
-TEST_CASE("a consumer group of 3 processes shares one durable consumer; one killed midway, every message is handled once") {
+TEST_CASE(
+    "a consumer group of 3 processes shares one durable consumer; one killed midway, every message is handled once") {
   if (no_nats_server()) return;
   constexpr std::uint64_t n = 20000;
   TempDir dir;
@@ -175,8 +195,9 @@ TEST_CASE("a consumer group of 3 processes shares one durable consumer; one kill
   std::vector<std::unique_ptr<Process>> members;
   for (int i = 0; i < 3; ++i) {
     const std::string name = std::string(1, 'm').append(std::to_string(i));
-    members.push_back(spawn_rill(dir, name, {"sub", ep, "md/", "--group", "workers", "--durable", name, "--state-dir",
-                                             state.string(), "--idle-exit-ms", "8000", "--format", "text"}));
+    members.push_back(spawn_rill(dir, name,
+                                 {"sub", ep, "md/", "--group", "workers", "--durable", name, "--state-dir",
+                                  state.string(), "--idle-exit-ms", "8000", "--format", "text"}));
   }
   REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("JOBS") == 1; }, 45s), members[0]->err());
   auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--rate", "8000"});
@@ -204,7 +225,8 @@ TEST_CASE("a consumer group of 3 processes shares one durable consumer; one kill
                                   << parse_text(members[2]->out(), "md/x").seqs.size());
 }
 
-TEST_CASE("a full stream (max_bytes) refuses new messages: the publisher stops with an error, nothing is dropped silently") {
+TEST_CASE(
+    "a full stream (max_bytes) refuses new messages: the publisher stops with an error, nothing is dropped silently") {
   if (no_nats_server()) return;
   TempDir dir;
   NatsCluster cluster(dir);
@@ -239,7 +261,8 @@ TEST_CASE("bad jetstream endpoints and an unreachable server fail with a reason"
   };
   const auto port = std::to_string(free_port());  // nobody listens there
   fails_with("unreachable", {"pub", "jetstream://127.0.0.1:" + port + "/S", "md/x", "--count", "1"}, "cannot connect");
-  fails_with("no-stream", {"pub", "jetstream://127.0.0.1:" + port, "md/x", "--count", "1"}, "needs servers and a stream");
+  fails_with("no-stream", {"pub", "jetstream://127.0.0.1:" + port, "md/x", "--count", "1"},
+             "needs servers and a stream");
   fails_with("bad-server", {"pub", "jetstream://127.0.0.1:x/S", "md/x", "--count", "1"}, "is not HOST:PORT");
   fails_with("bad-replicas", {"pub", "jetstream://127.0.0.1:" + port + "/S?replicas=9", "md/x", "--count", "1"},
              "replicas must be 1..5");

@@ -69,8 +69,8 @@ class NatsCluster {
     }
     const std::string name = std::string(1, 'n').append(std::to_string(i));
     m_servers[i] = std::make_unique<Process>(
-        std::vector<std::string>{nats_server_path(), "-js", "-n", name, "-a", "127.0.0.1", "-p", std::to_string(m_client[i]),
-                                 "--cluster_name", "rilltest", "--cluster",
+        std::vector<std::string>{nats_server_path(), "-js", "-n", name, "-a", "127.0.0.1", "-p",
+                                 std::to_string(m_client[i]), "--cluster_name", "rilltest", "--cluster",
                                  "nats://127.0.0.1:" + std::to_string(m_route[i]), "--routes", routes, "-sd",
                                  (m_dir / ("store-" + name)).string()},
         m_dir.path(), name + "-" + std::to_string(++m_starts));

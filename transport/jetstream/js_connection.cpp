@@ -28,7 +28,8 @@ void on_async_error(natsConnection*, natsSubscription*, natsStatus s, void*) {
 Error nats_error(Errc code, const std::string& what, natsStatus s, jsErrCode js_code) {
   std::string detail = what + ": " + natsStatus_GetText(s);
   if (js_code != 0) detail += " (JetStream error " + std::to_string(static_cast<int>(js_code)) + ")";
-  if (const char* last = nats_GetLastError(nullptr); last != nullptr && *last != '\0') detail += ": " + std::string(last);
+  if (const char* last = nats_GetLastError(nullptr); last != nullptr && *last != '\0')
+    detail += ": " + std::string(last);
   return Error{.code = code, .detail = std::move(detail)};
 }
 
@@ -90,7 +91,8 @@ Result<void> JsConnection::ensure_stream(const JsOptions& o) {
     return {};
   }
   if (s != NATS_NOT_FOUND && code != JSStreamNotFoundErr) {
-    return std::unexpected(nats_error(Errc::not_connected, "jetstream: cannot look up stream '" + o.stream + "'", s, code));
+    return std::unexpected(
+        nats_error(Errc::not_connected, "jetstream: cannot look up stream '" + o.stream + "'", s, code));
   }
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);

@@ -94,8 +94,9 @@ Result<JsOptions> parse_options(const Endpoint& ep) {
     } else if (key == "connect_timeout_ms") {
       if (!read_number(value, o.connect_timeout_ms) || o.connect_timeout_ms < 1) return number_error("positive");
     } else {
-      return std::unexpected(bad(ep, "unknown option '" + std::string(key) +
-                                         "' (replicas, storage, max_bytes, window, ack_wait_ms, reorder_ms, connect_timeout_ms)"));
+      return std::unexpected(
+          bad(ep, "unknown option '" + std::string(key) +
+                      "' (replicas, storage, max_bytes, window, ack_wait_ms, reorder_ms, connect_timeout_ms)"));
     }
   }
   return o;
@@ -113,15 +114,16 @@ Result<std::string> topic_subject(const JsOptions& o, std::string_view topic) {
       continue;
     }
     if (c == '.' || c == '*' || c == '>' || c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-      return fail(Errc::invalid_argument, "topic '" + std::string(topic) +
-                                              "' cannot be a JetStream subject: no '.', '*', '>' or blanks");
+      return fail(Errc::invalid_argument,
+                  "topic '" + std::string(topic) + "' cannot be a JetStream subject: no '.', '*', '>' or blanks");
     }
     subject += c;
     ++segment;
   }
   if (segment == 0) {
     return fail(Errc::invalid_argument,
-                "topic '" + std::string(topic) + "' cannot be a JetStream subject: empty segment (a '/' at either end or '//')");
+                "topic '" + std::string(topic) +
+                    "' cannot be a JetStream subject: empty segment (a '/' at either end or '//')");
   }
   return subject;
 }

@@ -14,15 +14,15 @@ namespace rill::detail::js {
 
 /// A parsed jetstream:// endpoint. Plain data; parse() checks every field.
 struct JsOptions {
-  std::vector<std::string> servers;  ///< "nats://HOST:PORT", in the order given
-  std::string stream;                ///< the stream name ([A-Za-z0-9_-], up to 64)
-  int replicas = 1;                  ///< 1..5, used when the stream is created
-  bool memory = false;               ///< storage=memory (default file)
-  std::int64_t max_bytes = -1;       ///< the stream's byte limit when created (-1: none); full -> publish fails
-  std::size_t window = 256;          ///< publish acks outstanding at once (publisher) / MaxAckPending floor
-  std::int64_t ack_wait_ms = 5000;   ///< a consumer's redelivery delay for an unacknowledged message
+  std::vector<std::string> servers;        ///< "nats://HOST:PORT", in the order given
+  std::string stream;                      ///< the stream name ([A-Za-z0-9_-], up to 64)
+  int replicas = 1;                        ///< 1..5, used when the stream is created
+  bool memory = false;                     ///< storage=memory (default file)
+  std::int64_t max_bytes = -1;             ///< the stream's byte limit when created (-1: none); full -> publish fails
+  std::size_t window = 256;                ///< publish acks outstanding at once (publisher) / MaxAckPending floor
+  std::int64_t ack_wait_ms = 5000;         ///< a consumer's redelivery delay for an unacknowledged message
   std::int64_t connect_timeout_ms = 2000;  ///< how long the first connection may take
-  std::int64_t reorder_ms = 10000;   ///< how long a subscriber holds a message back for a missing predecessor
+  std::int64_t reorder_ms = 10000;         ///< how long a subscriber holds a message back for a missing predecessor
 
   /// The subject prefix of this stream's rill topics: "rill.<STREAM>".
   [[nodiscard]] std::string subject_prefix() const { return "rill." + stream; }

@@ -76,7 +76,8 @@ void JsPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, v
     ++self->m_failed;
     --self->m_outstanding;
     self->m_failure = pae != nullptr && pae->ErrText != nullptr ? pae->ErrText : "refused by the stream";
-    if (self->m_failed == 1) log().error("jetstream: stream {} refused a message: {}", self->m_options.stream, self->m_failure);
+    if (self->m_failed == 1)
+      log().error("jetstream: stream {} refused a message: {}", self->m_options.stream, self->m_failure);
   }
   natsMsg_Destroy(msg);
   self->m_cv.notify_all();
@@ -214,8 +215,8 @@ Result<std::size_t> JsPublisher::wait_for_subscribers(std::size_t n, clock::time
 void JsPublisher::close(std::uint64_t) {
   if (!wait_room(1, clock::now() + close_deadline)) {
     std::lock_guard lock(m_mu);
-    log().error("jetstream: {} messages were not confirmed by stream {} within {} s", m_outstanding,
-                m_options.stream, close_deadline.count());
+    log().error("jetstream: {} messages were not confirmed by stream {} within {} s", m_outstanding, m_options.stream,
+                close_deadline.count());
   }
   std::lock_guard lock(m_mu);
   m_stats.acks = m_stored;

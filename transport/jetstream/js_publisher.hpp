@@ -58,12 +58,12 @@ class JsPublisher final : public PublisherTransport {
 
   std::mutex m_mu;  // guards everything below; on_ack runs on nats.c's thread
   std::condition_variable m_cv;
-  std::size_t m_outstanding = 0;  // published, not yet stored by the stream nor failed for good
-  std::deque<Retry> m_retries;    // failed attempts waiting to be sent again
-  std::uint64_t m_stored = 0;     // acks received
-  std::uint64_t m_duplicates = 0; // acks that said the stream had the message already
-  std::uint64_t m_failed = 0;     // messages the stream refused for good
-  std::string m_failure;          // the last refusal, reported by the next send()
+  std::size_t m_outstanding = 0;   // published, not yet stored by the stream nor failed for good
+  std::deque<Retry> m_retries;     // failed attempts waiting to be sent again
+  std::uint64_t m_stored = 0;      // acks received
+  std::uint64_t m_duplicates = 0;  // acks that said the stream had the message already
+  std::uint64_t m_failed = 0;      // messages the stream refused for good
+  std::string m_failure;           // the last refusal, reported by the next send()
 };
 
 }  // namespace rill::detail::js

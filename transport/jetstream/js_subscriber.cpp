@@ -15,11 +15,12 @@ using clock = std::chrono::steady_clock;
 const FrameOps msg_ops{
     .release = [](void* storage) noexcept { natsMsg_Destroy(*static_cast<natsMsg**>(storage)); },
     .move = nullptr,  // a pointer: relocatable by memcpy
-    .bytes = [](const void* storage) noexcept {
-      natsMsg* m = *static_cast<natsMsg* const*>(storage);
-      return std::span<const std::byte>(reinterpret_cast<const std::byte*>(natsMsg_GetData(m)),
-                                        static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-    },
+    .bytes =
+        [](const void* storage) noexcept {
+          natsMsg* m = *static_cast<natsMsg* const*>(storage);
+          return std::span<const std::byte>(reinterpret_cast<const std::byte*>(natsMsg_GetData(m)),
+                                            static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+        },
 };
 
 // Messages held back per publisher at most; past it the oldest gap is given up.
@@ -39,12 +40,14 @@ JsSubscriber::JsSubscriber(JsOptions options, const SubscriberConfig& config)
 Result<std::unique_ptr<SubscriberTransport>> JsSubscriber::create(std::span<const Endpoint> eps,
                                                                   const SubscriberConfig& config) {
   if (eps.size() != 1) {
-    return fail(Errc::invalid_argument, "a jetstream subscription reads one stream: give one jetstream:// endpoint "
-                                        "(list the cluster's servers inside it, comma-separated)");
+    return fail(Errc::invalid_argument,
+                "a jetstream subscription reads one stream: give one jetstream:// endpoint "
+                "(list the cluster's servers inside it, comma-separated)");
   }
   if (config.durability.kind == DurabilityKind::transient_local) {
-    return fail(Errc::unsupported, "jetstream keeps the whole stream: subscribe with a durable name and --from "
-                                   "start instead of transient_local");
+    return fail(Errc::unsupported,
+                "jetstream keeps the whole stream: subscribe with a durable name and --from "
+                "start instead of transient_local");
   }
   auto options = parse_options(eps.front());
   if (!options) return std::unexpected(options.error());
@@ -79,7 +82,8 @@ Result<void> JsSubscriber::subscribe() {
     if (!m_group) {
       // Asked before binding: what a previous run left unacknowledged (a new consumer has none).
       jsConsumerInfo* ci = nullptr;
-      if (js_GetConsumerInfo(&ci, m_conn->js(), m_options.stream.c_str(), durable.c_str(), nullptr, nullptr) == NATS_OK) {
+      if (js_GetConsumerInfo(&ci, m_conn->js(), m_options.stream.c_str(), durable.c_str(), nullptr, nullptr) ==
+          NATS_OK) {
         m_startup_redeliveries = ci->NumAckPending;
         jsConsumerInfo_Destroy(ci);
       }
@@ -112,7 +116,8 @@ Result<void> JsSubscriber::subscribe() {
     s = js_AddConsumer(&ci, m_conn->js(), m_options.stream.c_str(), &cc, nullptr, &code);
     jsConsumerInfo_Destroy(ci);
     if (s != NATS_OK && code != JSConsumerNameExistErr && code != JSConsumerExistingActiveErr) {
-      return std::unexpected(nats_error(Errc::io_error, "jetstream: cannot create consumer '" + durable + "'", s, code));
+      return std::unexpected(
+          nats_error(Errc::io_error, "jetstream: cannot create consumer '" + durable + "'", s, code));
     }
     so.Consumer = durable.c_str();
     so.ManualAck = true;
@@ -129,9 +134,10 @@ Result<void> JsSubscriber::subscribe() {
     s = js_SubscribeSync(&m_sub, m_conn->js(), filter.c_str(), nullptr, &so, &code);
   }
   if (s != NATS_OK) {
-    return std::unexpected(nats_error(Errc::io_error, "jetstream: cannot subscribe to " + filter +
-                                                          (durable.empty() ? "" : " as consumer '" + durable + "'"),
-                                      s, code));
+    return std::unexpected(nats_error(
+        Errc::io_error,
+        "jetstream: cannot subscribe to " + filter + (durable.empty() ? "" : " as consumer '" + durable + "'"), s,
+        code));
   }
   // The stream paces a durable consumer by MaxAckPending; an ordered one by flow control.
   // The client queue may hold the rest: nothing is dropped there.

@@ -47,8 +47,8 @@ class JsSubscriber final : public SubscriberTransport {
   };
   struct Order {  // one publisher's sequence as it arrives
     std::uint64_t publisher_id = 0;
-    std::uint64_t next = 0;  // the sequence handed on next (0: none seen yet)
-    std::uint64_t acked = 0; // acknowledged up to here (redeliveries below it are acked at once)
+    std::uint64_t next = 0;   // the sequence handed on next (0: none seen yet)
+    std::uint64_t acked = 0;  // acknowledged up to here (redeliveries below it are acked at once)
     std::map<std::uint64_t, Held> held;
   };
   struct PendingAck {
@@ -71,14 +71,14 @@ class JsSubscriber final : public SubscriberTransport {
   SubscriberConfig m_config;
   std::unique_ptr<JsConnection> m_conn;
   natsSubscription* m_sub = nullptr;
-  bool m_acks = false;   // durable or group: explicit acks
-  bool m_group = false;  // members get subsets: no reordering, acks by arrival
+  bool m_acks = false;                                  // durable or group: explicit acks
+  bool m_group = false;                                 // members get subsets: no reordering, acks by arrival
   std::size_t m_window = static_cast<std::size_t>(-1);  // backpressure: frames handed on, not yet consumed
   std::size_t m_in_flight = 0;
   std::deque<natsMsg*> m_ready;  // in order, waiting for drain()
   std::vector<Order> m_orders;
-  std::deque<PendingAck> m_pending;  // delivered, not yet acknowledged (arrival order)
-  std::uint64_t m_foreign = 0;       // messages on subjects outside the prefix (acked, skipped)
+  std::deque<PendingAck> m_pending;         // delivered, not yet acknowledged (arrival order)
+  std::uint64_t m_foreign = 0;              // messages on subjects outside the prefix (acked, skipped)
   std::int64_t m_startup_redeliveries = 0;  // unacknowledged at bind time, not yet redelivered
   std::chrono::steady_clock::time_point m_startup_until{};
 };
