@@ -16,6 +16,7 @@ packages=(
   curl openssl wrk nginx-light      # http: e2e clients and signatures, perf load and baseline
   libpq-dev postgresql              # cdc: libpq replication client; tests run a real PostgreSQL 15
   libsimdjson-dev                   # stream: JSON payload fields (event time, key, value)
+  libnats-dev nats-server           # jetstream transport (nats.c client); tests: a real 3-node cluster
 )
 
 missing=()

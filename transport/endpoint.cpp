@@ -58,6 +58,17 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     if (ep.host.empty()) return fail(Errc::invalid_argument, ep.scheme + " endpoint '" + ep.uri + "' needs a host");
     return ep;
   }
+  if (ep.scheme == "jetstream") {
+    // HOST:PORT[,HOST:PORT...]/STREAM: the server list in host; the whole of it (stream,
+    // query) is checked by the jetstream transport.
+    const auto slash = rest.find('/');
+    ep.host = std::string(rest.substr(0, slash));
+    if (ep.host.empty() || slash == std::string_view::npos || slash + 1 == rest.size()) {
+      return fail(Errc::invalid_argument, "jetstream endpoint '" + ep.uri + "' needs servers and a stream, like "
+                                          "jetstream://127.0.0.1:4222/orders");
+    }
+    return ep;
+  }
   return fail(Errc::unsupported, "unknown endpoint scheme '" + ep.scheme + "' in '" + ep.uri + "'");
 }
 

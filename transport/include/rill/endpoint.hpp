@@ -11,8 +11,8 @@ namespace rill {
 
 /// A parsed endpoint URI.
 struct Endpoint {
-  std::string scheme;  ///< "tcp", "udp", "shm", "http"
-  std::string host;    ///< address, or the name for shm
+  std::string scheme;  ///< "tcp", "udp", "shm", "http", "jetstream"
+  std::string host;    ///< address, or the name for shm, or jetstream's HOST:PORT list
   std::uint16_t port = 0;
   std::string query;   ///< raw text after '?', if any
   std::string uri;     ///< the text it was parsed from
