@@ -90,5 +90,7 @@ int run_delivery(const Args& args, const rill::SubscriberOptions& opts, const st
 int cmd_log(int argc, char** argv);
 /// rill transports: the compiled transports and what each supports.
 int cmd_transports(int argc, char** argv);
+/// rill nexmark gen: the Nexmark event streams, printed or published.
+int cmd_nexmark(int argc, char** argv);
 
 }  // namespace rill::cli

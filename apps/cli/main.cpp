@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   if (cmd == "sub") return cmd_sub(argc - 2, argv + 2);
   if (cmd == "perf") return cmd_perf(argc - 2, argv + 2);
   if (cmd == "transports") return cmd_transports(argc - 2, argv + 2);
+  if (cmd == "nexmark") return cmd_nexmark(argc - 2, argv + 2);
 #ifdef RILL_WITH_HTTP
   if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
 #endif
