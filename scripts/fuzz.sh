@@ -55,6 +55,7 @@ mkdir -p "$work/generated/rill" "$work/obj"
 echo "fuzz.sh: work dir $work"
 
 flatc --cpp --scoped-enums -o "$work/generated/rill" "$repo/codec/envelope.fbs"
+cxxflags+=(-I"$repo/query/include")  # the SQL parser's public header
 cxxflags+=(-I"$work/generated" $(pkg-config --cflags spdlog))  # base/logging.cpp: the group ledger's warnings
 
 # build_target NAME LIBRARY_SOURCES...: the library objects are instrumented for
@@ -83,6 +84,7 @@ build_target shm_directory transport/shm/shm_directory_format.cpp base/error.cpp
 build_target ack_store policies/log/ack_store.cpp policies/log/crc32c.cpp base/error.cpp
 build_target state_file policies/durability/delivered_store.cpp policies/durability/mapped_file.cpp base/error.cpp
 build_target sequence_mark policies/durability/sequence_mark.cpp policies/durability/mapped_file.cpp base/error.cpp
+build_target sql query/sql_parse.cpp query/sql_ast.cpp
 build_target group_ledger policies/durability/group_ledger.cpp policies/durability/mapped_file.cpp \
   base/logging.cpp base/error.cpp
 
@@ -90,7 +92,7 @@ build_target group_ledger policies/durability/group_ledger.cpp policies/durabili
 status=0
 summary=()
 for name in envelope control batch udp http_request signature_header log_record shm_directory \
-            ack_store state_file sequence_mark group_ledger; do
+            ack_store state_file sequence_mark group_ledger sql; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -14,6 +14,7 @@ packages=(
   libfuse3-dev fuse3                # tests: lazyfs, power loss under the log (log_powerloss)
   libboost-dev libcurl4-openssl-dev # http: Beast request parser, webhook delivery client
   curl openssl wrk nginx-light      # http: e2e clients and signatures, perf load and baseline
+  tao-pegtl-dev                     # query: the streaming SQL grammar (PEGTL, header-only)
 )
 
 missing=()
