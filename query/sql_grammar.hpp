@@ -37,7 +37,10 @@ struct line_comment : seq<two<'-'>, until<eolf>> {};
 struct block_comment_end : string<'*', '/'> {
   static constexpr const char* expected = "the end of the comment '*/'";
 };
-struct block_comment : if_must<string<'/', '*'>, until<block_comment_end>> {};
+struct comment_rest : until<block_comment_end> {
+  static constexpr const char* expected = "the end of the comment '*/'";
+};
+struct block_comment : if_must<string<'/', '*'>, comment_rest> {};
 struct sp : star<sor<plus<space>, line_comment, block_comment>> {};
 struct ident_char : ranges<'a', 'z', 'A', 'Z', '0', '9', '_'> {};
 
@@ -53,7 +56,15 @@ struct semi : sym<';'> {};
 struct dot : one<'.'> {};
 
 template <typename S>
-struct kw_rule : seq<S, not_at<ident_char>, sp> {};
+struct kw_rule : seq<at<S, not_at<ident_char>>, S, sp> {};
+
+// PEGTL's must<R> does not rewind a partly matched R, so an error would point into the middle
+// of a token; must_r<R> does (sor rewinds every alternative but its last), and the error
+// names R's `expected`.
+template <typename R>
+struct rewound : sor<R, failure> {};
+template <typename... R>
+struct must_r : seq<must<rewound<R>>...> {};
 
 #define RILL_SQL_KW(name, text)                         \
   struct kw_##name : kw_rule<TAO_PEGTL_ISTRING(text)> { \
@@ -163,18 +174,18 @@ struct string_lit : seq<if_must<one<'\''>, star<sor<two<'\''>, not_one<'\''>>>, 
 // --- expressions ---------------------------------------------------------------------
 struct expr;
 struct select_stmt;
-struct expr_must : must<expr> {};
+struct expr_must : must_r<expr> {};
 
 struct time_unit : sor<TAO_PEGTL_ISTRING("MILLISECOND"), TAO_PEGTL_ISTRING("SECOND"), TAO_PEGTL_ISTRING("MINUTE"),
                        TAO_PEGTL_ISTRING("HOUR"), TAO_PEGTL_ISTRING("DAY")> {};
 struct unit_word : seq<time_unit, not_at<ident_char>, sp>, word_rule {
   static constexpr const char* expected = "a time unit (MILLISECOND, SECOND, MINUTE, HOUR or DAY)";
 };
-struct interval : seq<kw_interval, must<string_lit>, must<unit_word>>, ast<Kind::interval> {
+struct interval : seq<kw_interval, must_r<string_lit>, must_r<unit_word>>, ast<Kind::interval> {
   static constexpr const char* expected = "an INTERVAL";
 };
 
-struct type_size : seq<lparen, must<number>, star<comma, must<number>>, must<rparen>> {};
+struct type_size : seq<lparen, must_r<number>, star<comma, must_r<number>>, must_r<rparen>> {};
 struct sql_type : seq<sor<kw_rule<TAO_PEGTL_ISTRING("STRING")>, kw_rule<TAO_PEGTL_ISTRING("BIGINT")>,
                           kw_rule<TAO_PEGTL_ISTRING("INTEGER")>, kw_rule<TAO_PEGTL_ISTRING("INT")>,
                           kw_rule<TAO_PEGTL_ISTRING("DOUBLE")>, kw_rule<TAO_PEGTL_ISTRING("BOOLEAN")>,
@@ -184,94 +195,98 @@ struct sql_type : seq<sor<kw_rule<TAO_PEGTL_ISTRING("STRING")>, kw_rule<TAO_PEGT
   static constexpr const char* expected = "a type (STRING, INT, BIGINT, DOUBLE, BOOLEAN or TIMESTAMP(3))";
 };
 
-struct expr_list : list_must<expr, comma> {};
+struct expr_list : list_must<expr, comma> {
+  static constexpr const char* expected = "an expression";
+};
 struct distinct_word : seq<kw_distinct>, word_rule {};
 struct not_word : seq<kw_not>, word_rule {};
 struct asc_desc : sor<kw_asc, kw_desc>, word_rule {};
 
-struct partition_by : seq<kw_partition, must<kw_by>, must<expr_list>>, ast<Kind::partition_by> {};
+struct partition_by : seq<kw_partition, must_r<kw_by>, must_r<expr_list>>, ast<Kind::partition_by> {};
 struct order_item : seq<expr, opt<asc_desc>>, ast<Kind::order_item> {
   static constexpr const char* expected = "an expression to order by";
 };
-struct order_by : seq<kw_order, must<kw_by>, list_must<order_item, comma>>, ast<Kind::order_by> {};
+struct order_by : seq<kw_order, must_r<kw_by>, must_r<order_item>, star<comma, must_r<order_item>>>, ast<Kind::order_by> {};
 
 struct bound_dir : sor<kw_preceding, kw_following>, word_rule {
   static constexpr const char* expected = "PRECEDING or FOLLOWING";
 };
-struct bound_words : sor<seq<kw_unbounded, must<sor<kw_preceding, kw_following>>>, seq<kw_current, must<kw_row>>>,
+struct bound_words : sor<seq<kw_unbounded, must_r<bound_dir>>, seq<kw_current, must_r<kw_row>>>,
                      word_rule {};
-struct frame_bound : sor<bound_words, seq<sor<interval, number>, must<bound_dir>>>, ast<Kind::frame_bound> {
+struct frame_bound : sor<bound_words, seq<sor<interval, number>, must_r<bound_dir>>>, ast<Kind::frame_bound> {
   static constexpr const char* expected = "a frame bound (UNBOUNDED PRECEDING, CURRENT ROW, N PRECEDING, ...)";
 };
 struct frame_unit : sor<kw_rows, kw_range>, word_rule {};
-struct frame : seq<frame_unit, must<sor<seq<kw_between, must<frame_bound>, must<kw_and>, must<frame_bound>>, frame_bound>>>,
+struct frame : seq<frame_unit, must_r<sor<seq<kw_between, must_r<frame_bound>, must_r<kw_and>, must_r<frame_bound>>, frame_bound>>>,
                ast<Kind::frame> {};
-struct over : seq<kw_over, must<lparen>, opt<partition_by>, opt<order_by>, opt<frame>, must<rparen>>, ast<Kind::over> {};
+struct over : seq<kw_over, must_r<lparen>, opt<partition_by>, opt<order_by>, opt<frame>, must_r<rparen>>, ast<Kind::over> {};
 
 struct star_item : sym<'*'>, ast<Kind::star> {};
 struct call_distinct : seq<kw_distinct>, ast<Kind::distinct> {};
-struct call : seq<name, lparen, opt<sor<star_item, seq<opt<call_distinct>, expr_list>>>, must<rparen>, opt<over>>,
+struct call : seq<name, lparen, opt<sor<star_item, seq<opt<call_distinct>, expr_list>>>, must_r<rparen>, opt<over>>,
               ast<Kind::call> {};
 
-struct when_clause : seq<kw_when, expr_must, must<kw_then>, expr_must>, ast<Kind::when> {
+struct when_clause : seq<kw_when, expr_must, must_r<kw_then>, expr_must>, ast<Kind::when> {
   static constexpr const char* expected = "WHEN";
 };
 struct else_clause : seq<kw_else, expr_must>, ast<Kind::else_branch> {};
-struct case_expr : seq<kw_case, opt<not_at<kw_when>, expr>, must<when_clause>, star<when_clause>, opt<else_clause>,
-                       must<kw_end>>,
+struct case_expr : seq<kw_case, opt<not_at<kw_when>, expr>, must_r<when_clause>, star<when_clause>, opt<else_clause>,
+                       must_r<kw_end>>,
                    ast<Kind::case_when> {};
-struct cast_expr : seq<kw_cast, must<lparen>, expr_must, must<kw_as>, must<sql_type>, must<rparen>>, ast<Kind::cast> {};
+struct cast_expr : seq<kw_cast, must_r<lparen>, expr_must, must_r<kw_as>, must_r<sql_type>, must_r<rparen>>, ast<Kind::cast> {};
 
 struct boolean : sor<kw_true, kw_false>, ast<Kind::boolean> {};
 struct null_lit : seq<kw_null>, ast<Kind::null> {};
-struct column_ref : seq<name, opt<dot, sp, must<name>>>, ast<Kind::column_ref> {};
+struct column_ref : seq<name, opt<dot, sp, must_r<name>>>, ast<Kind::column_ref> {};
 struct subquery : seq<at<kw_select>, select_stmt>, ast<Kind::subquery> {};
-struct paren_expr : seq<lparen, sor<subquery, expr>, must<rparen>> {};
+struct paren_expr : seq<lparen, sor<subquery, expr>, must_r<rparen>> {};
 struct primary : sor<paren_expr, case_expr, cast_expr, interval, number, string_lit, boolean, null_lit, call, column_ref> {
   static constexpr const char* expected = "an expression";
 };
 
 struct unary;
 struct minus_op : seq<one<'-'>, not_at<one<'-'>>, sp>, op_rule {};
-struct negation : seq<minus_op, must<unary>>, ast<Kind::unary> {};
+struct negation : seq<minus_op, must_r<unary>>, ast<Kind::unary> {};
 struct unary : sor<negation, primary> {
   static constexpr const char* expected = "an expression";
 };
 
 struct mul_op : seq<one<'*', '/', '%'>, sp>, op_rule {};
-struct multiplicative : seq<unary, star<mul_op, must<unary>>>, ast<Kind::binary, Role::chain> {};
+struct multiplicative : seq<unary, star<mul_op, must_r<unary>>>, ast<Kind::binary, Role::chain> {
+  static constexpr const char* expected = "an expression";
+};
 struct add_op : seq<sor<two<'|'>, one<'+'>, seq<one<'-'>, not_at<one<'-'>>>>, sp>, op_rule {};
-struct additive : seq<multiplicative, star<add_op, must<multiplicative>>>, ast<Kind::binary, Role::chain> {
+struct additive : seq<multiplicative, star<add_op, must_r<multiplicative>>>, ast<Kind::binary, Role::chain> {
   static constexpr const char* expected = "an expression";
 };
 
 struct cmp_op : seq<sor<string<'<', '='>, string<'>', '='>, string<'<', '>'>, string<'!', '='>, one<'=', '<', '>'>>, sp>,
                 op_rule {};
-struct compare_tail : seq<cmp_op, must<additive>>, ast<Kind::binary> {};
-struct between_tail : seq<opt<not_word>, kw_between, must<additive>, must<kw_and>, must<additive>>, ast<Kind::between> {};
-struct in_tail : seq<opt<not_word>, kw_in, must<lparen>, must<expr_list>, must<rparen>>, ast<Kind::in_list> {};
-struct is_null_tail : seq<kw_is, opt<not_word>, must<kw_null>>, ast<Kind::is_null> {};
-struct like_tail : seq<opt<not_word>, kw_like, must<additive>>, ast<Kind::like> {};
+struct compare_tail : seq<cmp_op, must_r<additive>>, ast<Kind::binary> {};
+struct between_tail : seq<opt<not_word>, kw_between, must_r<additive>, must_r<kw_and>, must_r<additive>>, ast<Kind::between> {};
+struct in_tail : seq<opt<not_word>, kw_in, must_r<lparen>, must_r<expr_list>, must_r<rparen>>, ast<Kind::in_list> {};
+struct is_null_tail : seq<kw_is, opt<not_word>, must_r<kw_null>>, ast<Kind::is_null> {};
+struct like_tail : seq<opt<not_word>, kw_like, must_r<additive>>, ast<Kind::like> {};
 struct predicate : seq<additive, opt<sor<compare_tail, between_tail, in_tail, is_null_tail, like_tail>>>,
                    ast<Kind::binary, Role::predicate> {};
 
 struct not_expr;
 struct not_op : seq<kw_not>, op_rule {};
-struct negated : seq<not_op, must<not_expr>>, ast<Kind::unary> {};
+struct negated : seq<not_op, must_r<not_expr>>, ast<Kind::unary> {};
 struct not_expr : sor<negated, predicate> {
   static constexpr const char* expected = "an expression";
 };
 struct and_op : seq<kw_and>, op_rule {};
-struct and_expr : seq<not_expr, star<and_op, must<not_expr>>>, ast<Kind::binary, Role::chain> {
+struct and_expr : seq<not_expr, star<and_op, must_r<not_expr>>>, ast<Kind::binary, Role::chain> {
   static constexpr const char* expected = "an expression";
 };
 struct or_op : seq<kw_or>, op_rule {};
-struct expr : seq<and_expr, star<or_op, must<and_expr>>>, ast<Kind::binary, Role::chain> {
+struct expr : seq<and_expr, star<or_op, must_r<and_expr>>>, ast<Kind::binary, Role::chain> {
   static constexpr const char* expected = "an expression";
 };
 
 // --- FROM: tables, window table functions, subqueries, joins, MATCH_RECOGNIZE ----------
-struct alias : sor<seq<kw_as, must<name>>, name>, ast<Kind::alias> {};
+struct alias : sor<seq<kw_as, must_r<name>>, name>, ast<Kind::alias> {};
 struct table_name : seq<name>, ast<Kind::table> {};
 struct table_name_must : table_name {
   static constexpr const char* expected = "a table name";
@@ -282,34 +297,37 @@ struct window_name : seq<sor<TAO_PEGTL_ISTRING("TUMBLE"), TAO_PEGTL_ISTRING("HOP
                      word_rule {
   static constexpr const char* expected = "a window function (TUMBLE, HOP, SESSION or CUMULATE)";
 };
-struct descriptor : seq<kw_descriptor, must<lparen>, must<name>, must<rparen>>, ast<Kind::descriptor> {
+struct descriptor : seq<kw_descriptor, must_r<lparen>, must_r<name>, must_r<rparen>>, ast<Kind::descriptor> {
   static constexpr const char* expected = "DESCRIPTOR(time column)";
 };
-struct window_tvf : seq<kw_table, must<lparen>, must<window_name>, must<lparen>, must<kw_table>, must<table_name_must>,
-                        must<comma>, must<descriptor>, star<comma, expr_must>, must<rparen>, must<rparen>>,
+struct window_tvf : seq<kw_table, must_r<lparen>, must_r<window_name>, must_r<lparen>, must_r<kw_table>, must_r<table_name_must>,
+                        must_r<comma>, must_r<descriptor>, star<comma, expr_must>, must_r<rparen>, must_r<rparen>>,
                     ast<Kind::window_tvf> {};
-struct derived_table : seq<lparen, must<select_stmt>, must<rparen>>, ast<Kind::subquery> {};
+struct derived_table : seq<lparen, must_r<select_stmt>, must_r<rparen>>, ast<Kind::subquery> {};
 
-struct measure : seq<expr, must<kw_as>, must<name>>, ast<Kind::measure> {
+struct measure : seq<expr, must_r<kw_as>, must_r<name>>, ast<Kind::measure> {
   static constexpr const char* expected = "a measure (expression AS name)";
 };
-struct measures : seq<kw_measures, list_must<measure, comma>>, ast<Kind::measures> {};
-struct rows_per_match : sor<seq<kw_one, must<kw_row>, must<kw_per>, must<kw_match>>,
-                            seq<kw_all, must<kw_rows>, must<kw_per>, must<kw_match>>>,
+struct measures : seq<kw_measures, must_r<measure>, star<comma, must_r<measure>>>, ast<Kind::measures> {};
+struct rows_per_match : sor<seq<kw_one, must_r<kw_row>, must_r<kw_per>, must_r<kw_match>>,
+                            seq<kw_all, must_r<kw_rows>, must_r<kw_per>, must_r<kw_match>>>,
                         ast<Kind::rows_per_match> {};
-struct past_last_row : seq<kw_past, must<kw_last>, must<kw_row>>, word_rule {};
-struct next_row : seq<kw_next, must<kw_row>>, word_rule {};
+struct past_last_row : seq<kw_past, must_r<kw_last>, must_r<kw_row>>, word_rule {};
+struct next_row : seq<kw_next, must_r<kw_row>>, word_rule {};
 struct first_word : seq<kw_first>, word_rule {};
 struct last_word : seq<kw_last>, word_rule {};
 struct to_word : seq<kw_to>, word_rule {};
-struct skip_to : sor<past_last_row, seq<to_word, must<sor<next_row, seq<first_word, must<name>>, seq<last_word, must<name>>, name>>>> {
+struct skip_target : sor<next_row, seq<first_word, must_r<name>>, seq<last_word, must_r<name>>, name> {
+  static constexpr const char* expected = "NEXT ROW, FIRST var, LAST var or a pattern variable";
+};
+struct skip_to : sor<past_last_row, seq<to_word, must_r<skip_target>>> {
   static constexpr const char* expected = "PAST LAST ROW, TO NEXT ROW, TO FIRST var, TO LAST var or TO var";
 };
-struct after_match : seq<kw_after, must<kw_match>, must<kw_skip>, must<skip_to>>, ast<Kind::after_match> {};
+struct after_match : seq<kw_after, must_r<kw_match>, must_r<kw_skip>, must_r<skip_to>>, ast<Kind::after_match> {};
 
 struct pattern_alt;
 struct pattern_var : seq<name>, ast<Kind::pattern_var> {};
-struct pattern_primary : sor<seq<lparen, must<pattern_alt>, must<rparen>>, pattern_var> {
+struct pattern_primary : sor<seq<lparen, must_r<pattern_alt>, must_r<rparen>>, pattern_var> {
   static constexpr const char* expected = "a pattern variable or '('";
 };
 struct quantifier_close : one<'}'> {
@@ -321,22 +339,22 @@ struct quantifier : seq<sor<one<'*', '+', '?'>, if_must<one<'{'>, sp, opt<digits
                     word_rule {};
 struct pattern_term : seq<pattern_primary, opt<quantifier>>, ast<Kind::quantified, Role::fold> {};
 struct pattern_seq : plus<pattern_term>, ast<Kind::pattern_seq, Role::fold> {};
-struct pattern_alt : seq<pattern_seq, star<sym<'|'>, must<pattern_seq>>>, ast<Kind::pattern_alt, Role::fold> {
+struct pattern_alt : seq<pattern_seq, star<sym<'|'>, must_r<pattern_seq>>>, ast<Kind::pattern_alt, Role::fold> {
   static constexpr const char* expected = "a pattern";
 };
-struct within : seq<kw_within, must<interval>>, ast<Kind::within> {};
-struct pattern_clause : seq<kw_pattern, must<lparen>, must<pattern_alt>, must<rparen>, opt<within>>, ast<Kind::pattern> {
+struct within : seq<kw_within, must_r<interval>>, ast<Kind::within> {};
+struct pattern_clause : seq<kw_pattern, must_r<lparen>, must_r<pattern_alt>, must_r<rparen>, opt<within>>, ast<Kind::pattern> {
   static constexpr const char* expected = "PATTERN";
 };
-struct define_item : seq<name, must<kw_as>, expr_must>, ast<Kind::define_item> {
+struct define_item : seq<name, must_r<kw_as>, expr_must>, ast<Kind::define_item> {
   static constexpr const char* expected = "a definition (variable AS condition)";
 };
-struct define_clause : seq<kw_define, list_must<define_item, comma>>, ast<Kind::define> {
+struct define_clause : seq<kw_define, must_r<define_item>, star<comma, must_r<define_item>>>, ast<Kind::define> {
   static constexpr const char* expected = "DEFINE";
 };
-struct match_recognize : seq<kw_match_recognize, must<lparen>, opt<partition_by>, opt<order_by>, opt<measures>,
-                             opt<rows_per_match>, opt<after_match>, must<pattern_clause>, must<define_clause>,
-                             must<rparen>>,
+struct match_recognize : seq<kw_match_recognize, must_r<lparen>, opt<partition_by>, opt<order_by>, opt<measures>,
+                             opt<rows_per_match>, opt<after_match>, must_r<pattern_clause>, must_r<define_clause>,
+                             must_r<rparen>>,
                          ast<Kind::match_recognize> {};
 
 struct table_ref : seq<sor<window_tvf, derived_table, table_name>, opt<match_recognize>, opt<alias>>,
@@ -347,38 +365,40 @@ struct join_words : sor<kw_inner, seq<kw_left, opt<kw_outer>>, seq<kw_right, opt
                         kw_cross>,
                     word_rule {};
 struct on_clause : seq<kw_on, expr_must>, ast<Kind::on> {};
-struct join_clause : seq<opt<join_words>, kw_join, must<table_ref>, opt<on_clause>>, ast<Kind::join> {};
+struct join_clause : seq<opt<join_words>, kw_join, must_r<table_ref>, opt<on_clause>>, ast<Kind::join> {};
 struct comma_word : one<','>, word_rule {};
-struct comma_join : seq<comma_word, sp, must<table_ref>>, ast<Kind::join> {};
-struct from_clause : seq<kw_from, must<table_ref>, star<sor<join_clause, comma_join>>>, ast<Kind::from> {};
+struct comma_join : seq<comma_word, sp, must_r<table_ref>>, ast<Kind::join> {};
+struct from_clause : seq<kw_from, must_r<table_ref>, star<sor<join_clause, comma_join>>>, ast<Kind::from> {};
 
 // --- statements ------------------------------------------------------------------------
 struct item : sor<seq<star_item>, seq<expr, opt<alias>>>, ast<Kind::item> {
   static constexpr const char* expected = "a select item";
 };
-struct select_list : list_must<item, comma>, ast<Kind::select_list> {};
+struct select_list : seq<must_r<item>, star<comma, must_r<item>>>, ast<Kind::select_list> {};
 struct where : seq<kw_where, expr_must>, ast<Kind::where> {};
-struct group_by : seq<kw_group, must<kw_by>, must<expr_list>>, ast<Kind::group_by> {};
+struct group_by : seq<kw_group, must_r<kw_by>, must_r<expr_list>>, ast<Kind::group_by> {};
 struct having : seq<kw_having, expr_must>, ast<Kind::having> {};
-struct select_stmt : seq<kw_select, opt<distinct_word>, must<select_list>, opt<from_clause>, opt<where>, opt<group_by>,
+struct select_stmt : seq<kw_select, opt<distinct_word>, must_r<select_list>, opt<from_clause>, opt<where>, opt<group_by>,
                          opt<having>, opt<order_by>>,
                      ast<Kind::select> {
   static constexpr const char* expected = "SELECT";
 };
 
-struct watermark : seq<kw_watermark, must<kw_for>, must<name>, must<kw_as>, expr_must>, ast<Kind::watermark> {};
-struct column_def : seq<name, must<sql_type>>, ast<Kind::column_def> {};
+struct watermark : seq<kw_watermark, must_r<kw_for>, must_r<name>, must_r<kw_as>, expr_must>, ast<Kind::watermark> {};
+struct column_def : seq<name, must_r<sql_type>>, ast<Kind::column_def> {};
 struct table_element : sor<watermark, column_def> {
   static constexpr const char* expected = "a column (name type) or WATERMARK FOR";
 };
-struct option : seq<string_lit, must<sym<'='>>, must<string_lit>>, ast<Kind::option> {
+struct option : seq<string_lit, must_r<sym<'='>>, must_r<string_lit>>, ast<Kind::option> {
   static constexpr const char* expected = "an option ('key' = 'value')";
 };
-struct with_options : seq<kw_with, must<lparen>, list_must<option, comma>, must<rparen>>, ast<Kind::with_options> {};
-struct create_table : seq<kw_create, must<kw_table>, must<name>, must<lparen>, list_must<table_element, comma>,
-                          must<rparen>, opt<with_options>>,
+struct with_options : seq<kw_with, must_r<lparen>, must_r<option>, star<comma, must_r<option>>, must_r<rparen>>,
+                      ast<Kind::with_options> {};
+struct create_table : seq<kw_create, must_r<kw_table>, must_r<name>, must_r<lparen>, must_r<table_element>,
+                          star<comma, must_r<table_element>>,
+                          must_r<rparen>, opt<with_options>>,
                       ast<Kind::create_table> {};
-struct insert : seq<kw_insert, must<kw_into>, must<name>, must<select_stmt>>, ast<Kind::insert> {};
+struct insert : seq<kw_insert, must_r<kw_into>, must_r<name>, must_r<select_stmt>>, ast<Kind::insert> {};
 
 struct statement : sor<create_table, insert, select_stmt> {
   static constexpr const char* expected = "a statement (CREATE TABLE, INSERT INTO or SELECT)";
@@ -386,6 +406,6 @@ struct statement : sor<create_table, insert, select_stmt> {
 struct end_of_script : eof {
   static constexpr const char* expected = "';' or the end of the script";
 };
-struct script : seq<sp, must<statement>, star<semi, opt<statement>>, must<end_of_script>>, ast<Kind::script> {};
+struct script : seq<sp, must_r<statement>, star<semi, opt<statement>>, must_r<end_of_script>>, ast<Kind::script> {};
 
 }  // namespace rill::sql::grammar

@@ -45,6 +45,16 @@ std::string found(const ParseInput& in) {
   return "'" + std::string(1, p[0]) + "'";
 }
 
+// The rule whose `expected` an error names: must_r<R> raises for rewound<R>.
+template <typename Rule>
+struct named {
+  using type = Rule;
+};
+template <typename R>
+struct named<grammar::rewound<R>> {
+  using type = R;
+};
+
 template <typename Rule>
 struct control : pegtl::normal<Rule> {
   template <typename ParseInput>
@@ -64,8 +74,9 @@ struct control : pegtl::normal<Rule> {
   template <typename ParseInput, typename... States>
   [[noreturn]] static void raise(const ParseInput& in, States&&... /*st*/) {
     std::string message = "expected ";
-    if constexpr (requires { Rule::expected; }) {
-      message += Rule::expected;
+    using Named = typename named<Rule>::type;
+    if constexpr (requires { Named::expected; }) {
+      message += Named::expected;
     } else {
       message += "something else";
     }
