@@ -55,7 +55,8 @@ TEST_CASE("rill nexmark gen --publish: each event on its topic, in order, on one
     expected[nexmark::topic_of(e.kind)].push_back(nexmark::row_json(e));
   }
   std::map<std::string, std::vector<std::string>> got;
-  for (const auto line : lines(sub->out())) {
+  const std::string sub_out = sub->out();  // lines() views into it
+  for (const auto line : lines(sub_out)) {
     if (line.empty() || line.starts_with("{\"stats\"")) continue;
     const auto sp1 = line.find(' ');
     const auto sp2 = line.find(' ', sp1 + 1);
