@@ -17,6 +17,7 @@ packages=(
   libpq-dev postgresql              # cdc: libpq replication client; tests run a real PostgreSQL 15
   libsimdjson-dev                   # stream: JSON payload fields (event time, key, value)
   libnats-dev nats-server           # jetstream transport (nats.c client); tests: a real 3-node cluster
+  tao-pegtl-dev                     # query: the streaming SQL grammar (PEGTL, header-only)
 )
 
 missing=()

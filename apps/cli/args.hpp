@@ -97,5 +97,7 @@ int cmd_cdc(int argc, char** argv);
 int cmd_transports(int argc, char** argv);
 /// rill keygen NAME: writes a CurveZMQ key pair (NAME.key, NAME.pub).
 int cmd_keygen(int argc, char** argv);
+/// rill nexmark gen: the Nexmark event streams, printed or published.
+int cmd_nexmark(int argc, char** argv);
 
 }  // namespace rill::cli

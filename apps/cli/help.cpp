@@ -297,6 +297,31 @@ Options:
   -h, --help                show this page
 )help";
 
+constexpr std::string_view nexmark_help = R"help(usage: rill nexmark gen [OPTIONS]
+
+Generate the Nexmark benchmark's Person, Auction and Bid events (Apache Beam's reference
+generator: each event a function of its number; 1 person, 3 auctions, 46 bids in every 50).
+Print them on stdout, one JSON object a line:
+  {"event_type":0|1|2,"person":{...}|null,"auction":{...}|null,"bid":{...}|null}
+or publish each row object on topic nexmark/person, nexmark/auction or nexmark/bid of ENDPOINT.
+Ends with a JSON stats line on stderr.
+
+Options:
+  --events N                events to generate (default 100000; 0: until SIGINT or SIGTERM)
+  --rate EVENTS_PER_S       event-time rate, and the wall-clock pace of the output (default: event
+                            times 100 us apart, as 10000 events/s, output as fast as possible)
+  --format json             the output format (json, the only one so far)
+  --publish ENDPOINT        publish on ENDPOINT (e.g. tcp://127.0.0.1:5555) instead of printing
+  --wait-subs N             with --publish, wait for N subscribers on each topic first (default 0)
+  --wait-ms MS              how long to wait for them; then exit 1 (default 10000)
+  --first-event-id N        id of the first event: a second generator continues where one of
+                            N events stopped with --first-event-id N (default 0)
+  --base-time-ms MS         event time of event 0, ms since the epoch (default 1436918400000,
+                            2015-07-15T00:00:00Z)
+  --out-of-order-group N    permute event times within each group of N events (default 1: in order)
+  -h, --help                show this page
+)help";
+
 struct Command {
   std::string_view name;
   std::string_view summary;  // its line on the main page
@@ -311,6 +336,7 @@ constexpr Command commands[] = {
     {"cdc", "capture a PostgreSQL publication's changes into topics, exactly once", cdc_help, log_options_help},
     {"perf", "measure rill's latency and throughput beside the raw transport", perf_help},
     {"log", "look into a persistent log: list | inspect | replay | dlq (dead letters)", log_help},
+    {"nexmark", "generate the Nexmark benchmark's event streams: rill nexmark gen", nexmark_help},
     {"transports", "list the compiled transports and what each supports", transports_help},
     {"keygen", "make a CurveZMQ key pair for encrypted tcp endpoints (NAME.key, NAME.pub)", keygen_help},
     {"help", "show this page, or a command's options: rill help COMMAND", {}},

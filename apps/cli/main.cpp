@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
 #ifdef RILL_WITH_TCP
   if (cmd == "keygen") return cmd_keygen(argc - 2, argv + 2);
 #endif
+  if (cmd == "nexmark") return cmd_nexmark(argc - 2, argv + 2);
 #ifdef RILL_WITH_HTTP
   if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
 #endif

@@ -1,0 +1,1 @@
+SELECT * FROM ticker MATCH_RECOGNIZE (PARTITION BY symbol ORDER BY rowtime MEASURES FIRST(A.price) AS start_price, LAST(C.price) AS end_price ONE ROW PER MATCH AFTER MATCH SKIP TO LAST B PATTERN (A B+? (C | D){2,} E*) WITHIN INTERVAL '1' HOUR DEFINE B AS B.price < PREV(B.price), C AS C.price > 10) AS T
