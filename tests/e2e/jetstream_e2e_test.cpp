@@ -83,7 +83,9 @@ TEST_CASE(
   constexpr std::uint64_t n = 30000;
   TempDir dir;
   NatsCluster cluster(dir);
-  const auto ep = cluster.endpoint("TICKS", "replicas=3");
+  // The publisher's resends after the loss can reach the stream many seconds late on a loaded
+  // machine; the subscriber holds later messages back for them up to reorder_ms (README).
+  const auto ep = cluster.endpoint("TICKS", "replicas=3&reorder_ms=30000");
   auto sub = durable_sub(dir, "d1", ep, n);
   REQUIRE_MESSAGE(wait_until([&] { return cluster.consumers("TICKS") == 1; }, 45s), sub->err());
   auto pub = spawn_rill(dir, "pub", {"pub", ep, "md/x", "--count", str(n), "--rate", "6000", "--timeout-ms", "20000"});
