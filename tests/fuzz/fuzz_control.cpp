@@ -35,7 +35,12 @@ void check(const tcp::Control& c, std::span<const std::byte> frame) {
   g_sink = g_sink + c.credit.subscription_id + c.credit.publisher_id + c.credit.credits;
   g_sink = g_sink + c.welcome.publisher_id + c.welcome.next_seq + c.welcome.subscription_id;
   g_sink = g_sink + c.bye.publisher_id + c.bye.last_seq;
+  g_sink = g_sink + c.ack.subscription_id + c.ack.publisher_id + c.ack.seq;
+  g_sink = g_sink + c.reject.publisher_id + c.reject.subscription_id + c.reject.offered + c.reject.requested;
   touch(c.subscribe.prefix);
+  touch(c.subscribe.durable_name);
+  touch(c.subscribe.group);
+  touch(c.reject.reason);
 
   // The contract, beyond memory safety: only frames that look like control frames
   // decode, and a prefix view lies inside the frame and within its bound.
@@ -49,7 +54,7 @@ void check(const tcp::Control& c, std::span<const std::byte> frame) {
 }
 
 // Re-encodes a decoded frame; the encoders are the decoder's inverse except for the
-// three reserved header bytes, which the decoder ignores.
+// reserved bytes (three in the header, four in REJECT), which the decoder ignores.
 void check_round_trip(const tcp::Control& c, std::span<const std::byte> frame) {
   std::byte out[tcp::max_control_bytes];
   std::size_t n = 0;
@@ -60,11 +65,18 @@ void check_round_trip(const tcp::Control& c, std::span<const std::byte> frame) {
     case tcp::ControlType::welcome: n = tcp::encode_welcome(out, c.welcome); break;
     case tcp::ControlType::bye: n = tcp::encode_bye(out, c.bye); break;
     case tcp::ControlType::ping: n = tcp::encode_ping(out); break;
+    case tcp::ControlType::ack: n = tcp::encode_ack(out, c.ack); break;
+    case tcp::ControlType::bye_seen: n = tcp::encode_bye_seen(out, c.ack); break;
+    case tcp::ControlType::reject: n = tcp::encode_reject(out, c.reject); break;
     default: expect(false, "decoded an unknown control type"); return;
   }
   expect(n == frame.size(), "re-encoded frame has a different length");
   expect(std::memcmp(out, frame.data(), 5) == 0, "re-encoded header differs");
-  expect(std::memcmp(out + 8, frame.data() + 8, n - 8) == 0, "re-encoded body differs");
+  // REJECT's bytes 28..31 are reserved too (PROTOCOL.md 4.7): written 0, not read.
+  const std::size_t skip_from = c.type == tcp::ControlType::reject ? 28 : n;
+  const std::size_t skip_to = c.type == tcp::ControlType::reject ? 32 : n;
+  expect(std::memcmp(out + 8, frame.data() + 8, skip_from - 8) == 0, "re-encoded body differs");
+  expect(std::memcmp(out + skip_to, frame.data() + skip_to, n - skip_to) == 0, "re-encoded body differs");
 }
 
 }  // namespace
