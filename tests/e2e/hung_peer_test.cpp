@@ -30,7 +30,8 @@ constexpr int window = 32;
 // The highest "seq" the subscriber printed so far (its output is one JSON object a line).
 std::uint64_t last_seq_printed(const Process& sub) {
   std::uint64_t last = 0;
-  for (auto line : lines(sub.out())) {
+  const std::string out = sub.out();  // lines() views into it: it must outlive the loop
+  for (auto line : lines(out)) {
     if (auto s = json_u64(line, "seq")) last = std::max(last, *s);
   }
   return last;
