@@ -1,6 +1,9 @@
 #include "js_connection.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "base/logging.hpp"
@@ -76,10 +79,25 @@ JsConnection::~JsConnection() {
 }
 
 Result<void> JsConnection::ensure_stream(const JsOptions& o) {
+  // A lookup or a creation can time out while the cluster is busy (several processes placing
+  // the same replicated stream at once, a leader election): asked again until
+  // connect_timeout_ms has passed (at least 10 s), then the timeout is the error.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(o.connect_timeout_ms, 10000));
+  for (;;) {
+    natsStatus s = NATS_OK;
+    auto r = ensure_stream_once(o, s);
+    if (r || s != NATS_TIMEOUT || std::chrono::steady_clock::now() >= deadline) return r;
+    log().info("jetstream: stream {}: the cluster did not answer in time; asking again", o.stream);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+Result<void> JsConnection::ensure_stream_once(const JsOptions& o, natsStatus& s) {
   const std::string subjects = o.subject_prefix() + ".>";
   jsStreamInfo* si = nullptr;
   jsErrCode code = jsErrCode(0);
-  natsStatus s = js_GetStreamInfo(&si, m_js, o.stream.c_str(), nullptr, &code);
+  s = js_GetStreamInfo(&si, m_js, o.stream.c_str(), nullptr, &code);
   if (s == NATS_OK) {
     bool carries = false;
     for (int i = 0; i < si->Config->SubjectsLen; ++i) carries |= subjects == si->Config->Subjects[i];
@@ -113,7 +131,7 @@ Result<void> JsConnection::ensure_stream(const JsOptions& o) {
                o.memory ? "memory" : "file");
     return {};
   }
-  if (code == JSStreamNameExistErr) return ensure_stream(o);  // another process created it meanwhile
+  if (code == JSStreamNameExistErr) return ensure_stream_once(o, s);  // another process created it meanwhile
   return std::unexpected(nats_error(Errc::io_error, "jetstream: cannot create stream '" + o.stream + "'", s, code));
 }
 

@@ -35,6 +35,8 @@ class JsConnection {
 
  private:
   JsConnection() = default;
+  // One lookup (and creation when missing); `s` is the last status from the server.
+  Result<void> ensure_stream_once(const JsOptions& o, natsStatus& s);
   natsConnection* m_nc = nullptr;
   jsCtx* m_js = nullptr;
 };
