@@ -11,7 +11,7 @@ jobs=$(nproc)
 # namespaces, a tmpfs mounted to fill the disk, other uids, O_DIRECT, FUSE (the power-loss
 # tests), PostgreSQL 15 (cdc_e2e). As root, as CI does, every one of them can run, so a skip there means the environment lost something and
 # those guarantees went unchecked: fail.
-must_run='udp_netns|log_disk_full|http_e2e_disk_full|shm_e2e_permissions|log_direct|log_powerloss|state_powerloss|cdc_e2e|jetstream_e2e_[a-z_]+'
+must_run='udp_netns|log_disk_full|http_e2e_disk_full|shm_e2e_permissions|log_direct|log_powerloss|state_powerloss|publisher_powerloss|cdc_e2e|jetstream_e2e_[a-z_]+'
 run_ctest() {  # ctest arguments; output also kept in build/ctest.log for the check
   mkdir -p build
   ctest "$@" 2>&1 | tee build/ctest.log

@@ -137,6 +137,19 @@ class LazyFs {
   pid_t m_pid = -1;
 };
 
+// A reboot, as the sequence mark sees one: the boot id it stored is no longer this boot's.
+// Written to the backing file, under lazyfs (which holds nothing unsynced after the cut): the
+// disk as the next boot finds it. The next open through the mount drops any cached page.
+inline void change_boot_id(const std::string& backing_path) {
+  const int fd = ::open(backing_path.c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE_MESSAGE(fd >= 0, "open " << backing_path << ": " << std::string(std::strerror(errno)));
+  char id[36];
+  REQUIRE(::pread(fd, id, sizeof id, 16) == static_cast<ssize_t>(sizeof id));
+  id[0] = id[0] == 'x' ? 'y' : 'x';
+  REQUIRE(::pwrite(fd, id, sizeof id, 16) == static_cast<ssize_t>(sizeof id));
+  ::close(fd);
+}
+
 /// 0 when lazyfs can run here; else 77 after saying why (the test is then reported skipped).
 inline int unavailable() {
   if (std::strlen(RILL_LAZYFS) == 0) {

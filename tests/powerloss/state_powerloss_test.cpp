@@ -123,19 +123,6 @@ std::uint64_t last_reported(const std::string& out) {
   return last;
 }
 
-// A reboot, as the sequence mark sees one: the boot id it stored is no longer this boot's.
-// Written to the backing file, under lazyfs (which holds nothing unsynced after the cut): the
-// disk as the next boot finds it. The next open through the mount drops any cached page.
-void change_boot_id(const std::string& backing_path) {
-  const int fd = ::open(backing_path.c_str(), O_RDWR | O_CLOEXEC);
-  REQUIRE_MESSAGE(fd >= 0, "open " << backing_path << ": " << std::string(std::strerror(errno)));
-  char id[36];
-  REQUIRE(::pread(fd, id, sizeof id, 16) == static_cast<ssize_t>(sizeof id));
-  id[0] = id[0] == 'x' ? 'y' : 'x';
-  REQUIRE(::pwrite(fd, id, sizeof id, 16) == static_cast<ssize_t>(sizeof id));
-  ::close(fd);
-}
-
 struct Round {
   std::uint64_t reported = 0;  // the writer's last durable value
   bool while_running = false;
@@ -257,7 +244,7 @@ TEST_CASE("sequence mark: after a power cut and a reboot no sequence that was ha
   power_cuts(
       "mark", backing,
       [&](int, std::uint64_t reported, const std::string& dir) {
-        change_boot_id(under + "/state/sequence.mark");
+        lazyfs::change_boot_id(under + "/state/sequence.mark");
         auto mark = SequenceMark::open(dir);
         REQUIRE_MESSAGE(mark.has_value(), "the sequence mark is unreadable after the cut: " << mark.error().message());
         best = std::max(best, reported);
