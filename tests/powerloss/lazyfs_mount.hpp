@@ -142,7 +142,8 @@ class LazyFs {
 // disk as the next boot finds it. The next open through the mount drops any cached page.
 inline void change_boot_id(const std::string& backing_path) {
   const int fd = ::open(backing_path.c_str(), O_RDWR | O_CLOEXEC);
-  REQUIRE_MESSAGE(fd >= 0, "open " << backing_path << ": " << std::string(std::strerror(errno)));
+  const int e = errno;  // before doctest's own calls can change it
+  REQUIRE_MESSAGE(fd >= 0, "open " << backing_path << ": " << std::string(std::strerror(e)));
   char id[36];
   REQUIRE(::pread(fd, id, sizeof id, 16) == static_cast<ssize_t>(sizeof id));
   id[0] = id[0] == 'x' ? 'y' : 'x';

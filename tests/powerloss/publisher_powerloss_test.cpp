@@ -75,6 +75,25 @@ struct LiveSubscriber {
   }
 };
 
+// A reboot, as the sequence mark sees one: the boot id it stored is no longer this boot's.
+// Written through the remounted file system and synced, as the disk the next boot finds; a
+// mark that never reached the disk (created, never synced: empty after the cut) has none.
+void next_boot(const std::string& mark) {
+  const int fd = ::open(mark.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    REQUIRE_MESSAGE(e == ENOENT, "open " << mark << ": " << std::strerror(e));
+    return;
+  }
+  char id[36];
+  if (::pread(fd, id, sizeof id, 16) == static_cast<ssize_t>(sizeof id)) {
+    id[0] = id[0] == 'x' ? 'y' : 'x';
+    CHECK(::pwrite(fd, id, sizeof id, 16) == static_cast<ssize_t>(sizeof id));
+    CHECK(::fsync(fd) == 0);
+  }
+  ::close(fd);
+}
+
 void run(const std::string& fsync, int cuts, std::uint64_t seed, std::optional<std::chrono::milliseconds> window) {
   if (lazyfs::unavailable() != 0) return;
   INFO("fsync " << fsync << ", seed " << seed << " (RILL_TEST_SEED replays it)");
@@ -121,8 +140,7 @@ void run(const std::string& fsync, int cuts, std::uint64_t seed, std::optional<s
     fs.remount();
     // The machine comes back as a new boot (the sequence mark tells a reboot from a process
     // crash by the boot id; a mark that never reached the disk has none to change).
-    const auto mark = backing.path() / "log" / "sequence.mark";
-    if (std::error_code ec; std::filesystem::file_size(mark, ec) >= 64) lazyfs::change_boot_id(mark.string());
+    next_boot(log_dir + "/sequence.mark");
     total_seen += got;
   }
 
