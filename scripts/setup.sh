@@ -18,6 +18,7 @@ packages=(
   libsimdjson-dev                   # stream: JSON payload fields (event time, key, value)
   libnats-dev nats-server           # jetstream transport (nats.c client); tests: a real 3-node cluster
   tao-pegtl-dev                     # query: the streaming SQL grammar (PEGTL, header-only)
+  clang-19 libclang-rt-19-dev       # fuzz smoke (scripts/fuzz.sh): libFuzzer with ASan+UBSan
 )
 
 missing=()

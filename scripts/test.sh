@@ -37,3 +37,6 @@ scripts/build.sh tsan inbound_queue_test asymmetric_gate_test pubsub_test topics
   shm_durable_test shm_history_test shm_group_test shm_topics_test udp_group_test rill_cli jetstream_e2e_test
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
   run_ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L tsan
+
+echo "== fuzz smoke: every libFuzzer target 5 s under ASan+UBSan (clang-19), from its corpus"
+scripts/fuzz.sh 5
