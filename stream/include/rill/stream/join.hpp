@@ -42,10 +42,10 @@ struct JoinEvent {
 struct JoinRow {
   RowKind kind = RowKind::insert;  ///< +I, or -D retracting an earlier +I (left outer join)
   std::string key;
-  std::optional<JoinEvent> left;   ///< always set
-  std::optional<JoinEvent> right;  ///< nullopt: the null-padded row of a left outer join
-  TimeMs time = 0;                 ///< the row's event time (see JoinKind)
-  TimeMs window_start = 0;         ///< window join: the window [start, end); 0 otherwise
+  std::optional<JoinEvent> left{};   ///< always set
+  std::optional<JoinEvent> right{};  ///< nullopt: the null-padded row of a left outer join
+  TimeMs time = 0;                   ///< the row's event time (see JoinKind)
+  TimeMs window_start = 0;           ///< window join: the window [start, end); 0 otherwise
   TimeMs window_end = 0;
 };
 
