@@ -53,8 +53,8 @@ Result<void> JoinOperator::checkpoint(const std::string& path,
   write_sources(out, *m_left);
   write_sources(out, *m_right);
   const JoinStats& s = *m_stats;
-  for (std::uint64_t v : {s.left_events, s.right_events, s.late_dropped, s.late_side, s.bad_time, s.rows, s.retractions,
-                          s.markers, s.expired}) {
+  for (std::uint64_t v : {s.left_events, s.right_events, s.late_dropped, s.late_side, s.bad_time, s.over_limit, s.rows,
+                          s.retractions, s.markers, s.expired}) {
     out.u64(v);
   }
   out.u64(inputs.size());
@@ -88,8 +88,8 @@ Result<Positions> JoinOperator::restore_bytes(std::string_view bytes) {
   read_sources(in, *m_left);
   read_sources(in, *m_right);
   JoinStats s;
-  for (std::uint64_t* v : {&s.left_events, &s.right_events, &s.late_dropped, &s.late_side, &s.bad_time, &s.rows,
-                           &s.retractions, &s.markers, &s.expired}) {
+  for (std::uint64_t* v : {&s.left_events, &s.right_events, &s.late_dropped, &s.late_side, &s.bad_time, &s.over_limit,
+                           &s.rows, &s.retractions, &s.markers, &s.expired}) {
     *v = in.u64();
   }
   Positions pos;

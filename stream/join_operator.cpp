@@ -85,7 +85,11 @@ void JoinOperator::process(Side side, const JoinEvent& event) {
     return;
   }
   if (!is_late(event)) {
-    m_store->add(side, event, m_advanced);
+    if (m_options.max_state_records > 0 && m_store->records() >= m_options.max_state_records) {
+      ++m_stats->over_limit;
+    } else {
+      m_store->add(side, event, m_advanced);
+    }
   } else if (m_options.late == LatePolicy::side_output) {
     ++m_stats->late_side;
     if (m_output->late) m_output->late(side, event);

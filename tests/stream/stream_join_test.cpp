@@ -242,3 +242,20 @@ TEST_CASE("invalid join options are refused") {
         rill::Errc::invalid_argument);
   CHECK(rs::JoinOperator::create({.kind = rs::JoinKind::interval, .lower = -10ms, .upper = 10ms}, {}).has_value());
 }
+
+TEST_CASE("max_state_records bounds the state: records that find it full are dropped and counted, not joined") {
+  std::mt19937_64 rng(rilltest::test_seed() + 3);
+  const auto input = jointest::random_input(rng, 2, 100, 12, 1500, bound, 0.0);
+  const std::size_t limit = 150;
+  const Run r =
+      run(input, {.kind = rs::JoinKind::regular_inner, .watermark = watermark_options(), .max_state_records = limit});
+  // Without a ttl nothing leaves the state: the first `limit` arrivals are kept and joined,
+  // every later one finds the state full.
+  std::vector<bool> refused(input.size(), false);
+  for (std::size_t i = limit; i < input.size(); ++i) refused[i] = true;
+  const auto w = jointest::watermarks_before(input, bound);
+  CHECK(r.changelog.rows == jointest::regular_reference(input, refused, w, 0, false));
+  CHECK(r.stats.state_records == limit);
+  CHECK(r.stats.over_limit == input.size() - limit);
+  CHECK(r.stats.late_dropped == 0);
+}

@@ -88,6 +88,12 @@ struct JoinOptions {
   /// Late records: window and interval joins, time < W; regular joins with a ttl,
   /// time + ttl < W (already expired on arrival). Regular joins without a ttl take every record.
   LatePolicy late = LatePolicy::drop;
+  /// At most this many records held in state (0: no limit), so keys of unbounded
+  /// cardinality or a regular join without a ttl cannot grow without bound. Checked before
+  /// each record: one that finds the state full is dropped (not joined, not kept) and
+  /// counted in stats().over_limit. A window join keeps one copy per window a record is in,
+  /// so a hopping window can pass the limit by size/hop - 1 copies.
+  std::size_t max_state_records = 0;
 };
 
 /// Where a join's results go. Called on the thread that calls process()/tick()/finish().
@@ -108,6 +114,7 @@ struct JoinStats {
   std::uint64_t late_dropped = 0;  ///< late, dropped
   std::uint64_t late_side = 0;     ///< late, sent to the side output
   std::uint64_t bad_time = 0;      ///< event time outside +-2^60 ms: dropped
+  std::uint64_t over_limit = 0;    ///< dropped because the state held max_state_records
   std::uint64_t rows = 0;          ///< rows emitted (every kind)
   std::uint64_t retractions = 0;   ///< -D rows among them
   std::uint64_t markers = 0;       ///< completeness markers emitted
