@@ -48,7 +48,8 @@ std::size_t JoinSource::poll(JoinOperator& join, std::size_t limit, std::chrono:
     }
     auto key = m_options.key(m);
     auto time = key ? m_options.time(m) : std::nullopt;
-    if (!key || !time) {
+    const auto side = m_options.side_of ? m_options.side_of(m) : std::optional<Side>(m_options.side);
+    if (!key || !time || !side) {
       ++m_stats.bad_input;
       return;
     }
@@ -59,7 +60,7 @@ std::size_t JoinSource::poll(JoinOperator& join, std::size_t limit, std::chrono:
     event.source = m.publisher_id();
     event.sequence = m.sequence();
     ++m_stats.events;
-    join.process(m_options.side, event);
+    join.process(*side, event);
   };
   const std::size_t n = m_subscriber->wait_poll(handle, limit, timeout);
   join.tick();

@@ -30,6 +30,10 @@ struct JoinSourceOptions {
   TimeExtractor time = envelope_time();  ///< event time
   /// Messages with a header `kind` (completeness markers of an upstream job) are skipped.
   bool skip_markers = true;
+  /// When set, decides each message's input instead of `side` (nullopt: bad input): one
+  /// subscription carrying both inputs in one order, which a restart replays in that same
+  /// order, so a JoinSink's output is exactly-once across a crash (see README).
+  std::function<std::optional<Side>(const MessageView&)> side_of{};
 };
 
 /// Feeds one side of a JoinOperator from a rill Subscriber: each message becomes a JoinEvent
