@@ -92,7 +92,7 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_side(std::string& out, const std::optional<JoinEvent>& e) {
+void append_side(std::string& out, const JoinEvent* e) {
   if (!e) {
     out += "null";
   } else if (e->payload.empty()) {

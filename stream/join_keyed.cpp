@@ -35,7 +35,7 @@ class KeyedJoin final : public JoinStore {
         o.matched = true;
       }
       m_emitter.send(
-          JoinRow{.kind = RowKind::insert, .key = e.key, .left = l, .right = r, .time = std::max(l.time, r.time)});
+          JoinRow{.kind = RowKind::insert, .key = e.key, .left = &l, .right = &r, .time = std::max(l.time, r.time)});
     }
     if (left && m_kind == JoinKind::regular_left_outer && !any) m_emitter.send(padded(RowKind::insert, e));
     if (other.empty()) (left ? m_right : m_left).erase(e.key);
@@ -107,7 +107,7 @@ class KeyedJoin final : public JoinStore {
   }
 
   [[nodiscard]] static JoinRow padded(RowKind kind, const JoinEvent& l) {
-    return JoinRow{.kind = kind, .key = l.key, .left = l, .right = std::nullopt, .time = l.time};
+    return JoinRow{.kind = kind, .key = l.key, .left = &l, .right = nullptr, .time = l.time};
   }
 
   void store(Side side, Stored s) {

@@ -102,8 +102,8 @@ class WindowJoin final : public JoinStore {
         for (const auto& r : g.right) {
           m_emitter.send(JoinRow{.kind = RowKind::insert,
                                  .key = key,
-                                 .left = l,
-                                 .right = r,
+                                 .left = &l,
+                                 .right = &r,
                                  .time = end - 1,
                                  .window_start = start,
                                  .window_end = end});

@@ -32,8 +32,9 @@ struct Arrival {
 /// A row's identity, comparable: (key, left payload, right payload or "null", time, start, end).
 using RowTuple = std::tuple<std::string, std::string, std::string, TimeMs, TimeMs, TimeMs>;
 inline RowTuple tuple_of(const rs::JoinRow& r) {
-  return {r.key,       r.left ? r.left->payload : "?", r.right ? r.right->payload : "null", r.time, r.window_start,
-          r.window_end};
+  return {
+      std::string(r.key), r.left ? r.left->payload : "?", r.right ? r.right->payload : "null", r.time, r.window_start,
+      r.window_end};
 }
 
 /// Records from `sources` sources per input over [0, span), `keys` keys, each source up to

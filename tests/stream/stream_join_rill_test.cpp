@@ -20,11 +20,11 @@ using jointest::TimeMs;
 TEST_CASE("join_row_json has the documented form") {
   const rs::JoinEvent l{.key = "k", .payload = R"({"a":1})", .time = 5};
   const rs::JoinEvent r{.key = "k", .payload = R"({"b":2})", .time = 9};
-  CHECK(rs::join_row_json({.key = "k", .left = l, .right = r, .time = 9}) ==
+  CHECK(rs::join_row_json({.key = "k", .left = &l, .right = &r, .time = 9}) ==
         R"({"key":"k","time":9,"left":{"a":1},"right":{"b":2}})");
-  CHECK(rs::join_row_json({.kind = rs::RowKind::remove, .key = "q\"", .left = l, .time = 5}) ==
+  CHECK(rs::join_row_json({.kind = rs::RowKind::remove, .key = "q\"", .left = &l, .time = 5}) ==
         R"({"key":"q\"","time":5,"left":{"a":1},"right":null})");
-  CHECK(rs::join_row_json({.key = "k", .left = l, .right = r, .time = 99, .window_start = 0, .window_end = 100}) ==
+  CHECK(rs::join_row_json({.key = "k", .left = &l, .right = &r, .time = 99, .window_start = 0, .window_end = 100}) ==
         R"({"key":"k","time":99,"window_start":0,"window_end":100,"left":{"a":1},"right":{"b":2}})");
 }
 

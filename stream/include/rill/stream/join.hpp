@@ -31,19 +31,21 @@ enum class Side : std::uint8_t { left, right };
 /// only carries it), an event time and where it came from.
 struct JoinEvent {
   std::string key;             ///< what the two inputs are joined on
-  std::string payload;         ///< the record; copied into the join's state and its output rows
+  std::string payload;         ///< the record; copied into the join's state, which output rows point at
   TimeMs time = 0;             ///< event time (ms)
   std::uint64_t source = 0;    ///< the source (a rill publisher id): its own watermark
   std::uint64_t sequence = 0;  ///< the source's sequence
 };
 
 /// One output row of a join: a pair of input records with the same key, or (left outer join)
-/// a left record padded with a null right side.
+/// a left record padded with a null right side. A view: its key and records point into the
+/// join's state (or the record being processed), valid only during the JoinOutput::row call;
+/// copy what you keep.
 struct JoinRow {
   RowKind kind = RowKind::insert;  ///< +I, or -D retracting an earlier +I (left outer join)
-  std::string key;
-  std::optional<JoinEvent> left{};   ///< always set
-  std::optional<JoinEvent> right{};  ///< nullopt: the null-padded row of a left outer join
+  std::string_view key{};
+  const JoinEvent* left = nullptr;   ///< always set
+  const JoinEvent* right = nullptr;  ///< nullptr: the null-padded row of a left outer join
   TimeMs time = 0;                   ///< the row's event time (see JoinKind)
   TimeMs window_start = 0;           ///< window join: the window [start, end); 0 otherwise
   TimeMs window_end = 0;
