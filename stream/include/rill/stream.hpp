@@ -3,6 +3,8 @@
 #pragma once
 
 #include "rill/stream/aggregate.hpp"
+#include "rill/stream/join.hpp"
+#include "rill/stream/join_io.hpp"
 #include "rill/stream/rill_io.hpp"
 #include "rill/stream/types.hpp"
 #include "rill/stream/watermark.hpp"
