@@ -3,6 +3,7 @@
 #pragma once
 
 #include "rill/stream/aggregate.hpp"
+#include "rill/stream/cep.hpp"
 #include "rill/stream/rill_io.hpp"
 #include "rill/stream/types.hpp"
 #include "rill/stream/watermark.hpp"
