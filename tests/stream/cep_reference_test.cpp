@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <random>
 
+#include "fuzz/cep_fuzz_patterns.hpp"
 #include "stream/cep_harness.hpp"
 #include "temp_dir.hpp"
 #include "test_seed.hpp"
@@ -239,4 +241,42 @@ TEST_CASE("damaged and foreign CEP checkpoints are refused and leave the operato
   CHECK(b.stats().events == 8);
   CHECK(b.stats().retained + b.stats().buffered == a->stats().retained + a->stats().buffered);
   CHECK(code_of(b.restore_bytes(good)) == rill::Errc::invalid_argument);  // not fresh any more
+}
+
+TEST_CASE("seeds for the checkpoint fuzz target (written only when RILL_CEP_CORPUS_DIR is set)") {
+  // Each seed: the fuzz target's variant byte, then a checkpoint of that variant taken
+  // mid-stream (events waiting for the watermark, partial matches pending).
+  const char* out = std::getenv("RILL_CEP_CORPUS_DIR");
+  rilltest::TempDir dir;
+  const std::string path = (dir.path() / "seed.ckpt").string();
+  for (std::size_t variant = 0; variant < 3; ++variant) {
+    for (std::size_t cut : {0, 7, 19}) {
+      auto [pattern, options] = rill::fuzz::cep_variant(variant);
+      auto op = cep::Operator::create(std::move(pattern), std::move(options), {});
+      REQUIRE(op.has_value());
+      for (std::size_t i = 0; i < cut; ++i) {
+        op->process({.key = i % 3 ? "a" : "b",
+                     .time = static_cast<TimeMs>(i * 4 - i % 2 * 3),
+                     .source = 1 + i % 2,
+                     .sequence = i,
+                     .values = {static_cast<double>((i * 37) % 100)},
+                     .payload = "x"});
+      }
+      REQUIRE(op->checkpoint(path, {{1, cut}}).has_value());
+      std::ifstream f(path, std::ios::binary);
+      const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      auto again = rill::fuzz::cep_variant(variant);
+      auto check = cep::Operator::create(std::move(again.first), std::move(again.second), {});
+      REQUIRE(check.has_value());
+      CHECK(check->restore_bytes(bytes).has_value());  // a seed the target accepts
+      if (out == nullptr) continue;
+      std::string name = "variant-";
+      name += std::to_string(variant);
+      name += "-cut-";
+      name += std::to_string(cut);
+      std::ofstream seed(std::string(out) + "/" + name, std::ios::binary);
+      seed.put(static_cast<char>(variant));
+      seed << bytes;
+    }
+  }
 }

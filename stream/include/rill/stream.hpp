@@ -4,6 +4,7 @@
 
 #include "rill/stream/aggregate.hpp"
 #include "rill/stream/cep.hpp"
+#include "rill/stream/cep_io.hpp"
 #include "rill/stream/rill_io.hpp"
 #include "rill/stream/types.hpp"
 #include "rill/stream/watermark.hpp"
