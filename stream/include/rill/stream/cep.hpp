@@ -31,7 +31,7 @@ struct Match {
   /// Match lives unchanged.
   [[nodiscard]] MatchView view() const noexcept { return view(events.size()); }
   /// The match's first `n` rows (ALL ROWS PER MATCH's running view).
-  [[nodiscard]] MatchView view(std::size_t n) const noexcept { return {events.data(), vars.data(), n}; }
+  [[nodiscard]] MatchView view(std::size_t n) const noexcept { return {events.data(), vars.data(), n, number}; }
 };
 
 /// A measure's value: none (SQL NULL), a number, an integer or a string.

@@ -89,10 +89,12 @@ class MatchView {
             const Event* const* before = nullptr, std::size_t before_size = 0) noexcept
       : m_ptrs(rows), m_var_ids(var_ids), m_names(names), m_before(before), m_before_size(before_size),
         m_size(size) {}
-  /// A finished match: `events[i]` classified as `vars[i]`, for i < size.
-  MatchView(const Event* events, const std::string* vars, std::size_t size) noexcept
-      : m_events(events), m_names(vars), m_size(size) {}
+  /// A finished match number `number`: `events[i]` classified as `vars[i]`, for i < size.
+  MatchView(const Event* events, const std::string* vars, std::size_t size, std::uint64_t number = 0) noexcept
+      : m_events(events), m_names(vars), m_size(size), m_number(number) {}
 
+  /// MATCH_NUMBER() of a finished match (1, 2, ... per key); 0 while a condition runs.
+  [[nodiscard]] std::uint64_t match_number() const noexcept { return m_number; }
   /// Rows in the match (so far).
   [[nodiscard]] std::size_t size() const noexcept { return m_size; }
   /// The i-th row of the match.
@@ -129,6 +131,7 @@ class MatchView {
   const Event* const* m_before = nullptr;
   std::size_t m_before_size = 0;
   std::size_t m_size = 0;
+  std::uint64_t m_number = 0;
 };
 
 /// values[field] of `e`, 0 when `e` is null or has no such field (a missing column).
