@@ -13,7 +13,9 @@ namespace rill::stream::cep::detail {
 
 namespace {
 
-Result<void> resolve(const PatternNode& in, Node& out, std::map<std::string, std::uint16_t>& ids, Compiled& c) {
+Result<void> resolve(const PatternNode& in, Node& out, std::map<std::string, std::uint16_t>& ids, Compiled& c,
+                     std::size_t depth) {
+  if (depth > max_pattern_depth) return fail(Errc::invalid_argument, "pattern groups nest too deeply");
   if (in.q.max == 0 || in.q.min > in.q.max) {
     return fail(Errc::invalid_argument, "a quantifier needs 0 < max and min <= max");
   }
@@ -32,7 +34,7 @@ Result<void> resolve(const PatternNode& in, Node& out, std::map<std::string, std
   if (in.children.empty()) return fail(Errc::invalid_argument, "an empty sequence or alternation");
   out.children.resize(in.children.size());
   for (std::size_t i = 0; i < in.children.size(); ++i) {
-    if (auto ok = resolve(in.children[i], out.children[i], ids, c); !ok) return ok;
+    if (auto ok = resolve(in.children[i], out.children[i], ids, c, depth + 1); !ok) return ok;
   }
   return {};
 }
@@ -124,10 +126,16 @@ class Search {
   Outcome repeat_group(const Node& n, std::uint32_t count, std::size_t pos, const Cont& k) {
     auto more = [&]() -> Outcome {
       if (count >= n.q.max) return Outcome::failed;
-      return once(n, pos, [&](std::size_t next) -> Outcome {
+      // Each iteration is a level of recursion: past the bound the attempt is given up
+      // rather than the stack.
+      if (m_depth >= max_group_repeats) return Outcome::too_long;
+      ++m_depth;
+      const Outcome o = once(n, pos, [&](std::size_t next) -> Outcome {
         if (next == pos && count >= n.q.min) return Outcome::failed;
         return repeat_group(n, count + 1, next, k);
       });
+      --m_depth;
+      return o;
     };
     auto stop = [&]() -> Outcome { return count >= n.q.min ? k(pos) : Outcome::failed; };
     Outcome o = n.q.greedy ? more() : stop();
@@ -159,6 +167,7 @@ class Search {
   const Input& m_in;
   std::vector<std::uint16_t> m_vars;  // the path: one variable per row taken so far
   bool m_cut = false;
+  std::size_t m_depth = 0;  // quantified-group iterations on the current path
   TimeMs m_deadline = max_time;
 };
 
@@ -167,7 +176,7 @@ class Search {
 Result<Compiled> compile(Pattern pattern) {
   Compiled c;
   std::map<std::string, std::uint16_t> ids;
-  if (auto ok = resolve(pattern.root, c.root, ids, c); !ok) return std::unexpected(ok.error());
+  if (auto ok = resolve(pattern.root, c.root, ids, c, 0); !ok) return std::unexpected(ok.error());
   c.conditions.resize(c.names.size());
   for (auto& [name, cond] : pattern.define) {
     auto it = ids.find(name);

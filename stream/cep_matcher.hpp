@@ -36,7 +36,8 @@ struct Compiled {
 }
 
 /// invalid_argument for an unnamed or unknown variable, min > max, max == 0, an empty
-/// sequence or alternation, more than 65535 variables, a bad skip_to or within <= 0.
+/// sequence or alternation, groups nested deeper than max_pattern_depth, more than 65535
+/// variables, a bad skip_to or within <= 0.
 [[nodiscard]] Result<Compiled> compile(Pattern pattern);
 
 /// What an attempt at one start row came to.
@@ -44,7 +45,13 @@ enum class Outcome : std::uint8_t {
   failed,     ///< no match starts at that row (whatever rows come later)
   matched,    ///< the preferred match; final
   need_more,  ///< the preferred outcome depends on rows not yet available
+  too_long,   ///< a quantified group repeated more than max_group_repeats: given up
 };
+
+/// Iterations of quantified groups one attempt may nest (each is a level of recursion).
+inline constexpr std::size_t max_group_repeats = 1000;
+/// How deeply pattern groups may nest.
+inline constexpr std::size_t max_pattern_depth = 64;
 
 /// The rows an attempt may use and what is known about the ones to come.
 struct Input {

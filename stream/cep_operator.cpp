@@ -79,6 +79,12 @@ void Engine::evaluate(const std::string& key, Partition& p, bool end_of_input) {
                    .end_of_input = end_of_input,
                    .watermark = m_advanced};
     const Attempt a = match_at(m_pattern, in);
+    if (a.outcome == Outcome::too_long) {
+      ++m_stats.overflow;  // a group repeated past the matcher's bound: give the attempt up
+      p.pending = false;
+      ++p.cursor;
+      continue;
+    }
     if (a.outcome == Outcome::need_more) {
       if (in.available <= m_options.max_rows_per_key) {
         p.pending = true;

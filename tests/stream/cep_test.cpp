@@ -282,3 +282,24 @@ TEST_CASE("a partial match that grows past max_rows_per_key is given up and coun
   CHECK(stats.overflow > 0);
   CHECK(stats.retained <= 51);
 }
+
+TEST_CASE("a quantified group repeated past 1000 iterations gives its attempt up instead of the stack") {
+  // (A B)+ C over 0 1 0 1 ... : every iteration of the group nests a level of the search.
+  // 1500 pairs then a 3: an attempt would need 1500 iterations, past the bound, so it is
+  // given up (counted) at each start; 10 pairs then a 3 match normally.
+  auto eq = [](double x) { return [x](const cep::MatchView& m) { return v(m.current()) == x; }; };
+  const cep::Pattern pattern{.root = cep::seq({cep::seq({cep::var("A"), cep::var("B")}).plus(), cep::var("C")}),
+                             .define = {{"A", eq(0)}, {"B", eq(1)}, {"C", eq(3)}}};
+  auto pairs = [](int n) {
+    std::vector<double> values;
+    for (int i = 0; i < n; ++i) values.insert(values.end(), {0, 1});
+    values.push_back(3);
+    return values;
+  };
+  cep::Stats stats;
+  CHECK(run(pattern, {}, series("k", pairs(1500)), &stats).empty() == false);  // late starts fit the bound
+  CHECK(stats.overflow > 0);
+  auto ten = run(pattern, {}, series("k", pairs(10)), &stats);
+  CHECK(spans(ten) == Spans{{1, 21}});
+  CHECK(stats.overflow == 0);
+}

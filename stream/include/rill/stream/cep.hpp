@@ -87,7 +87,7 @@ struct Stats {
   std::uint64_t matches = 0;           ///< matches found
   std::uint64_t rows = 0;              ///< output rows
   std::uint64_t expired = 0;           ///< partial matches discarded by WITHIN
-  std::uint64_t overflow = 0;          ///< attempts abandoned at max_rows_per_key
+  std::uint64_t overflow = 0;          ///< attempts given up: max_rows_per_key, or a group repeated > 1000 times
   std::uint64_t overflow_dropped = 0;  ///< events dropped at max_buffered
   std::size_t buffered = 0;            ///< events waiting for the watermark
   std::size_t retained = 0;            ///< rows held by keys' match attempts
