@@ -161,7 +161,8 @@ Result<Positions> Engine::restore_bytes(std::string_view bytes) {
     // A key twice, or an attempt starting past its rows, is not a state we wrote.
     if (!fresh || p.cursor > p.rows.size()) in.fail();
     if (in.ok() && p.pending && m_pattern.within_ms >= 0 && p.cursor < p.rows.size()) {
-      m_deadlines.emplace(within_deadline(p.rows[p.cursor].time, m_pattern.within_ms), key);
+      p.armed = within_deadline(p.rows[p.cursor].time, m_pattern.within_ms);
+      m_deadlines.emplace(p.armed, key);
     }
   }
   ok = ok && in.done();

@@ -29,6 +29,7 @@ struct Partition {
   std::size_t cursor = 0;
   std::uint64_t matches = 0;  ///< MATCH_NUMBER of the last match
   bool pending = false;       ///< the attempt at cursor waits for more rows
+  TimeMs armed = min_time;    ///< the WITHIN deadline registered for it (not registered twice)
 };
 
 class Engine {

@@ -89,7 +89,9 @@ void Engine::evaluate(const std::string& key, Partition& p, bool end_of_input) {
       if (in.available <= m_options.max_rows_per_key) {
         p.pending = true;
         if (m_pattern.within_ms >= 0) {
-          m_deadlines.emplace(within_deadline(rows[p.cursor]->time, m_pattern.within_ms), key);
+          const TimeMs deadline = within_deadline(rows[p.cursor]->time, m_pattern.within_ms);
+          if (deadline != p.armed) m_deadlines.emplace(deadline, key);
+          p.armed = deadline;
         }
         break;
       }
