@@ -303,3 +303,35 @@ TEST_CASE("a quantified group repeated past 1000 iterations gives its attempt up
   CHECK(spans(ten) == Spans{{1, 21}});
   CHECK(stats.overflow == 0);
 }
+
+TEST_CASE("fraud: three failed logins in a row, then a large payment within 5 minutes, per account") {
+  // values = {kind, amount}: kind 0 a failed login, 1 a good login, 2 a payment.
+  // PATTERN (F{3} X*? P) WITHIN 5 min, F: kind 0, P: a payment >= 1000, X: anything between.
+  // a: F F F (0, 60, 120 s), a small payment at 150 s (X), 5000 at 200 s: a match of all five.
+  // b: F F F then 5000 at 400 s: 400 s after the first F, past WITHIN: no match (expired).
+  // c: F F, a good login, F, 2000: no three failed logins in a row: no match.
+  auto e = [](std::string key, TimeMs s, double kind, double amount = 0) {
+    return cep::Event{.key = std::move(key), .time = s * 1000, .source = 1, .sequence = 0, .values = {kind, amount},
+                      .payload = {}};
+  };
+  auto kind = [](double k) { return [k](const cep::MatchView& m) { return cep::field(&m.current(), 0) == k; }; };
+  cep::Stats stats;
+  auto got = run({.root = cep::seq({cep::var("F").times(3), cep::var("X").star().reluctant(), cep::var("P")}),
+                  .define = {{"F", kind(0)},
+                             {"P",
+                              [](const cep::MatchView& m) {
+                                return cep::field(&m.current(), 0) == 2 && cep::field(&m.current(), 1) >= 1000;
+                              }}},
+                  .within = 5min},
+                 {.watermark = {.out_of_orderness = 10min}},  // accounts interleave out of time order
+                 {e("a", 0, 0), e("b", 0, 0), e("c", 0, 0), e("a", 60, 0), e("b", 10, 0), e("c", 10, 0),
+                  e("a", 120, 0), e("b", 20, 0), e("c", 20, 1), e("a", 150, 2, 50), e("c", 30, 0), e("c", 40, 2, 2000),
+                  e("a", 200, 2, 5000), e("b", 400, 2, 5000)},
+                 &stats);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].key == "a");
+  CHECK(got[0].rows == std::vector<std::pair<TimeMs, std::string>>{
+                           {0, "F"}, {60000, "F"}, {120000, "F"}, {150000, "X"}, {200000, "P"}});
+  CHECK(stats.expired >= 1);  // b's attempt from its first F
+  CHECK(stats.late_dropped == 0);
+}
