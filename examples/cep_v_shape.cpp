@@ -6,23 +6,26 @@
 // Usage: cep_v_shape ENDPOINT   e.g. cep_v_shape tcp://127.0.0.1:5562
 #include <chrono>
 #include <cstdio>
-#include <string>
-
 #include <rill/rill.hpp>
 #include <rill/stream.hpp>
+#include <string>
 
 namespace cep = rill::stream::cep;
 using namespace std::chrono_literals;
 
 namespace {
-double price(const cep::Event* e) { return cep::field(e, 0); }
-double value(const cep::Value& v) { return std::holds_alternative<double>(v) ? std::get<double>(v) : 0.0; }
+double price(const cep::Event* e) {
+  return cep::field(e, 0);
+}
+double value(const cep::Value& v) {
+  return std::holds_alternative<double>(v) ? std::get<double>(v) : 0.0;
+}
 
 // Each symbol's prices: a drift with V shapes every 20 ticks (a fall of 4, a rise of 5).
 double tick_price(int symbol, int i) {
   const int phase = i % 20;
   double p = 100 + symbol * 50 + (i / 20) * 0.5;
-  if (phase >= 10 && phase < 14) p -= (phase - 9) * 1.5;  // down
+  if (phase >= 10 && phase < 14) p -= (phase - 9) * 1.5;   // down
   if (phase >= 14 && phase < 19) p -= (18 - phase) * 1.2;  // up again
   return p;
 }
@@ -47,10 +50,9 @@ int main(int argc, char** argv) {
   auto up = [](const cep::MatchView& m) { return m.prev() && price(&m.current()) > price(m.prev()); };
   cep::Options options;
   options.watermark.out_of_orderness = 500ms;  // ticks arrive up to 100 ms out of order
-  options.measures = {
-      {"start", [](const cep::MatchView& m) { return cep::Value{price(m.first("S"))}; }},
-      {"bottom", [](const cep::MatchView& m) { return cep::Value{price(m.last("D"))}; }},
-      {"end", [](const cep::MatchView& m) { return cep::Value{price(m.last("U"))}; }}};
+  options.measures = {{"start", [](const cep::MatchView& m) { return cep::Value{price(m.first("S"))}; }},
+                      {"bottom", [](const cep::MatchView& m) { return cep::Value{price(m.last("D"))}; }},
+                      {"end", [](const cep::MatchView& m) { return cep::Value{price(m.last("U"))}; }}};
   std::uint64_t printed = 0;
   auto job = cep::Operator::create(
       {.root = cep::seq({cep::var("S"), cep::var("D").at_least(2), cep::var("U").at_least(2)}),

@@ -99,8 +99,8 @@ bool Engine::load_state(StateReader& in) {
   m_advanced = in.i64();
   const TimeMs tracker_w = in.i64();
   Stats& s = m_stats;
-  for (std::uint64_t* v : {&s.events, &s.late_dropped, &s.late_side, &s.matches, &s.rows, &s.expired, &s.overflow,
-                           &s.overflow_dropped}) {
+  for (std::uint64_t* v :
+       {&s.events, &s.late_dropped, &s.late_side, &s.matches, &s.rows, &s.expired, &s.overflow, &s.overflow_dropped}) {
     *v = in.u64();
   }
   const std::uint64_t sources = in.count(16);
@@ -113,7 +113,8 @@ bool Engine::load_state(StateReader& in) {
 }
 
 Result<Positions> Engine::restore_bytes(std::string_view bytes) {
-  if (m_stats.events > 0 || m_tracker.sources() > 0) return fail(Errc::invalid_argument, "restore needs a fresh operator");
+  if (m_stats.events > 0 || m_tracker.sources() > 0)
+    return fail(Errc::invalid_argument, "restore needs a fresh operator");
   if (bytes.size() < header_bytes || bytes.substr(0, magic.size()) != magic) {
     return fail(Errc::corrupt, "not a CEP checkpoint");
   }
@@ -196,6 +197,8 @@ Result<Positions> Operator::restore(const std::string& path) {
   return m_engine->restore_bytes(*bytes);
 }
 
-Result<Positions> Operator::restore_bytes(std::string_view bytes) { return m_engine->restore_bytes(bytes); }
+Result<Positions> Operator::restore_bytes(std::string_view bytes) {
+  return m_engine->restore_bytes(bytes);
+}
 
 }  // namespace rill::stream::cep

@@ -20,7 +20,9 @@ namespace rill::stream::cep::detail {
 
 /// Event-time order: time, then source, then sequence (the same whatever the arrival order).
 using Order = std::tuple<TimeMs, std::uint64_t, std::uint64_t>;
-[[nodiscard]] inline Order order_of(const Event& e) noexcept { return {e.time, e.source, e.sequence}; }
+[[nodiscard]] inline Order order_of(const Event& e) noexcept {
+  return {e.time, e.source, e.sequence};
+}
 
 /// One key's rows in event-time order: [0, cursor) kept for PREV, [cursor, end) the rows
 /// of the attempt that starts at `cursor`.
@@ -59,10 +61,10 @@ class Engine {
   Output m_output;
   Stats m_stats;
   WatermarkTracker m_tracker;
-  TimeMs m_advanced = min_time;  // events before this have been released to their keys
-  std::multimap<Order, Event> m_buffer;                // waiting for the watermark
+  TimeMs m_advanced = min_time;          // events before this have been released to their keys
+  std::multimap<Order, Event> m_buffer;  // waiting for the watermark
   std::map<std::string, Partition> m_keys;
-  std::multimap<TimeMs, std::string> m_deadlines;      // WITHIN: when a pending attempt expires
+  std::multimap<TimeMs, std::string> m_deadlines;  // WITHIN: when a pending attempt expires
   std::size_t m_retained = 0;
 };
 

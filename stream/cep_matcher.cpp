@@ -4,10 +4,10 @@
 // rows means the answer waits for more (a less preferred match found later may not be the
 // one SQL would pick). A variable's repetitions are a loop, so the recursion grows with the
 // pattern's nesting and a quantified group's iterations, not with the rows a variable takes.
+#include "stream/cep_matcher.hpp"
+
 #include <functional>
 #include <map>
-
-#include "stream/cep_matcher.hpp"
 
 namespace rill::stream::cep::detail {
 

@@ -22,12 +22,12 @@ struct Node {
 /// A checked pattern: variables numbered in order of first appearance.
 struct Compiled {
   Node root;
-  std::vector<std::string> names;       ///< variable index -> name
-  std::vector<Condition> conditions;    ///< variable index -> DEFINE (empty: any row)
-  std::int64_t within_ms = -1;          ///< < 0: no WITHIN
+  std::vector<std::string> names;     ///< variable index -> name
+  std::vector<Condition> conditions;  ///< variable index -> DEFINE (empty: any row)
+  std::int64_t within_ms = -1;        ///< < 0: no WITHIN
   Skip skip = Skip::past_last_row;
-  std::uint16_t skip_var = 0;           ///< to_first / to_last
-  std::string fingerprint;              ///< what a checkpoint must agree with
+  std::uint16_t skip_var = 0;  ///< to_first / to_last
+  std::string fingerprint;     ///< what a checkpoint must agree with
 };
 
 /// start + within, saturating at max_time.
@@ -55,12 +55,12 @@ inline constexpr std::size_t max_pattern_depth = 64;
 
 /// The rows an attempt may use and what is known about the ones to come.
 struct Input {
-  const Event* const* rows = nullptr;    ///< the attempt's first row onwards, in order
+  const Event* const* rows = nullptr;  ///< the attempt's first row onwards, in order
   std::size_t available = 0;
   const Event* const* before = nullptr;  ///< rows kept before it (for PREV), oldest first
   std::size_t before_size = 0;
-  bool end_of_input = false;             ///< no row will come after these
-  TimeMs watermark = min_time;           ///< rows still to come have time >= this
+  bool end_of_input = false;    ///< no row will come after these
+  TimeMs watermark = min_time;  ///< rows still to come have time >= this
 };
 
 struct Attempt {

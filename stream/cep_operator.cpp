@@ -33,7 +33,9 @@ void Engine::process(const Event& event) {
   advance(m_tracker.update(), false);
 }
 
-void Engine::tick() { advance(m_tracker.update(), false); }
+void Engine::tick() {
+  advance(m_tracker.update(), false);
+}
 
 void Engine::finish() {
   m_tracker.advance_to(max_time);
@@ -120,8 +122,12 @@ std::size_t Engine::next_start(const Attempt& a) const {
   const std::size_t n = a.vars.size();
   std::size_t at = 1;  // SQL makes skipping to the match's own first row an error; we move on one
   switch (m_pattern.skip) {
-    case Skip::past_last_row: at = n; break;
-    case Skip::to_next_row: at = 1; break;
+    case Skip::past_last_row:
+      at = n;
+      break;
+    case Skip::to_next_row:
+      at = 1;
+      break;
     case Skip::to_first:
       for (std::size_t i = 0; i < n; ++i) {
         if (a.vars[i] == m_pattern.skip_var) {
@@ -205,10 +211,20 @@ Operator::Operator(Operator&&) noexcept = default;
 Operator& Operator::operator=(Operator&&) noexcept = default;
 Operator::~Operator() = default;
 
-void Operator::process(const Event& event) { m_engine->process(event); }
-void Operator::tick() { m_engine->tick(); }
-void Operator::finish() { m_engine->finish(); }
-TimeMs Operator::watermark() const noexcept { return m_engine->watermark(); }
-Stats Operator::stats() const noexcept { return m_engine->stats(); }
+void Operator::process(const Event& event) {
+  m_engine->process(event);
+}
+void Operator::tick() {
+  m_engine->tick();
+}
+void Operator::finish() {
+  m_engine->finish();
+}
+TimeMs Operator::watermark() const noexcept {
+  return m_engine->watermark();
+}
+Stats Operator::stats() const noexcept {
+  return m_engine->stats();
+}
 
 }  // namespace rill::stream::cep

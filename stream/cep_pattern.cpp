@@ -1,7 +1,7 @@
 // CEP patterns: the builders, the PATTERN text form, and what a match view answers.
-#include <algorithm>
-
 #include "rill/stream/cep_pattern.hpp"
+
+#include <algorithm>
 
 namespace rill::stream::cep {
 
@@ -53,7 +53,9 @@ std::string quantifier_text(const Quantifier& q) {
 std::string to_string(const PatternNode& node) {
   std::string s;
   switch (node.kind) {
-    case PatternNode::Kind::var: s = node.name; break;
+    case PatternNode::Kind::var:
+      s = node.name;
+      break;
     case PatternNode::Kind::seq:
     case PatternNode::Kind::alt: {
       s = "(";

@@ -1,6 +1,8 @@
 // MATCH_RECOGNIZE from the SQL AST to a CEP pattern: the PATTERN tree, AFTER MATCH SKIP,
 // WITHIN, and DEFINE / MEASURES expressions compiled once into closures over a MatchView
 // (names resolved at compile time, so evaluation does no lookups).
+#include "rill/stream/cep_sql.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -8,8 +10,6 @@
 #include <limits>
 #include <set>
 #include <utility>
-
-#include "rill/stream/cep_sql.hpp"
 
 namespace rill::stream::cep {
 
@@ -116,9 +116,8 @@ Result<Expr> compile_call(const Node& n, const Scope& scope) {
     }
     const bool first = name == "FIRST";
     if (!var.empty()) {
-      return Expr([var, col, k, first](const MatchView& m) {
-        return value_of(first ? m.first(var, k) : m.last(var, k), col);
-      });
+      return Expr(
+          [var, col, k, first](const MatchView& m) { return value_of(first ? m.first(var, k) : m.last(var, k), col); });
     }
     return Expr([col, k, first](const MatchView& m) -> Num {
       if (k >= m.size()) return std::nullopt;
@@ -148,7 +147,9 @@ Result<Expr> compile_call(const Node& n, const Scope& scope) {
   });
 }
 
-Num truth(bool b) { return b ? 1.0 : 0.0; }
+Num truth(bool b) {
+  return b ? 1.0 : 0.0;
+}
 
 Result<Expr> compile_binary(const Node& n, const Scope& scope) {
   if (n.children.size() != 2) return error_at(n, "malformed expression");
@@ -206,7 +207,8 @@ Result<Expr> compile_expr(const Node& n, const Scope& scope) {
       const Num v = truth(upper(n.text) == "TRUE");
       return Expr([v](const MatchView&) { return v; });
     }
-    case Kind::null: return Expr([](const MatchView&) { return Num{}; });
+    case Kind::null:
+      return Expr([](const MatchView&) { return Num{}; });
     case Kind::column_ref: {
       auto c = column_ref(n, scope);
       if (!c) return std::unexpected(c.error());
@@ -223,7 +225,8 @@ Result<Expr> compile_expr(const Node& n, const Scope& scope) {
         return negate ? -*x : truth(*x == 0);
       });
     }
-    case Kind::binary: return compile_binary(n, scope);
+    case Kind::binary:
+      return compile_binary(n, scope);
     case Kind::is_null: {
       if (n.children.size() != 1) return error_at(n, "malformed expression");
       auto a = compile_expr(n.children[0], scope);
@@ -239,7 +242,8 @@ Result<Expr> compile_expr(const Node& n, const Scope& scope) {
         if (!e) return e;
         parts.push_back(std::move(*e));
       }
-      if (parts.size() < 2 || (n.kind == Kind::between && parts.size() != 3)) return error_at(n, "malformed expression");
+      if (parts.size() < 2 || (n.kind == Kind::between && parts.size() != 3))
+        return error_at(n, "malformed expression");
       const bool negated = !n.text.empty();
       const bool between = n.kind == Kind::between;
       return Expr([parts, negated, between](const MatchView& m) -> Num {
@@ -256,8 +260,10 @@ Result<Expr> compile_expr(const Node& n, const Scope& scope) {
         return truth(hit != negated);
       });
     }
-    case Kind::call: return compile_call(n, scope);
-    default: break;
+    case Kind::call:
+      return compile_call(n, scope);
+    default:
+      break;
   }
   std::string what(sql::kind_name(n.kind));
   return error_at(n, what + " is not supported in DEFINE or MEASURES");
@@ -265,7 +271,9 @@ Result<Expr> compile_expr(const Node& n, const Scope& scope) {
 
 Result<PatternNode> compile_pattern(const Node& n, std::set<std::string>& vars) {
   switch (n.kind) {
-    case Kind::pattern_var: vars.insert(n.text); return var(n.text);
+    case Kind::pattern_var:
+      vars.insert(n.text);
+      return var(n.text);
     case Kind::pattern_seq:
     case Kind::pattern_alt: {
       std::vector<PatternNode> parts;
@@ -312,7 +320,8 @@ Result<PatternNode> compile_pattern(const Node& n, std::set<std::string>& vars) 
       p->q = out;
       return p;
     }
-    default: return error_at(n, "unexpected node in PATTERN");
+    default:
+      return error_at(n, "unexpected node in PATTERN");
   }
 }
 
@@ -388,7 +397,9 @@ Result<SqlPattern> compile_match_recognize(const Node& mr, const std::vector<std
         }
         out.order_by = c.children[0].children[0].text;
         break;
-      case Kind::measures: measures = &c; break;
+      case Kind::measures:
+        measures = &c;
+        break;
       case Kind::rows_per_match:
         out.rows_per_match = upper(c.text).starts_with("ALL") ? RowsPerMatch::all : RowsPerMatch::one;
         break;
@@ -407,8 +418,11 @@ Result<SqlPattern> compile_match_recognize(const Node& mr, const std::vector<std
         }
         break;
       }
-      case Kind::define: define = &c; break;
-      default: return error_at(c, "unexpected clause in MATCH_RECOGNIZE");
+      case Kind::define:
+        define = &c;
+        break;
+      default:
+        return error_at(c, "unexpected clause in MATCH_RECOGNIZE");
     }
   }
   if (define != nullptr) {
@@ -446,7 +460,8 @@ Result<SqlPattern> compile_match_recognize(const Node& mr, const std::vector<std
   }
   if (out.pattern.skip == Skip::to_first || out.pattern.skip == Skip::to_last) {
     if (!vars.contains(out.pattern.skip_to)) {
-      return fail(Errc::invalid_argument, "AFTER MATCH SKIP TO " + out.pattern.skip_to + ", which PATTERN does not use");
+      return fail(Errc::invalid_argument,
+                  "AFTER MATCH SKIP TO " + out.pattern.skip_to + ", which PATTERN does not use");
     }
   }
   return out;

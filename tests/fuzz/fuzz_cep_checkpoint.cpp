@@ -41,11 +41,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto pos = op->restore_bytes(file);
   if (!pos) {
     const cep::Stats s = op->stats();
-    rill::fuzz::expect(s.events == 0 && s.retained == 0 && s.buffered == 0 && s.keys == 0, "a refused restore left state");
+    rill::fuzz::expect(s.events == 0 && s.retained == 0 && s.buffered == 0 && s.keys == 0,
+                       "a refused restore left state");
     return 0;
   }
   for (std::int64_t t : {0, 1000, 990, 5000}) {
-    op->process({.key = "k", .time = t, .source = 1, .sequence = 0, .values = {static_cast<double>(t % 97)}, .payload = {}});
+    op->process(
+        {.key = "k", .time = t, .source = 1, .sequence = 0, .values = {static_cast<double>(t % 97)}, .payload = {}});
   }
   op->finish();
   rill::fuzz::expect(op->stats().buffered == 0, "end of input leaves events waiting");

@@ -40,8 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto op = cep::Operator::create(std::move(q->pattern), std::move(options), {});
   if (!op) return 0;  // e.g. a quantifier the operator refuses: its own checks
   for (std::int64_t t = 0; t < 12; ++t) {
-    op->process({.key = t % 3 ? "a" : "b", .time = t, .source = 1, .sequence = static_cast<std::uint64_t>(t),
-                 .values = {static_cast<double>((t * 7) % 10), static_cast<double>(t)}, .payload = {}});
+    op->process({.key = t % 3 ? "a" : "b",
+                 .time = t,
+                 .source = 1,
+                 .sequence = static_cast<std::uint64_t>(t),
+                 .values = {static_cast<double>((t * 7) % 10), static_cast<double>(t)},
+                 .payload = {}});
   }
   op->finish();
   rill::fuzz::expect(op->stats().buffered == 0, "end of input leaves events waiting");

@@ -80,9 +80,8 @@ struct RefVar {
 /// high counts first, reluctant = low first) is labelled and checked row by row against the
 /// conditions and WITHIN; the first one that holds is the match. Then the skip strategy.
 inline std::vector<Got> reference(std::vector<cep::Event> events, const std::vector<RefVar>& vars,
-                                  const std::map<std::string, cep::Condition>& define,
-                                  std::optional<TimeMs> within, cep::Skip skip, const std::string& skip_to,
-                                  std::size_t prev_rows) {
+                                  const std::map<std::string, cep::Condition>& define, std::optional<TimeMs> within,
+                                  cep::Skip skip, const std::string& skip_to, std::size_t prev_rows) {
   std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
     return std::tie(a.time, a.source, a.sequence) < std::tie(b.time, b.source, b.sequence);
   });
@@ -101,7 +100,8 @@ inline std::vector<Got> reference(std::vector<cep::Event> events, const std::vec
       // Labels the rows from s by `counts` and checks them; true if they form a match.
       auto holds = [&]() {
         std::vector<std::uint16_t> labels;
-        for (std::size_t v = 0; v < vars.size(); ++v) labels.insert(labels.end(), counts[v], static_cast<std::uint16_t>(v));
+        for (std::size_t v = 0; v < vars.size(); ++v)
+          labels.insert(labels.end(), counts[v], static_cast<std::uint16_t>(v));
         if (labels.empty() || s + labels.size() > n) return false;
         if (within && rows[s + labels.size() - 1]->time - rows[s]->time >= *within) return false;
         const std::size_t before = std::min(prev_rows, s);

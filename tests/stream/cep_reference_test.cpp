@@ -19,7 +19,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-double v(const cep::Event* e) { return cep::field(e, 0); }
+double v(const cep::Event* e) {
+  return cep::field(e, 0);
+}
 
 /// A random flat pattern: 1-3 variables with random quantifiers and conditions from a
 /// menu that reads the current row, PREV, LAST of an earlier variable and a SUM.
@@ -46,16 +48,22 @@ RandomPattern random_pattern(std::mt19937_64& rng) {
   RandomPattern r;
   const int n = std::uniform_int_distribution<int>(1, 3)(rng);
   const std::vector<std::pair<std::uint32_t, std::uint32_t>> quantifiers{
-      {1, 1}, {0, 1}, {0, cep::Quantifier::unbounded}, {1, cep::Quantifier::unbounded}, {2, 2}, {1, 3}, {2, cep::Quantifier::unbounded}};
+      {1, 1}, {0, 1}, {0, cep::Quantifier::unbounded}, {1, cep::Quantifier::unbounded},
+      {2, 2}, {1, 3}, {2, cep::Quantifier::unbounded}};
   for (int i = 0; i < n; ++i) {
     const auto [lo, hi] = quantifiers[rng() % quantifiers.size()];
     std::string name(1, static_cast<char>('A' + i));
     r.vars.push_back({.name = name, .min = lo, .max = hi, .greedy = rng() % 2 == 0});
     const std::string earlier = i > 0 ? std::string(1, static_cast<char>('A' + rng() % i)) : name;
     switch (rng() % 6) {
-      case 0: break;  // no DEFINE: any row
-      case 1: r.define[name] = [](const cep::MatchView& m) { return v(&m.current()) >= 50; }; break;
-      case 2: r.define[name] = [](const cep::MatchView& m) { return v(&m.current()) < 50; }; break;
+      case 0:
+        break;  // no DEFINE: any row
+      case 1:
+        r.define[name] = [](const cep::MatchView& m) { return v(&m.current()) >= 50; };
+        break;
+      case 2:
+        r.define[name] = [](const cep::MatchView& m) { return v(&m.current()) < 50; };
+        break;
       case 3:
         r.define[name] = [](const cep::MatchView& m) { return m.prev() == nullptr || v(&m.current()) > v(m.prev()); };
         break;
@@ -73,10 +81,20 @@ RandomPattern random_pattern(std::mt19937_64& rng) {
   if (rng() % 2 == 0) r.within = std::uniform_int_distribution<TimeMs>(3, 25)(rng);
   const auto& target = r.vars[rng() % r.vars.size()].name;
   switch (rng() % 4) {
-    case 0: r.skip = cep::Skip::past_last_row; break;
-    case 1: r.skip = cep::Skip::to_next_row; break;
-    case 2: r.skip = cep::Skip::to_first; r.skip_to = target; break;
-    default: r.skip = cep::Skip::to_last; r.skip_to = target; break;
+    case 0:
+      r.skip = cep::Skip::past_last_row;
+      break;
+    case 1:
+      r.skip = cep::Skip::to_next_row;
+      break;
+    case 2:
+      r.skip = cep::Skip::to_first;
+      r.skip_to = target;
+      break;
+    default:
+      r.skip = cep::Skip::to_last;
+      r.skip_to = target;
+      break;
   }
   return r;
 }
@@ -98,7 +116,8 @@ std::vector<cep::Event> random_events(std::mt19937_64& rng, int keys, int per_so
       const TimeMs at = e.time + static_cast<TimeMs>(rng() % (disorder + 1));
       sources[s].emplace_back(at, std::move(e));
     }
-    std::stable_sort(sources[s].begin(), sources[s].end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(sources[s].begin(), sources[s].end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     std::uint64_t seq = 1;
     for (auto& [at, e] : sources[s]) e.sequence = seq++;
   }

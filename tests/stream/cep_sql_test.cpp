@@ -2,9 +2,10 @@
 // the hand-derived matches of cep_test.cpp (the same rows and reasoning), plus the errors
 // that unsupported or wrong expressions get, with their line:column.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "rill/stream/cep_sql.hpp"
+
 #include <doctest/doctest.h>
 
-#include "rill/stream/cep_sql.hpp"
 #include "stream/cep_harness.hpp"
 
 using namespace ceptest;
@@ -51,7 +52,9 @@ Output run_sql(const std::string& sql, const std::vector<cep::Event>& events) {
   return out;
 }
 
-std::string mr(const std::string& body) { return "SELECT * FROM t MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts " + body + ")"; }
+std::string mr(const std::string& body) {
+  return "SELECT * FROM t MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts " + body + ")";
+}
 
 }  // namespace
 
@@ -59,8 +62,8 @@ TEST_CASE("SQL skip strategies give cep_test's hand-derived matches") {
   // Rows t1..t6: 1 2 3 15 4 16; A any, B v < 10 (greedy +), C v >= 10 (see cep_test.cpp).
   const auto rows = series("k", {1, 2, 3, 15, 4, 16});
   auto with = [&](const std::string& skip) {
-    return spans(run_sql(mr("AFTER MATCH SKIP " + skip + " PATTERN (A B+ C) DEFINE B AS B.v < 10, C AS v >= 10"), rows)
-                     .matches);
+    return spans(
+        run_sql(mr("AFTER MATCH SKIP " + skip + " PATTERN (A B+ C) DEFINE B AS B.v < 10, C AS v >= 10"), rows).matches);
   };
   CHECK(with("PAST LAST ROW") == Spans{{1, 4}});
   CHECK(with("TO NEXT ROW") == Spans{{1, 4}, {2, 4}, {4, 6}});
@@ -80,8 +83,7 @@ TEST_CASE("SQL greedy and reluctant quantifiers, with measures") {
   CHECK(spans(greedy.matches) == Spans{{1, 5}});
   REQUIRE(greedy.rows.size() == 1);
   // a = 1, c = 20, B took t2..t4 (3 rows), first match, last row's variable C, 1+2+20+3+20.
-  CHECK(greedy.rows[0] ==
-        std::vector<cep::Value>{1.0, 20.0, std::int64_t{3}, std::int64_t{1}, std::string("C"), 46.0});
+  CHECK(greedy.rows[0] == std::vector<cep::Value>{1.0, 20.0, std::int64_t{3}, std::int64_t{1}, std::string("C"), 46.0});
   auto reluctant = run_sql(mr(measures + "PATTERN (A B+? C) DEFINE A AS v < 10, C AS C.v >= 20"), rows);
   CHECK(spans(reluctant.matches) == Spans{{1, 3}});
 }
@@ -100,8 +102,7 @@ TEST_CASE("SQL PREV, aggregates over a variable, WITHIN and ALL ROWS PER MATCH")
   // 4), then B = 10: one match t1..t4 as A A A B.
   auto avg = run_sql(mr("PATTERN (A+ B) DEFINE A AS AVG(A.v) <= 2, B AS v >= 10"), series("k", {1, 2, 3, 10, 4}));
   REQUIRE(avg.matches.size() == 1);
-  CHECK(avg.matches[0].rows ==
-        std::vector<std::pair<TimeMs, std::string>>{{1, "A"}, {2, "A"}, {3, "A"}, {4, "B"}});
+  CHECK(avg.matches[0].rows == std::vector<std::pair<TimeMs, std::string>>{{1, "A"}, {2, "A"}, {3, "A"}, {4, "B"}});
 
   // WITHIN: A at t0, B 12 ms later is too late for 10 ms; t20 / t25 match (cep_test.cpp).
   auto within = run_sql(mr("PATTERN (A B) WITHIN INTERVAL '10' MILLISECOND DEFINE A AS v < 10, B AS v >= 10"),
@@ -113,7 +114,8 @@ TEST_CASE("SQL PREV, aggregates over a variable, WITHIN and ALL ROWS PER MATCH")
   const auto rows = series("k", {5});
   CHECK(run_sql(mr("PATTERN (A) DEFINE A AS w > 1 OR v = 5"), rows).matches.size() == 1);
   CHECK(run_sql(mr("PATTERN (A) DEFINE A AS w > 1 AND v = 5"), rows).matches.empty());
-  CHECK(run_sql(mr("PATTERN (A) DEFINE A AS w IS NULL AND v BETWEEN 4 AND 6 AND v IN (1, 5)"), rows).matches.size() == 1);
+  CHECK(run_sql(mr("PATTERN (A) DEFINE A AS w IS NULL AND v BETWEEN 4 AND 6 AND v IN (1, 5)"), rows).matches.size() ==
+        1);
 }
 
 TEST_CASE("unsupported or wrong MATCH_RECOGNIZE gets an error at its line and column") {

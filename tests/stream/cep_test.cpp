@@ -13,7 +13,9 @@ using namespace std::chrono_literals;
 using Spans = std::vector<std::pair<TimeMs, TimeMs>>;
 
 namespace {
-double v(const cep::Event& e) { return e.values.at(0); }
+double v(const cep::Event& e) {
+  return e.values.at(0);
+}
 cep::Condition below(double x) {
   return [x](const cep::MatchView& m) { return v(m.current()) < x; };
 }
@@ -91,16 +93,16 @@ TEST_CASE("alternation prefers its first alternative that leads to a match; grou
   // all three rows; written (A | A B) C, A then C=1 matches first (C is any row).
   const auto rows = series("k", {0, 1, 9});
   const std::map<std::string, cep::Condition> define{{"A", below(5)}, {"B", below(5)}};
-  auto ab_first = run({.root = cep::seq({cep::alt({cep::seq({cep::var("A"), cep::var("B")}), cep::var("A")}),
-                                         cep::var("C")}),
-                       .define = define},
-                      {}, rows);
+  auto ab_first =
+      run({.root = cep::seq({cep::alt({cep::seq({cep::var("A"), cep::var("B")}), cep::var("A")}), cep::var("C")}),
+           .define = define},
+          {}, rows);
   REQUIRE(ab_first.size() == 1);
   CHECK(ab_first[0].rows == std::vector<std::pair<TimeMs, std::string>>{{1, "A"}, {2, "B"}, {3, "C"}});
-  auto a_first = run({.root = cep::seq({cep::alt({cep::var("A"), cep::seq({cep::var("A"), cep::var("B")})}),
-                                        cep::var("C")}),
-                      .define = define},
-                     {}, rows);
+  auto a_first =
+      run({.root = cep::seq({cep::alt({cep::var("A"), cep::seq({cep::var("A"), cep::var("B")})}), cep::var("C")}),
+           .define = define},
+          {}, rows);
   REQUIRE(!a_first.empty());
   CHECK(a_first[0].rows == std::vector<std::pair<TimeMs, std::string>>{{1, "A"}, {2, "C"}});
 
@@ -111,11 +113,9 @@ TEST_CASE("alternation prefers its first alternative that leads to a match; grou
                     .define = {{"A", eq(0)}, {"B", eq(1)}, {"C", eq(2)}, {"D", eq(3)}}},
                    {}, series("k", {0, 1, 2, 1, 3}));
   REQUIRE(group.size() == 1);
-  CHECK(group[0].rows ==
-        std::vector<std::pair<TimeMs, std::string>>{{1, "A"}, {2, "B"}, {3, "C"}, {4, "B"}, {5, "D"}});
+  CHECK(group[0].rows == std::vector<std::pair<TimeMs, std::string>>{{1, "A"}, {2, "B"}, {3, "C"}, {4, "B"}, {5, "D"}});
   // (A B){2}: exactly two A B pairs.
-  auto twice = run({.root = cep::seq({cep::var("A"), cep::var("B")}).times(2),
-                    .define = {{"A", eq(0)}, {"B", eq(1)}}},
+  auto twice = run({.root = cep::seq({cep::var("A"), cep::var("B")}).times(2), .define = {{"A", eq(0)}, {"B", eq(1)}}},
                    {}, series("k", {0, 1, 0, 1, 0, 1}));
   CHECK(spans(twice) == Spans{{1, 4}});
 }
@@ -191,7 +191,7 @@ TEST_CASE("events out of order before the watermark are matched in event-time or
   // Without out-of-orderness t1 arrives after t4 moved the watermark to 4: late, dropped
   // and counted (or handed to the side output). Without t1, t2 starts the match.
   auto dropped = run(pattern, {}, {rows[3], rows[0], rows[1], rows[2], rows[4], rows[5]}, &stats);
-  CHECK(stats.late_dropped == 3);  // t1, t2, t3 are all behind t4
+  CHECK(stats.late_dropped == 3);          // t1, t2, t3 are all behind t4
   CHECK(spans(dropped) == Spans{{4, 6}});  // t4 15, t5 4, t6 16: A=15, B=4, C=16
   std::vector<TimeMs> side;
   auto op = cep::Operator::create(pattern, {.late = rill::stream::LatePolicy::side_output},
@@ -221,11 +221,12 @@ TEST_CASE("measures see the whole match for ONE ROW PER MATCH and the rows so fa
   std::vector<TimeMs> times;
   std::vector<cep::Match> matches;
   auto collect = cep::Output{.match = [&](const cep::Match& m) { matches.push_back(m); },
-                             .row = [&](const cep::MatchRow& r) {
-                               rows.push_back(r);
-                               classifiers.emplace_back(r.classifier);  // views: valid during the call only
-                               times.push_back(r.event ? r.event->time : -1);
-                             }};
+                             .row =
+                                 [&](const cep::MatchRow& r) {
+                                   rows.push_back(r);
+                                   classifiers.emplace_back(r.classifier);  // views: valid during the call only
+                                   times.push_back(r.event ? r.event->time : -1);
+                                 }};
   cep::Options options;  // assigned, not designated: GCC 12 warns falsely on the std::function inside
   options.measures = measures;
   auto one = cep::Operator::create(pattern, options, collect);
@@ -276,8 +277,9 @@ TEST_CASE("a partial match that grows past max_rows_per_key is given up and coun
   // abandoned, as is each later attempt that reaches the bound.
   cep::Stats stats;
   std::vector<double> values(200, 1.0);
-  auto got = run({.root = cep::seq({cep::var("A"), cep::var("B").star(), cep::var("C")}), .define = {{"C", at_least(10)}}},
-                 {.max_rows_per_key = 50}, series("k", values), &stats);
+  auto got =
+      run({.root = cep::seq({cep::var("A"), cep::var("B").star(), cep::var("C")}), .define = {{"C", at_least(10)}}},
+          {.max_rows_per_key = 50}, series("k", values), &stats);
   CHECK(got.empty());
   CHECK(stats.overflow > 0);
   CHECK(stats.retained <= 51);
@@ -311,8 +313,8 @@ TEST_CASE("fraud: three failed logins in a row, then a large payment within 5 mi
   // b: F F F then 5000 at 400 s: 400 s after the first F, past WITHIN: no match (expired).
   // c: F F, a good login, F, 2000: no three failed logins in a row: no match.
   auto e = [](std::string key, TimeMs s, double kind, double amount = 0) {
-    return cep::Event{.key = std::move(key), .time = s * 1000, .source = 1, .sequence = 0, .values = {kind, amount},
-                      .payload = {}};
+    return cep::Event{
+        .key = std::move(key), .time = s * 1000, .source = 1, .sequence = 0, .values = {kind, amount}, .payload = {}};
   };
   auto kind = [](double k) { return [k](const cep::MatchView& m) { return cep::field(&m.current(), 0) == k; }; };
   cep::Stats stats;
@@ -324,8 +326,8 @@ TEST_CASE("fraud: three failed logins in a row, then a large payment within 5 mi
                               }}},
                   .within = 5min},
                  {.watermark = {.out_of_orderness = 10min}},  // accounts interleave out of time order
-                 {e("a", 0, 0), e("b", 0, 0), e("c", 0, 0), e("a", 60, 0), e("b", 10, 0), e("c", 10, 0),
-                  e("a", 120, 0), e("b", 20, 0), e("c", 20, 1), e("a", 150, 2, 50), e("c", 30, 0), e("c", 40, 2, 2000),
+                 {e("a", 0, 0), e("b", 0, 0), e("c", 0, 0), e("a", 60, 0), e("b", 10, 0), e("c", 10, 0), e("a", 120, 0),
+                  e("b", 20, 0), e("c", 20, 1), e("a", 150, 2, 50), e("c", 30, 0), e("c", 40, 2, 2000),
                   e("a", 200, 2, 5000), e("b", 400, 2, 5000)},
                  &stats);
   REQUIRE(got.size() == 1);

@@ -23,10 +23,10 @@ namespace rill::stream::cep {
 
 /// A complex event: one match with every event it is made of, in event-time order.
 struct Match {
-  std::string key;                  ///< the partition
-  std::uint64_t number = 0;         ///< MATCH_NUMBER(): 1, 2, ... per key
-  std::vector<Event> events;        ///< the constituent events (source, sequence, payload ...)
-  std::vector<std::string> vars;    ///< CLASSIFIER() of each event
+  std::string key;                ///< the partition
+  std::uint64_t number = 0;       ///< MATCH_NUMBER(): 1, 2, ... per key
+  std::vector<Event> events;      ///< the constituent events (source, sequence, payload ...)
+  std::vector<std::string> vars;  ///< CLASSIFIER() of each event
   /// The match as measures see it (PREV reaches only rows of the match). Valid while the
   /// Match lives unchanged.
   [[nodiscard]] MatchView view() const noexcept { return view(events.size()); }
@@ -49,9 +49,9 @@ enum class RowsPerMatch : std::uint8_t {
 struct MatchRow {
   std::string key;
   std::uint64_t match_number = 0;
-  std::vector<Value> measures;     ///< in the order of Options::measures
-  const Event* event = nullptr;    ///< ALL ROWS: the row's event (valid during the call)
-  std::string_view classifier{};   ///< ALL ROWS: its variable
+  std::vector<Value> measures;    ///< in the order of Options::measures
+  const Event* event = nullptr;   ///< ALL ROWS: the row's event (valid during the call)
+  std::string_view classifier{};  ///< ALL ROWS: its variable
 };
 
 /// A CEP operator's settings; fill with designated initializers.
@@ -74,9 +74,9 @@ struct Options {
 
 /// Where results go. Called on the thread that calls process()/tick()/finish().
 struct Output {
-  std::function<void(const Match&)> match{};     ///< each match, the complex event
-  std::function<void(const MatchRow&)> row{};    ///< its rows per Options::rows_per_match
-  std::function<void(const Event&)> late{};      ///< LatePolicy::side_output
+  std::function<void(const Match&)> match{};   ///< each match, the complex event
+  std::function<void(const MatchRow&)> row{};  ///< its rows per Options::rows_per_match
+  std::function<void(const Event&)> late{};    ///< LatePolicy::side_output
 };
 
 /// Counters; read from the operator's thread.

@@ -20,12 +20,12 @@ namespace rill::stream::cep {
 /// One input event of a CEP job: a partition key, an event time, where it came from, the
 /// numbers the conditions read, and the payload it carries to the match unchanged.
 struct Event {
-  std::string key;              ///< partition (PARTITION BY): each key is matched on its own
-  TimeMs time = 0;              ///< event time (ms): the order rows are matched in
-  std::uint64_t source = 0;     ///< the source (a rill publisher id): its own watermark
-  std::uint64_t sequence = 0;   ///< the source's sequence; with `source` breaks time ties
-  std::vector<double> values{}; ///< the event's numeric columns, read by conditions/measures
-  std::string payload{};        ///< the original bytes (e.g. the message's JSON)
+  std::string key;               ///< partition (PARTITION BY): each key is matched on its own
+  TimeMs time = 0;               ///< event time (ms): the order rows are matched in
+  std::uint64_t source = 0;      ///< the source (a rill publisher id): its own watermark
+  std::uint64_t sequence = 0;    ///< the source's sequence; with `source` breaks time ties
+  std::vector<double> values{};  ///< the event's numeric columns, read by conditions/measures
+  std::string payload{};         ///< the original bytes (e.g. the message's JSON)
 };
 
 /// How many rows a pattern element takes: {min, max}, greedy (as many as possible first)
@@ -46,12 +46,12 @@ struct PatternNode {
   std::vector<PatternNode> children;  ///< seq, alt
   Quantifier q{};
 
-  PatternNode star() const& { return quantified(0, Quantifier::unbounded); }      ///< `*`
-  PatternNode plus() const& { return quantified(1, Quantifier::unbounded); }      ///< `+`
-  PatternNode optional() const& { return quantified(0, 1); }                      ///< `?`
-  PatternNode times(std::uint32_t n) const& { return quantified(n, n); }          ///< `{n}`
+  PatternNode star() const& { return quantified(0, Quantifier::unbounded); }                     ///< `*`
+  PatternNode plus() const& { return quantified(1, Quantifier::unbounded); }                     ///< `+`
+  PatternNode optional() const& { return quantified(0, 1); }                                     ///< `?`
+  PatternNode times(std::uint32_t n) const& { return quantified(n, n); }                         ///< `{n}`
   PatternNode at_least(std::uint32_t n) const& { return quantified(n, Quantifier::unbounded); }  ///< `{n,}`
-  PatternNode between(std::uint32_t n, std::uint32_t m) const& { return quantified(n, m); }     ///< `{n,m}`
+  PatternNode between(std::uint32_t n, std::uint32_t m) const& { return quantified(n, m); }      ///< `{n,m}`
   /// The same quantifier, reluctant (`*?`, `+?`, `??`, `{n,m}?`).
   PatternNode reluctant() const& {
     PatternNode p = *this;
@@ -87,8 +87,7 @@ class MatchView {
   /// PREV may reach.
   MatchView(const Event* const* rows, const std::uint16_t* var_ids, const std::string* names, std::size_t size,
             const Event* const* before = nullptr, std::size_t before_size = 0) noexcept
-      : m_ptrs(rows), m_var_ids(var_ids), m_names(names), m_before(before), m_before_size(before_size),
-        m_size(size) {}
+      : m_ptrs(rows), m_var_ids(var_ids), m_names(names), m_before(before), m_before_size(before_size), m_size(size) {}
   /// A finished match number `number`: `events[i]` classified as `vars[i]`, for i < size.
   MatchView(const Event* events, const std::string* vars, std::size_t size, std::uint64_t number = 0) noexcept
       : m_events(events), m_names(vars), m_size(size), m_number(number) {}
@@ -154,8 +153,8 @@ enum class Skip : std::uint8_t {
 
 /// What to match; fill with designated initializers.
 struct Pattern {
-  PatternNode root;                             ///< PATTERN (...)
-  std::map<std::string, Condition> define{};    ///< DEFINE var AS condition
+  PatternNode root;                           ///< PATTERN (...)
+  std::map<std::string, Condition> define{};  ///< DEFINE var AS condition
   /// WITHIN: a match's last row is less than this after its first (event time). Partial
   /// matches that can no longer end in time are discarded (counted in Stats::expired).
   std::optional<std::chrono::milliseconds> within{};

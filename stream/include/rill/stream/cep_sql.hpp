@@ -25,11 +25,11 @@ namespace rill::stream::cep {
 
 /// A MATCH_RECOGNIZE clause ready for cep::Operator::create.
 struct SqlPattern {
-  Pattern pattern;                                         ///< PATTERN, DEFINE, WITHIN, AFTER MATCH SKIP
+  Pattern pattern;  ///< PATTERN, DEFINE, WITHIN, AFTER MATCH SKIP
   RowsPerMatch rows_per_match = RowsPerMatch::one;
   std::vector<std::pair<std::string, Measure>> measures;  ///< MEASURES, in order
-  std::vector<std::string> partition_by;                   ///< PARTITION BY columns: the caller makes Event::key
-  std::string order_by;                                    ///< ORDER BY column: the caller makes Event::time
+  std::vector<std::string> partition_by;                  ///< PARTITION BY columns: the caller makes Event::key
+  std::string order_by;                                   ///< ORDER BY column: the caller makes Event::time
 };
 
 /// Compiles a Kind::match_recognize node. `columns[i]` names Event::values[i]. Errors:
