@@ -41,6 +41,7 @@ struct Scope {
   const std::vector<std::string>& columns;
   const std::set<std::string>& vars;
   std::string defining;
+  std::size_t* max_prev;  // the largest PREV offset seen (what Options::prev_rows should keep)
 };
 
 struct ColumnRef {
@@ -112,6 +113,7 @@ Result<Expr> compile_call(const Node& n, const Scope& scope) {
     const std::size_t k = *off;
     if (name == "PREV") {
       if (!var.empty() && var != scope.defining) return error_at(n, "PREV of another variable's row is not supported");
+      *scope.max_prev = std::max(*scope.max_prev, k);
       return Expr([col, k](const MatchView& m) { return value_of(m.prev(k), col); });
     }
     const bool first = name == "FIRST";
@@ -429,7 +431,7 @@ Result<SqlPattern> compile_match_recognize(const Node& mr, const std::vector<std
     for (const Node& item : define->children) {
       if (!vars.contains(item.text)) return error_at(item, "DEFINE of " + item.text + ", which PATTERN does not use");
       if (item.children.size() != 1) return error_at(item, "malformed DEFINE");
-      auto e = compile_expr(item.children[0], Scope{columns, vars, item.text});
+      auto e = compile_expr(item.children[0], Scope{columns, vars, item.text, &out.prev_rows});
       if (!e) return std::unexpected(e.error());
       out.pattern.define[item.text] = [e = std::move(*e)](const MatchView& m) {
         const Num v = e(m);
@@ -448,7 +450,7 @@ Result<SqlPattern> compile_match_recognize(const Node& mr, const std::vector<std
         });
         continue;
       }
-      auto e = compile_expr(x, Scope{columns, vars, {}});
+      auto e = compile_expr(x, Scope{columns, vars, {}, &out.prev_rows});
       if (!e) return std::unexpected(e.error());
       const bool integral = fn == "COUNT" || fn == "MATCH_NUMBER";
       out.measures.emplace_back(item.text, [e = std::move(*e), integral](const MatchView& m) {

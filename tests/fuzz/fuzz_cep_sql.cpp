@@ -36,6 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cep::Options options;
   options.rows_per_match = q->rows_per_match;
   options.measures = q->measures;
+  options.prev_rows = q->prev_rows;
   options.max_rows_per_key = 64;  // keeps a pathological pattern's backtracking short
   auto op = cep::Operator::create(std::move(q->pattern), std::move(options), {});
   if (!op) return 0;  // e.g. a quantifier the operator refuses: its own checks

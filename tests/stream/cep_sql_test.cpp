@@ -43,6 +43,7 @@ Output run_sql(const std::string& sql, const std::vector<cep::Event>& events) {
   cep::Options options;
   options.rows_per_match = q->rows_per_match;
   options.measures = q->measures;
+  options.prev_rows = q->prev_rows;
   auto op = cep::Operator::create(std::move(q->pattern), std::move(options),
                                   {.match = [&](const cep::Match& m) { out.matches.push_back(got_of(m)); },
                                    .row = [&](const cep::MatchRow& r) { out.rows.push_back(r.measures); }});
@@ -103,6 +104,14 @@ TEST_CASE("SQL PREV, aggregates over a variable, WITHIN and ALL ROWS PER MATCH")
   auto avg = run_sql(mr("PATTERN (A+ B) DEFINE A AS AVG(A.v) <= 2, B AS v >= 10"), series("k", {1, 2, 3, 10, 4}));
   REQUIRE(avg.matches.size() == 1);
   CHECK(avg.matches[0].rows == std::vector<std::pair<TimeMs, std::string>>{{1, "A"}, {2, "A"}, {3, "A"}, {4, "B"}});
+
+  // PREV(v, 3) of a match's first row reaches 3 rows before it (prev_rows follows the SQL):
+  // rows 5 1 1 6: A is a row above the one 3 back; only t4 (6 > 5) is.
+  auto back = compile(mr("PATTERN (A) DEFINE A AS v > PREV(v, 3)"));
+  REQUIRE(back.has_value());
+  CHECK(back->prev_rows == 3);
+  CHECK(spans(run_sql(mr("PATTERN (A) DEFINE A AS v > PREV(v, 3)"), series("k", {5, 1, 1, 6})).matches) ==
+        Spans{{4, 4}});
 
   // WITHIN: A at t0, B 12 ms later is too late for 10 ms; t20 / t25 match (cep_test.cpp).
   auto within = run_sql(mr("PATTERN (A B) WITHIN INTERVAL '10' MILLISECOND DEFINE A AS v < 10, B AS v >= 10"),

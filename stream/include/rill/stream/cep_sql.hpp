@@ -30,6 +30,9 @@ struct SqlPattern {
   std::vector<std::pair<std::string, Measure>> measures;  ///< MEASURES, in order
   std::vector<std::string> partition_by;                  ///< PARTITION BY columns: the caller makes Event::key
   std::string order_by;                                   ///< ORDER BY column: the caller makes Event::time
+  /// The largest PREV offset used (at least 1): set Options::prev_rows to it so PREV reaches
+  /// as far before a match as SQL's does.
+  std::size_t prev_rows = 1;
 };
 
 /// Compiles a Kind::match_recognize node. `columns[i]` names Event::values[i]. Errors:
