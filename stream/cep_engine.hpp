@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 #include "rill/stream/cep.hpp"
 #include "stream/cep_matcher.hpp"
@@ -63,7 +64,7 @@ class Engine {
   WatermarkTracker m_tracker;
   TimeMs m_advanced = min_time;          // events before this have been released to their keys
   std::multimap<Order, Event> m_buffer;  // waiting for the watermark
-  std::map<std::string, Partition> m_keys;
+  std::unordered_map<std::string, Partition> m_keys;
   std::multimap<TimeMs, std::string> m_deadlines;  // WITHIN: when a pending attempt expires
   std::size_t m_retained = 0;
 };

@@ -1,6 +1,7 @@
 // cep::Operator: late routing, release of events in event-time order as the watermark
 // passes them, and each key's match attempts, one start row at a time (SQL's order: a
 // match at row s decides where the next attempt starts).
+#include <algorithm>
 #include <vector>
 
 #include "stream/cep_engine.hpp"
@@ -46,26 +47,32 @@ void Engine::advance(TimeMs to, bool end_of_input) {
   if (to <= m_advanced && !end_of_input) return;
   m_advanced = std::max(m_advanced, to);
   // Every event before the watermark has arrived: release them to their keys in order.
-  std::set<std::string> touched;
+  // Keys are evaluated in key order (not arrival or hash order), so a restored run emits
+  // in the same order as one that never stopped.
+  std::vector<std::pair<const std::string*, Partition*>> touched;
   while (!m_buffer.empty() && (end_of_input || std::get<0>(m_buffer.begin()->first) < m_advanced)) {
     auto node = m_buffer.extract(m_buffer.begin());
     Event& e = node.mapped();
-    touched.insert(e.key);
-    m_keys[e.key].rows.push_back(std::move(e));
+    auto [it, fresh] = m_keys.try_emplace(e.key);
+    touched.emplace_back(&it->first, &it->second);
+    it->second.rows.push_back(std::move(e));
     ++m_retained;
   }
   // Pending attempts whose WITHIN the watermark has passed can be decided now.
   while (!m_deadlines.empty() && m_deadlines.begin()->first <= m_advanced) {
-    touched.insert(std::move(m_deadlines.begin()->second));
+    if (auto it = m_keys.find(m_deadlines.begin()->second); it != m_keys.end()) {
+      touched.emplace_back(&it->first, &it->second);
+    }
     m_deadlines.erase(m_deadlines.begin());
   }
   if (end_of_input) {
-    for (const auto& [key, p] : m_keys) touched.insert(key);
+    for (auto& [key, p] : m_keys) touched.emplace_back(&key, &p);
   }
-  for (const std::string& key : touched) {
-    auto it = m_keys.find(key);
-    if (it != m_keys.end()) evaluate(key, it->second, end_of_input);
-  }
+  std::sort(touched.begin(), touched.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  touched.erase(
+      std::unique(touched.begin(), touched.end(), [](const auto& a, const auto& b) { return a.second == b.second; }),
+      touched.end());
+  for (const auto& [key, p] : touched) evaluate(*key, *p, end_of_input);
 }
 
 void Engine::evaluate(const std::string& key, Partition& p, bool end_of_input) {
