@@ -95,13 +95,18 @@ build_target stream_checkpoint stream/watermark.cpp stream/emitter.cpp stream/ti
   base/error.cpp
 build_target stream_join_checkpoint stream/watermark.cpp stream/join_operator.cpp stream/join_window.cpp \
   stream/join_keyed.cpp stream/join_checkpoint.cpp stream/state_file.cpp base/error.cpp
+build_target cep_checkpoint stream/watermark.cpp stream/state_file.cpp stream/cep_pattern.cpp stream/cep_matcher.cpp \
+  stream/cep_operator.cpp stream/cep_checkpoint.cpp base/error.cpp
+build_target cep_sql query/sql_parse.cpp query/sql_ast.cpp stream/watermark.cpp stream/state_file.cpp \
+  stream/cep_pattern.cpp stream/cep_matcher.cpp stream/cep_operator.cpp stream/cep_checkpoint.cpp stream/cep_sql.cpp \
+  base/error.cpp
 build_target jetstream_input transport/jetstream/js_options.cpp transport/endpoint.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
 for name in envelope control batch udp http_request signature_header log_record shm_directory \
-            ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint stream_join_checkpoint jetstream_input sql; do
+            ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint stream_join_checkpoint cep_checkpoint jetstream_input sql cep_sql; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -1,5 +1,5 @@
 // Internal: a checkpoint file's envelope (magic, payload length, FNV-1a 64 of the payload)
-// and its atomic replacement on disk. Used by the join's checkpoints; the window operator's
+// and its atomic replacement on disk. Used by the join and CEP checkpoints; the window operator's
 // checkpoint.cpp has the same layout with its own copy.
 #pragma once
 

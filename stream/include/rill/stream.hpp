@@ -5,6 +5,8 @@
 #include "rill/stream/aggregate.hpp"
 #include "rill/stream/join.hpp"
 #include "rill/stream/join_io.hpp"
+#include "rill/stream/cep.hpp"
+#include "rill/stream/cep_io.hpp"
 #include "rill/stream/rill_io.hpp"
 #include "rill/stream/types.hpp"
 #include "rill/stream/watermark.hpp"
