@@ -250,12 +250,18 @@ Options:
 )help";
 
 constexpr std::string_view keygen_help = R"help(usage: rill keygen NAME
+       rill keygen --udp FILE
 
 Make a CurveZMQ key pair for encrypted, authenticated tcp endpoints: NAME.key (the public key
 line, then the secret key line, Z85; mode 0600) and NAME.pub (the public key line). Prints the
 public key. Never overwrites a file. Use them as
   publisher:  tcp://HOST:PORT?curve_key=NAME.key&curve_allow=ALLOWED   (one public key a line)
   subscriber: tcp://HOST:PORT?curve_key=ME.key&curve_server=NAME.pub
+
+With --udp, write FILE: a new group key for authenticated udp multicast (32 random bytes as 64
+hex digits; mode 0600; never overwritten), and print its key id. Give the same file to every
+publisher and subscriber of the group: udp://GROUP:PORT?auth_key_file=FILE. A file may hold
+two keys (one a line) while keys are rotated: the first signs, both are accepted.
 
 Options:
   -h, --help                show this page
