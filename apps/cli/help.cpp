@@ -192,6 +192,8 @@ Options:
                             1 .. 65000 (default 27100)
   --reliable 0|1            udp only: rill's endpoints unreliable or reliable (default 1)
   --mtu BYTES               udp only: the MTU of rill's endpoints in bytes (default 1500)
+  --auth                    udp only: measure rill with authenticated datagrams (a fresh
+                            auth_key_file) against rill without them, instead of the raw baseline
   --json FILE               also write the results as JSON to FILE
   --plot FILE.svg           also write the latency percentile curves as SVG to FILE.svg
   -h, --help                show this page

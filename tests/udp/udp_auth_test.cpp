@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <vector>
 
 #include "transport/udp/udp_wire.hpp"
@@ -39,9 +41,10 @@ std::vector<std::byte> sealed(Sealer& s, std::span<const std::byte> d, std::uint
   std::array<std::byte, 16> head{};
   std::array<std::byte, auth_trailer_bytes> trailer{};
   s.seal(d, scope, head, trailer);
-  std::vector<std::byte> out(head.begin(), head.end());
-  out.insert(out.end(), d.begin() + 16, d.end());
-  out.insert(out.end(), trailer.begin(), trailer.end());
+  std::vector<std::byte> out(d.size() + trailer.size());
+  std::memcpy(out.data(), head.data(), head.size());
+  std::memcpy(out.data() + 16, d.data() + 16, d.size() - 16);
+  std::memcpy(out.data() + d.size(), trailer.data(), trailer.size());
   return out;
 }
 
@@ -203,4 +206,33 @@ TEST_CASE("key files: written 0600 and read back; bad content and loose modes re
   CHECK_FALSE(AuthKeys::load(write("three.key", hex + "\n" + hex + "\n" + hex + "\n", 0600)).has_value());
   CHECK_FALSE(AuthKeys::load(write("same.key", hex + "\n" + hex + "\n", 0600)).has_value());
   CHECK_FALSE(AuthKeys::load((dir.path() / "missing.key").string()).has_value());
+}
+
+TEST_CASE("PROTOCOL.md 10.13's dump verifies under its key and decodes to 10.5's HEARTBEAT") {
+  std::ifstream in(RILL_SOURCE_DIR "/PROTOCOL.md");
+  REQUIRE(in.good());
+  const std::string doc{std::istreambuf_iterator<char>(in), {}};
+  const auto at = doc.find("### 10.13 Authenticated datagrams");
+  REQUIRE(at != std::string::npos);
+  const auto open = doc.find("```\n", doc.find("Example: the HEARTBEAT of 10.5", at));
+  const auto close = doc.find("```", open + 4);
+  REQUIRE((open != std::string::npos && close != std::string::npos));
+  std::istringstream hex(doc.substr(open + 4, close - open - 4));
+  std::vector<std::byte> w;
+  for (std::string b; hex >> b;) w.push_back(static_cast<std::byte>(std::stoul(b, nullptr, 16)));
+  REQUIRE(w.size() == 72);
+  Key k{};
+  for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<unsigned char>(i);
+  CHECK(AuthKeys::id_of(k) == 0xfd2a);
+  Verifier v(AuthKeys::from(std::span(&k, 1)), 0);  // the dump's clock is fixed
+  ReplayFilter r;
+  std::span<const std::byte> body;
+  REQUIRE(v.check(w, scope_group, r, unix_seconds(), body) == AuthVerdict::ok);
+  const auto d = decode(body, 1 << 20, true);
+  REQUIRE(d.has_value());
+  CHECK(d->header.type == Type::heartbeat);
+  CHECK(d->header.publisher_id == 0x1c7f078b1c93b80fULL);
+  CHECK(d->heartbeat.next_seq == 1001);
+  CHECK(d->heartbeat.oldest_seq == 1);
+  CHECK(v.check(w, scope_group, r, unix_seconds(), body) == AuthVerdict::replayed);
 }
