@@ -167,9 +167,9 @@ int cmd_perf(int argc, char** argv) {
         std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
         return exit_runtime;
       }
-      std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s (lost %llu), rill %.0f msgs/s (lost %llu)\n",
+      std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s (lost %llu), %s %.0f msgs/s (lost %llu)\n",
                    static_cast<unsigned long long>(i + 1), report.baseline_name.c_str(), base_tp->msgs_per_s,
-                   static_cast<unsigned long long>(base_tp->lost), rill_tp->msgs_per_s,
+                   static_cast<unsigned long long>(base_tp->lost), report.subject_name.c_str(), rill_tp->msgs_per_s,
                    static_cast<unsigned long long>(rill_tp->lost));
       base_runs.push_back(*base_tp);
       rill_runs.push_back(*rill_tp);
