@@ -93,11 +93,21 @@ Result<JsOptions> parse_options(const Endpoint& ep) {
       if (!read_number(value, o.reorder_ms) || o.reorder_ms < 0) return number_error("0 or more");
     } else if (key == "connect_timeout_ms") {
       if (!read_number(value, o.connect_timeout_ms) || o.connect_timeout_ms < 1) return number_error("positive");
+    } else if (key == "tls") {
+      if (value != "0" && value != "1") return number_error("0 or 1");
+      o.tls = value == "1";
+    } else if (key == "tls_ca" || key == "tls_cert" || key == "tls_key") {
+      if (value.empty()) return std::unexpected(bad(ep, std::string(key) + " needs a file"));
+      (key == "tls_ca" ? o.tls_ca : key == "tls_cert" ? o.tls_cert : o.tls_key) = std::string(value);
+      o.tls = true;
     } else {
-      return std::unexpected(
-          bad(ep, "unknown option '" + std::string(key) +
-                      "' (replicas, storage, max_bytes, window, ack_wait_ms, reorder_ms, connect_timeout_ms)"));
+      return std::unexpected(bad(ep, "unknown option '" + std::string(key) +
+                                         "' (replicas, storage, max_bytes, window, ack_wait_ms, reorder_ms, "
+                                         "connect_timeout_ms, tls, tls_ca, tls_cert, tls_key)"));
     }
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return std::unexpected(bad(ep, "tls_cert and tls_key go together (the client's certificate and its key)"));
   }
   return o;
 }
