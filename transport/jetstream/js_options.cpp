@@ -72,7 +72,12 @@ Result<JsOptions> parse_options(const Endpoint& ep) {
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (pair.empty()) continue;
     const auto eq = pair.find('=');
-    if (eq == std::string_view::npos) return std::unexpected(bad(ep, "'" + std::string(pair) + "' needs =VALUE"));
+    if (eq == std::string_view::npos) {
+      // Appended piece by piece: GCC 12 sees a false -Wrestrict in "'" + std::string(...) here.
+      std::string what = "'";
+      what.append(pair).append("' needs =VALUE");
+      return std::unexpected(bad(ep, what));
+    }
     const auto key = pair.substr(0, eq);
     const auto value = pair.substr(eq + 1);
     const auto number_error = [&](const char* range) {
