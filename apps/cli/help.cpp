@@ -346,7 +346,7 @@ constexpr Command commands[] = {
     {"log", "look into a persistent log: list | inspect | replay | dlq (dead letters)", log_help},
     {"nexmark", "generate the Nexmark benchmark's event streams: rill nexmark gen", nexmark_help},
     {"transports", "list the compiled transports and what each supports", transports_help},
-    {"keygen", "make a CurveZMQ key pair for encrypted tcp endpoints (NAME.key, NAME.pub)", keygen_help},
+    {"keygen", "make a CurveZMQ key pair for tcp (NAME.key, NAME.pub), or a udp group key (--udp FILE)", keygen_help},
     {"help", "show this page, or a command's options: rill help COMMAND", {}},
 };
 
