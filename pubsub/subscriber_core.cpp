@@ -271,6 +271,14 @@ void SubscriberCore::on_security_error(std::uint32_t source, std::string_view re
   if (m_options.on_security_error) m_options.on_security_error(SecurityEvent{m_options.endpoints[source], std::string(reason)});
 }
 
+void SubscriberCore::on_auth_rejected(std::uint32_t source, std::size_t size, std::string_view why) {
+  ++m_stats.auth_rejected;
+  if (m_auth_logged) return;
+  m_auth_logged = true;
+  log().warn("subscription {:016x}: refused a datagram of {} bytes from {} ({}); counting further ones silently", m_id,
+             size, m_options.endpoints[source], why);
+}
+
 void SubscriberCore::on_bad_frame(std::uint32_t source, Errc code, std::size_t size) {
   if (code == Errc::too_large) {
     ++m_stats.oversize;

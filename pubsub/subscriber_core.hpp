@@ -52,6 +52,7 @@ class SubscriberCore final : public FrameSink {
   void on_lost(std::uint32_t source, std::uint64_t publisher_id, std::uint64_t last_seq) override;
   void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) override;
   void on_security_error(std::uint32_t source, std::string_view reason) override;
+  void on_auth_rejected(std::uint32_t source, std::size_t size, std::string_view why) override;
 
  private:
   struct PublisherState {
@@ -130,6 +131,7 @@ class SubscriberCore final : public FrameSink {
   unsigned m_idle_polls = 0;
   bool m_overflow_reported = false;
   bool m_malformed_logged = false;
+  bool m_auth_logged = false;
   bool m_any_left = false;
   [[nodiscard]] bool queue_empty() const noexcept { return m_direct ? m_direct_frame.empty() : m_queue.empty(); }
   Frame next_frame() noexcept { return m_direct ? std::move(m_direct_frame) : m_queue.pop(); }

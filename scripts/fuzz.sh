@@ -70,7 +70,7 @@ build_target() {
     objs+=("$obj")
   done
   "$cxx" "${cxxflags[@]}" "${san[@]}" -fsanitize=fuzzer \
-    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto -lspdlog -lfmt -lsimdjson
+    "$fuzz_src/fuzz_$name.cpp" "${objs[@]}" -o "$work/fuzz_$name" -lcrypto -lsodium -lspdlog -lfmt -lsimdjson
 }
 
 echo "fuzz.sh: building with $($cxx --version | head -n1)"
@@ -78,6 +78,7 @@ build_target envelope codec/codec.cpp base/error.cpp
 build_target control transport/tcp/tcp_wire.cpp
 build_target batch transport/tcp/tcp_wire.cpp
 build_target udp transport/udp/udp_wire.cpp transport/udp/udp_stream.cpp
+build_target udp_auth transport/udp/udp_auth.cpp transport/udp/udp_wire.cpp base/error.cpp
 build_target http_request connectors/http/request_reader.cpp
 build_target signature_header connectors/http/signature.cpp base/error.cpp
 build_target log_record policies/log/format.cpp policies/log/crc32c.cpp policies/log/dead_letter_format.cpp base/error.cpp
@@ -105,8 +106,9 @@ build_target jetstream_input transport/jetstream/js_options.cpp transport/endpoi
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
-for name in envelope control batch udp http_request signature_header log_record shm_directory \
-            ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint stream_join_checkpoint cep_checkpoint jetstream_input sql cep_sql; do
+for name in envelope control batch udp udp_auth http_request signature_header log_record shm_directory \
+            ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint stream_join_checkpoint \
+            cep_checkpoint jetstream_input sql cep_sql; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config ccache
   cppzmq-dev libzmq3-dev            # tcp transport
+  libsodium-dev                     # udp auth_key_file: keyed BLAKE2b MACs
   libflatbuffers-dev flatbuffers-compiler  # codec
   liburing-dev libspdlog-dev libssl-dev
   doctest-dev                       # tests

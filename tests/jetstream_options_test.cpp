@@ -40,6 +40,26 @@ TEST_CASE("a full endpoint gives every server, the stream and each option") {
   CHECK(o->reorder_ms == 0);
 }
 
+TEST_CASE("TLS options: any tls_* turns TLS on; tls_cert and tls_key go together") {
+  auto o = parse("jetstream://h:4222/S?tls_ca=/etc/ca.pem&tls_cert=/c.pem&tls_key=/k.pem");
+  REQUIRE(o.has_value());
+  CHECK(o->tls);
+  CHECK(o->tls_ca == "/etc/ca.pem");
+  CHECK(o->tls_cert == "/c.pem");
+  CHECK(o->tls_key == "/k.pem");
+  auto plain = parse("jetstream://h:4222/S");
+  REQUIRE(plain.has_value());
+  CHECK_FALSE(plain->tls);
+  auto system_ca = parse("jetstream://h:4222/S?tls=1");
+  REQUIRE(system_ca.has_value());
+  CHECK(system_ca->tls);
+  CHECK(system_ca->tls_ca.empty());
+  CHECK_FALSE(parse("jetstream://h:4222/S?tls_cert=/c.pem").has_value());
+  CHECK_FALSE(parse("jetstream://h:4222/S?tls_key=/k.pem").has_value());
+  CHECK_FALSE(parse("jetstream://h:4222/S?tls=yes").has_value());
+  CHECK_FALSE(parse("jetstream://h:4222/S?tls_ca=").has_value());
+}
+
 TEST_CASE("defaults: one replica, file storage, no byte limit") {
   auto o = parse("jetstream://127.0.0.1:4222/S");
   REQUIRE(o.has_value());

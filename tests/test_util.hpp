@@ -11,15 +11,36 @@
 
 #include "rill/rill.hpp"
 #include "temp_dir.hpp"
+#ifdef RILL_TEST_UDP_AUTH
+#include <cstdlib>
+
+#include "rill/udp_auth_key.hpp"
+#endif
 
 namespace rilltest {
+
+#ifdef RILL_TEST_UDP_AUTH
+/// This test process's udp group key (made on first use, removed at exit).
+inline const std::string& udp_test_key() {
+  static TempDir dir;
+  static const std::string path = [] {
+    auto p = (dir.path() / "group.key").string();
+    if (!rill::write_udp_auth_key(p)) std::abort();
+    return p;
+  }();
+  return path;
+}
+#endif
 
 /// A TCP port the kernel just handed out on 127.0.0.1 (free at the time of asking).
 /// Built with RILL_TEST_UDP (tests/udp: the same cases over udp), a multicast group and
 /// port of its own on 127.0.0.1 instead (mtu 9000, so a batch of 16 small messages fits
 /// one datagram as the batching cases expect).
 inline std::string fresh_endpoint() {
-#ifdef RILL_TEST_UDP
+#if defined(RILL_TEST_UDP) && defined(RILL_TEST_UDP_AUTH)
+  // The same again with every datagram authenticated (auth_key_file).
+  return udp_test_endpoint(252, 38000, "reliable=1&linger_ms=300&mtu=9000&auth_key_file=" + udp_test_key());
+#elif defined(RILL_TEST_UDP)
   return udp_test_endpoint(253, 30000, "reliable=1&linger_ms=300&mtu=9000");
 #endif
 #ifdef RILL_TEST_SHM_ENDPOINTS

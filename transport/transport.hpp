@@ -138,6 +138,14 @@ class FrameSink {
   }
   /// A frame that could not be used; `code` says why (malformed, too_large).
   virtual void on_bad_frame(std::uint32_t source, Errc code, std::size_t size) = 0;
+  /// A datagram failed authentication (udp with auth_key_file: forged, replayed, or
+  /// unauthenticated; or authenticated while this endpoint has no key) and was dropped
+  /// before anything read it. `why` names the check.
+  virtual void on_auth_rejected(std::uint32_t source, std::size_t size, std::string_view why) {
+    (void)source;
+    (void)size;
+    (void)why;
+  }
   /// The secure handshake with `source` failed (tcp curve: our key refused, a wrong server
   /// key, a publisher without CURVE); `reason` says which. Once per failing run: the
   /// transport keeps retrying, and says so again only after a handshake succeeded.

@@ -1,11 +1,19 @@
 // rill perf TRANSPORT: latency and throughput of rill beside the raw transport, one run.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "args.hpp"
 #include "perf_kit.hpp"
 #include "perf_rill.hpp"
+#ifdef RILL_WITH_UDP
+#include "rill/udp_auth_key.hpp"
+#endif
 
 namespace rill::cli {
 
@@ -14,13 +22,33 @@ namespace {
 // The command, for usage_error's hint; its synopsis and options are on its page in help.cpp.
 constexpr std::string_view perf_usage = "rill perf";
 
+// --auth: a fresh group key in a private temporary directory, removed at the end.
+class TempKey {
+ public:
+  TempKey() {
+    std::string tmpl = std::string(std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp") + "/rill-perf-XXXXXX";
+    if (::mkdtemp(tmpl.data()) != nullptr) m_dir = tmpl;
+  }
+  ~TempKey() {
+    std::error_code ec;
+    if (!m_dir.empty()) std::filesystem::remove_all(m_dir, ec);
+  }
+  TempKey(const TempKey&) = delete;
+  TempKey& operator=(const TempKey&) = delete;
+  [[nodiscard]] std::string path() const { return m_dir + "/group.key"; }
+  [[nodiscard]] bool made() const { return !m_dir.empty(); }
+
+ private:
+  std::string m_dir;
+};
+
 }  // namespace
 
 int cmd_perf(int argc, char** argv) {
   const std::set<std::string> valued{"size", "count", "throughput-count", "warmup", "rate", "placement", "idle",
                                      "base-port", "json", "plot", "batch", "repeat", "reliable", "mtu"};
   if (wants_help(argc, argv, valued)) return print_help("perf");
-  auto args = Args::parse(argc, argv, valued, {"skip-throughput"});
+  auto args = Args::parse(argc, argv, valued, {"skip-throughput", "auth"});
   if (!args) return usage_error(args.error().detail, perf_usage);
   if (args->positional().size() != 1) return usage_error("perf needs a TRANSPORT", perf_usage);
   perf::PerfOptions o;
@@ -39,6 +67,21 @@ int cmd_perf(int argc, char** argv) {
   if (!mtu) return usage_error(mtu.error().detail, perf_usage);
   const bool udp = o.transport == "udp";
   const std::string udp_query = "reliable=" + reliable + "&mtu=" + std::to_string(*mtu);
+  // --auth (udp): rill with authenticated datagrams against rill without, in the same run.
+  const bool auth = args->has("auth");
+  if (auth && !udp) return usage_error("--auth is for udp only (tcp: curve_key on the endpoints)", perf_usage);
+  TempKey key;
+  std::string auth_query;
+#ifdef RILL_WITH_UDP
+  if (auth) {
+    if (!key.made()) return usage_error_no_hint("perf --auth: cannot make a temporary directory for the key");
+    if (auto id = write_udp_auth_key(key.path()); !id) {
+      std::fprintf(stderr, "rill: %s\n", id.error().message().c_str());
+      return exit_runtime;
+    }
+    auth_query = udp_query + "&auth_key_file=" + key.path();
+  }
+#endif
   auto size = args->number("size", o.size);
   auto count = args->number("count", 20000);
   auto tcount = args->number("throughput-count", 1000000);
@@ -79,16 +122,19 @@ int cmd_perf(int argc, char** argv) {
   perf::Report report;
   report.opts = o;
   const bool shm = o.transport == "shm";
-  report.baseline_name = udp ? "raw-udp" : shm ? "raw-shm" : "raw-zmq";
+  report.baseline_name = auth ? "rill-plain" : udp ? "raw-udp" : shm ? "raw-shm" : "raw-zmq";
+  if (auth) report.subject_name = "rill-auth";
   // Made afresh for every run: the shm baseline maps its shared lines before each fork.
   const auto base_pingpong = [&] {
+    if (auth) return rill_pingpong(udp_query);
     return udp ? perf::raw_udp_pingpong() : shm ? perf::raw_shm_pingpong() : perf::raw_zmq_pingpong();
   };
   const auto base_throughput = [&] {
+    if (auth) return rill_throughput(udp_query);
     return udp ? perf::raw_udp_throughput() : shm ? perf::raw_shm_throughput() : perf::raw_zmq_throughput();
   };
-  const auto rill_pingpong_runner = shm ? rill_shm_pingpong() : rill_pingpong(udp_query);
-  const auto rill_throughput_runner = shm ? rill_shm_throughput() : rill_throughput(udp_query);
+  const auto rill_pingpong_runner = shm ? rill_shm_pingpong() : rill_pingpong(auth ? auth_query : udp_query);
+  const auto rill_throughput_runner = shm ? rill_shm_throughput() : rill_throughput(auth ? auth_query : udp_query);
   // Baseline and rill alternate in rounds on the same placement and their samples are
   // pooled, so the machine's drift (large on a shared VM) hits both alike.
   const auto rounds = std::max<std::uint64_t>(1, *repeat);
@@ -121,9 +167,9 @@ int cmd_perf(int argc, char** argv) {
         std::fprintf(stderr, "rill: perf throughput failed: %s\n", (!base_tp ? base_tp.error() : rill_tp.error()).c_str());
         return exit_runtime;
       }
-      std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s (lost %llu), rill %.0f msgs/s (lost %llu)\n",
+      std::fprintf(stderr, "throughput run %llu: %s %.0f msgs/s (lost %llu), %s %.0f msgs/s (lost %llu)\n",
                    static_cast<unsigned long long>(i + 1), report.baseline_name.c_str(), base_tp->msgs_per_s,
-                   static_cast<unsigned long long>(base_tp->lost), rill_tp->msgs_per_s,
+                   static_cast<unsigned long long>(base_tp->lost), report.subject_name.c_str(), rill_tp->msgs_per_s,
                    static_cast<unsigned long long>(rill_tp->lost));
       base_runs.push_back(*base_tp);
       rill_runs.push_back(*rill_tp);

@@ -192,6 +192,8 @@ Options:
                             1 .. 65000 (default 27100)
   --reliable 0|1            udp only: rill's endpoints unreliable or reliable (default 1)
   --mtu BYTES               udp only: the MTU of rill's endpoints in bytes (default 1500)
+  --auth                    udp only: measure rill with authenticated datagrams (a fresh
+                            auth_key_file) against rill without them, instead of the raw baseline
   --json FILE               also write the results as JSON to FILE
   --plot FILE.svg           also write the latency percentile curves as SVG to FILE.svg
   -h, --help                show this page
@@ -250,12 +252,18 @@ Options:
 )help";
 
 constexpr std::string_view keygen_help = R"help(usage: rill keygen NAME
+       rill keygen --udp FILE
 
 Make a CurveZMQ key pair for encrypted, authenticated tcp endpoints: NAME.key (the public key
 line, then the secret key line, Z85; mode 0600) and NAME.pub (the public key line). Prints the
 public key. Never overwrites a file. Use them as
   publisher:  tcp://HOST:PORT?curve_key=NAME.key&curve_allow=ALLOWED   (one public key a line)
   subscriber: tcp://HOST:PORT?curve_key=ME.key&curve_server=NAME.pub
+
+With --udp, write FILE: a new group key for authenticated udp multicast (32 random bytes as 64
+hex digits; mode 0600; never overwritten), and print its key id. Give the same file to every
+publisher and subscriber of the group: udp://GROUP:PORT?auth_key_file=FILE. A file may hold
+two keys (one a line) while keys are rotated: the first signs, both are accepted.
 
 Options:
   -h, --help                show this page
@@ -338,7 +346,7 @@ constexpr Command commands[] = {
     {"log", "look into a persistent log: list | inspect | replay | dlq (dead letters)", log_help},
     {"nexmark", "generate the Nexmark benchmark's event streams: rill nexmark gen", nexmark_help},
     {"transports", "list the compiled transports and what each supports", transports_help},
-    {"keygen", "make a CurveZMQ key pair for encrypted tcp endpoints (NAME.key, NAME.pub)", keygen_help},
+    {"keygen", "make a CurveZMQ key pair for tcp (NAME.key, NAME.pub), or a udp group key (--udp FILE)", keygen_help},
     {"help", "show this page, or a command's options: rill help COMMAND", {}},
 };
 

@@ -151,13 +151,14 @@ void Printer::print_stats(const SubscriberStats& s) {
   std::printf(
       "{\"stats\":{\"received\":%llu,\"gaps\":%llu,\"dropped\":%llu,\"malformed\":%llu,\"oversize\":%llu,"
       "\"overflow_events\":%llu,\"publisher_restarts\":%llu,\"queue_high_water_bytes\":%llu,"
-      "\"duplicates\":%llu,\"dead_lettered\":%llu,\"in_doubt\":%llu,\"publishers\":%llu}}\n",
+      "\"duplicates\":%llu,\"dead_lettered\":%llu,\"in_doubt\":%llu,\"publishers\":%llu,\"auth_rejected\":%llu}}\n",
       static_cast<unsigned long long>(s.received), static_cast<unsigned long long>(s.gaps),
       static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(s.malformed),
       static_cast<unsigned long long>(s.oversize), static_cast<unsigned long long>(s.overflow_events),
       static_cast<unsigned long long>(s.publisher_restarts), static_cast<unsigned long long>(s.queue_high_water_bytes),
       static_cast<unsigned long long>(s.duplicates), static_cast<unsigned long long>(s.dead_lettered),
-      static_cast<unsigned long long>(s.in_doubt), static_cast<unsigned long long>(s.publishers));
+      static_cast<unsigned long long>(s.in_doubt), static_cast<unsigned long long>(s.publishers),
+      static_cast<unsigned long long>(s.auth_rejected));
   std::fflush(stdout);
 }
 

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -34,7 +35,10 @@ const fs::path pg_bin = "/usr/lib/postgresql/15/bin";
 // A throwaway PostgreSQL cluster in `dir`/pg, stopped (immediately) on destruction.
 class PgServer {
  public:
-  explicit PgServer(const TempDir& dir) : m_tmp(dir), m_dir(dir / "pg"), m_port(free_port()) {
+  /// `tls_dir`: holds server.crt and server.key; the server then listens on 127.0.0.1 too,
+  /// where it takes only TLS connections (hostssl), and refuses plain TCP (hostnossl reject).
+  explicit PgServer(const TempDir& dir, const fs::path& tls_dir = {})
+      : m_tmp(dir), m_dir(dir / "pg"), m_port(free_port()) {
     fs::create_directories(m_dir);
     // postgres refuses to run as root: the cluster belongs to the postgres user then.
     if (::geteuid() == 0) {
@@ -49,6 +53,22 @@ class PgServer {
     std::fprintf(conf, "wal_level = logical\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = %d\n"
                        "fsync = off\nmax_wal_senders = 4\nmax_replication_slots = 4\n",
                  m_dir.c_str(), m_port);
+    if (!tls_dir.empty()) {
+      // The key must belong to the server's user and be private to it.
+      for (const char* f : {"server.crt", "server.key"}) fs::copy_file(tls_dir / f, m_dir / "data" / f);
+      ::chmod((m_dir / "data/server.key").c_str(), 0600);
+      if (const passwd* pw = ::geteuid() == 0 ? ::getpwnam("postgres") : nullptr) {
+        for (const char* f : {"server.crt", "server.key"}) REQUIRE(::chown((m_dir / "data" / f).c_str(), pw->pw_uid, pw->pw_gid) == 0);
+      }
+      std::fprintf(conf, "listen_addresses = '127.0.0.1'\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+      const auto hba_path = m_dir / "data/pg_hba.conf";
+      const auto hba = read_file(hba_path);
+      std::FILE* h = std::fopen(hba_path.c_str(), "w");
+      REQUIRE(h != nullptr);
+      std::fprintf(h, "hostnossl all all 127.0.0.1/32 reject\nhostnossl replication all 127.0.0.1/32 reject\n"
+                      "hostssl all all 127.0.0.1/32 trust\nhostssl replication all 127.0.0.1/32 trust\n%s", hba.c_str());
+      std::fclose(h);
+    }
     std::fclose(conf);
     start();
   }
@@ -64,6 +84,10 @@ class PgServer {
   void restart_immediate() {
     run("pg_crash", {(pg_bin / "pg_ctl").string(), "-D", data(), "-m", "immediate", "-w", "stop"});
     start();
+  }
+  /// Over TCP on 127.0.0.1 with `query` (e.g. sslmode=...) appended.
+  [[nodiscard]] std::string tcp_uri(const std::string& query) const {
+    return "postgresql://postgres@127.0.0.1:" + std::to_string(m_port) + "/postgres?" + query;
   }
   [[nodiscard]] std::string uri() const {
     return "postgresql://postgres@/postgres?host=" + m_dir.string() + "&port=" + std::to_string(m_port);
@@ -443,6 +467,87 @@ TEST_CASE("rill cdc --snapshot initial: no row missed or doubled at the seam wit
   REQUIRE_FALSE(markers.empty());
   CHECK(markers.front().find("\"status\":\"SNAPSHOT\"") != std::string::npos);
   CHECK(number_after(markers.front(), "\"event_count\":") == static_cast<long>(snapshot_rows));
+}
+
+// A CA and a server certificate for 127.0.0.1 made by openssl in `dir`/NAME (ca.crt,
+// server.crt, server.key).
+fs::path make_certificates(const TempDir& dir, const std::string& name) {
+  const auto d = dir / name;
+  fs::create_directories(d);
+  Process p({"/bin/sh", "-c",
+             "cd '" + d.string() +
+                 "' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
+                 " -out ca.crt -subj /CN=rill-test-ca -days 1"
+                 " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key"
+                 " -out server.csr -subj /CN=127.0.0.1"
+                 " && printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf"
+                 " && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt"
+                 " -days 1 -extfile ext.cnf"},
+            dir.path(), "openssl-" + name);
+  const auto st = p.wait(60s);
+  REQUIRE_MESSAGE(st.ok(), st.describe(), p.err());
+  return d;
+}
+
+TEST_CASE("rill cdc over TLS: sslmode and sslrootcert pass through to libpq; plain and unverified connections fail") {
+  if (!fs::exists(pg_bin / "postgres")) {
+    rilltest::skip("no PostgreSQL 15 binaries in " + pg_bin.string() + " (apt-get install postgresql)");
+    return;
+  }
+  TempDir dir;
+  const auto certs = make_certificates(dir, "tls");
+  const auto stranger = make_certificates(dir, "other");  // a CA that did not sign the server's certificate
+  PgServer pg(dir, certs);
+  Db db(pg.uri());
+  db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE PUBLICATION pub FOR TABLE t;");
+  const std::string endpoint = tcp_endpoint(free_port());
+  auto cdc = [&](const std::string& name, const std::string& uri, const std::string& slot) {
+    return spawn_rill(dir, name, {"cdc", uri, "--slot", slot, "--publication", "pub", "--publish", endpoint,
+                                  "--durability", "persistent:" + (dir / ("logs-" + name)).string(),
+                                  "--max-backoff-ms", "200", "--status-ms", "20", "--snapshot", "initial"});
+  };
+  db.exec("INSERT INTO t VALUES (1, 'row-from-snapshot')");
+  {
+    INFO("verify-full against the test's CA: the snapshot and the stream both come over TLS");
+    auto p = cdc("tls", pg.tcp_uri("sslmode=verify-full&sslrootcert=" + (certs / "ca.crt").string()), "tls");
+    REQUIRE_MESSAGE(wait_until([&] { return p->err().find("\"streaming\"") != std::string::npos; }, 30s), p->err());
+    // The server says the replication connection is encrypted.
+    CHECK(db.exec("SELECT bool_and(s.ssl)::text FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)") == "true");
+    const std::string inside =
+        db.exec("BEGIN; INSERT INTO t VALUES (2, 'row-from-stream'); SELECT pg_current_wal_insert_lsn()::text");
+    db.exec("COMMIT");
+    REQUIRE_MESSAGE(wait_until([&] {
+                      return db.exec("SELECT (confirmed_flush_lsn > '" + inside +
+                                     "'::pg_lsn)::text FROM pg_replication_slots WHERE slot_name = 'tls'") == "true";
+                    },
+                    30s),
+                    p->err());
+    p->kill(SIGTERM);
+    REQUIRE(p->wait(20s).ok());
+    std::string name = "cdc%2Fpublic%2Ft";
+    auto inspect = spawn_rill(dir, "inspect", {"log", "inspect", (dir / "logs-tls" / name).string()});
+    REQUIRE(inspect->wait(60s).ok());
+    const auto out = inspect->out();
+    CHECK(out.find("row-from-snapshot") != std::string::npos);
+    CHECK(out.find("row-from-stream") != std::string::npos);
+  }
+  {
+    INFO("sslmode=disable: the server refuses a plain connection; rill cdc says so and retries");
+    auto p = cdc("plain", pg.tcp_uri("sslmode=disable"), "plain");
+    REQUIRE_MESSAGE(wait_until([&] { return p->err().find("retrying in") != std::string::npos; }, 20s), p->err());
+    CHECK_MESSAGE(p->err().find("no encryption") != std::string::npos, p->err());
+    p->kill(SIGTERM);
+    CHECK(p->wait(10s).ok());
+  }
+  {
+    INFO("verify-full against a CA that did not sign the server's certificate: refused by the client");
+    auto p = cdc("unverified", pg.tcp_uri("sslmode=verify-full&sslrootcert=" + (stranger / "ca.crt").string()),
+                 "unverified");
+    REQUIRE_MESSAGE(wait_until([&] { return p->err().find("retrying in") != std::string::npos; }, 20s), p->err());
+    CHECK_MESSAGE(p->err().find("certificate verify failed") != std::string::npos, p->err());
+    p->kill(SIGTERM);
+    CHECK(p->wait(10s).ok());
+  }
 }
 
 TEST_CASE("rill cdc: clear errors for a bad URI, a missing publication, a server away and a dropped slot") {

@@ -254,6 +254,63 @@ TEST_CASE(
                           << pub->err().substr(pub->err().find("rill: publish failed")).substr(0, 160));
 }
 
+TEST_CASE("TLS: tls_ca, tls_cert and tls_key carry a stream end to end; plain, certificate-less and wrongly trusting "
+          "clients are refused") {
+  if (no_nats_server()) return;
+  TempDir dir;
+  const auto d = dir.path().string();
+  // A CA, the server's certificate (for localhost) and a client certificate, and a second CA
+  // that signed neither, all made by openssl here.
+  Process openssl({"/bin/sh", "-c",
+                   "cd '" + d +
+                       "' && ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'"
+                       " && openssl req -x509 $ec -keyout ca.key -out ca.crt -subj /CN=rill-test-ca -days 1"
+                       " && openssl req -x509 $ec -keyout other.key -out other.crt -subj /CN=other-ca -days 1"
+                       " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > srv.cnf"
+                       " && openssl req -new $ec -keyout srv.key -out srv.csr -subj /CN=localhost"
+                       " && openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 1"
+                       " -extfile srv.cnf"
+                       " && openssl req -new $ec -keyout client.key -out client.csr -subj /CN=rill-client"
+                       " && openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt"
+                       " -days 1"},
+                  dir.path(), "openssl");
+  const auto made = openssl.wait(60s);
+  REQUIRE_MESSAGE(made.ok(), made.describe() << openssl.err());
+  // One JetStream node that speaks only TLS and verifies its clients' certificates.
+  const int port = free_port();
+  Process server({nats_server_path(), "-js", "-a", "127.0.0.1", "-p", std::to_string(port), "-sd", d + "/store",
+                  "--tls", "--tlscert", d + "/srv.crt", "--tlskey", d + "/srv.key", "--tlscacert", d + "/ca.crt",
+                  "--tlsverify"},
+                 dir.path(), "nats-tls");
+  REQUIRE_MESSAGE(wait_until([&] { return server.err().find("Server is ready") != std::string::npos; }, 30s),
+                  server.err());
+  const std::string base = "jetstream://localhost:" + std::to_string(port) + "/SEC";
+  const std::string client = "&tls_cert=" + d + "/client.crt&tls_key=" + d + "/client.key";
+  const std::string good = base + "?tls_ca=" + d + "/ca.crt" + client;
+  constexpr std::uint64_t n = 500;
+  auto pub = spawn_rill(dir, "pub", {"pub", good, "md/x", "--count", str(n)});
+  const auto p = finish_pub(*pub);
+  CHECK(p.stats["sent"] == n);
+  auto sub = durable_sub(dir, "d1", good, n);
+  const auto st = finish_sub(*sub);
+  CHECK(st["received"] == n);
+  check_all_once_in_order(*sub, n);
+
+  const auto refused = [&](const std::string& name, const std::string& ep, const std::string& reason) {
+    auto r = spawn_rill(dir, name, {"pub", ep, "md/x", "--count", "1"});
+    const auto e = r->wait(45s);
+    INFO(name << ": " << r->err());
+    CHECK(!e.ok());
+    CHECK(r->err().find(reason) != std::string::npos);
+  };
+  // Without tls_*: the server demands TLS, nats.c upgrades, and the system's CAs do not know ours.
+  refused("plain", base, "SSL handshake error");
+  refused("no-client-cert", base + "?tls_ca=" + d + "/ca.crt", "cannot connect");  // the server hangs up (--tlsverify)
+  refused("other-ca", base + "?tls_ca=" + d + "/other.crt" + client, "unable to get local issuer certificate");
+  refused("cert-without-key", base + "?tls_cert=" + d + "/client.crt", "tls_cert and tls_key go together");
+  refused("missing-ca", base + "?tls_ca=" + d + "/nope.crt", "TLS set-up");
+}
+
 TEST_CASE("bad jetstream endpoints and an unreachable server fail with a reason") {
   if (no_nats_server()) return;
   TempDir dir;

@@ -51,7 +51,17 @@ Result<std::unique_ptr<JsConnection>> JsConnection::connect(const JsOptions& o, 
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, nullptr);
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, nullptr);
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
-  if (s == NATS_OK) s = natsConnection_Connect(&c->m_nc, opts);
+  // TLS: nats.c verifies the server's certificate (and its name) unless told otherwise;
+  // rill never tells it otherwise.
+  if (s == NATS_OK && o.tls) s = natsOptions_SetSecure(opts, true);
+  if (s == NATS_OK && !o.tls_ca.empty()) s = natsOptions_LoadCATrustedCertificates(opts, o.tls_ca.c_str());
+  if (s == NATS_OK && !o.tls_cert.empty())
+    s = natsOptions_LoadCertificatesChain(opts, o.tls_cert.c_str(), o.tls_key.c_str());
+  if (s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    return std::unexpected(nats_error(Errc::invalid_argument, "jetstream: TLS set-up (tls_ca, tls_cert, tls_key)", s));
+  }
+  s = natsConnection_Connect(&c->m_nc, opts);
   natsOptions_Destroy(opts);
   if (s != NATS_OK) {
     std::string list;

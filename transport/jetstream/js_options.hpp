@@ -23,6 +23,11 @@ struct JsOptions {
   std::int64_t ack_wait_ms = 5000;         ///< a consumer's redelivery delay for an unacknowledged message
   std::int64_t connect_timeout_ms = 2000;  ///< how long the first connection may take
   std::int64_t reorder_ms = 10000;         ///< how long a subscriber holds a message back for a missing predecessor
+  // TLS to the servers (nats.c with OpenSSL): any tls_* option turns it on.
+  bool tls = false;      ///< tls=1: TLS, the server verified against the system's CAs (or tls_ca)
+  std::string tls_ca;    ///< tls_ca=FILE: PEM CA certificates the servers' certificates must chain to
+  std::string tls_cert;  ///< tls_cert=FILE: this client's certificate chain (PEM), for servers that verify clients
+  std::string tls_key;   ///< tls_key=FILE: its private key (PEM); given with tls_cert
 
   /// The subject prefix of this stream's rill topics: "rill.<STREAM>".
   [[nodiscard]] std::string subject_prefix() const { return "rill." + stream; }

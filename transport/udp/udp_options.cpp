@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "udp_auth.hpp"
 #include "udp_wire.hpp"
 
 namespace rill::detail::udp {
@@ -88,6 +89,15 @@ Result<UdpOptions> parse_options(const Endpoint& ep) {
       if (!rates(value, key == "fault_data" ? o.fault.data : o.fault.control)) {
         return bad(std::string(key) + " must be LOSS,REORDER,DUP fractions summing to at most 1");
       }
+    } else if (key == "auth_key_file") {
+      if (v.empty()) return bad("auth_key_file needs a path");
+      auto keys = AuthKeys::load(v);
+      if (!keys) return fail(keys.error().code, "udp endpoint '" + ep.uri + "': " + keys.error().detail, keys.error().sys);
+      o.auth = std::move(*keys);
+      o.auth_key_file = v;
+    } else if (key == "auth_max_skew_s") {
+      if (!number(value, n) || n > 86400) return bad("auth_max_skew_s must be 0..86400");
+      o.auth_max_skew_s = static_cast<std::uint32_t>(n);
     } else if (key == "fault_seed") {
       if (!number(value, o.fault.seed)) return bad("fault_seed must be a number");
     } else {

@@ -6,14 +6,17 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "transport/transport.hpp"
 #include "udp_fault.hpp"
 
 namespace rill::detail::udp {
 
+class AuthKeys;
+
 /// udp://GROUP:PORT?iface=ADDR&ttl=N&loop=0|1&reliable=0|1&mtu=BYTES&window=BYTES&linger_ms=MS
-///   &rcvbuf=BYTES&sndbuf=BYTES&fault_data=L,R,D&fault_ctl=L,R,D&fault_seed=N
+///   &rcvbuf=BYTES&sndbuf=BYTES&auth_key_file=FILE&auth_max_skew_s=S&fault_data=L,R,D&fault_ctl=L,R,D&fault_seed=N
 struct UdpOptions {
   in_addr group{};  ///< IPv4 multicast group (224.0.0.0/4)
   std::uint16_t port = 0;
@@ -26,10 +29,16 @@ struct UdpOptions {
   std::chrono::milliseconds linger{2000};  ///< close(): serve retransmits/BYE this long at most
   int rcvbuf = 8 << 20;                    ///< socket receive buffer (SO_RCVBUFFORCE when allowed)
   int sndbuf = 4 << 20;
-  FaultConfig fault;  ///< testing only
+  /// Group key(s) from auth_key_file: every datagram carries a MAC (PROTOCOL.md 10.13). Null: plain.
+  std::shared_ptr<const AuthKeys> auth;
+  std::string auth_key_file;
+  std::uint32_t auth_max_skew_s = 60;  ///< a sender's clock may be this far from ours (0: not checked)
+  FaultConfig fault;                   ///< testing only
 
-  /// Largest datagram this endpoint sends or accepts.
-  [[nodiscard]] std::size_t max_datagram() const noexcept { return mtu - 28; }
+  /// Largest datagram this endpoint sends, without the authentication trailer.
+  [[nodiscard]] std::size_t max_datagram() const noexcept { return wire_datagram() - (auth ? 40 : 0); }
+  /// Largest datagram on the wire (what a receive buffer must hold).
+  [[nodiscard]] std::size_t wire_datagram() const noexcept { return mtu - 28; }
 };
 
 /// Parses `ep` (scheme udp); a clear error names the bad key or value.

@@ -76,7 +76,8 @@ UdpPublisher::UdpPublisher(UdpSocket sock, const UdpOptions& options, const Publ
       m_ctl_from(ctl_batch),
       m_iov(io_batch),
       m_msgs(io_batch),
-      m_hb_interval(hb_min) {
+      m_hb_interval(hb_min),
+      m_verifier(options.auth, options.auth_max_skew_s) {
   m_history = config.history;
   if (m_history != nullptr) {
     m_next_seq = m_history->next_sequence();  // persistent: continues from the log
@@ -140,13 +141,20 @@ void UdpPublisher::drain_control(clock::time_point now) {
       m_msgs[i].msg_hdr.msg_iovlen = 1;
     }
     const int got = m_sock.recv_batch(m_msgs.data(), ctl_batch);
+    const auto now_s = got > 0 && m_verifier.keyed() ? unix_seconds() : 0;
     for (int i = 0; i < got; ++i) {
-      const std::span<const std::byte> dgram(m_ctl_bufs.data() + i * ctl_buffer_bytes, m_msgs[i].msg_len);
+      const std::span<const std::byte> wire(m_ctl_bufs.data() + i * ctl_buffer_bytes, m_msgs[i].msg_len);
       if ((m_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
         ++m_stats.bad_control;
         continue;
       }
       const auto& from = m_ctl_from[i];
+      // Before anything reads it: the MAC, the scope and the replay window.
+      std::span<const std::byte> dgram;
+      if (const auto v = m_verifier.check(wire, scope_unicast, m_replay, now_s, dgram); v != AuthVerdict::ok) {
+        auth_rejected(v, from);
+        continue;
+      }
       if (!m_fault.active()) {
         handle(dgram, from, now);
         continue;
@@ -178,8 +186,17 @@ void UdpPublisher::drain_control(clock::time_point now) {
   flush_acks();
 }
 
+void UdpPublisher::auth_rejected(AuthVerdict why, const sockaddr_in& from) {
+  ++m_stats.auth_rejected;
+  if (m_auth_logged) return;
+  m_auth_logged = true;
+  log().warn("publisher {:016x}: refused a datagram from {} ({}{}); counting further ones silently",
+             m_config.publisher_id, to_string(from.sin_addr, ntohs(from.sin_port)), to_string(why),
+             m_verifier.keyed() ? "" : ": it is authenticated and this endpoint has no auth_key_file");
+}
+
 void UdpPublisher::handle(std::span<const std::byte> dgram, const sockaddr_in& from, clock::time_point now) {
-  const auto d = decode(dgram, m_config.max_message_bytes);
+  const auto d = decode(dgram, m_config.max_message_bytes, m_verifier.keyed());
   if (!d || (d->header.type != Type::status && d->header.type != Type::nak && d->header.type != Type::leave)) {
     ++m_stats.bad_control;
     if (!m_bad_logged) {

@@ -112,6 +112,7 @@ class UdpPublisher final : public PublisherTransport {
   UdpPublisher(UdpSocket sock, const UdpOptions& options, const PublisherConfig& config);
 
   void drain_control(clock::time_point now);
+  void auth_rejected(AuthVerdict why, const sockaddr_in& from);
   void handle(std::span<const std::byte> dgram, const sockaddr_in& from, clock::time_point now);
   /// `q`: the durable block, or nullptr.
   void on_status(const Header& h, const Status& s, const DurableRequest* q, const sockaddr_in& from,
@@ -212,6 +213,10 @@ class UdpPublisher final : public PublisherTransport {
   bool m_sent_since_hb = false;
   bool m_has_backpressure = false;
   bool m_bad_logged = false;
+  // Authentication of what arrives on our socket (subscribers' control: unicast scope).
+  Verifier m_verifier;
+  ReplayFilter m_replay;
+  bool m_auth_logged = false;
   bool m_group_refused_logged = false;
   bool m_closed = false;
 };

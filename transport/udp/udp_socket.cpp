@@ -52,6 +52,7 @@ UdpSocket& UdpSocket::operator=(UdpSocket&& o) noexcept {
   if (this != &o) {
     if (m_fd >= 0) ::close(m_fd);
     m_fd = o.m_fd;
+    m_sealer = std::move(o.m_sealer);
     o.m_fd = -1;
   }
   return *this;
@@ -79,6 +80,7 @@ Result<UdpSocket> UdpSocket::open_sender(const UdpOptions& o) {
     }
   }
   if (auto r = bind_to(fd, o.iface, 0, o); !r) return std::unexpected(r.error());
+  if (o.auth) s->authenticate(o.auth);
   return s;
 }
 
@@ -106,6 +108,7 @@ Result<UdpSocket> UdpSocket::open_control(const UdpOptions& o, int receive_bytes
   if (!s) return s;
   buffer_size(s->fd(), SO_RCVBUFFORCE, SO_RCVBUF, receive_bytes);
   if (auto r = bind_to(s->fd(), o.iface, 0, o); !r) return std::unexpected(r.error());
+  if (o.auth) s->authenticate(o.auth);
   return s;
 }
 
@@ -116,12 +119,51 @@ sockaddr_in UdpSocket::local_address() const noexcept {
   return sa;
 }
 
+namespace {
+
+// Sealed form of one message: iovecs head, rest, trailer in `b` slot `i`.
+void seal_into(Sealer& sealer, Sealer::Batch& b, unsigned i, std::span<const std::byte> dgram, const sockaddr_in& to) {
+  const auto scope = IN_MULTICAST(ntohl(to.sin_addr.s_addr)) ? scope_group : scope_unicast;
+  sealer.seal(dgram, scope, std::span<std::byte, 16>(b.heads[i], 16),
+              std::span<std::byte, auth_trailer_bytes>(b.trailers[i], auth_trailer_bytes));
+  iovec* v = &b.iov[3 * i];
+  v[0] = {b.heads[i], std::min<std::size_t>(16, dgram.size())};
+  v[1] = {const_cast<std::byte*>(dgram.data()) + v[0].iov_len, dgram.size() - v[0].iov_len};
+  v[2] = {b.trailers[i], auth_trailer_bytes};
+}
+
+}  // namespace
+
 bool UdpSocket::send_to(std::span<const std::byte> dgram, const sockaddr_in& to) const noexcept {
+  if (m_sealer) {
+    auto& b = m_sealer->scratch();
+    seal_into(*m_sealer, b, 0, dgram, to);
+    msghdr m{};
+    m.msg_name = const_cast<sockaddr_in*>(&to);
+    m.msg_namelen = sizeof to;
+    m.msg_iov = b.iov;
+    m.msg_iovlen = 3;
+    return ::sendmsg(m_fd, &m, MSG_DONTWAIT) >= 0;
+  }
   return ::sendto(m_fd, dgram.data(), dgram.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to), sizeof to) >=
          0;
 }
 
 int UdpSocket::send_batch(mmsghdr* msgs, unsigned n) const noexcept {
+  if (m_sealer) {
+    // The caller's messages stay as they are (a retry sends them again, sealed afresh).
+    n = std::min(n, Sealer::batch);
+    auto& b = m_sealer->scratch();
+    for (unsigned i = 0; i < n; ++i) {
+      const auto& h = msgs[i].msg_hdr;
+      const std::span<const std::byte> dgram(static_cast<const std::byte*>(h.msg_iov[0].iov_base), h.msg_iov[0].iov_len);
+      seal_into(*m_sealer, b, i, dgram, *static_cast<const sockaddr_in*>(h.msg_name));
+      b.msgs[i].msg_hdr = h;
+      b.msgs[i].msg_hdr.msg_iov = &b.iov[3 * i];
+      b.msgs[i].msg_hdr.msg_iovlen = 3;
+    }
+    msgs = b.msgs;
+  }
   if (n == 1) return ::sendmsg(m_fd, &msgs[0].msg_hdr, MSG_DONTWAIT) < 0 ? 0 : 1;
   const int sent = ::sendmmsg(m_fd, msgs, n, MSG_DONTWAIT);
   return sent < 0 ? 0 : sent;

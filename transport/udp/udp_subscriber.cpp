@@ -44,7 +44,13 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
   for (const auto& ep : eps) {
     auto o = parse_options(ep);
     if (!o) return std::unexpected(o.error());
-    buffer_bytes = std::max(buffer_bytes, o->max_datagram());
+    buffer_bytes = std::max(buffer_bytes, o->wire_datagram());
+    if (!options.empty() && o->auth_key_file != options.front().auth_key_file) {
+      return fail(Errc::invalid_argument,
+                  "the udp endpoints of one subscriber must all use the same auth_key_file (or none): they share one "
+                  "control socket (" +
+                      ep.uri + ")");
+    }
     if (durable && !o->reliable) {
       return fail(Errc::invalid_argument,
                   "a transient_local or persistent subscription needs reliable=1 on udp: best effort cannot promise a "
@@ -76,6 +82,8 @@ Result<std::unique_ptr<SubscriberTransport>> UdpSubscriber::create(NodeCore&, st
                o.reliable ? 1 : 0);
   }
   sub->m_fault = FaultInjector(options.front().fault);
+  sub->m_verifier = Verifier(options.front().auth, options.front().auth_max_skew_s);
+  sub->m_replay.resize(sub->m_groups.size() + 1);  // one per group socket, the last for control
   sub->m_durable = durable;
   sub->m_group = group;
   return std::unique_ptr<SubscriberTransport>(std::move(sub));
@@ -148,7 +156,7 @@ void UdpSubscriber::bad(FrameSink& sink, std::uint32_t source, std::size_t size)
 void UdpSubscriber::process(Buffer* b, std::size_t len, const sockaddr_in& from, std::uint32_t source, bool control,
                             FrameSink& sink) {
   const std::span<const std::byte> bytes(b->data(), len);
-  const auto d = decode(bytes, m_config.max_message_bytes);
+  const auto d = decode(bytes, m_config.max_message_bytes, m_verifier.keyed());
   if (!d) return bad(sink, source, len);
   const auto type = d->header.type;
   const bool from_publisher = type == Type::data || type == Type::frag || type == Type::heartbeat ||
@@ -281,13 +289,24 @@ std::size_t UdpSubscriber::receive(const UdpSocket& sock, std::uint32_t source, 
   }
   const int got = ready == 0 ? 0 : sock.recv_batch(io.msgs, ready);
   if (got > 0) m_now = clock::now();
+  const auto now_s = got > 0 && m_verifier.keyed() ? unix_seconds() : 0;
+  auto& replay = m_replay[control ? m_groups.size() : source];
   for (int i = 0; i < got; ++i) {
     if ((io.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
       // Larger than our mtu allows: the sender's mtu is above ours.
       sink.on_bad_frame(source, Errc::too_large, io.msgs[i].msg_len);
       continue;
     }
-    inject(io.bufs[i], io.msgs[i].msg_len, io.from[i], source, control, sink);
+    // Before anything reads it: the MAC, the scope and the replay window.
+    const std::span<const std::byte> wire(io.bufs[i]->data(), io.msgs[i].msg_len);
+    std::span<const std::byte> body;
+    const auto verdict = m_verifier.check(wire, control ? scope_unicast : scope_group, replay, now_s, body);
+    if (verdict != AuthVerdict::ok) {
+      sink.on_auth_rejected(source, wire.size(),
+                            m_verifier.keyed() ? to_string(verdict) : "authenticated, and this endpoint has no auth_key_file");
+      continue;
+    }
+    inject(io.bufs[i], body.size(), io.from[i], source, control, sink);
   }
   for (unsigned i = 0; i < ready; ++i) release(io.bufs[i]);  // frames keep their own references
   return got < 0 ? 0 : static_cast<std::size_t>(got);

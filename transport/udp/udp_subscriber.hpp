@@ -87,6 +87,8 @@ class UdpSubscriber final : public SubscriberTransport {
   StreamCounters m_counters;
   FaultInjector m_fault;
   FaultInjector m_rng;
+  Verifier m_verifier{nullptr, 0};
+  std::vector<ReplayFilter> m_replay;  // per group socket, then the control socket
   Held m_held[2];
   std::vector<int> m_fds;
   // recvmmsg state; the control socket has its own, because data from a publisher not

@@ -73,14 +73,16 @@ bool decode_frag(std::span<const std::byte> d, std::size_t max_message, Datagram
 
 }  // namespace
 
-std::optional<Datagram> decode(std::span<const std::byte> d, std::size_t max_message) noexcept {
+std::optional<Datagram> decode(std::span<const std::byte> d, std::size_t max_message, bool authenticated) noexcept {
   if (d.size() < header_bytes || std::memcmp(d.data(), magic, 3) != 0) return std::nullopt;
   if (get<std::uint8_t>(d, 3) != version) return std::nullopt;
   Datagram out;
   out.header.type = static_cast<Type>(get<std::uint8_t>(d, 4));
   out.header.flags = get<std::uint8_t>(d, 5);
   out.header.publisher_id = get<std::uint64_t>(d, 8);
-  if (get<std::uint16_t>(d, 6) != 0 || out.header.publisher_id == 0) return std::nullopt;
+  // Byte 6 says whether a trailer was there (checked and cut off before this); byte 7 is reserved.
+  if (get<std::uint8_t>(d, 6) != (authenticated ? 1 : 0) || get<std::uint8_t>(d, 7) != 0) return std::nullopt;
+  if (out.header.publisher_id == 0) return std::nullopt;
   switch (out.header.type) {
     case Type::data:
       if (!decode_data(d, out)) return std::nullopt;

@@ -165,8 +165,10 @@ struct Datagram {
 
 /// Decodes and checks one datagram: magic, version, type, every length and range
 /// (DATA entries are walked and bounded; FRAG geometry must be exact). nullopt for
-/// anything malformed. `max_message` bounds msg_len of fragments.
-[[nodiscard]] std::optional<Datagram> decode(std::span<const std::byte> dgram, std::size_t max_message) noexcept;
+/// anything malformed. `max_message` bounds msg_len of fragments. `authenticated`: the
+/// datagram's trailer was verified and cut off, so its header carries the auth marker.
+[[nodiscard]] std::optional<Datagram> decode(std::span<const std::byte> dgram, std::size_t max_message,
+                                             bool authenticated = false) noexcept;
 
 /// Walks the entries of a DATA datagram that decode() accepted: visit(index, offset, length).
 template <class Visit>

@@ -22,7 +22,7 @@ struct PublisherStats {
   std::uint64_t acks = 0;           ///< acknowledgements received from durable subscriptions
   std::uint64_t redelivered = 0;    ///< durable group messages sent from the log (catch-up, no member had room, a member left unacknowledged)
   std::uint64_t log_errors = 0;     ///< persistent: appends that failed (no_space, io_error): not sent
-  std::uint64_t auth_rejected = 0;  ///< tcp curve: handshakes the endpoint's allow list refused (per endpoint)
+  std::uint64_t auth_rejected = 0;  ///< tcp curve: handshakes the endpoint's allow list refused (per endpoint); udp auth: datagrams refused (forged, replayed, unauthenticated)
 };
 
 /// What a subscription saw. Updated on the polling thread only.
@@ -48,6 +48,7 @@ struct SubscriberStats {
   std::uint64_t dead_lettered = 0;   ///< messages given up on and written to the dead-letter log
   std::uint64_t in_doubt = 0;        ///< a crash inside the handler left this many messages undecided at start-up
   std::uint64_t security_errors = 0; ///< tcp curve: handshakes that failed (key refused, wrong server key), reported once per failing run
+  std::uint64_t auth_rejected = 0;   ///< udp auth: datagrams refused before reading them (forged, replayed, unauthenticated, or authenticated without our key)
 };
 
 }  // namespace rill
