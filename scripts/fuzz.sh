@@ -56,7 +56,7 @@ mkdir -p "$work/generated/rill" "$work/obj"
 echo "fuzz.sh: work dir $work"
 
 flatc --cpp --scoped-enums -o "$work/generated/rill" "$repo/codec/envelope.fbs"
-cxxflags+=(-I"$repo/query/include")  # the SQL parser's public header
+cxxflags+=(-I"$repo/stream/sql/include")  # the SQL parser's public header
 cxxflags+=(-I"$work/generated" $(pkg-config --cflags spdlog))  # base/logging.cpp: the group ledger's warnings
 
 # build_target NAME LIBRARY_SOURCES...: the library objects are instrumented for
@@ -85,7 +85,7 @@ build_target shm_directory transport/shm/shm_directory_format.cpp base/error.cpp
 build_target ack_store policies/log/ack_store.cpp policies/log/crc32c.cpp base/error.cpp
 build_target state_file policies/durability/delivered_store.cpp policies/durability/mapped_file.cpp base/error.cpp
 build_target sequence_mark policies/durability/sequence_mark.cpp policies/durability/mapped_file.cpp base/error.cpp
-build_target sql query/sql_parse.cpp query/sql_ast.cpp
+build_target sql stream/sql/sql_parse.cpp stream/sql/sql_ast.cpp
 build_target group_ledger policies/durability/group_ledger.cpp policies/durability/mapped_file.cpp \
   base/logging.cpp base/error.cpp
 build_target pgoutput connectors/cdc/pgoutput.cpp connectors/cdc/change_json.cpp base/error.cpp

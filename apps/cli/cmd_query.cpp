@@ -1,0 +1,207 @@
+// rill query ENDPOINT... (--file F | --sql TEXT): runs a streaming SQL script. The source
+// table's topic is subscribed on the endpoints; a SELECT prints its rows, INSERT INTO sink
+// publishes them on the sink's topic and endpoint.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "args.hpp"
+#include "rill/rill.hpp"
+#include "rill/sql_job.hpp"
+
+namespace rill::cli {
+
+namespace {
+
+constexpr std::string_view query_usage = "rill query";
+
+std::string iso(stream::TimeMs ms) {
+  return sql::to_text(sql::Value{.type = sql::Type::timestamp, .i = ms, .d = 0, .s = {}});
+}
+
+// Prints rows and markers on stdout, one line each.
+class RowPrinter {
+ public:
+  RowPrinter(bool json, const std::vector<sql::Column>& columns) : m_json(json), m_columns(columns) {}
+  void row(const sql::OutputRow& r) {
+    std::string line;
+    if (m_json) {
+      line = "{\"op\":\"" + std::string(stream::to_string(r.kind)) + "\",\"row\":" +
+             sql::row_object_json(m_columns, r.values) + "}\n";
+    } else {
+      line = std::string(stream::to_string(r.kind)) + "[";
+      for (std::size_t i = 0; i < r.values.size(); ++i) line += (i > 0 ? ", " : "") + sql::to_text(r.values[i]);
+      line += "]\n";
+    }
+    std::fputs(line.c_str(), stdout);
+  }
+  void watermark(stream::TimeMs w) {
+    if (w == stream::max_time) return;  // the end of input, not a time
+    if (m_json) {
+      std::printf("{\"watermark\":\"%s\"}\n", iso(w).c_str());
+    } else {
+      std::printf("watermark %s\n", iso(w).c_str());
+    }
+  }
+
+ private:
+  bool m_json;
+  const std::vector<sql::Column>& m_columns;
+};
+
+// Publishes rows as JSON objects with header op = +I/-U/+U/-D, markers as
+// {"watermark": ms} with header kind = watermark (the stream engine's conventions).
+class RowPublisher {
+ public:
+  RowPublisher(Publisher& publisher, const std::vector<sql::Column>& columns) : m_pub(publisher), m_columns(columns) {}
+  void row(const sql::OutputRow& r) {
+    const HeaderKV headers[] = {{"op", stream::to_string(r.kind)}};
+    send(sql::row_object_json(m_columns, r.values), headers);
+  }
+  void watermark(stream::TimeMs w) {
+    const HeaderKV headers[] = {{"kind", "watermark"}};
+    send("{\"watermark\":" + std::to_string(w) + "}", headers);
+  }
+  [[nodiscard]] std::uint64_t failed() const noexcept { return m_failed; }
+  [[nodiscard]] const std::string& last_error() const noexcept { return m_error; }
+
+ private:
+  void send(const std::string& payload, std::span<const HeaderKV> headers) {
+    // timed_out: a backpressure subscriber held it back; try again a few times.
+    auto r = m_pub.publish_text(payload, headers);
+    for (int tries = 0; !r && r.error().code == Errc::timed_out && tries < 3; ++tries) r = m_pub.publish_text(payload, headers);
+    if (!r) {
+      ++m_failed;
+      m_error = r.error().message();
+    }
+  }
+  Publisher& m_pub;
+  const std::vector<sql::Column>& m_columns;
+  std::uint64_t m_failed = 0;
+  std::string m_error;
+};
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+int cmd_query(int argc, char** argv) {
+  const std::set<std::string> valued{"file", "sql", "format", "count", "idle-exit-ms", "state", "checkpoint-ms"};
+  if (wants_help(argc, argv, valued)) return print_help("query");
+  auto args = Args::parse(argc, argv, valued, {});
+  if (!args) return usage_error(args.error().detail, query_usage);
+  if (args->positional().empty()) return usage_error("query needs at least one ENDPOINT to subscribe on", query_usage);
+  if (args->has("file") == args->has("sql")) return usage_error("query needs one of --file FILE or --sql TEXT", query_usage);
+  if (args->has("state") || args->has("checkpoint-ms")) {
+    return usage_error("--state and --checkpoint-ms are not supported yet (README: Not done yet)", query_usage);
+  }
+  const auto format = args->text("format").value_or("json");
+  if (format != "json" && format != "text") return usage_error("--format must be json or text", query_usage);
+  auto count = args->number("count", 0);
+  auto idle_exit = args->number("idle-exit-ms", 0);
+  for (const auto* r : {&count, &idle_exit}) {
+    if (!*r) return usage_error(r->error().detail, query_usage);
+  }
+  std::string script;
+  if (auto f = args->text("file")) {
+    auto text = read_file(*f);
+    if (!text) return usage_error_no_hint("cannot read " + *f);
+    script = std::move(*text);
+  } else {
+    script = *args->text("sql");
+  }
+  auto job = sql::Job::compile(script);
+  if (!job) return usage_error_no_hint(job.error().to_string());
+  const std::string topic = job->source().option("topic");
+  if (topic.empty()) return usage_error_no_hint("table '" + job->source().name + "' has no 'topic' option");
+
+  install_stop_signals();
+  Node node;
+  std::optional<Publisher> publisher;
+  if (const sql::Table* sink = job->sink()) {
+    const std::string endpoint = sink->option("endpoint");
+    if (endpoint.empty()) return usage_error_no_hint("sink table '" + sink->name + "' has no 'endpoint' option");
+    auto p = node.publisher(PublisherOptions{.endpoint = endpoint, .topic = sink->option("topic")});
+    if (!p) {
+      std::fprintf(stderr, "rill: sink %s: %s\n", endpoint.c_str(), p.error().message().c_str());
+      return exit_runtime;
+    }
+    publisher.emplace(std::move(*p));
+  }
+  SubscriberOptions opts;
+  opts.endpoints = args->positional();
+  opts.prefix = topic;
+  auto sub = node.subscriber(opts);
+  if (!sub) {
+    std::fprintf(stderr, "rill: %s\n", sub.error().message().c_str());
+    return sub.error().code == Errc::invalid_argument ? exit_usage : exit_runtime;
+  }
+
+  RowPrinter printer(format == "json", job->columns());
+  std::optional<RowPublisher> sink;
+  if (publisher) sink.emplace(*publisher, job->columns());
+  std::uint64_t rows = 0;
+  job->start(sql::JobOutput{
+      .row =
+          [&](const sql::OutputRow& r) {
+            ++rows;
+            if (sink) {
+              sink->row(r);
+            } else {
+              printer.row(r);
+            }
+          },
+      .watermark =
+          [&](stream::TimeMs w) {
+            if (sink) {
+              sink->watermark(w);
+            } else {
+              printer.watermark(w);
+            }
+          }});
+
+  const auto handler = [&](const MessageView& m) {
+    // Exactly the table's topic (the subscription matches by prefix), and no upstream markers.
+    if (m.topic() != topic || m.header("kind")) return;
+    job->feed(m.payload_text(), m.publisher_id(), m.sequence());
+  };
+  using clock = std::chrono::steady_clock;
+  auto last_activity = clock::now();
+  while (!stopping() && (*count == 0 || rows < *count)) {
+    const auto n = sub->wait_poll(handler, 256, std::chrono::milliseconds(20));
+    const auto now = clock::now();
+    if (n > 0) {
+      last_activity = now;
+    } else {
+      job->tick();
+      std::fflush(stdout);
+      if (*idle_exit > 0 && now - last_activity >= std::chrono::milliseconds(*idle_exit)) break;
+    }
+  }
+  // End of input: the windows still open close now (their rows are complete for what came).
+  if (*count == 0 || rows < *count) job->finish();
+  if (publisher) publisher->flush();
+  std::fflush(stdout);
+  const auto s = job->stats();
+  std::fprintf(stderr,
+               "{\"stats\":{\"inputs\":%llu,\"bad_input\":%llu,\"filtered\":%llu,\"rows\":%llu,\"late_dropped\":%llu%s}}\n",
+               static_cast<unsigned long long>(s.inputs), static_cast<unsigned long long>(s.bad_input),
+               static_cast<unsigned long long>(s.filtered), static_cast<unsigned long long>(s.rows),
+               static_cast<unsigned long long>(s.late_dropped),
+               sink ? (",\"publish_failed\":" + std::to_string(sink->failed())).c_str() : "");
+  if (sink && sink->failed() > 0) {
+    std::fprintf(stderr, "rill: %llu rows could not be published: %s\n", static_cast<unsigned long long>(sink->failed()),
+                 sink->last_error().c_str());
+    return exit_runtime;
+  }
+  return exit_ok;
+}
+
+}  // namespace rill::cli
