@@ -127,7 +127,14 @@ bool same_name(std::string_view a, std::string_view b) noexcept {
 }
 
 QueryError error_at(const Node& n, std::string message) {
-  return QueryError{.line = n.line, .column = n.column, .message = std::move(message)};
+  // An operator node sits at its operator; the message points where its expression starts.
+  const Node* at = &n;
+  while ((at->kind == Kind::binary || at->kind == Kind::between || at->kind == Kind::in_list ||
+          at->kind == Kind::is_null || at->kind == Kind::like) &&
+         !at->children.empty()) {
+    at = &at->children.front();
+  }
+  return QueryError{.line = at->line, .column = at->column, .message = std::move(message)};
 }
 
 }  // namespace detail
