@@ -93,7 +93,7 @@ std::optional<std::string> read_file(const std::string& path) {
 }  // namespace
 
 int cmd_query(int argc, char** argv) {
-  const std::set<std::string> valued{"file", "sql", "format", "count", "idle-exit-ms", "state", "checkpoint-ms"};
+  const std::set<std::string> valued{"file", "sql", "format", "count", "idle-exit-ms", "state", "checkpoint-ms", "wait-subs"};
   if (wants_help(argc, argv, valued)) return print_help("query");
   auto args = Args::parse(argc, argv, valued, {});
   if (!args) return usage_error(args.error().detail, query_usage);
@@ -106,7 +106,8 @@ int cmd_query(int argc, char** argv) {
   if (format != "json" && format != "text") return usage_error("--format must be json or text", query_usage);
   auto count = args->number("count", 0);
   auto idle_exit = args->number("idle-exit-ms", 0);
-  for (const auto* r : {&count, &idle_exit}) {
+  auto wait_subs = args->number("wait-subs", 0);
+  for (const auto* r : {&count, &idle_exit, &wait_subs}) {
     if (!*r) return usage_error(r->error().detail, query_usage);
   }
   std::string script;
@@ -134,10 +135,22 @@ int cmd_query(int argc, char** argv) {
       return exit_runtime;
     }
     publisher.emplace(std::move(*p));
+    // As rill pub --wait-subs: the sink's readers are there before the first row.
+    if (*wait_subs > 0) {
+      auto n = publisher->wait_for_subscribers(*wait_subs, std::chrono::seconds(20));
+      if (!n) {
+        std::fprintf(stderr, "rill: sink %s: %s\n", endpoint.c_str(), n.error().message().c_str());
+        return exit_runtime;
+      }
+    }
+  } else if (*wait_subs > 0) {
+    return usage_error("--wait-subs needs an INSERT INTO sink", query_usage);
   }
   SubscriberOptions opts;
   opts.endpoints = args->positional();
   opts.prefix = topic;
+  // A query's result is only right with every input: the publisher waits for it, nothing is dropped.
+  opts.policy = Policy::backpressure(1024);
   auto sub = node.subscriber(opts);
   if (!sub) {
     std::fprintf(stderr, "rill: %s\n", sub.error().message().c_str());

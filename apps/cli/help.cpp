@@ -346,6 +346,8 @@ Options:
                             (json, the default), or +I[v1, v2] and "watermark <ISO time>" (text)
   --count N                 exit after N output rows
   --idle-exit-ms MS         exit after MS without input
+  --wait-subs N             with INSERT INTO, wait (up to 20 s) for N subscribers on the sink before
+                            reading input, so they miss no row
   --state DIR               exactly-once state across restarts: not supported yet
   -h, --help                show this page
 )help";
