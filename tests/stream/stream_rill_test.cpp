@@ -22,7 +22,7 @@ TEST_CASE("row_json and the marker payload have the documented form") {
         R"({"key":"red","start":0,"end":100,"value":7,"count":2})");
   CHECK(rs::row_json({.key = "q\"\\\n", .start = -5, .end = 5, .value = 0.5, .count = 1, .detail = {}}) ==
         R"({"key":"q\"\\\u000a","start":-5,"end":5,"value":0.5,"count":1})");
-  CHECK(rs::row_json({.key = "e", .value = std::numeric_limits<double>::infinity()}).find("\"value\":null") !=
+  CHECK(rs::row_json({.key = "e", .value = std::numeric_limits<double>::infinity(), .detail = {}}).find("\"value\":null") !=
         std::string::npos);
 }
 
