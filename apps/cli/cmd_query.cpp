@@ -3,6 +3,7 @@
 // publishes them on the sink's topic and endpoint.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -55,6 +56,14 @@ class RowPrinter {
 class RowPublisher {
  public:
   RowPublisher(Publisher& publisher, const std::vector<sql::Column>& columns) : m_pub(publisher), m_columns(columns) {}
+  /// After a restore: `outputs` were sent up to the checkpoint, and the sink's log holds
+  /// `in_log`; the outputs between, computed again, are not published twice.
+  void resume(std::uint64_t outputs, std::uint64_t in_log) {
+    m_outputs = outputs;
+    m_skip = in_log > outputs ? in_log - outputs : 0;
+  }
+  /// Outputs (rows and markers) sent or skipped as already sent, since the first run.
+  [[nodiscard]] std::uint64_t outputs() const noexcept { return m_outputs; }
   void row(const sql::OutputRow& r) {
     const HeaderKV headers[] = {{"op", stream::to_string(r.kind)}};
     send(sql::row_object_json(m_columns, r.values), headers);
@@ -68,6 +77,11 @@ class RowPublisher {
 
  private:
   void send(const std::string& payload, std::span<const HeaderKV> headers) {
+    ++m_outputs;
+    if (m_skip > 0) {
+      --m_skip;
+      return;
+    }
     // timed_out: a backpressure subscriber held it back; try again a few times.
     auto r = m_pub.publish_text(payload, headers);
     for (int tries = 0; !r && r.error().code == Errc::timed_out && tries < 3; ++tries) r = m_pub.publish_text(payload, headers);
@@ -79,6 +93,8 @@ class RowPublisher {
   Publisher& m_pub;
   const std::vector<sql::Column>& m_columns;
   std::uint64_t m_failed = 0;
+  std::uint64_t m_outputs = 0;
+  std::uint64_t m_skip = 0;
   std::string m_error;
 };
 
@@ -99,15 +115,13 @@ int cmd_query(int argc, char** argv) {
   if (!args) return usage_error(args.error().detail, query_usage);
   if (args->positional().empty()) return usage_error("query needs at least one ENDPOINT to subscribe on", query_usage);
   if (args->has("file") == args->has("sql")) return usage_error("query needs one of --file FILE or --sql TEXT", query_usage);
-  if (args->has("state") || args->has("checkpoint-ms")) {
-    return usage_error("--state and --checkpoint-ms are not supported yet (README: Not done yet)", query_usage);
-  }
   const auto format = args->text("format").value_or("json");
   if (format != "json" && format != "text") return usage_error("--format must be json or text", query_usage);
   auto count = args->number("count", 0);
   auto idle_exit = args->number("idle-exit-ms", 0);
   auto wait_subs = args->number("wait-subs", 0);
-  for (const auto* r : {&count, &idle_exit, &wait_subs}) {
+  auto checkpoint_ms = args->number("checkpoint-ms", 1000);
+  for (const auto* r : {&count, &idle_exit, &wait_subs, &checkpoint_ms}) {
     if (!*r) return usage_error(r->error().detail, query_usage);
   }
   std::string script;
@@ -123,13 +137,31 @@ int cmd_query(int argc, char** argv) {
   const std::string topic = job->source().option("topic");
   if (topic.empty()) return usage_error_no_hint("table '" + job->source().name + "' has no 'topic' option");
 
+  const auto state = args->text("state");
+  if (state && job->sink() == nullptr) {
+    return usage_error("--state needs INSERT INTO a sink (printed rows cannot be exactly once)", query_usage);
+  }
+  if (!state && args->has("checkpoint-ms")) return usage_error("--checkpoint-ms needs --state DIR", query_usage);
+  if (state) {
+    std::error_code ec;
+    std::filesystem::create_directories(*state, ec);
+    if (ec) return usage_error_no_hint("cannot create " + *state + ": " + ec.message());
+  }
+
   install_stop_signals();
   Node node;
   std::optional<Publisher> publisher;
   if (const sql::Table* sink = job->sink()) {
     const std::string endpoint = sink->option("endpoint");
     if (endpoint.empty()) return usage_error_no_hint("sink table '" + sink->name + "' has no 'endpoint' option");
-    auto p = node.publisher(PublisherOptions{.endpoint = endpoint, .topic = sink->option("topic")});
+    PublisherOptions po{.endpoint = endpoint, .topic = sink->option("topic")};
+    if (state) {
+      // Exactly once downstream: every row is in the sink's log before it is sent, and after
+      // a restart the sequence continues from that log (the rows it holds are not sent twice).
+      po.durability = Durability::persistent(*state + "/sink-log");
+      po.log.fsync = FsyncPolicy::always();
+    }
+    auto p = node.publisher(po);
     if (!p) {
       std::fprintf(stderr, "rill: sink %s: %s\n", endpoint.c_str(), p.error().message().c_str());
       return exit_runtime;
@@ -151,6 +183,15 @@ int cmd_query(int argc, char** argv) {
   opts.prefix = topic;
   // A query's result is only right with every input: the publisher waits for it, nothing is dropped.
   opts.policy = Policy::backpressure(1024);
+  if (state) {
+    // Input from the last checkpoint on: a durable subscription acknowledged only as far as
+    // a checkpoint holds (the input publisher must be persistent).
+    opts.durability = Durability::persistent();
+    opts.durable_name = "query";
+    opts.state_dir = *state;
+    opts.auto_ack = false;
+    opts.handled_on_ack = true;
+  }
   auto sub = node.subscriber(opts);
   if (!sub) {
     std::fprintf(stderr, "rill: %s\n", sub.error().message().c_str());
@@ -161,6 +202,7 @@ int cmd_query(int argc, char** argv) {
   std::optional<RowPublisher> sink;
   if (publisher) sink.emplace(*publisher, job->columns());
   std::uint64_t rows = 0;
+  sql::JobPositions positions;  // inputs handled so far
   job->start(sql::JobOutput{
       .row =
           [&](const sql::OutputRow& r) {
@@ -180,16 +222,45 @@ int cmd_query(int argc, char** argv) {
             }
           }});
 
+  const std::string checkpoint_path = state ? *state + "/query.ckpt" : std::string();
+  if (state && std::filesystem::exists(checkpoint_path)) {
+    auto at = job->restore(checkpoint_path);
+    if (!at) {
+      std::fprintf(stderr, "rill: %s\n", at.error().c_str());
+      return exit_runtime;
+    }
+    positions = std::move(*at);
+  }
+  if (sink) sink->resume(positions.outputs, publisher->next_sequence() - 1);
+  const auto checkpoint = [&]() -> bool {
+    positions.outputs = sink->outputs();
+    if (auto r = job->checkpoint(checkpoint_path, positions); !r) {
+      std::fprintf(stderr, "rill: checkpoint: %s\n", r.error().c_str());
+      return false;
+    }
+    // Acknowledged only once a checkpoint holds it: after a crash the rest comes again.
+    for (const auto& [id, seq] : positions.inputs) (void)sub->ack(id, seq);
+    return true;
+  };
+
   const auto handler = [&](const MessageView& m) {
+    auto& last = positions.inputs[m.publisher_id()];
+    if (m.sequence() <= last) return;  // before the restored position: already in the state
+    last = m.sequence();
     // Exactly the table's topic (the subscription matches by prefix), and no upstream markers.
     if (m.topic() != topic || m.header("kind")) return;
     job->feed(m.payload_text(), m.publisher_id(), m.sequence());
   };
   using clock = std::chrono::steady_clock;
   auto last_activity = clock::now();
+  auto last_checkpoint = clock::now();
   while (!stopping() && (*count == 0 || rows < *count)) {
     const auto n = sub->wait_poll(handler, 256, std::chrono::milliseconds(20));
     const auto now = clock::now();
+    if (state && now - last_checkpoint >= std::chrono::milliseconds(*checkpoint_ms)) {
+      if (!checkpoint()) return exit_runtime;
+      last_checkpoint = now;
+    }
     if (n > 0) {
       last_activity = now;
     } else {
@@ -201,6 +272,7 @@ int cmd_query(int argc, char** argv) {
   // End of input: the windows still open close now (their rows are complete for what came).
   if (*count == 0 || rows < *count) job->finish();
   if (publisher) publisher->flush();
+  if (state && !checkpoint()) return exit_runtime;
   std::fflush(stdout);
   const auto s = job->stats();
   std::fprintf(stderr,

@@ -348,7 +348,12 @@ Options:
   --idle-exit-ms MS         exit after MS without input
   --wait-subs N             with INSERT INTO, wait (up to 20 s) for N subscribers on the sink before
                             reading input, so they miss no row
-  --state DIR               exactly-once state across restarts: not supported yet
+  --state DIR               exactly once across restarts (INSERT INTO only): the input is read
+                            through a durable subscription (its publisher must be persistent),
+                            the windows and input positions are checkpointed in DIR, and the sink
+                            is a persistent publisher (log in DIR/sink-log) whose rows are not
+                            sent twice after a restart
+  --checkpoint-ms MS        how often to checkpoint with --state (default 1000)
   -h, --help                show this page
 )help";
 

@@ -4,10 +4,12 @@
 // turns its changelog rows back into SQL rows through HAVING and the SELECT list.
 #include <simdjson.h>
 
+#include <filesystem>
 #include <set>
 
 #include "rill/sql_job.hpp"
 #include "rill/stream/rill_io.hpp"
+#include "stream/sql/job_state.hpp"
 #include "stream/sql/plan.hpp"
 #include "stream/sql/row_aggregate.hpp"
 #include "stream/sql/row_codec.hpp"
@@ -62,16 +64,21 @@ class Runner {
     m_event.source = source;
     m_event.sequence = sequence;
     m_op->process(m_event);
+    flush_pending();  // a correction's -U and +U come within one process(): a lone -U is a deletion
     return true;
   }
 
   void tick() {
     if (m_op) m_op->tick();
+    flush_pending();
   }
   void finish() {
     if (m_op) m_op->finish();
     flush_pending();
   }
+  // The window operator (null for a plain query), for checkpoints.
+  [[nodiscard]] stream::WindowOperator* op() { return m_op ? &*m_op : nullptr; }
+
   [[nodiscard]] JobStats stats() const {
     JobStats s = m_stats;
     if (m_op) s.late_dropped = m_op->stats().late_dropped;
@@ -266,5 +273,34 @@ bool Job::feed(std::string_view json, std::uint64_t source, std::uint64_t sequen
 void Job::tick() { m_runner->tick(); }
 void Job::finish() { m_runner->finish(); }
 JobStats Job::stats() const { return m_runner ? m_runner->stats() : JobStats{}; }
+
+std::expected<void, std::string> Job::checkpoint(const std::string& path, const JobPositions& at) const {
+  std::string op_bytes;
+  if (stream::WindowOperator* op = m_runner->op()) {
+    // The operator writes its own file (atomically, checksummed); it is embedded in ours so
+    // that windows and positions are one atomic write.
+    const std::string op_path = path + ".op";
+    if (auto r = op->checkpoint(op_path, {}); !r) return std::unexpected(r.error().message());
+    auto bytes = detail::read_whole(op_path);
+    if (!bytes) return std::unexpected(bytes.error());
+    op_bytes = std::move(*bytes);
+    std::error_code ec;
+    std::filesystem::remove(op_path, ec);
+  }
+  return detail::write_atomically(path, detail::encode_state(at, op_bytes));
+}
+
+std::expected<JobPositions, std::string> Job::restore(const std::string& path) {
+  auto bytes = detail::read_whole(path);
+  if (!bytes) return std::unexpected(bytes.error());
+  auto state = detail::decode_state(*bytes);
+  if (!state) return std::unexpected(path + ": " + state.error());
+  stream::WindowOperator* op = m_runner->op();
+  if ((op != nullptr) != !state->second.empty()) return std::unexpected(path + ": the checkpoint is of another query");
+  if (op != nullptr) {
+    if (auto r = op->restore_bytes(state->second); !r) return std::unexpected(path + ": " + r.error().message());
+  }
+  return std::move(state->first);
+}
 
 }  // namespace rill::sql

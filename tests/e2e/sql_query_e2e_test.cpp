@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -171,6 +172,65 @@ TEST_CASE("rill query INSERT INTO publishes the rows on the sink's topic, with o
   }
   CHECK_MESSAGE(got == reference_rows(kept), diff(got, reference_rows(kept)));
   CHECK(markers > 20);
+}
+
+TEST_CASE("rill query --state: killed with SIGKILL and restarted, the sink's log holds each row exactly once") {
+  TempDir dir;
+  const auto in_ep = tcp_endpoint(free_port());
+  const auto out_ep = tcp_endpoint(free_port());
+  const auto evs = make_events(4000);
+  const std::string sink = "CREATE TABLE sums (k STRING, window_start TIMESTAMP(3), n BIGINT, total BIGINT)"
+                           " WITH ('topic' = 'out/sums', 'endpoint' = '" + out_ep + "');\n";
+  Node node;
+  auto pub = node.publisher({.endpoint = in_ep, .topic = "in/events", .durability = Durability::persistent((dir / "in-log").string())});
+  REQUIRE(pub.has_value());
+  // The input trickles in over about 4 s while the query is killed and restarted.
+  std::thread feeder([&] {
+    for (std::size_t i = 0; i < evs.size(); ++i) {
+      const auto& e = evs[i];
+      const std::string json =
+          "{\"k\":\"" + e.k + "\",\"v\":" + std::to_string(e.v) + ",\"ts\":" + std::to_string(e.ts) + "}";
+      while (!pub->publish_text(json)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (i % 4 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(4));
+    }
+  });
+  std::mt19937 rng(5);
+  const std::vector<std::string> args{"query", in_ep, "--sql", table + sink + "INSERT INTO sums " + query, "--state",
+                                      (dir / "state").string(), "--checkpoint-ms", "30", "--idle-exit-ms", "2500"};
+  int kills = 0;
+  for (int round = 0;; ++round) {
+    auto q = spawn_rill(dir, "query" + std::to_string(round), args);
+    if (round < 5) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 500));
+      if (q->wait(std::chrono::milliseconds(1)).describe() == "exit 0") break;  // already done
+      q->kill(SIGKILL);
+      (void)q->wait(10s);
+      ++kills;
+      continue;
+    }
+    feeder.join();
+    REQUIRE(q->wait(60s).describe() == "exit 0");
+    break;
+  }
+  if (feeder.joinable()) feeder.join();
+  CHECK(kills >= 3);
+  auto log = spawn_rill(dir, "inspect", {"log", "inspect", (dir / "state" / "sink-log").string(), "--format", "text"});
+  REQUIRE(log->wait(60s).describe() == "exit 0");
+  std::vector<Ev> kept;
+  long long max_seen = std::numeric_limits<long long>::min();
+  for (const auto& e : evs) {
+    const bool late = max_seen != std::numeric_limits<long long>::min() && e.ts < max_seen - 200;
+    max_seen = std::max(max_seen, e.ts);
+    if (!late) kept.push_back(e);
+  }
+  std::multiset<std::string> got;
+  const std::string out = log->out();
+  for (const auto line : lines(out)) {
+    const auto brace = line.find('{');
+    if (brace == std::string_view::npos || line.substr(brace).starts_with("{\"watermark\":")) continue;
+    got.insert(std::string(line.substr(brace)));
+  }
+  CHECK_MESSAGE(got == reference_rows(kept), diff(got, reference_rows(kept)));
 }
 
 TEST_CASE("rill query: a semantic error exits 2 with line:column") {

@@ -81,6 +81,13 @@ struct JobStats {
   std::uint64_t late_dropped = 0;  ///< events behind the watermark (windowed queries)
 };
 
+/// Where a job stood at a checkpoint: the last sequence handled per input publisher, and
+/// how many outputs (rows and markers) it had sent.
+struct JobPositions {
+  std::map<std::uint64_t, std::uint64_t> inputs;
+  std::uint64_t outputs = 0;
+};
+
 namespace detail {
 struct Plan;
 class Runner;
@@ -115,6 +122,13 @@ class Job {
   /// End of input: every open window closes.
   void finish();
   [[nodiscard]] JobStats stats() const;
+
+  /// Writes the job's state (its windows, if any) with `at` to `path` atomically (temporary
+  /// file, fsync, rename, fsync of the directory). After start(). A message on failure.
+  [[nodiscard]] std::expected<void, std::string> checkpoint(const std::string& path, const JobPositions& at) const;
+  /// Loads a checkpoint into a started job that has had no input; returns its positions.
+  /// A missing, damaged or foreign file (another query's windows) gives a message.
+  [[nodiscard]] std::expected<JobPositions, std::string> restore(const std::string& path);
 
  private:
   Job() = default;
