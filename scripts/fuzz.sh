@@ -93,13 +93,18 @@ build_target stream_json stream/json_fields.cpp codec/codec.cpp base/error.cpp
 build_target stream_checkpoint stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
   stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp stream/checkpoint.cpp \
   base/error.cpp
+build_target sql_job stream/sql/sql_parse.cpp stream/sql/sql_ast.cpp stream/sql/value.cpp stream/sql/eval.cpp \
+  stream/sql/expr_compile.cpp stream/sql/plan.cpp stream/sql/row_aggregate.cpp stream/sql/job.cpp stream/sql/job_state.cpp \
+  stream/json_fields.cpp stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
+  stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp \
+  stream/checkpoint.cpp codec/codec.cpp base/error.cpp
 build_target jetstream_input transport/jetstream/js_options.cpp transport/endpoint.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
 status=0
 summary=()
 for name in envelope control batch udp http_request signature_header log_record shm_directory \
-            ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint jetstream_input sql; do
+            ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint jetstream_input sql sql_job; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"
