@@ -338,3 +338,39 @@ TEST_CASE("bad input rows are counted and skipped") {
   CHECK(rows == std::vector<std::string>{"a|1", "null|2"});
   CHECK(job->stats().bad_input == 3);
 }
+
+TEST_CASE("a checkpoint restored into a fresh job continues where the first one stopped") {
+  const auto in = events(6000, 7, 300);
+  const std::string sql = table + "SELECT " + agg_list +
+                          " FROM TABLE(SESSION(TABLE t, DESCRIPTOR(ts), INTERVAL '300' MILLISECOND))"
+                          " GROUP BY k, window_start, window_end";
+  const auto whole = run(sql, in);
+  const std::string path = "sql_job_test.ckpt";
+  std::vector<std::string> rows;
+  const auto collect = [&](const OutputRow& r) {
+    rows.push_back(std::string(rill::stream::to_string(r.kind)) + " " + text(r.values));
+  };
+  {
+    auto first = Job::compile(sql);
+    REQUIRE(first.has_value());
+    first->start({.row = collect});
+    for (std::size_t i = 0; i < 3000; ++i) first->feed(json(in[i]), 7, i + 1);
+    REQUIRE(first->checkpoint(path, {.inputs = {{7, 3000}}, .outputs = rows.size()}).has_value());
+  }
+  auto second = Job::compile(sql);
+  REQUIRE(second.has_value());
+  second->start({.row = collect});
+  auto at = second->restore(path);
+  REQUIRE_MESSAGE(at.has_value(), (at ? "" : at.error()));
+  CHECK(at->inputs.at(7) == 3000);
+  CHECK(at->outputs == rows.size());
+  for (std::size_t i = 3000; i < in.size(); ++i) second->feed(json(in[i]), 7, i + 1);
+  second->finish();
+  CHECK(sorted(rows) == sorted(whole.rows));
+  // Another query's checkpoint does not load.
+  auto other = Job::compile(table + "SELECT k FROM t");
+  REQUIRE(other.has_value());
+  other->start({});
+  CHECK_FALSE(other->restore(path).has_value());
+  std::remove(path.c_str());
+}
