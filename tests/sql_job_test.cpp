@@ -11,6 +11,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -186,6 +187,26 @@ TEST_CASE("HOP windows equal a plain grouping over every window an event falls i
   }
   std::vector<std::string> want;
   for (const auto& [key, a] : ref) want.push_back(a.row(key.first, key.second, key.second + 3000));
+  CHECK(sorted(r.rows) == sorted(want));
+  CHECK(r.markers_ok);
+}
+
+TEST_CASE("CUMULATE windows equal a plain grouping over each period's growing prefixes") {
+  const auto in = events(10000, 8, 300);
+  const auto r = run(table + "SELECT " + agg_list +
+                         " FROM TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND))"
+                         " GROUP BY k, window_start, window_end",
+                     in, 2);
+  std::map<std::tuple<std::string, long long, long long>, Agg> ref;
+  for (const auto& e : in) {
+    const long long period = floor_to(e.ts, 2000);
+    for (long long end = period + 500; end <= period + 2000; end += 500) {
+      if (e.ts < end) ref[{e.k, period, end}].add(e.v);
+    }
+  }
+  std::vector<std::string> want;
+  for (const auto& [key, a] : ref) want.push_back(a.row(std::get<0>(key), std::get<1>(key), std::get<2>(key)));
+  CHECK(r.stats.late_dropped == 0);
   CHECK(sorted(r.rows) == sorted(want));
   CHECK(r.markers_ok);
 }

@@ -81,6 +81,12 @@ Planned plan_from(const Node& from, Plan& plan) {
   } else if (fn == "SESSION") {
     if (auto ok = arity(1, "one INTERVAL (the gap)"); !ok) return ok;
     plan.window = stream::session(std::chrono::milliseconds(sizes[0]));
+  } else if (fn == "CUMULATE") {
+    if (auto ok = arity(2, "two INTERVALs (the step, then the size)"); !ok) return ok;
+    if (sizes[0] > sizes[1] || sizes[1] % sizes[0] != 0) {
+      return std::unexpected(error_at(*src, "CUMULATE's size must be a multiple of its step"));
+    }
+    plan.window = stream::cumulate(std::chrono::milliseconds(sizes[0]), std::chrono::milliseconds(sizes[1]));
   } else {
     return std::unexpected(error_at(*src, fn + " windows are not supported yet"));
   }
