@@ -11,7 +11,9 @@
 namespace rill::stream::detail {
 namespace {
 
-TimeMs floor_div(TimeMs a, std::int64_t b) noexcept { return a / b - (a % b != 0 && a < 0 ? 1 : 0); }
+TimeMs floor_div(TimeMs a, std::int64_t b) noexcept {
+  return a / b - (a % b != 0 && a < 0 ? 1 : 0);
+}
 
 class CumulateWindows final : public WindowStore {
  public:
@@ -103,6 +105,8 @@ class CumulateWindows final : public WindowStore {
 
 }  // namespace
 
-std::unique_ptr<WindowStore> make_cumulate_windows(const StoreParams& p) { return std::make_unique<CumulateWindows>(p); }
+std::unique_ptr<WindowStore> make_cumulate_windows(const StoreParams& p) {
+  return std::make_unique<CumulateWindows>(p);
+}
 
 }  // namespace rill::stream::detail

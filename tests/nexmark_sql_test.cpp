@@ -53,13 +53,16 @@ std::vector<Row> run_reference(Query query) {
   return rows;
 }
 
-bool is_int(const rill::sql::Value& v, std::int64_t x) { return v.type == Type::bigint && v.i == x; }
+bool is_int(const rill::sql::Value& v, std::int64_t x) {
+  return v.type == Type::bigint && v.i == x;
+}
 
 }  // namespace
 
 TEST_CASE("q0 (pass through) equals the reference") {
   const auto sql = run_sql("q0.sql");
-  const auto ref = run_reference<nx::reference::Q0Row>([](const nx::Event& e, auto&& out) { nx::reference::q0(e, out); });
+  const auto ref =
+      run_reference<nx::reference::Q0Row>([](const nx::Event& e, auto&& out) { nx::reference::q0(e, out); });
   REQUIRE(sql.size() == ref.size());
   CHECK(ref.size() == 184'000);
   std::size_t bad = 0;
@@ -75,7 +78,8 @@ TEST_CASE("q0 (pass through) equals the reference") {
 
 TEST_CASE("q1 (currency conversion) equals the reference") {
   const auto sql = run_sql("q1.sql");
-  const auto ref = run_reference<nx::reference::Q1Row>([](const nx::Event& e, auto&& out) { nx::reference::q1(e, out); });
+  const auto ref =
+      run_reference<nx::reference::Q1Row>([](const nx::Event& e, auto&& out) { nx::reference::q1(e, out); });
   REQUIRE(sql.size() == ref.size());
   std::size_t bad = 0;
   for (std::size_t i = 0; i < ref.size(); ++i) {
@@ -90,7 +94,8 @@ TEST_CASE("q1 (currency conversion) equals the reference") {
 
 TEST_CASE("q2 (selection) equals the reference") {
   const auto sql = run_sql("q2.sql");
-  const auto ref = run_reference<nx::reference::Q2Row>([](const nx::Event& e, auto&& out) { nx::reference::q2(e, out); });
+  const auto ref =
+      run_reference<nx::reference::Q2Row>([](const nx::Event& e, auto&& out) { nx::reference::q2(e, out); });
   REQUIRE(sql.size() == ref.size());
   CHECK(ref.size() > 10);
   std::size_t bad = 0;

@@ -3,19 +3,19 @@
 // projections, each window kind, HAVING, late events, markers, and semantic errors with
 // their line:column.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "rill/sql_job.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <limits>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
-
-#include "rill/sql_job.hpp"
 
 namespace {
 
@@ -61,16 +61,28 @@ std::string text(const std::vector<Value>& values) {
   for (const auto& v : values) {
     if (!s.empty()) s += "|";
     switch (v.type) {
-      case Type::null: s += "null"; break;
-      case Type::boolean: s += v.i != 0 ? "true" : "false"; break;
-      case Type::bigint: s += std::to_string(v.i); break;
-      case Type::double_: s += fmt_double(v.d); break;
-      case Type::string: s += v.s; break;
+      case Type::null:
+        s += "null";
+        break;
+      case Type::boolean:
+        s += v.i != 0 ? "true" : "false";
+        break;
+      case Type::bigint:
+        s += std::to_string(v.i);
+        break;
+      case Type::double_:
+        s += fmt_double(v.d);
+        break;
+      case Type::string:
+        s += v.s;
+        break;
       case Type::timestamp:
         s += 'T';
         s += std::to_string(v.i);
         break;
-      default: s += "?"; break;
+      default:
+        s += "?";
+        break;
     }
   }
   return s;
@@ -130,9 +142,13 @@ struct Agg {
 
 const std::string agg_list = "k, window_start, window_end, COUNT(*), SUM(v), MIN(v), MAX(v), AVG(v), COUNT(DISTINCT v)";
 
-std::multiset<std::string> sorted(const std::vector<std::string>& rows) { return {rows.begin(), rows.end()}; }
+std::multiset<std::string> sorted(const std::vector<std::string>& rows) {
+  return {rows.begin(), rows.end()};
+}
 
-long long floor_to(long long t, long long step) { return t / step * step - (t % step < 0 ? step : 0); }
+long long floor_to(long long t, long long step) {
+  return t / step * step - (t % step < 0 ? step : 0);
+}
 
 }  // namespace
 
@@ -148,7 +164,10 @@ TEST_CASE("filter and projection equal a plain loop") {
     if (e.v % 3 != 0 || e.k == "b" || (e.v >= -10 && e.v <= -5)) continue;
     std::string up = e.k;
     up[0] = static_cast<char>(up[0] - 'a' + 'A');
-    want.push_back("+I " + e.k + "|" + std::to_string(e.v * 2 + 1) + "|" + (e.v > 0 ? "pos" : e.v == 0 ? "zero" : "neg") +
+    want.push_back("+I " + e.k + "|" + std::to_string(e.v * 2 + 1) + "|" +
+                   (e.v > 0    ? "pos"
+                    : e.v == 0 ? "zero"
+                               : "neg") +
                    "|" + std::to_string(e.v / 7) + "|" + fmt_double(static_cast<double>(e.v) / 4) + "|" + up + "!");
   }
   CHECK(want.size() > 500);
@@ -159,9 +178,10 @@ TEST_CASE("filter and projection equal a plain loop") {
 
 TEST_CASE("TUMBLE with every aggregate equals a plain grouping") {
   const auto in = events(20000, 2, 300);  // disorder 300 ms < the 500 ms watermark delay: nothing late
-  const auto r = run(table + "SELECT " + agg_list +
-                         " FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '2' SECOND)) GROUP BY k, window_start, window_end",
-                     in, 2);
+  const auto r =
+      run(table + "SELECT " + agg_list +
+              " FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '2' SECOND)) GROUP BY k, window_start, window_end",
+          in, 2);
   std::map<std::pair<std::string, long long>, Agg> ref;
   for (const auto& e : in) ref[{e.k, floor_to(e.ts, 2000)}].add(e.v);
   std::vector<std::string> want;
@@ -193,10 +213,11 @@ TEST_CASE("HOP windows equal a plain grouping over every window an event falls i
 
 TEST_CASE("CUMULATE windows equal a plain grouping over each period's growing prefixes") {
   const auto in = events(10000, 8, 300);
-  const auto r = run(table + "SELECT " + agg_list +
-                         " FROM TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND))"
-                         " GROUP BY k, window_start, window_end",
-                     in, 2);
+  const auto r =
+      run(table + "SELECT " + agg_list +
+              " FROM TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND))"
+              " GROUP BY k, window_start, window_end",
+          in, 2);
   std::map<std::tuple<std::string, long long, long long>, Agg> ref;
   for (const auto& e : in) {
     const long long period = floor_to(e.ts, 2000);
@@ -251,14 +272,17 @@ TEST_CASE("SESSION windows equal each key's runs of events closer than the gap")
 
 TEST_CASE("HAVING keeps the groups whose aggregates qualify") {
   const auto in = events(10000, 5, 300);
-  const auto r = run(table + "SELECT k, window_start, SUM(v) AS s FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), "
-                             "INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end HAVING COUNT(*) >= 2 AND SUM(v) > 10",
-                     in);
+  const auto r =
+      run(table +
+              "SELECT k, window_start, SUM(v) AS s FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), "
+              "INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end HAVING COUNT(*) >= 2 AND SUM(v) > 10",
+          in);
   std::map<std::pair<std::string, long long>, Agg> ref;
   for (const auto& e : in) ref[{e.k, floor_to(e.ts, 1000)}].add(e.v);
   std::vector<std::string> want;
   for (const auto& [key, a] : ref) {
-    if (a.n >= 2 && a.sum > 10) want.push_back("+I " + key.first + "|T" + std::to_string(key.second) + "|" + std::to_string(a.sum));
+    if (a.n >= 2 && a.sum > 10)
+      want.push_back("+I " + key.first + "|T" + std::to_string(key.second) + "|" + std::to_string(a.sum));
   }
   CHECK(want.size() > 50);
   CHECK(want.size() < ref.size());
@@ -268,9 +292,10 @@ TEST_CASE("HAVING keeps the groups whose aggregates qualify") {
 TEST_CASE("events behind the watermark are dropped and counted, the rest aggregated") {
   // Disorder up to 1500 ms against a 500 ms delay: some events arrive late.
   const auto in = events(10000, 6, 1500);
-  const auto r = run(table + "SELECT " + agg_list +
-                         " FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end",
-                     in, 2);
+  const auto r =
+      run(table + "SELECT " + agg_list +
+              " FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end",
+          in, 2);
   std::map<std::pair<std::string, long long>, Agg> ref;
   long long max_seen = std::numeric_limits<long long>::min();
   std::uint64_t late = 0;
@@ -296,7 +321,8 @@ TEST_CASE("semantic errors name the line and column of the offending text") {
   const auto where = [](const std::string& script, const std::string& token) {
     const auto at = script.find(token);
     const auto line_start = script.rfind('\n', at);
-    const std::size_t line = static_cast<std::size_t>(std::count(script.begin(), script.begin() + static_cast<long>(at), '\n')) + 1;
+    const std::size_t line =
+        static_cast<std::size_t>(std::count(script.begin(), script.begin() + static_cast<long>(at), '\n')) + 1;
     const std::size_t column = line_start == std::string::npos ? at + 1 : at - line_start;
     return std::to_string(line) + ":" + std::to_string(column) + ": ";
   };
@@ -313,12 +339,16 @@ TEST_CASE("semantic errors name the line and column of the offending text") {
       {table + "SELECT k FROM t WHERE k > 3", "k > 3", "'>' cannot compare these types, got STRING and BIGINT"},
       {table + "SELECT k FROM t WHERE v + 1", "v + 1", "WHERE needs a BOOLEAN condition, got BIGINT"},
       {table + "SELECT k || v FROM t", "k || v", "'||' needs STRING operands, got STRING and BIGINT"},
-      {table + "SELECT v, COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end",
+      {table + "SELECT v, COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, "
+               "window_start, window_end",
        "v, COUNT", "column 'v' in the SELECT list must be in GROUP BY or inside an aggregate"},
-      {table + "SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(v), INTERVAL '1' SECOND)) GROUP BY window_start, window_end",
+      {table + "SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(v), INTERVAL '1' SECOND)) GROUP BY window_start, "
+               "window_end",
        "DESCRIPTOR(v)", "DESCRIPTOR must name 'ts', the table's WATERMARK column"},
-      {table + "SELECT COUNT(*) FROM t", "COUNT", "aggregate COUNT needs GROUP BY window_start, window_end over a window function"},
-      {table + "SELECT SUM(k) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end",
+      {table + "SELECT COUNT(*) FROM t", "COUNT",
+       "aggregate COUNT needs GROUP BY window_start, window_end over a window function"},
+      {table + "SELECT SUM(k) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, "
+               "window_end",
        "SUM", "SUM needs a number, got STRING"},
       {table + "SELECT * FROM t JOIN t AS u ON t.k = u.k", "JOIN", "joins are not supported yet"},
       {table + "SELECT k FROM t\nWHERE v = 'x'", "v = 'x'", "'=' cannot compare these types, got BIGINT and STRING"},
@@ -329,11 +359,12 @@ TEST_CASE("semantic errors name the line and column of the offending text") {
     CAPTURE(c.script);
     CHECK(error(c.script) == where(c.script, c.token) + c.message);
   }
-  CHECK(error("SELECT FROM") .find("1:8: expected") == 0);  // syntax errors keep their position
+  CHECK(error("SELECT FROM").find("1:8: expected") == 0);  // syntax errors keep their position
 }
 
 TEST_CASE("INSERT checks the SELECT list against the sink's columns") {
-  const std::string sink = "CREATE TABLE out (k STRING, x DOUBLE) WITH ('topic' = 'o', 'endpoint' = 'tcp://127.0.0.1:1');\n";
+  const std::string sink =
+      "CREATE TABLE out (k STRING, x DOUBLE) WITH ('topic' = 'o', 'endpoint' = 'tcp://127.0.0.1:1');\n";
   auto ok = Job::compile(table + sink + "INSERT INTO out SELECT k, v FROM t");
   REQUIRE(ok.has_value());
   CHECK(ok->columns()[1].name == "x");

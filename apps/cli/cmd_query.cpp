@@ -28,8 +28,8 @@ class RowPrinter {
   void row(const sql::OutputRow& r) {
     std::string line;
     if (m_json) {
-      line = "{\"op\":\"" + std::string(stream::to_string(r.kind)) + "\",\"row\":" +
-             sql::row_object_json(m_columns, r.values) + "}\n";
+      line = "{\"op\":\"" + std::string(stream::to_string(r.kind)) +
+             "\",\"row\":" + sql::row_object_json(m_columns, r.values) + "}\n";
     } else {
       line = std::string(stream::to_string(r.kind)) + "[";
       for (std::size_t i = 0; i < r.values.size(); ++i) line += (i > 0 ? ", " : "") + sql::to_text(r.values[i]);
@@ -84,7 +84,8 @@ class RowPublisher {
     }
     // timed_out: a backpressure subscriber held it back; try again a few times.
     auto r = m_pub.publish_text(payload, headers);
-    for (int tries = 0; !r && r.error().code == Errc::timed_out && tries < 3; ++tries) r = m_pub.publish_text(payload, headers);
+    for (int tries = 0; !r && r.error().code == Errc::timed_out && tries < 3; ++tries)
+      r = m_pub.publish_text(payload, headers);
     if (!r) {
       ++m_failed;
       m_error = r.error().message();
@@ -109,12 +110,14 @@ std::optional<std::string> read_file(const std::string& path) {
 }  // namespace
 
 int cmd_query(int argc, char** argv) {
-  const std::set<std::string> valued{"file", "sql", "format", "count", "idle-exit-ms", "state", "checkpoint-ms", "wait-subs"};
+  const std::set<std::string> valued{"file",         "sql",   "format",        "count",
+                                     "idle-exit-ms", "state", "checkpoint-ms", "wait-subs"};
   if (wants_help(argc, argv, valued)) return print_help("query");
   auto args = Args::parse(argc, argv, valued, {});
   if (!args) return usage_error(args.error().detail, query_usage);
   if (args->positional().empty()) return usage_error("query needs at least one ENDPOINT to subscribe on", query_usage);
-  if (args->has("file") == args->has("sql")) return usage_error("query needs one of --file FILE or --sql TEXT", query_usage);
+  if (args->has("file") == args->has("sql"))
+    return usage_error("query needs one of --file FILE or --sql TEXT", query_usage);
   const auto format = args->text("format").value_or("json");
   if (format != "json" && format != "text") return usage_error("--format must be json or text", query_usage);
   auto count = args->number("count", 0);
@@ -203,24 +206,23 @@ int cmd_query(int argc, char** argv) {
   if (publisher) sink.emplace(*publisher, job->columns());
   std::uint64_t rows = 0;
   sql::JobPositions positions;  // inputs handled so far
-  job->start(sql::JobOutput{
-      .row =
-          [&](const sql::OutputRow& r) {
-            ++rows;
-            if (sink) {
-              sink->row(r);
-            } else {
-              printer.row(r);
-            }
-          },
-      .watermark =
-          [&](stream::TimeMs w) {
-            if (sink) {
-              sink->watermark(w);
-            } else {
-              printer.watermark(w);
-            }
-          }});
+  job->start(sql::JobOutput{.row =
+                                [&](const sql::OutputRow& r) {
+                                  ++rows;
+                                  if (sink) {
+                                    sink->row(r);
+                                  } else {
+                                    printer.row(r);
+                                  }
+                                },
+                            .watermark =
+                                [&](stream::TimeMs w) {
+                                  if (sink) {
+                                    sink->watermark(w);
+                                  } else {
+                                    printer.watermark(w);
+                                  }
+                                }});
 
   const std::string checkpoint_path = state ? *state + "/query.ckpt" : std::string();
   if (state && std::filesystem::exists(checkpoint_path)) {
@@ -275,15 +277,16 @@ int cmd_query(int argc, char** argv) {
   if (state && !checkpoint()) return exit_runtime;
   std::fflush(stdout);
   const auto s = job->stats();
-  std::fprintf(stderr,
-               "{\"stats\":{\"inputs\":%llu,\"bad_input\":%llu,\"filtered\":%llu,\"rows\":%llu,\"late_dropped\":%llu%s}}\n",
-               static_cast<unsigned long long>(s.inputs), static_cast<unsigned long long>(s.bad_input),
-               static_cast<unsigned long long>(s.filtered), static_cast<unsigned long long>(s.rows),
-               static_cast<unsigned long long>(s.late_dropped),
-               sink ? (",\"publish_failed\":" + std::to_string(sink->failed())).c_str() : "");
+  std::fprintf(
+      stderr,
+      "{\"stats\":{\"inputs\":%llu,\"bad_input\":%llu,\"filtered\":%llu,\"rows\":%llu,\"late_dropped\":%llu%s}}\n",
+      static_cast<unsigned long long>(s.inputs), static_cast<unsigned long long>(s.bad_input),
+      static_cast<unsigned long long>(s.filtered), static_cast<unsigned long long>(s.rows),
+      static_cast<unsigned long long>(s.late_dropped),
+      sink ? (",\"publish_failed\":" + std::to_string(sink->failed())).c_str() : "");
   if (sink && sink->failed() > 0) {
-    std::fprintf(stderr, "rill: %llu rows could not be published: %s\n", static_cast<unsigned long long>(sink->failed()),
-                 sink->last_error().c_str());
+    std::fprintf(stderr, "rill: %llu rows could not be published: %s\n",
+                 static_cast<unsigned long long>(sink->failed()), sink->last_error().c_str());
     return exit_runtime;
   }
   return exit_ok;

@@ -10,12 +10,22 @@ namespace rill::sql::detail {
 
 namespace {
 
-Value null_value() { return Value{}; }
-Value boolean(bool b) { return Value{.type = Type::boolean, .i = b ? 1 : 0, .d = 0, .s = {}}; }
-Value bigint(std::int64_t i) { return Value{.type = Type::bigint, .i = i, .d = 0, .s = {}}; }
-Value real(double d) { return Value{.type = Type::double_, .i = 0, .d = d, .s = {}}; }
+Value null_value() {
+  return Value{};
+}
+Value boolean(bool b) {
+  return Value{.type = Type::boolean, .i = b ? 1 : 0, .d = 0, .s = {}};
+}
+Value bigint(std::int64_t i) {
+  return Value{.type = Type::bigint, .i = i, .d = 0, .s = {}};
+}
+Value real(double d) {
+  return Value{.type = Type::double_, .i = 0, .d = d, .s = {}};
+}
 
-double as_double(const Value& v) { return v.type == Type::double_ ? v.d : static_cast<double>(v.i); }
+double as_double(const Value& v) {
+  return v.type == Type::double_ ? v.d : static_cast<double>(v.i);
+}
 
 // Numbers compare as numbers, strings bytewise, the rest (timestamps, booleans) by `i`.
 int compare(const Value& a, const Value& b) {
@@ -28,27 +38,41 @@ int compare(const Value& a, const Value& b) {
 }
 
 // Integer arithmetic wraps (two's complement) rather than being undefined on overflow.
-std::int64_t wrap(std::uint64_t v) { return static_cast<std::int64_t>(v); }
+std::int64_t wrap(std::uint64_t v) {
+  return static_cast<std::int64_t>(v);
+}
 
 Value arithmetic(Op op, Type type, const Value& a, const Value& b) {
   if (a.is_null() || b.is_null()) return null_value();
   if (type == Type::double_) {
     const double x = as_double(a), y = as_double(b);
     switch (op) {
-      case Op::add: return real(x + y);
-      case Op::sub: return real(x - y);
-      case Op::mul: return real(x * y);
-      case Op::div: return y == 0 ? null_value() : real(x / y);
-      case Op::mod: return y == 0 ? null_value() : real(std::fmod(x, y));
-      default: return null_value();
+      case Op::add:
+        return real(x + y);
+      case Op::sub:
+        return real(x - y);
+      case Op::mul:
+        return real(x * y);
+      case Op::div:
+        return y == 0 ? null_value() : real(x / y);
+      case Op::mod:
+        return y == 0 ? null_value() : real(std::fmod(x, y));
+      default:
+        return null_value();
     }
   }
   const auto x = static_cast<std::uint64_t>(a.i), y = static_cast<std::uint64_t>(b.i);
   Value out;
   switch (op) {
-    case Op::add: out = bigint(wrap(x + y)); break;
-    case Op::sub: out = bigint(wrap(x - y)); break;
-    case Op::mul: out = bigint(wrap(x * y)); break;
+    case Op::add:
+      out = bigint(wrap(x + y));
+      break;
+    case Op::sub:
+      out = bigint(wrap(x - y));
+      break;
+    case Op::mul:
+      out = bigint(wrap(x * y));
+      break;
     case Op::div:
       if (b.i == 0 || (b.i == -1 && a.i == std::numeric_limits<std::int64_t>::min())) return null_value();
       out = bigint(a.i / b.i);
@@ -57,7 +81,8 @@ Value arithmetic(Op op, Type type, const Value& a, const Value& b) {
       if (b.i == 0 || b.i == -1) return b.i == 0 ? null_value() : bigint(0);
       out = bigint(a.i % b.i);
       break;
-    default: return null_value();
+    default:
+      return null_value();
   }
   out.type = type;  // timestamp +/- interval stays a timestamp
   return out;
@@ -87,7 +112,8 @@ bool like(std::string_view s, std::string_view p) {
 Value cast(const Value& v, Type to) {
   if (v.is_null() || v.type == to) return v;
   switch (to) {
-    case Type::string: return Value{.type = Type::string, .i = 0, .d = 0, .s = to_text(v)};
+    case Type::string:
+      return Value{.type = Type::string, .i = 0, .d = 0, .s = to_text(v)};
     case Type::double_:
       if (v.type == Type::string) {
         char* end = nullptr;
@@ -119,7 +145,8 @@ Value cast(const Value& v, Type to) {
         return null_value();
       }
       return boolean(v.type == Type::double_ ? v.d != 0 : v.i != 0);
-    default: return null_value();
+    default:
+      return null_value();
   }
 }
 
@@ -127,13 +154,16 @@ Value cast(const Value& v, Type to) {
 
 Value eval(const Expr& e, const std::vector<Value>& row) {
   switch (e.op) {
-    case Op::constant: return e.value;
-    case Op::slot: return e.slot < row.size() ? row[e.slot] : null_value();
+    case Op::constant:
+      return e.value;
+    case Op::slot:
+      return e.slot < row.size() ? row[e.slot] : null_value();
     case Op::add:
     case Op::sub:
     case Op::mul:
     case Op::div:
-    case Op::mod: return arithmetic(e.op, e.type, eval(e.args[0], row), eval(e.args[1], row));
+    case Op::mod:
+      return arithmetic(e.op, e.type, eval(e.args[0], row), eval(e.args[1], row));
     case Op::concat: {
       Value a = eval(e.args[0], row);
       const Value b = eval(e.args[1], row);
@@ -151,12 +181,18 @@ Value eval(const Expr& e, const std::vector<Value>& row) {
       if (a.is_null() || b.is_null()) return null_value();
       const int c = compare(a, b);
       switch (e.op) {
-        case Op::eq: return boolean(c == 0);
-        case Op::ne: return boolean(c != 0);
-        case Op::lt: return boolean(c < 0);
-        case Op::le: return boolean(c <= 0);
-        case Op::gt: return boolean(c > 0);
-        default: return boolean(c >= 0);
+        case Op::eq:
+          return boolean(c == 0);
+        case Op::ne:
+          return boolean(c != 0);
+        case Op::lt:
+          return boolean(c < 0);
+        case Op::le:
+          return boolean(c <= 0);
+        case Op::gt:
+          return boolean(c > 0);
+        default:
+          return boolean(c >= 0);
       }
     }
     case Op::and_: {
@@ -183,8 +219,10 @@ Value eval(const Expr& e, const std::vector<Value>& row) {
       if (a.type == Type::bigint) a.i = wrap(0 - static_cast<std::uint64_t>(a.i));
       return a;
     }
-    case Op::is_null: return boolean(eval(e.args[0], row).is_null());
-    case Op::is_not_null: return boolean(!eval(e.args[0], row).is_null());
+    case Op::is_null:
+      return boolean(eval(e.args[0], row).is_null());
+    case Op::is_not_null:
+      return boolean(!eval(e.args[0], row).is_null());
     case Op::in_list: {
       const Value a = eval(e.args[0], row);
       if (a.is_null()) return a;
@@ -211,7 +249,8 @@ Value eval(const Expr& e, const std::vector<Value>& row) {
       }
       return cast(eval(e.args.back(), row), e.type);
     }
-    case Op::cast: return cast(eval(e.args[0], row), e.type);
+    case Op::cast:
+      return cast(eval(e.args[0], row), e.type);
     case Op::abs: {
       Value a = eval(e.args[0], row);
       if (a.type == Type::double_) a.d = std::fabs(a.d);

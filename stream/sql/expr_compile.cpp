@@ -11,7 +11,9 @@ namespace {
 
 using Compiled = std::expected<Expr, QueryError>;
 
-bool numeric(Type t) { return t == Type::bigint || t == Type::double_ || t == Type::null; }
+bool numeric(Type t) {
+  return t == Type::bigint || t == Type::double_ || t == Type::null;
+}
 
 Expr constant(Value v) {
   Expr e;
@@ -36,7 +38,9 @@ std::optional<Type> common(Type a, Type b) {
   return std::nullopt;
 }
 
-std::string quoted(Type t) { return std::string(type_name(t)); }
+std::string quoted(Type t) {
+  return std::string(type_name(t));
+}
 
 std::expected<Type, QueryError> sql_type(const Node& type) {
   const std::string& t = type.text;
@@ -54,20 +58,29 @@ class Compiler {
 
   Compiled compile(const Node& n, bool in_aggregate = false) {
     switch (n.kind) {
-      case Kind::column_ref: return column(n, in_aggregate);
-      case Kind::number: return number(n);
-      case Kind::string: return constant(Value{.type = Type::string, .i = 0, .d = 0, .s = n.text});
-      case Kind::boolean: return constant(Value{.type = Type::boolean, .i = n.text == "TRUE" ? 1 : 0, .d = 0, .s = {}});
-      case Kind::null: return constant(Value{});
+      case Kind::column_ref:
+        return column(n, in_aggregate);
+      case Kind::number:
+        return number(n);
+      case Kind::string:
+        return constant(Value{.type = Type::string, .i = 0, .d = 0, .s = n.text});
+      case Kind::boolean:
+        return constant(Value{.type = Type::boolean, .i = n.text == "TRUE" ? 1 : 0, .d = 0, .s = {}});
+      case Kind::null:
+        return constant(Value{});
       case Kind::interval: {
         auto ms = interval_ms(n);
         if (!ms) return std::unexpected(ms.error());
         return constant(Value{.type = Type::interval, .i = *ms, .d = 0, .s = {}});
       }
-      case Kind::binary: return binary(n, in_aggregate);
-      case Kind::unary: return unary(n, in_aggregate);
-      case Kind::between: return between(n, in_aggregate);
-      case Kind::in_list: return in_list(n, in_aggregate);
+      case Kind::binary:
+        return binary(n, in_aggregate);
+      case Kind::unary:
+        return unary(n, in_aggregate);
+      case Kind::between:
+        return between(n, in_aggregate);
+      case Kind::in_list:
+        return in_list(n, in_aggregate);
       case Kind::is_null: {
         auto v = compile(n.children.at(0), in_aggregate);
         if (!v) return v;
@@ -85,7 +98,8 @@ class Compiler {
         e.negate = n.text == "NOT";
         return e;
       }
-      case Kind::case_when: return case_when(n, in_aggregate);
+      case Kind::case_when:
+        return case_when(n, in_aggregate);
       case Kind::cast: {
         auto v = compile(n.children.at(0), in_aggregate);
         if (!v) return v;
@@ -93,9 +107,12 @@ class Compiler {
         if (!t) return std::unexpected(t.error());
         return node(Op::cast, *t, {std::move(*v)});
       }
-      case Kind::call: return call(n, in_aggregate);
-      case Kind::subquery: return std::unexpected(error_at(n, "subqueries are not supported"));
-      default: return std::unexpected(error_at(n, "this expression is not supported here"));
+      case Kind::call:
+        return call(n, in_aggregate);
+      case Kind::subquery:
+        return std::unexpected(error_at(n, "subqueries are not supported"));
+      default:
+        return std::unexpected(error_at(n, "this expression is not supported here"));
     }
   }
 
@@ -162,8 +179,12 @@ class Compiler {
     }
     if (op == "=" || op == "<>" || op == "!=" || op == "<" || op == "<=" || op == ">" || op == ">=") {
       if (!common(a, b) || a == Type::interval) return mismatch("cannot compare these types");
-      const Op o = op == "=" ? Op::eq : op == "<" ? Op::lt : op == "<=" ? Op::le : op == ">" ? Op::gt
-                 : op == ">=" ? Op::ge : Op::ne;
+      const Op o = op == "="    ? Op::eq
+                   : op == "<"  ? Op::lt
+                   : op == "<=" ? Op::le
+                   : op == ">"  ? Op::gt
+                   : op == ">=" ? Op::ge
+                                : Op::ne;
       return node(o, Type::boolean, std::move(*v));
     }
     if (op == "||") {
@@ -200,8 +221,8 @@ class Compiler {
     if (!v) return std::unexpected(v.error());
     for (std::size_t i = 1; i < 3; ++i) {
       if (!common((*v)[0].type, (*v)[i].type)) {
-        return std::unexpected(error_at(n.children[i], "BETWEEN cannot compare " + quoted((*v)[0].type) + " with " +
-                                                           quoted((*v)[i].type)));
+        return std::unexpected(error_at(
+            n.children[i], "BETWEEN cannot compare " + quoted((*v)[0].type) + " with " + quoted((*v)[i].type)));
       }
     }
     Expr lo = node(Op::ge, Type::boolean, {(*v)[0], (*v)[1]});
@@ -216,8 +237,8 @@ class Compiler {
     if (!v) return std::unexpected(v.error());
     for (std::size_t i = 1; i < v->size(); ++i) {
       if (!common((*v)[0].type, (*v)[i].type)) {
-        return std::unexpected(error_at(n.children[i], "IN cannot compare " + quoted((*v)[0].type) + " with " +
-                                                           quoted((*v)[i].type)));
+        return std::unexpected(
+            error_at(n.children[i], "IN cannot compare " + quoted((*v)[0].type) + " with " + quoted((*v)[i].type)));
       }
     }
     Expr e = node(Op::in_list, Type::boolean, std::move(*v));
@@ -259,7 +280,8 @@ class Compiler {
       if (!cond) return cond;
       if (operand) {
         if (!common(operand->type, cond->type)) {
-          return std::unexpected(error_at(c, "CASE cannot compare " + quoted(operand->type) + " with " + quoted(cond->type)));
+          return std::unexpected(
+              error_at(c, "CASE cannot compare " + quoted(operand->type) + " with " + quoted(cond->type)));
         }
         cond = node(Op::eq, Type::boolean, {*operand, std::move(*cond)});
       } else if (cond->type != Type::boolean && cond->type != Type::null) {
@@ -333,7 +355,8 @@ class Compiler {
   Compiled aggregate_call(const Node& n, const std::string& name, bool distinct, bool star,
                           const std::vector<const Node*>& args, bool in_aggregate) {
     if (m_scope.aggregates == nullptr) {
-      return std::unexpected(error_at(n, "aggregate " + name + " needs GROUP BY window_start, window_end over a window function"));
+      return std::unexpected(
+          error_at(n, "aggregate " + name + " needs GROUP BY window_start, window_end over a window function"));
     }
     if (in_aggregate) return std::unexpected(error_at(n, "aggregates cannot be nested"));
     AggSpec spec;
@@ -354,9 +377,9 @@ class Compiler {
       }
       spec.arg = std::move(*arg);
       spec.fn = name == "COUNT" ? (distinct ? AggFn::count_distinct : AggFn::count)
-              : name == "SUM"   ? AggFn::sum
-              : name == "MIN"   ? AggFn::min
-              : name == "MAX"   ? AggFn::max
+                : name == "SUM" ? AggFn::sum
+                : name == "MIN" ? AggFn::min
+                : name == "MAX" ? AggFn::max
                                 : AggFn::avg;
       spec.type = name == "COUNT" ? Type::bigint : name == "AVG" ? Type::double_ : (t == Type::null ? Type::bigint : t);
     }
@@ -373,7 +396,9 @@ class Compiler {
 
 }  // namespace
 
-std::expected<Expr, QueryError> compile_expr(const Node& n, const Scope& scope) { return Compiler(scope).compile(n); }
+std::expected<Expr, QueryError> compile_expr(const Node& n, const Scope& scope) {
+  return Compiler(scope).compile(n);
+}
 
 std::expected<std::int64_t, QueryError> interval_ms(const Node& interval) {
   if (interval.kind != Kind::interval || interval.children.empty()) {
@@ -384,14 +409,20 @@ std::expected<std::int64_t, QueryError> interval_ms(const Node& interval) {
   errno = 0;
   const long long n = std::strtoll(text.c_str(), &end, 10);
   if (text.empty() || end == text.c_str() || *end != '\0' || errno != 0 || n < 0 || n > 1'000'000'000) {
-    return std::unexpected(error_at(interval, "an INTERVAL needs a whole number between 0 and 1000000000, got '" + text + "'"));
+    return std::unexpected(
+        error_at(interval, "an INTERVAL needs a whole number between 0 and 1000000000, got '" + text + "'"));
   }
   const std::string& unit = interval.text;
-  const std::int64_t scale = unit == "MILLISECOND" ? 1 : unit == "SECOND" ? 1000 : unit == "MINUTE" ? 60'000
-                           : unit == "HOUR" ? 3'600'000 : 86'400'000;
+  const std::int64_t scale = unit == "MILLISECOND" ? 1
+                             : unit == "SECOND"    ? 1000
+                             : unit == "MINUTE"    ? 60'000
+                             : unit == "HOUR"      ? 3'600'000
+                                                   : 86'400'000;
   return n * scale;
 }
 
-std::expected<Type, QueryError> column_type(const Node& type) { return sql_type(type); }
+std::expected<Type, QueryError> column_type(const Node& type) {
+  return sql_type(type);
+}
 
 }  // namespace rill::sql::detail

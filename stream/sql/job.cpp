@@ -134,7 +134,8 @@ class Runner {
           v.i = *ms;
           break;
         }
-        default: return false;
+        default:
+          return false;
       }
     }
     return t.time_column < 0 || !m_row[static_cast<std::size_t>(t.time_column)].is_null();
@@ -232,13 +233,16 @@ class Runner {
 
 std::expected<Job, QueryError> Job::compile(std::string_view script) {
   auto ast = parse(script);
-  if (!ast) return std::unexpected(QueryError{.line = ast.error().line, .column = ast.error().column, .message = ast.error().message});
+  if (!ast)
+    return std::unexpected(
+        QueryError{.line = ast.error().line, .column = ast.error().column, .message = ast.error().message});
   auto plan = std::make_unique<detail::Plan>();
   const Node* query = nullptr;
   for (const auto& st : ast->children) {
     if (st.kind == Kind::create_table) {
       for (const auto& t : plan->tables) {
-        if (detail::same_name(t.name, st.text)) return std::unexpected(detail::error_at(st, "table '" + st.text + "' is declared twice"));
+        if (detail::same_name(t.name, st.text))
+          return std::unexpected(detail::error_at(st, "table '" + st.text + "' is declared twice"));
       }
       auto table = detail::make_table(st);
       if (!table) return std::unexpected(table.error());
@@ -249,7 +253,8 @@ std::expected<Job, QueryError> Job::compile(std::string_view script) {
       query = &st;
     }
   }
-  if (query == nullptr) return std::unexpected(QueryError{.line = 1, .column = 1, .message = "the script has no SELECT or INSERT"});
+  if (query == nullptr)
+    return std::unexpected(QueryError{.line = 1, .column = 1, .message = "the script has no SELECT or INSERT"});
   auto ok = query->kind == Kind::insert ? detail::plan_insert(*query, *plan) : detail::plan_select(*query, *plan);
   if (!ok) return std::unexpected(ok.error());
   Job job;
@@ -261,18 +266,34 @@ Job::Job(Job&&) noexcept = default;
 Job& Job::operator=(Job&&) noexcept = default;
 Job::~Job() = default;
 
-const Table& Job::source() const { return m_plan->tables[m_plan->source]; }
-const Table* Job::sink() const { return m_plan->sink ? &m_plan->tables[*m_plan->sink] : nullptr; }
-const std::vector<Column>& Job::columns() const { return m_plan->columns; }
-bool Job::windowed() const { return m_plan->window.has_value(); }
+const Table& Job::source() const {
+  return m_plan->tables[m_plan->source];
+}
+const Table* Job::sink() const {
+  return m_plan->sink ? &m_plan->tables[*m_plan->sink] : nullptr;
+}
+const std::vector<Column>& Job::columns() const {
+  return m_plan->columns;
+}
+bool Job::windowed() const {
+  return m_plan->window.has_value();
+}
 
-void Job::start(JobOutput output) { m_runner = std::make_unique<detail::Runner>(*m_plan, std::move(output)); }
+void Job::start(JobOutput output) {
+  m_runner = std::make_unique<detail::Runner>(*m_plan, std::move(output));
+}
 bool Job::feed(std::string_view json, std::uint64_t source, std::uint64_t sequence) {
   return m_runner->feed(json, source, sequence);
 }
-void Job::tick() { m_runner->tick(); }
-void Job::finish() { m_runner->finish(); }
-JobStats Job::stats() const { return m_runner ? m_runner->stats() : JobStats{}; }
+void Job::tick() {
+  m_runner->tick();
+}
+void Job::finish() {
+  m_runner->finish();
+}
+JobStats Job::stats() const {
+  return m_runner ? m_runner->stats() : JobStats{};
+}
 
 std::expected<void, std::string> Job::checkpoint(const std::string& path, const JobPositions& at) const {
   std::string op_bytes;

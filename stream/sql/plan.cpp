@@ -54,9 +54,9 @@ Planned plan_from(const Node& from, Plan& plan) {
     return std::unexpected(error_at(*table, "table '" + t.name + "' has no WATERMARK: a window needs event time"));
   }
   if (desc == nullptr || !same_name(desc->text, t.columns[static_cast<std::size_t>(t.time_column)].name)) {
-    return std::unexpected(error_at(desc != nullptr ? *desc : *src, "DESCRIPTOR must name '" +
-                                                                        t.columns[static_cast<std::size_t>(t.time_column)].name +
-                                                                        "', the table's WATERMARK column"));
+    return std::unexpected(error_at(desc != nullptr ? *desc : *src,
+                                    "DESCRIPTOR must name '" + t.columns[static_cast<std::size_t>(t.time_column)].name +
+                                        "', the table's WATERMARK column"));
   }
   std::vector<std::int64_t> sizes;
   for (const auto& c : src->children) {
@@ -119,10 +119,12 @@ Planned plan_group(const Node& group, const std::vector<Visible>& inputs, Plan& 
     grouped.push_back(Visible{.name = inputs[e->slot].name, .type = e->type, .slot = grouped.size()});
   }
   if (!plan.window) {
-    return std::unexpected(error_at(group, "GROUP BY needs a window function (TUMBLE, HOP or SESSION) in FROM; "
-                                           "unbounded GROUP BY is not supported yet"));
+    return std::unexpected(error_at(group,
+                                    "GROUP BY needs a window function (TUMBLE, HOP or SESSION) in FROM; "
+                                    "unbounded GROUP BY is not supported yet"));
   }
-  if (!start || !end) return std::unexpected(error_at(group, "a windowed GROUP BY must include window_start and window_end"));
+  if (!start || !end)
+    return std::unexpected(error_at(group, "a windowed GROUP BY must include window_start and window_end"));
   const std::size_t k = grouped.size();
   grouped.push_back(Visible{.name = "window_start", .type = Type::timestamp, .slot = k});
   grouped.push_back(Visible{.name = "window_end", .type = Type::timestamp, .slot = k + 1});
@@ -142,7 +144,8 @@ std::expected<Table, QueryError> make_table(const Node& create) {
   for (const auto& c : create.children) {
     if (c.kind == Kind::column_def) {
       for (const auto& existing : t.columns) {
-        if (same_name(existing.name, c.text)) return std::unexpected(error_at(c, "column '" + c.text + "' is declared twice"));
+        if (same_name(existing.name, c.text))
+          return std::unexpected(error_at(c, "column '" + c.text + "' is declared twice"));
       }
       auto type = column_type(c.children.at(0));
       if (!type) return std::unexpected(type.error());
@@ -168,7 +171,8 @@ std::expected<Table, QueryError> make_table(const Node& create) {
   }
   const std::string format = t.option("format");
   if (!format.empty() && format != "json") {
-    return std::unexpected(error_at(create, "table '" + t.name + "': format '" + format + "' is not supported yet (json is)"));
+    return std::unexpected(
+        error_at(create, "table '" + t.name + "': format '" + format + "' is not supported yet (json is)"));
   }
   return t;
 }
@@ -189,8 +193,8 @@ std::expected<void, QueryError> plan_select(const Node& select, Plan& plan) {
     auto e = compile_expr(w->children.at(0), Scope{.names = &inputs, .clause = "WHERE"});
     if (!e) return std::unexpected(e.error());
     if (e->type != Type::boolean && e->type != Type::null) {
-      return std::unexpected(error_at(w->children[0], "WHERE needs a BOOLEAN condition, got " +
-                                                          std::string(type_name(e->type))));
+      return std::unexpected(
+          error_at(w->children[0], "WHERE needs a BOOLEAN condition, got " + std::string(type_name(e->type))));
     }
     plan.where = std::move(*e);
   }
@@ -213,15 +217,16 @@ std::expected<void, QueryError> plan_select(const Node& select, Plan& plan) {
     if (!item.children.empty() && item.children[0].kind == Kind::star) {
       if (group != nullptr) return std::unexpected(error_at(item, "SELECT * cannot be grouped"));
       for (const auto& v : inputs) {
-        plan.projection.push_back(Expr{.op = Op::slot, .type = v.type, .value = {}, .slot = v.slot, .negate = false, .args = {}});
+        plan.projection.push_back(
+            Expr{.op = Op::slot, .type = v.type, .value = {}, .slot = v.slot, .negate = false, .args = {}});
         plan.columns.push_back(Column{.name = v.name, .type = v.type});
       }
       continue;
     }
     auto e = compile_expr(item.children.at(0), scope);
     if (!e) return std::unexpected(e.error());
-    plan.columns.push_back(Column{.name = item_name(item.children[0], child(item, Kind::alias), plan.columns.size()),
-                                  .type = e->type});
+    plan.columns.push_back(
+        Column{.name = item_name(item.children[0], child(item, Kind::alias), plan.columns.size()), .type = e->type});
     plan.projection.push_back(std::move(*e));
   }
   if (const Node* h = child(select, Kind::having)) {
@@ -247,7 +252,8 @@ std::expected<void, QueryError> plan_insert(const Node& insert, Plan& plan) {
   if (auto ok = plan_select(select, plan); !ok) return ok;
   plan.sink = sink;
   const Table& t = plan.tables[*sink];
-  if (t.option("topic").empty()) return std::unexpected(error_at(insert, "sink '" + t.name + "' has no 'topic' option"));
+  if (t.option("topic").empty())
+    return std::unexpected(error_at(insert, "sink '" + t.name + "' has no 'topic' option"));
   if (plan.columns.size() != t.columns.size()) {
     return std::unexpected(error_at(select, "INSERT INTO " + t.name + " gives " + std::to_string(plan.columns.size()) +
                                                 " columns, the table has " + std::to_string(t.columns.size())));
@@ -256,9 +262,9 @@ std::expected<void, QueryError> plan_insert(const Node& insert, Plan& plan) {
   for (std::size_t i = 0; i < t.columns.size(); ++i) {
     if (!assignable(plan.columns[i].type, t.columns[i].type)) {
       const Node& at = i < list.children.size() ? list.children[i] : select;
-      return std::unexpected(error_at(at, "column " + std::to_string(i + 1) + " is " + std::string(type_name(plan.columns[i].type)) +
-                                              ", sink column '" + t.columns[i].name + "' is " +
-                                              std::string(type_name(t.columns[i].type))));
+      return std::unexpected(error_at(at, "column " + std::to_string(i + 1) + " is " +
+                                              std::string(type_name(plan.columns[i].type)) + ", sink column '" +
+                                              t.columns[i].name + "' is " + std::string(type_name(t.columns[i].type))));
     }
     if (plan.columns[i].type != t.columns[i].type) {
       Expr c{.op = Op::cast, .type = t.columns[i].type, .value = {}, .slot = 0, .negate = false, .args = {}};

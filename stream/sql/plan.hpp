@@ -16,15 +16,32 @@ namespace rill::sql::detail {
 enum class Op : std::uint8_t {
   constant,  ///< `value`
   slot,      ///< the row's value at `slot`
-  add, sub, mul, div, mod, concat,
-  eq, ne, lt, le, gt, ge,
-  and_, or_, not_, neg,
-  is_null, is_not_null,
-  in_list,   ///< args[0] IN args[1..]
-  like,      ///< args[0] LIKE args[1]
-  case_,     ///< args: (cond, result)* then else (a null constant when absent)
-  cast,      ///< args[0] to `type`
-  abs, upper, lower, char_length,
+  add,
+  sub,
+  mul,
+  div,
+  mod,
+  concat,
+  eq,
+  ne,
+  lt,
+  le,
+  gt,
+  ge,
+  and_,
+  or_,
+  not_,
+  neg,
+  is_null,
+  is_not_null,
+  in_list,  ///< args[0] IN args[1..]
+  like,     ///< args[0] LIKE args[1]
+  case_,    ///< args: (cond, result)* then else (a null constant when absent)
+  cast,     ///< args[0] to `type`
+  abs,
+  upper,
+  lower,
+  char_length,
 };
 
 /// A type-checked expression over a row of values (a vector indexed by slot).
@@ -50,7 +67,7 @@ enum class AggFn : std::uint8_t { count_star, count, count_distinct, sum, min, m
 
 struct AggSpec {
   AggFn fn = AggFn::count_star;
-  Expr arg{};  ///< over the input row (unused for COUNT(*))
+  Expr arg{};                ///< over the input row (unused for COUNT(*))
   Type type = Type::bigint;  ///< the result's type
 };
 

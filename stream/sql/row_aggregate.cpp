@@ -11,10 +11,10 @@ namespace rill::sql::detail {
 namespace {
 
 struct Slot {
-  std::int64_t n = 0;  // values folded in (non-null)
-  std::int64_t i = 0;  // integer SUM
-  double d = 0;        // double SUM, AVG's sum
-  Value best;          // MIN, MAX
+  std::int64_t n = 0;              // values folded in (non-null)
+  std::int64_t i = 0;              // integer SUM
+  double d = 0;                    // double SUM, AVG's sum
+  Value best;                      // MIN, MAX
   std::set<std::string> distinct;  // COUNT(DISTINCT): each value's bytes
 };
 
@@ -70,7 +70,8 @@ class RowAccumulator final : public stream::Accumulator {
         case AggFn::max:
           if (better(specs[j].fn, v, s.best)) s.best = v;
           break;
-        default: break;
+        default:
+          break;
       }
     }
   }
@@ -142,7 +143,10 @@ class RowAccumulator final : public stream::Accumulator {
         case AggFn::sum:
           if (s.n == 0) break;  // SUM of nothing is NULL
           v.type = specs[j].type;
-          if (v.type == Type::double_) v.d = s.d; else v.i = s.i;
+          if (v.type == Type::double_)
+            v.d = s.d;
+          else
+            v.i = s.i;
           break;
         case AggFn::avg:
           if (s.n == 0) break;
@@ -150,7 +154,9 @@ class RowAccumulator final : public stream::Accumulator {
           v.d = s.d / static_cast<double>(s.n);
           break;
         case AggFn::min:
-        case AggFn::max: v = s.best; break;
+        case AggFn::max:
+          v = s.best;
+          break;
       }
     }
     return out;

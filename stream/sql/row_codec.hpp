@@ -24,10 +24,17 @@ class ByteWriter {
   void value(const Value& v) {
     u8(static_cast<std::uint8_t>(v.type));
     switch (v.type) {
-      case Type::null: break;
-      case Type::double_: f64(v.d); break;
-      case Type::string: str(v.s); break;
-      default: i64(v.i); break;
+      case Type::null:
+        break;
+      case Type::double_:
+        f64(v.d);
+        break;
+      case Type::string:
+        str(v.s);
+        break;
+      default:
+        i64(v.i);
+        break;
     }
   }
 
@@ -71,10 +78,17 @@ class ByteReader {
     }
     v.type = static_cast<Type>(t);
     switch (v.type) {
-      case Type::null: break;
-      case Type::double_: v.d = f64(); break;
-      case Type::string: v.s = str(); break;
-      default: v.i = i64(); break;
+      case Type::null:
+        break;
+      case Type::double_:
+        v.d = f64();
+        break;
+      case Type::string:
+        v.s = str();
+        break;
+      default:
+        v.i = i64();
+        break;
     }
     return v;
   }

@@ -19,9 +19,9 @@ std::string iso_ms(std::int64_t ms) {
   const hh_mm_ss hms(tp - day);
   char buf[48];
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
-                static_cast<int>(hms.subseconds().count()));
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
   return buf;
 }
 
@@ -59,39 +59,64 @@ void append_string(std::string& out, std::string_view s) {
 
 std::string_view type_name(Type t) noexcept {
   switch (t) {
-    case Type::null: return "NULL";
-    case Type::boolean: return "BOOLEAN";
-    case Type::bigint: return "BIGINT";
-    case Type::double_: return "DOUBLE";
-    case Type::string: return "STRING";
-    case Type::timestamp: return "TIMESTAMP(3)";
-    case Type::interval: return "INTERVAL";
+    case Type::null:
+      return "NULL";
+    case Type::boolean:
+      return "BOOLEAN";
+    case Type::bigint:
+      return "BIGINT";
+    case Type::double_:
+      return "DOUBLE";
+    case Type::string:
+      return "STRING";
+    case Type::timestamp:
+      return "TIMESTAMP(3)";
+    case Type::interval:
+      return "INTERVAL";
   }
   return "?";
 }
 
 std::string to_text(const Value& v) {
   switch (v.type) {
-    case Type::null: return "NULL";
-    case Type::boolean: return v.i != 0 ? "TRUE" : "FALSE";
+    case Type::null:
+      return "NULL";
+    case Type::boolean:
+      return v.i != 0 ? "TRUE" : "FALSE";
     case Type::bigint:
-    case Type::interval: return std::to_string(v.i);
-    case Type::double_: return double_text(v.d);
-    case Type::string: return v.s;
-    case Type::timestamp: return iso_ms(v.i);
+    case Type::interval:
+      return std::to_string(v.i);
+    case Type::double_:
+      return double_text(v.d);
+    case Type::string:
+      return v.s;
+    case Type::timestamp:
+      return iso_ms(v.i);
   }
   return "?";
 }
 
 void append_json(std::string& out, const Value& v) {
   switch (v.type) {
-    case Type::null: out += "null"; break;
-    case Type::boolean: out += v.i != 0 ? "true" : "false"; break;
+    case Type::null:
+      out += "null";
+      break;
+    case Type::boolean:
+      out += v.i != 0 ? "true" : "false";
+      break;
     case Type::bigint:
-    case Type::interval: out += std::to_string(v.i); break;
-    case Type::double_: out += std::isfinite(v.d) ? double_text(v.d) : "null"; break;
-    case Type::string: append_string(out, v.s); break;
-    case Type::timestamp: append_string(out, iso_ms(v.i)); break;
+    case Type::interval:
+      out += std::to_string(v.i);
+      break;
+    case Type::double_:
+      out += std::isfinite(v.d) ? double_text(v.d) : "null";
+      break;
+    case Type::string:
+      append_string(out, v.s);
+      break;
+    case Type::timestamp:
+      append_string(out, iso_ms(v.i));
+      break;
   }
 }
 

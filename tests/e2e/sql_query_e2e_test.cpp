@@ -9,8 +9,8 @@
 #include <map>
 #include <random>
 #include <set>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "process.hpp"
@@ -32,7 +32,8 @@ std::vector<Ev> make_events(int n) {
   long long t = 1'700'000'000'000;
   for (int i = 0; i < n; ++i) {
     t += static_cast<long long>(rng() % 50);
-    out.push_back(Ev{.k = std::string(1, static_cast<char>('a' + rng() % 3)), .v = static_cast<long long>(rng() % 100),
+    out.push_back(Ev{.k = std::string(1, static_cast<char>('a' + rng() % 3)),
+                     .v = static_cast<long long>(rng() % 100),
                      .ts = t - static_cast<long long>(rng() % 100)});
   }
   return out;
@@ -59,8 +60,8 @@ std::multiset<std::string> reference_rows(const std::vector<Ev>& evs) {
   }
   std::multiset<std::string> rows;
   for (const auto& [key, a] : agg) {
-    rows.insert("{\"k\":\"" + key.first + "\",\"window_start\":\"" + iso(key.second) + "\",\"n\":" +
-                std::to_string(a.first) + ",\"total\":" + std::to_string(a.second) + "}");
+    rows.insert("{\"k\":\"" + key.first + "\",\"window_start\":\"" + iso(key.second) +
+                "\",\"n\":" + std::to_string(a.first) + ",\"total\":" + std::to_string(a.second) + "}");
   }
   return rows;
 }
@@ -141,10 +142,13 @@ TEST_CASE("rill query INSERT INTO publishes the rows on the sink's topic, with o
   const auto in_ep = tcp_endpoint(free_port());
   const auto out_ep = tcp_endpoint(free_port());
   const auto evs = make_events(2000);
-  const std::string sink = "CREATE TABLE sums (k STRING, window_start TIMESTAMP(3), n BIGINT, total BIGINT)"
-                           " WITH ('topic' = 'out/sums', 'endpoint' = '" + out_ep + "');\n";
-  auto q = spawn_rill(dir, "query", {"query", in_ep, "--sql", table + sink + "INSERT INTO sums " + query,
-                                     "--idle-exit-ms", "3000", "--wait-subs", "1"});
+  const std::string sink =
+      "CREATE TABLE sums (k STRING, window_start TIMESTAMP(3), n BIGINT, total BIGINT)"
+      " WITH ('topic' = 'out/sums', 'endpoint' = '" +
+      out_ep + "');\n";
+  auto q = spawn_rill(dir, "query",
+                      {"query", in_ep, "--sql", table + sink + "INSERT INTO sums " + query, "--idle-exit-ms", "3000",
+                       "--wait-subs", "1"});
   auto sub = spawn_rill(dir, "sub", {"sub", out_ep, "out/", "--format", "text", "--idle-exit-ms", "6000"});
   publish_all(in_ep, evs);
   REQUIRE(q->wait(60s).describe() == "exit 0");
@@ -179,10 +183,13 @@ TEST_CASE("rill query --state: killed with SIGKILL and restarted, the sink's log
   const auto in_ep = tcp_endpoint(free_port());
   const auto out_ep = tcp_endpoint(free_port());
   const auto evs = make_events(4000);
-  const std::string sink = "CREATE TABLE sums (k STRING, window_start TIMESTAMP(3), n BIGINT, total BIGINT)"
-                           " WITH ('topic' = 'out/sums', 'endpoint' = '" + out_ep + "');\n";
+  const std::string sink =
+      "CREATE TABLE sums (k STRING, window_start TIMESTAMP(3), n BIGINT, total BIGINT)"
+      " WITH ('topic' = 'out/sums', 'endpoint' = '" +
+      out_ep + "');\n";
   Node node;
-  auto pub = node.publisher({.endpoint = in_ep, .topic = "in/events", .durability = Durability::persistent((dir / "in-log").string())});
+  auto pub = node.publisher(
+      {.endpoint = in_ep, .topic = "in/events", .durability = Durability::persistent((dir / "in-log").string())});
   REQUIRE(pub.has_value());
   // The input trickles in over about 4 s while the query is killed and restarted.
   std::thread feeder([&] {
@@ -195,8 +202,11 @@ TEST_CASE("rill query --state: killed with SIGKILL and restarted, the sink's log
     }
   });
   std::mt19937 rng(5);
-  const std::vector<std::string> args{"query", in_ep, "--sql", table + sink + "INSERT INTO sums " + query, "--state",
-                                      (dir / "state").string(), "--checkpoint-ms", "30", "--idle-exit-ms", "2500"};
+  const std::vector<std::string> args{"query",           in_ep,
+                                      "--sql",           table + sink + "INSERT INTO sums " + query,
+                                      "--state",         (dir / "state").string(),
+                                      "--checkpoint-ms", "30",
+                                      "--idle-exit-ms",  "2500"};
   int kills = 0;
   for (int round = 0;; ++round) {
     auto q = spawn_rill(dir, "query" + std::to_string(round), args);

@@ -33,9 +33,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Fresh jobs per input: state from one input must not leak into the next.
   rill::sql::Job windowed = make(
       "SELECT k, window_start, COUNT(*), SUM(v), MIN(d), MAX(k), AVG(d), COUNT(DISTINCT v) FROM TABLE(HOP(TABLE t, "
-      "DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '3' SECOND)) GROUP BY k, window_start, window_end HAVING SUM(v) > 0");
-  rill::sql::Job plain = make("SELECT k || 'x', v * 2 / (v - 1), CASE WHEN b THEN d ELSE -d END, CAST(k AS BIGINT) FROM t "
-                          "WHERE v % 3 <> 1 OR k LIKE '%a_'");
+      "DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '3' SECOND)) GROUP BY k, window_start, window_end HAVING SUM(v) > "
+      "0");
+  rill::sql::Job plain = make(
+      "SELECT k || 'x', v * 2 / (v - 1), CASE WHEN b THEN d ELSE -d END, CAST(k AS BIGINT) FROM t "
+      "WHERE v % 3 <> 1 OR k LIKE '%a_'");
   windowed.start({.row = [](const rill::sql::OutputRow& r) { rill::fuzz::expect(r.values.size() == 8, "row width"); }});
   plain.start({.row = [](const rill::sql::OutputRow& r) { rill::fuzz::expect(r.values.size() == 4, "row width"); }});
   std::uint64_t seq = 0, lines = 0;

@@ -43,8 +43,8 @@ struct Column {
 struct Table {
   std::string name;
   std::vector<Column> columns;
-  int time_column = -1;       ///< the WATERMARK FOR column (-1: none)
-  std::int64_t delay_ms = 0;  ///< WATERMARK FOR c AS c - INTERVAL ...: the out-of-orderness
+  int time_column = -1;                        ///< the WATERMARK FOR column (-1: none)
+  std::int64_t delay_ms = 0;                   ///< WATERMARK FOR c AS c - INTERVAL ...: the out-of-orderness
   std::map<std::string, std::string> options;  ///< WITH ('key' = 'value')
   /// The option's value, or "" when absent.
   [[nodiscard]] std::string option(const std::string& key) const;
@@ -74,10 +74,10 @@ struct JobOutput {
 
 /// What a job has seen.
 struct JobStats {
-  std::uint64_t inputs = 0;     ///< payloads fed
-  std::uint64_t bad_input = 0;  ///< not JSON, a field of the wrong type, or no event time
-  std::uint64_t filtered = 0;   ///< rejected by WHERE
-  std::uint64_t rows = 0;       ///< output rows (every kind)
+  std::uint64_t inputs = 0;        ///< payloads fed
+  std::uint64_t bad_input = 0;     ///< not JSON, a field of the wrong type, or no event time
+  std::uint64_t filtered = 0;      ///< rejected by WHERE
+  std::uint64_t rows = 0;          ///< output rows (every kind)
   std::uint64_t late_dropped = 0;  ///< events behind the watermark (windowed queries)
 };
 
