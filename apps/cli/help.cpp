@@ -352,7 +352,7 @@ Options:
                             through a durable subscription (its publisher must be persistent),
                             the windows and input positions are checkpointed in DIR, and the sink
                             is a persistent publisher (log in DIR/sink-log) whose rows are not
-                            sent twice after a restart
+                            sent twice after a restart (one input publisher)
   --checkpoint-ms MS        how often to checkpoint with --state (default 1000)
   -h, --help                show this page
 )help";
