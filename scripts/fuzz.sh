@@ -92,12 +92,12 @@ build_target pgoutput connectors/cdc/pgoutput.cpp connectors/cdc/change_json.cpp
 build_target stream_json stream/json_fields.cpp codec/codec.cpp base/error.cpp
 build_target stream_checkpoint stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
   stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp stream/checkpoint.cpp \
-  base/error.cpp
+  stream/cumulate_windows.cpp base/error.cpp
 build_target sql_job stream/sql/sql_parse.cpp stream/sql/sql_ast.cpp stream/sql/value.cpp stream/sql/eval.cpp \
   stream/sql/expr_compile.cpp stream/sql/plan.cpp stream/sql/row_aggregate.cpp stream/sql/job.cpp stream/sql/job_state.cpp \
   stream/json_fields.cpp stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
   stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp \
-  stream/checkpoint.cpp codec/codec.cpp base/error.cpp
+  stream/checkpoint.cpp stream/cumulate_windows.cpp codec/codec.cpp base/error.cpp
 build_target jetstream_input transport/jetstream/js_options.cpp transport/endpoint.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
