@@ -386,9 +386,11 @@ TEST_CASE("bad input rows are counted and skipped") {
   CHECK_FALSE(job->feed(R"({"k":"a","v":"one","ts":5})", 1, 2));  // wrong JSON type
   CHECK_FALSE(job->feed(R"({"k":"a","v":1})", 1, 3));             // no event time
   CHECK_FALSE(job->feed("not json", 1, 4));
+  CHECK_FALSE(job->feed(R"({"k":"a","v":9223372036854775808,"ts":5})", 1, 6));  // past int64 (a double)
+  CHECK_FALSE(job->feed(R"({"k":"a","v":1.5,"ts":5})", 1, 7));                  // not whole
   CHECK(job->feed(R"({"v":2,"ts":"1970-01-01T00:00:01.5Z"})", 1, 5));  // missing k: NULL
   CHECK(rows == std::vector<std::string>{"a|1", "null|2"});
-  CHECK(job->stats().bad_input == 3);
+  CHECK(job->stats().bad_input == 5);
 }
 
 TEST_CASE("a checkpoint restored into a fresh job continues where the first one stopped") {

@@ -4,6 +4,7 @@
 // turns its changelog rows back into SQL rows through HAVING and the SELECT list.
 #include <simdjson.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -103,8 +104,11 @@ class Runner {
       switch (v.type) {
         case Type::bigint: {
           if (f.get_int64().get(v.i) == simdjson::SUCCESS) break;
+          // A whole number written as a double (1e3, 2.0), inside the int64 range (checked
+          // before the cast: converting a double out of range is undefined).
           double d = 0;
-          if (f.get_double().get(d) != simdjson::SUCCESS || d != static_cast<double>(static_cast<std::int64_t>(d))) {
+          if (f.get_double().get(d) != simdjson::SUCCESS || !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) ||
+              d != std::trunc(d)) {
             return false;
           }
           v.i = static_cast<std::int64_t>(d);
