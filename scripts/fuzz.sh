@@ -56,7 +56,7 @@ mkdir -p "$work/generated/rill" "$work/obj"
 echo "fuzz.sh: work dir $work"
 
 flatc --cpp --scoped-enums -o "$work/generated/rill" "$repo/codec/envelope.fbs"
-cxxflags+=(-I"$repo/query/include")  # the SQL parser's public header
+cxxflags+=(-I"$repo/stream/sql/include")  # the SQL parser's public header
 cxxflags+=(-I"$work/generated" $(pkg-config --cflags spdlog))  # base/logging.cpp: the group ledger's warnings
 
 # build_target NAME LIBRARY_SOURCES...: the library objects are instrumented for
@@ -86,21 +86,26 @@ build_target shm_directory transport/shm/shm_directory_format.cpp base/error.cpp
 build_target ack_store policies/log/ack_store.cpp policies/log/crc32c.cpp base/error.cpp
 build_target state_file policies/durability/delivered_store.cpp policies/durability/mapped_file.cpp base/error.cpp
 build_target sequence_mark policies/durability/sequence_mark.cpp policies/durability/mapped_file.cpp base/error.cpp
-build_target sql query/sql_parse.cpp query/sql_ast.cpp
+build_target sql stream/sql/sql_parse.cpp stream/sql/sql_ast.cpp
 build_target group_ledger policies/durability/group_ledger.cpp policies/durability/mapped_file.cpp \
   base/logging.cpp base/error.cpp
 build_target pgoutput connectors/cdc/pgoutput.cpp connectors/cdc/change_json.cpp base/error.cpp
 build_target stream_json stream/json_fields.cpp codec/codec.cpp base/error.cpp
 build_target stream_checkpoint stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
   stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp stream/checkpoint.cpp \
-  base/error.cpp
+  stream/cumulate_windows.cpp base/error.cpp
 build_target stream_join_checkpoint stream/watermark.cpp stream/join_operator.cpp stream/join_window.cpp \
   stream/join_keyed.cpp stream/join_checkpoint.cpp stream/state_file.cpp base/error.cpp
 build_target cep_checkpoint stream/watermark.cpp stream/state_file.cpp stream/cep_pattern.cpp stream/cep_matcher.cpp \
   stream/cep_operator.cpp stream/cep_checkpoint.cpp base/error.cpp
-build_target cep_sql query/sql_parse.cpp query/sql_ast.cpp stream/watermark.cpp stream/state_file.cpp \
+build_target cep_sql stream/sql/sql_parse.cpp stream/sql/sql_ast.cpp stream/watermark.cpp stream/state_file.cpp \
   stream/cep_pattern.cpp stream/cep_matcher.cpp stream/cep_operator.cpp stream/cep_checkpoint.cpp stream/cep_sql.cpp \
   base/error.cpp
+build_target sql_job stream/sql/sql_parse.cpp stream/sql/sql_ast.cpp stream/sql/value.cpp stream/sql/eval.cpp \
+  stream/sql/expr_compile.cpp stream/sql/plan.cpp stream/sql/row_aggregate.cpp stream/sql/job.cpp stream/sql/job_state.cpp \
+  stream/json_fields.cpp stream/watermark.cpp stream/emitter.cpp stream/time_windows.cpp stream/session_windows.cpp \
+  stream/sliding_windows.cpp stream/ordered_windows.cpp stream/window_operator.cpp stream/state_windows.cpp \
+  stream/checkpoint.cpp stream/cumulate_windows.cpp codec/codec.cpp base/error.cpp
 build_target jetstream_input transport/jetstream/js_options.cpp transport/endpoint.cpp base/error.cpp
 
 # --- run -------------------------------------------------------------------------
@@ -108,7 +113,7 @@ status=0
 summary=()
 for name in envelope control batch udp udp_auth http_request signature_header log_record shm_directory \
             ack_store state_file sequence_mark group_ledger pgoutput stream_json stream_checkpoint stream_join_checkpoint \
-            cep_checkpoint jetstream_input sql cep_sql; do
+            cep_checkpoint jetstream_input sql sql_job cep_sql; do
   corpus=$work/corpus-$name
   rm -rf "$corpus"
   mkdir -p "$corpus"

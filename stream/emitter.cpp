@@ -12,7 +12,8 @@ void Emitter::send(const Row& row) {
 
 void Emitter::emit_current(const std::string& key, WindowState& w) {
   Row row{.kind = RowKind::insert, .key = key, .start = w.start, .end = w.end, .value = w.acc->result(),
-          .count = w.count};
+          .count = w.count, .detail = {}};
+  w.acc->detail(row.detail);
   if (w.emitted) {
     Row before = *w.emitted;
     before.kind = RowKind::update_before;

@@ -19,6 +19,11 @@ Result<void> check(const OperatorOptions& o) {
         return fail(Errc::invalid_argument, "hopping window needs 0 < hop <= size");
       }
       break;
+    case WindowKind::cumulate:
+      if (w.size_ms <= 0 || w.hop_ms <= 0 || w.hop_ms > w.size_ms || w.size_ms % w.hop_ms != 0) {
+        return fail(Errc::invalid_argument, "cumulate window needs 0 < step <= size, size a multiple of step");
+      }
+      break;
     case WindowKind::session:
       if (w.gap_ms <= 0) return fail(Errc::invalid_argument, "session gap must be > 0");
       break;
@@ -65,6 +70,7 @@ void WindowOperator::make_store() {
     case WindowKind::sliding: m_store = detail::make_sliding_windows(params); break;
     case WindowKind::count:
     case WindowKind::global: m_store = detail::make_ordered_windows(params); break;
+    case WindowKind::cumulate: m_store = detail::make_cumulate_windows(params); break;
   }
 }
 

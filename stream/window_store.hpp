@@ -106,5 +106,6 @@ std::unique_ptr<WindowStore> make_time_windows(const StoreParams& p);     // tum
 std::unique_ptr<WindowStore> make_session_windows(const StoreParams& p);  // session
 std::unique_ptr<WindowStore> make_sliding_windows(const StoreParams& p);  // sliding
 std::unique_ptr<WindowStore> make_ordered_windows(const StoreParams& p);  // count, global
+std::unique_ptr<WindowStore> make_cumulate_windows(const StoreParams& p);  // cumulate
 
 }  // namespace rill::stream::detail

@@ -99,5 +99,7 @@ int cmd_transports(int argc, char** argv);
 int cmd_keygen(int argc, char** argv);
 /// rill nexmark gen: the Nexmark event streams, printed or published.
 int cmd_nexmark(int argc, char** argv);
+/// rill query ENDPOINT... (--file F | --sql TEXT): runs a streaming SQL script.
+int cmd_query(int argc, char** argv);
 
 }  // namespace rill::cli

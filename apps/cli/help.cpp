@@ -330,6 +330,41 @@ Options:
   -h, --help                show this page
 )help";
 
+constexpr std::string_view query_help = R"help(usage: rill query ENDPOINT... (--file JOB.sql | --sql TEXT) [OPTIONS]
+
+Run a streaming SQL script. CREATE TABLE declares the input (its 'topic', JSON payloads, a
+WATERMARK FOR its event-time column) and sinks ('topic' and 'endpoint'); one SELECT prints its
+rows, or INSERT INTO sink SELECT publishes them there. The input topic is subscribed on every
+ENDPOINT. Runs: projections, expressions, WHERE, and GROUP BY window_start, window_end over
+TABLE(TUMBLE|HOP|SESSION(...)) with COUNT, COUNT(DISTINCT), SUM, MIN, MAX, AVG and HAVING
+(README "Streaming SQL"). Each row carries its changelog kind (+I, -U, +U, -D); a watermark line
+follows the rows of every window-closing watermark advance. At exit the open windows close.
+A query error exits 2 with line:column: message. Ends with a JSON stats line on stderr.
+
+Example:
+  rill query tcp://127.0.0.1:5555 --sql "CREATE TABLE t (k STRING, v INT, ts TIMESTAMP(3),
+    WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('topic' = 'in', 'format' = 'json');
+    SELECT k, window_end, SUM(v) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+    GROUP BY k, window_start, window_end"
+
+Options:
+  --file JOB.sql            the script
+  --sql TEXT                the script, inline
+  --format json|text        printed rows: {"op":"+I","row":{...}} and {"watermark":"<ISO time>"}
+                            (json, the default), or +I[v1, v2] and "watermark <ISO time>" (text)
+  --count N                 exit after N output rows
+  --idle-exit-ms MS         exit after MS without input
+  --wait-subs N             with INSERT INTO, wait (up to 20 s) for N subscribers on the sink before
+                            reading input, so they miss no row
+  --state DIR               exactly once across restarts (INSERT INTO only): the input is read
+                            through a durable subscription (its publisher must be persistent),
+                            the windows and input positions are checkpointed in DIR, and the sink
+                            is a persistent publisher (log in DIR/sink-log) whose rows are not
+                            sent twice after a restart (one input publisher)
+  --checkpoint-ms MS        how often to checkpoint with --state (default 1000)
+  -h, --help                show this page
+)help";
+
 struct Command {
   std::string_view name;
   std::string_view summary;  // its line on the main page
@@ -345,6 +380,7 @@ constexpr Command commands[] = {
     {"perf", "measure rill's latency and throughput beside the raw transport", perf_help},
     {"log", "look into a persistent log: list | inspect | replay | dlq (dead letters)", log_help},
     {"nexmark", "generate the Nexmark benchmark's event streams: rill nexmark gen", nexmark_help},
+    {"query", "run a streaming SQL script over topics: windows, aggregates, filters", query_help},
     {"transports", "list the compiled transports and what each supports", transports_help},
     {"keygen", "make a CurveZMQ key pair for tcp (NAME.key, NAME.pub), or a udp group key (--udp FILE)", keygen_help},
     {"help", "show this page, or a command's options: rill help COMMAND", {}},
@@ -425,6 +461,9 @@ std::string_view missing_build_option(std::string_view command) {
 #endif
 #ifndef RILL_WITH_LOG
   if (command == "log") return "RILL_WITH_LOG";
+#endif
+#ifndef RILL_WITH_SQL
+  if (command == "query") return "RILL_WITH_SQL";
 #endif
   static_cast<void>(command);
   return {};

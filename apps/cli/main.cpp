@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   if (cmd == "keygen") return cmd_keygen(argc - 2, argv + 2);
 #endif
   if (cmd == "nexmark") return cmd_nexmark(argc - 2, argv + 2);
+#ifdef RILL_WITH_SQL
+  if (cmd == "query") return cmd_query(argc - 2, argv + 2);
+#endif
 #ifdef RILL_WITH_HTTP
   if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
 #endif

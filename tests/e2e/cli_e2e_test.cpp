@@ -53,7 +53,7 @@ TEST_CASE("usage errors: exit 2 and exactly one 'rill: ' line on stderr") {
 
 TEST_CASE("rill --help lists every command; each command explains its options") {
   TempDir dir;
-  const std::vector<std::string> commands = {"pub", "sub", "serve", "cdc", "perf", "log", "nexmark", "transports", "keygen", "help"};
+  const std::vector<std::string> commands = {"pub", "sub", "serve", "cdc", "perf", "log", "nexmark", "query", "transports", "keygen", "help"};
   auto top = spawn_rill(dir, "help", {"--help"});
   CHECK(top->wait(10s).describe() == "exit 0");
   const auto page = top->out();

@@ -1,4 +1,4 @@
-// Fuzz target: the streaming SQL parser (query/). Property: nothing crashes or recurses
+// Fuzz target: the streaming SQL parser (stream/sql/). Property: nothing crashes or recurses
 // without bound; a script either parses to a tree whose dump starts with (script, or gets an
 // error whose line:column lies inside the input (or just past its end) with a message.
 #include <algorithm>

@@ -124,6 +124,19 @@ inline std::multiset<RowTuple> reference(std::vector<Event> events, const rill::
         }
         break;
       }
+      case WindowKind::cumulate: {
+        // Every period from before the first event to the last; each prefix of it, step by step.
+        for (TimeMs p = (lo / spec.size_ms - 2) * spec.size_ms; p <= hi; p += spec.size_ms) {
+          for (TimeMs end = p + spec.hop_ms; end <= p + spec.size_ms; end += spec.hop_ms) {
+            std::vector<double> in;
+            for (const auto& e : evs) {
+              if (e.time >= p && e.time < end) in.push_back(e.value);
+            }
+            add_row(out, key, p, end, in, fold);
+          }
+        }
+        break;
+      }
       case WindowKind::sliding: {
         std::set<TimeMs> times;
         for (const auto& e : evs) times.insert(e.time);

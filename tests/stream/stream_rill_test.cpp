@@ -18,11 +18,11 @@ using namespace std::chrono_literals;
 using streamtest::TimeMs;
 
 TEST_CASE("row_json and the marker payload have the documented form") {
-  CHECK(rs::row_json({.kind = rs::RowKind::insert, .key = "red", .start = 0, .end = 100, .value = 7, .count = 2}) ==
+  CHECK(rs::row_json({.kind = rs::RowKind::insert, .key = "red", .start = 0, .end = 100, .value = 7, .count = 2, .detail = {}}) ==
         R"({"key":"red","start":0,"end":100,"value":7,"count":2})");
-  CHECK(rs::row_json({.key = "q\"\\\n", .start = -5, .end = 5, .value = 0.5, .count = 1}) ==
+  CHECK(rs::row_json({.key = "q\"\\\n", .start = -5, .end = 5, .value = 0.5, .count = 1, .detail = {}}) ==
         R"({"key":"q\"\\\u000a","start":-5,"end":5,"value":0.5,"count":1})");
-  CHECK(rs::row_json({.key = "e", .value = std::numeric_limits<double>::infinity()}).find("\"value\":null") !=
+  CHECK(rs::row_json({.key = "e", .value = std::numeric_limits<double>::infinity(), .detail = {}}).find("\"value\":null") !=
         std::string::npos);
 }
 
@@ -108,7 +108,7 @@ void pipeline_over(const std::string& in_ep, const std::string& out_ep) {
   CHECK(untagged == 0);
   std::multiset<std::string> expected;
   for (const auto& [key, start, end, value, count] : streamtest::reference(sent, rs::tumbling(100ms), streamtest::fold_sum)) {
-    expected.insert(rs::row_json({.key = key, .start = start, .end = end, .value = value, .count = count}));
+    expected.insert(rs::row_json({.key = key, .start = start, .end = end, .value = value, .count = count, .detail = {}}));
   }
   CHECK(rows == expected);
   REQUIRE(!markers.empty());

@@ -56,6 +56,7 @@ TEST_CASE("every window kind, both emission modes, matches a brute-force referen
       {"tumbling", rs::tumbling(100ms)},   {"hopping", rs::hopping(100ms, 30ms)},
       {"sliding", rs::sliding(50ms)},      {"session", rs::session(20ms)},
       {"count", rs::count_window(7)},      {"global", rs::global_window()},
+      {"cumulate", rs::cumulate(20ms, 100ms)},
   };
   for (int round = 0; round < 10; ++round) {
     const auto input = streamtest::random_input(rng, 3, 400, 5, 4000, 40);
@@ -225,7 +226,8 @@ TEST_CASE("late corrections for hopping and sliding windows keep the changelog e
   std::mt19937_64 rng(rilltest::test_seed() + 2);
   // Disorder 60 ms against a bound of 20 ms: many events are late, all within 100 ms lateness.
   const auto input = streamtest::random_input(rng, 2, 200, 3, 2000, 60);
-  for (const auto& spec : {rs::hopping(50ms, 20ms), rs::sliding(30ms), rs::session(25ms), rs::tumbling(40ms)}) {
+  for (const auto& spec : {rs::hopping(50ms, 20ms), rs::sliding(30ms), rs::session(25ms), rs::tumbling(40ms),
+                           rs::cumulate(10ms, 50ms)}) {
     CAPTURE(static_cast<int>(spec.kind));
     const auto r = run(input, {.window = spec, .watermark = {.out_of_orderness = 20ms, .min_sources = 2}, .allowed_lateness = 100ms});
     CHECK(r.stats.late_accepted > 0);

@@ -23,6 +23,9 @@ class Accumulator {
   virtual void merge(const Accumulator& other) = 0;
   /// The current result.
   [[nodiscard]] virtual double result() const = 0;
+  /// Appends a result richer than result() to `out` (Row::detail), for accumulators that
+  /// compute several values at once (SQL's aggregates of one row); nothing by default.
+  virtual void detail(std::string& out) const { (void)out; }
   /// Appends the state's bytes to `out` for a checkpoint; false if it cannot be saved.
   [[nodiscard]] virtual bool save(std::string& out) const = 0;
   /// Replaces the state with bytes from save(); false if they do not fit this aggregate.

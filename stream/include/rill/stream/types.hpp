@@ -49,6 +49,9 @@ struct Row {
   TimeMs end = 0;           ///< window end (exclusive)
   double value = 0;         ///< the aggregate's result
   std::uint64_t count = 0;  ///< events in the window
+  /// The accumulator's full result when one double is not enough (Accumulator::detail: the
+  /// several aggregates of a SQL row); empty otherwise.
+  std::string detail;
 };
 
 }  // namespace rill::stream

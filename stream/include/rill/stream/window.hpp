@@ -14,13 +14,14 @@ enum class WindowKind : std::uint8_t {
   session,   ///< a key's events while the gaps between them stay under `gap`; merges on bridging
   count,     ///< every `count` events of a key, in event-time order
   global,    ///< all of a key's events since the beginning (compact: one accumulator per key)
+  cumulate,  ///< within each [k*size, (k+1)*size): [k*size, k*size + j*step) for j = 1..size/step
 };
 
 /// A window kind with its sizes; make one with the functions below.
 struct WindowSpec {
   WindowKind kind = WindowKind::tumbling;
-  std::int64_t size_ms = 0;  ///< tumbling, hopping, sliding
-  std::int64_t hop_ms = 0;   ///< hopping
+  std::int64_t size_ms = 0;  ///< tumbling, hopping, sliding, cumulate (the longest window)
+  std::int64_t hop_ms = 0;   ///< hopping; cumulate: the step
   std::int64_t gap_ms = 0;   ///< session
   std::uint64_t count = 0;   ///< count
 };
@@ -32,6 +33,11 @@ struct WindowSpec {
 /// Hopping windows of `size`, one starting every `hop`.
 [[nodiscard]] inline WindowSpec hopping(std::chrono::milliseconds size, std::chrono::milliseconds hop) {
   return {.kind = WindowKind::hopping, .size_ms = size.count(), .hop_ms = hop.count()};
+}
+/// Cumulating windows: every `step`, the aggregate so far of the current `size`-long period
+/// (size a multiple of step).
+[[nodiscard]] inline WindowSpec cumulate(std::chrono::milliseconds step, std::chrono::milliseconds size) {
+  return {.kind = WindowKind::cumulate, .size_ms = size.count(), .hop_ms = step.count()};
 }
 /// Sliding (rolling) windows: for each event time t, the events within `size` up to t.
 [[nodiscard]] inline WindowSpec sliding(std::chrono::milliseconds size) {

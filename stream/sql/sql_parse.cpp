@@ -6,7 +6,7 @@
 #include <tao/pegtl/contrib/parse_tree.hpp>
 #include <type_traits>
 
-#include "query/sql_grammar.hpp"
+#include "stream/sql/sql_grammar.hpp"
 
 namespace rill::sql {
 

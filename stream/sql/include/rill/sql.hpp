@@ -1,5 +1,5 @@
 // rill's streaming SQL dialect: the parser from text to an abstract syntax tree. The grammar
-// (PEGTL rules) is query/sql_grammar.hpp; README "Streaming SQL" documents the dialect.
+// (PEGTL rules) is stream/sql/sql_grammar.hpp; README "Streaming SQL" documents the dialect.
 // Planning and execution on the stream engine are not done yet.
 #pragma once
 

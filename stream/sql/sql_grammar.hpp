@@ -6,7 +6,7 @@
 
 #include <tao/pegtl.hpp>
 
-#include "query/sql_tokens.hpp"
+#include "stream/sql/sql_tokens.hpp"
 #include "rill/sql.hpp"
 
 namespace rill::sql::grammar {

@@ -1,0 +1,1 @@
+CREATE TABLE t (a INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('topic'='x'); SELECT a, window_end, COUNT(DISTINCT a) FROM TABLE(SESSION(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY a, window_start, window_end HAVING MAX(a) > 1
