@@ -318,6 +318,9 @@ TEST_CASE("rill cdc: every change exactly once, in commit order, across kill -9 
   // The server crashes under a running rill cdc, which reconnects.
   db.reset();
   pg.restart_immediate();
+  // It noticed the loss and is retrying before the next kill can land (on a slow, sanitized
+  // build the first kill of the next phase could come before it had).
+  REQUIRE_MESSAGE(wait_until([&] { return cdc->err().find("retrying in") != std::string::npos; }, 20s), cdc->err());
   db = std::make_unique<Db>(pg.uri());
   phase(250, true);
   // A last transaction reads a WAL position inside itself: once the slot confirms past
