@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -45,8 +46,12 @@ class TcpRelay {
   [[nodiscard]] int port() const noexcept { return m_port; }
   /// Every byte relayed so far, both directions (in arrival order per read).
   [[nodiscard]] std::string captured() const {
+    // Each direction of each connection as one contiguous run: interleaving the two at read
+    // boundaries would split a payload that crossed two reads.
     std::lock_guard lock(m_mutex);
-    return m_captured;
+    std::string all;
+    for (const auto& [slot, bytes] : m_captured) all += bytes;
+    return all;
   }
 
  private:
@@ -80,7 +85,7 @@ class TcpRelay {
         }
         {
           std::lock_guard lock(m_mutex);
-          m_captured.append(buf, static_cast<std::size_t>(n));
+          m_captured[k].append(buf, static_cast<std::size_t>(n));
         }
         for (ssize_t sent = 0; sent < n;) {
           const auto w = ::write(to, buf + sent, static_cast<std::size_t>(n - sent));
@@ -110,7 +115,7 @@ class TcpRelay {
   int m_port = 0;
   std::vector<int> m_fds;
   mutable std::mutex m_mutex;
-  std::string m_captured;
+  std::map<std::size_t, std::string> m_captured;  // by fd slot: one direction of one connection
   std::atomic<bool> m_stop{false};
   std::thread m_thread;
 };
